@@ -1,0 +1,180 @@
+"""Graph-shaped responses: the headers Graph sends and its one-object error envelope.
+
+Replay, record, the emulator and the fault injector all answer clients; they build their
+answers here so that every answer carries the same headers a real Graph response does
+(``request-id``, echoed ``client-request-id``, ``Date``...) and every error the same envelope.
+A :class:`Reply` is plain data; :func:`to_response` is the one place that makes it a
+mitmproxy response.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from http import HTTPStatus
+from typing import Any
+
+from mitmproxy import http
+
+JSON = "application/json"
+# The region/scale-unit string real Graph sends; clients log it, none parse it.
+AGS_DIAGNOSTIC = (
+    '{"ServerInfo":{"DataCenter":"Local","Slice":"E","Ring":"5","ScaleUnit":"000",'
+    '"RoleInstance":"graph-vcr-proxy"}}'
+)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A complete HTTP answer: status, headers (in order, repeatable) and body bytes."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+    reason: str = field(default="")
+
+    def header(self, name: str) -> str | None:
+        name = name.lower()
+        return next((v for k, v in self.headers if k.lower() == name), None)
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def new_request_id() -> str:
+    return str(uuid.uuid4())
+
+
+def graph_date(now: datetime | None = None) -> str:
+    return format_datetime(now or datetime.now(UTC), usegmt=True)
+
+
+def header_value(headers: Mapping[str, str] | Iterable[tuple[str, str]], name: str) -> str | None:
+    """A header by lowercase name from a mapping or a list of pairs, whatever its case."""
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    return next((v for k, v in items if k.lower() == name), None)
+
+
+def response_headers(
+    request_headers: Mapping[str, str] | Iterable[tuple[str, str]],
+    *,
+    request_id: str | None = None,
+    content_type: str | None = JSON,
+) -> list[tuple[str, str]]:
+    """The headers every Graph response carries, with the client's request id echoed."""
+    headers = [("Cache-Control", "no-store")]
+    if content_type:
+        headers.append(("Content-Type", content_type))
+    headers.append(("request-id", request_id or new_request_id()))
+    client_request_id = header_value(request_headers, "client-request-id")
+    if client_request_id:
+        headers.append(("client-request-id", client_request_id))
+    headers += [("x-ms-ags-diagnostic", AGS_DIAGNOSTIC), ("Date", graph_date())]
+    return headers
+
+
+# Headers that identify one particular response or connection; replay makes them fresh.
+PER_RESPONSE_HEADERS = frozenset(
+    {
+        "request-id",
+        "client-request-id",
+        "date",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+    }
+)
+
+
+def refresh_headers(
+    recorded: Iterable[tuple[str, str]], request_headers: Mapping[str, str]
+) -> list[tuple[str, str]]:
+    """Recorded headers with the per-response ones made new, the way Graph would send them."""
+    kept = [(k, v) for k, v in recorded if k.lower() not in PER_RESPONSE_HEADERS]
+    fresh = response_headers(request_headers, content_type=None)
+    fresh_names = {k.lower() for k, _ in fresh}
+    return [(k, v) for k, v in kept if k.lower() not in fresh_names] + fresh
+
+
+def error_body(
+    code: str,
+    message: str,
+    *,
+    request_id: str,
+    client_request_id: str | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    inner = {
+        "date": (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S"),
+        "request-id": request_id,
+        "client-request-id": client_request_id or request_id,
+    }
+    return {"error": {"code": code, "message": message, "innerError": inner}}
+
+
+def json_reply(
+    status: int,
+    payload: Any,
+    request_headers: Mapping[str, str],
+    extra_headers: Iterable[tuple[str, str]] = (),
+) -> Reply:
+    headers = response_headers(request_headers)
+    return Reply(
+        status=status,
+        headers=(*headers, *extra_headers),
+        body=json.dumps(payload).encode(),
+        reason=_reason(status),
+    )
+
+
+def empty_reply(
+    status: int,
+    request_headers: Mapping[str, str],
+    extra_headers: Iterable[tuple[str, str]] = (),
+) -> Reply:
+    headers = response_headers(request_headers, content_type=None)
+    return Reply(status=status, headers=(*headers, *extra_headers), reason=_reason(status))
+
+
+def error_reply(
+    status: int,
+    code: str,
+    message: str,
+    request_headers: Mapping[str, str],
+    extra_headers: Iterable[tuple[str, str]] = (),
+) -> Reply:
+    """A Graph error: the envelope, with innerError ids that match the response headers."""
+    request_id = new_request_id()
+    headers = response_headers(request_headers, request_id=request_id)
+    body = error_body(
+        code,
+        message,
+        request_id=request_id,
+        client_request_id=header_value(request_headers, "client-request-id"),
+    )
+    return Reply(
+        status=status,
+        headers=(*headers, *extra_headers),
+        body=json.dumps(body).encode(),
+        reason=_reason(status),
+    )
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def to_response(reply: Reply) -> http.Response:
+    headers = [(k.encode(), v.encode()) for k, v in reply.headers]
+    response = http.Response.make(reply.status, reply.body, headers)
+    if reply.reason:
+        response.reason = reply.reason
+    return response

@@ -1,0 +1,119 @@
+"""Start ``graph-vcr-proxy`` as a child process and wait for it to listen.
+
+The demo, the pytest plugin and the end-to-end tests all need a real proxy on a free
+loopback port; this is the one way they get it. The child prints ``proxy listening on`` and
+the CA path when ready; both are read from its stdout, which a thread keeps draining so the
+child never blocks on a full pipe.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+READY = "proxy listening on "
+CA_LINE = "CA certificate: "
+
+
+class ProxyFailedToStart(RuntimeError):
+    pass
+
+
+@dataclass
+class RunningProxy:
+    url: str
+    ca: Path
+    process: subprocess.Popen[str]
+    stdout: list[str] = field(default_factory=list)
+    stderr: list[str] = field(default_factory=list)
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    def stop(self, timeout: float = 15) -> int:
+        return stop(self.process, timeout)
+
+
+def stop(process: subprocess.Popen[str], timeout: float = 15) -> int:
+    """SIGTERM, as a user's Ctrl-C would, then the exit status (killed if it hangs)."""
+    if process.poll() is None:
+        process.terminate()
+    try:
+        return process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait(timeout)
+
+
+def _drain(stream: IO[str], sink: list[str], lines: queue.Queue[str | None]) -> None:
+    for line in stream:
+        sink.append(line)
+        lines.put(line)
+    lines.put(None)
+
+
+def command(mode: str, *args: str, confdir: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "proxy_addons.cli",
+        mode,
+        "--listen-host",
+        "127.0.0.1",
+        "--listen-port",
+        "0",
+        "--confdir",
+        str(confdir),
+        *args,
+    ]
+
+
+@contextmanager
+def running_proxy(
+    mode: str, *args: str, confdir: Path, timeout: float = 60, env: dict[str, str] | None = None
+) -> Iterator[RunningProxy]:
+    """A proxy in ``mode`` on a free 127.0.0.1 port; stopped when the block ends."""
+    process = subprocess.Popen(
+        command(mode, *args, confdir=confdir),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    assert process.stdout is not None and process.stderr is not None
+    stdout: list[str] = []
+    stderr: list[str] = []
+    lines: queue.Queue[str | None] = queue.Queue()
+    threading.Thread(target=_drain, args=(process.stdout, stdout, lines), daemon=True).start()
+    threading.Thread(
+        target=_drain, args=(process.stderr, stderr, queue.Queue()), daemon=True
+    ).start()
+    url = ca = None
+    try:
+        while url is None or ca is None:
+            try:
+                line = lines.get(timeout=timeout)
+            except queue.Empty:
+                raise ProxyFailedToStart(f"no '{READY}' line within {timeout}s") from None
+            if line is None:
+                process.wait(timeout)
+                raise ProxyFailedToStart(
+                    f"proxy exited with {process.returncode}: {''.join(stderr).strip()}"
+                )
+            if line.startswith(READY):
+                url = line[len(READY) :].strip()
+            elif line.startswith(CA_LINE):
+                ca = Path(line[len(CA_LINE) :].strip())
+        proxy = RunningProxy(url, ca, process, stdout, stderr)
+        yield proxy
+    finally:
+        stop(process)

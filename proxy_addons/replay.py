@@ -1,0 +1,103 @@
+"""Addon: answer our Graph routes from VCR cassettes, offline, without touching other traffic.
+
+Load it alone with::
+
+    mitmdump -s proxy_addons/replay.py --set graph_cassette=cassettes/ \\
+        --set connection_strategy=lazy
+
+(``connection_strategy=lazy`` is what keeps mitmproxy from dialling graph.microsoft.com when
+the client connects; the addon sets it itself at start if you forget.)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from mitmproxy import ctx, exceptions, http
+from mitmproxy.addonmanager import Loader
+
+from proxy_addons import cassette, flows
+from proxy_addons.cassette import CassetteIndex, Interaction
+from proxy_addons.graph import Reply, error_reply, refresh_headers
+from proxy_addons.options import declare_cassette
+
+logger = logging.getLogger(__name__)
+
+ON_MISS = ("error", "forward")
+MISS_STATUS = 501
+MISS_CODE = "CassetteMiss"
+
+
+def replayed_reply(interaction: Interaction, request_headers: Mapping[str, str]) -> Reply:
+    """A recorded response with fresh request-id, echoed client-request-id and a new Date."""
+    recorded = cassette.recorded_reply(interaction)
+    return Reply(
+        recorded.status,
+        tuple(refresh_headers(recorded.headers, request_headers)),
+        recorded.body,
+        recorded.reason,
+    )
+
+
+def miss_reply(index: CassetteIndex, request: http.Request) -> Reply:
+    miss = index.explain_miss(request.method, request.pretty_url, request.raw_content)
+    return error_reply(
+        MISS_STATUS,
+        MISS_CODE,
+        f"No recorded interaction matches {request.method} {request.pretty_url}: {miss.explain()}.",
+        request.headers,
+    )
+
+
+class Replay:
+    def __init__(self) -> None:
+        self.index = CassetteIndex()
+
+    def load(self, loader: Loader) -> None:
+        declare_cassette(loader)
+        loader.add_option(
+            "graph_on_miss",
+            str,
+            "error",
+            "What to do with a Graph request the cassette has no answer for: answer it with "
+            f"a Graph-shaped {MISS_STATUS} {MISS_CODE} error naming the closest recorded "
+            "request, or forward it upstream.",
+            choices=ON_MISS,
+        )
+        loader.add_option(
+            "graph_match_body",
+            bool,
+            True,
+            "Match request bodies (compared as JSON) as well as method, URL and query.",
+        )
+
+    def configure(self, updated: set[str]) -> None:
+        if {"graph_cassette", "graph_match_body"} & updated:
+            try:
+                interactions = cassette.load(ctx.options.graph_cassette)
+            except cassette.CassetteError as exc:
+                raise exceptions.OptionsError(str(exc)) from None
+            self.index = CassetteIndex(interactions, match_body=ctx.options.graph_match_body)
+            logger.info(
+                "replaying %d interactions from %s", len(self.index), ctx.options.graph_cassette
+            )
+
+    def running(self) -> None:
+        if ctx.options.connection_strategy != "lazy":
+            ctx.options.update(connection_strategy="lazy")
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        route = flows.claim(flow)
+        if route is None:
+            return
+        request = flow.request
+        hit = self.index.lookup(request.method, request.pretty_url, request.raw_content)
+        if hit is not None:
+            flows.answer(flow, replayed_reply(hit, request.headers), by="replay")
+        elif ctx.options.graph_on_miss == "error":
+            flows.answer(flow, miss_reply(self.index, request), by="replay")
+            logger.warning("cassette miss: %s %s", request.method, request.pretty_url)
+
+
+addons = [Replay()]

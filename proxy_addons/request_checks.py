@@ -1,0 +1,75 @@
+"""Checks every addon runs on a request to one of our routes before anything else.
+
+Graph refuses a malformed request before it looks anything up, so the proxy does too: a wrong
+method, a body that is too large, a wrong Content-Type, non-UTF-8 bytes or malformed JSON each
+get Graph's own status and error code, and no cassette lookup, upstream call or fault happens.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from proxy_addons.graph import Reply, error_reply, header_value
+from proxy_addons.routes import ALLOWED_METHODS, Route
+
+# Graph refuses request bodies over 4 MB on most resources.
+MAX_BODY_BYTES = 4 * 1024 * 1024
+_METHODS_WITH_BODY = frozenset({"PUT", "PATCH", "POST"})
+
+
+def check_request(route: Route, headers: Mapping[str, str], body: bytes | None) -> Reply | None:
+    """The Graph error this request earns before any lookup, or None when it is well formed."""
+    if route.operation is None:
+        allowed = ", ".join(ALLOWED_METHODS[route.resource])
+        return error_reply(
+            405,
+            "Request_BadRequest",
+            f"Specified HTTP method is not allowed for the request target. Allowed: {allowed}.",
+            headers,
+            extra_headers=[("Allow", allowed)],
+        )
+    if body and len(body) > MAX_BODY_BYTES:
+        return error_reply(
+            413,
+            "RequestEntityTooLarge",
+            f"The request body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}.",
+            headers,
+        )
+    if route.method not in _METHODS_WITH_BODY or not body:
+        return None
+    content_type = header_value(headers, "content-type") or ""
+    if content_type.split(";")[0].strip().lower() != "application/json":
+        return error_reply(
+            415,
+            "UnsupportedMediaType",
+            f"Content-Type {content_type or '(none)'!r} is not supported; send application/json.",
+            headers,
+        )
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return error_reply(
+            400,
+            "BadRequest",
+            f"The request body is not valid UTF-8 (byte {exc.start}).",
+            headers,
+        )
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        return error_reply(
+            400,
+            "BadRequest",
+            "Unable to read JSON request payload. Please ensure Content-Type header is set "
+            f"and payload is of valid JSON format. ({exc.msg} at line {exc.lineno} "
+            f"column {exc.colno})",
+            headers,
+        )
+    return None
+
+
+def json_body(body: bytes | None) -> Any:
+    """The parsed body of a request that passed :func:`check_request`, or None."""
+    return json.loads(body) if body else None

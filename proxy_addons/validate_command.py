@@ -1,0 +1,59 @@
+"""``graph-vcr-proxy validate PATH...``: every interaction checked against the models.
+
+Exit 0 when all are valid (notes such as ``"true"`` for a Boolean don't fail), 1 when any
+interaction is invalid, 2 when a cassette cannot be read at all.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from proxy_addons import cassette
+from proxy_addons.models import Problem, errors_only
+from proxy_addons.routes import parse
+from proxy_addons.validation import request_problems, response_problems
+
+
+def interaction_problems(interaction: cassette.Interaction) -> list[tuple[str, Problem]]:
+    """(side, problem) for one interaction; interactions that are not ours have none."""
+    request = interaction.request
+    route = parse(request.method, request.uri)
+    if route is None:
+        return []
+    reply = cassette.recorded_reply(interaction)
+    return [("request", p) for p in request_problems(route.operation, request.body)] + [
+        ("response", p) for p in response_problems(route.operation, reply.status, reply.body)
+    ]
+
+
+def run_validate(paths: Sequence[str]) -> int:
+    console = Console()
+    table = Table("cassette", "#", "request", "side", "severity", "problem")
+    checked = invalid = 0
+    for path in paths:
+        try:
+            interactions = cassette.load(path)
+        except cassette.CassetteError as exc:
+            print(f"graph-vcr-proxy: {exc}", file=sys.stderr)
+            return 2
+        for interaction in interactions:
+            checked += 1
+            found = interaction_problems(interaction)
+            invalid += bool(errors_only([p for _, p in found]))
+            for side, problem in found:
+                table.add_row(
+                    str(interaction.source),
+                    str(interaction.position),
+                    f"{interaction.request.method} {interaction.request.uri}",
+                    side,
+                    problem.severity,
+                    str(problem),
+                )
+    if table.row_count:
+        console.print(table)
+    console.print(f"{checked} interactions checked, {invalid} invalid")
+    return 1 if invalid else 0

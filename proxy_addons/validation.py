@@ -1,0 +1,74 @@
+"""Which model a request or response body of each operation must satisfy.
+
+The one place that joins routes to models, so the recorder, the emulator and ``validate``
+check the same thing the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel
+
+from proxy_addons.models import (
+    ErrorResponse,
+    JoinWebUrlResponse,
+    Problem,
+    SendVirtualAppointmentReminderSmsBody,
+    SendVirtualAppointmentSmsBody,
+    VirtualAppointment,
+    strict_problems,
+)
+from proxy_addons.routes import Operation
+
+REQUEST_MODELS: dict[Operation, type[BaseModel]] = {
+    Operation.CREATE: VirtualAppointment,
+    Operation.UPDATE: VirtualAppointment,
+    Operation.SMS: SendVirtualAppointmentSmsBody,
+    Operation.REMINDER_SMS: SendVirtualAppointmentReminderSmsBody,
+}
+RESPONSE_MODELS: dict[Operation, type[BaseModel]] = {
+    Operation.CREATE: VirtualAppointment,
+    Operation.GET: VirtualAppointment,
+    Operation.UPDATE: VirtualAppointment,  # Graph answers 204; a 200 body is the object
+    Operation.JOIN_URL: JoinWebUrlResponse,
+}
+
+
+def _parse(body: bytes | str | None) -> tuple[Any, list[Problem]]:
+    if body is None or body in (b"", ""):
+        return None, []
+    try:
+        return json.loads(body), []
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return None, [Problem("$", "a JSON document", f"unparseable ({exc})")]
+
+
+def request_problems(operation: Operation | None, body: bytes | str | None) -> list[Problem]:
+    model = REQUEST_MODELS.get(operation) if operation else None
+    data, problems = _parse(body)
+    if problems or model is None:
+        return problems
+    if data is None:
+        return [] if operation is Operation.UPDATE else [Problem("$", "a JSON body", "none")]
+    return strict_problems(model, data)
+
+
+def response_problems(
+    operation: Operation | None, status: int, body: bytes | str | None
+) -> list[Problem]:
+    data, problems = _parse(body)
+    if problems:
+        return problems
+    if status >= 400:
+        model: type[BaseModel] | None = ErrorResponse
+    elif data is None:
+        return []
+    else:
+        model = RESPONSE_MODELS.get(operation) if operation else None
+    if model is None:
+        return []
+    if data is None:
+        return [Problem("$", "a Graph error body", "none")]
+    return strict_problems(model, data)
