@@ -15,8 +15,12 @@ from proxy_addons.graph import Reply, to_response
 from proxy_addons.request_checks import check_request
 from proxy_addons.routes import Route, parse
 
+# flow.metadata keys. The summary reads them; each addon writes only its own.
 ANSWERED_BY = "graph_vcr_proxy.answered_by"  # "check", "replay", "emulator", "fault"
 ROUTE = "graph_vcr_proxy.route"
+RECORDED = "graph_vcr_proxy.recorded"  # True once the recorder has the interaction on disk
+PROBLEMS = "graph_vcr_proxy.problems"  # list[models.Problem] found by validation
+FAULT = "graph_vcr_proxy.fault"  # the kind of the fault injected into this flow
 
 
 def route_of(flow: http.HTTPFlow) -> Route | None:

@@ -1,0 +1,51 @@
+"""Fixtures shared by the end-to-end tests: a real proxy on a free port and real clients."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import httpx
+import pytest
+
+from proxy_addons.launcher import RunningProxy, running_proxy
+
+
+@pytest.fixture(scope="session")
+def confdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One mitmproxy confdir (and so one generated CA) for the whole run."""
+    return tmp_path_factory.mktemp("mitmproxy-confdir")
+
+
+@pytest.fixture
+def start_proxy(confdir: Path) -> Iterator[Callable[..., RunningProxy]]:
+    """Start ``graph-vcr-proxy MODE ARGS...`` on 127.0.0.1:0; all are stopped after the test."""
+    with ExitStack() as stack:
+
+        def start(mode: str, *args: str, **kwargs: object) -> RunningProxy:
+            return stack.enter_context(running_proxy(mode, *args, confdir=confdir, **kwargs))
+
+        yield start
+
+
+def httpx_client(proxy: RunningProxy, **kwargs: object) -> httpx.Client:
+    """An httpx client that goes through the proxy and trusts only its CA."""
+    verify = ssl.create_default_context(cafile=str(proxy.ca))
+    return httpx.Client(proxy=proxy.url, verify=verify, timeout=30, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def client_for() -> Iterator[Callable[[RunningProxy], httpx.Client]]:
+    """Factory of httpx clients bound to a proxy; closed after the test."""
+    clients: list[httpx.Client] = []
+
+    def make(proxy: RunningProxy) -> httpx.Client:
+        client = httpx_client(proxy)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
