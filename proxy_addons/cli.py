@@ -46,12 +46,26 @@ def replay_mode(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
     return [Replay()], settings
 
 
+def record_mode(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
+    """``record``: owned by the recorder (issue 4)."""
+    raise UsageError("record: not implemented yet")
+
+
+def simulate_mode(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
+    """``simulate``: owned by the emulator (issue 3)."""
+    raise UsageError("simulate: not implemented yet")
+
+
 def common_addons(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
     """Addons every proxy mode carries (faults, summary), placed before the mode's own."""
     return [], {}
 
 
-MODES: dict[str, ModeBuilder] = {"replay": replay_mode}
+MODES: dict[str, ModeBuilder] = {
+    "replay": replay_mode,
+    "record": record_mode,
+    "simulate": simulate_mode,
+}
 
 
 # --- running a proxy ----------------------------------------------------------------------
@@ -139,12 +153,14 @@ def add_proxy_arguments(parser: argparse.ArgumentParser) -> None:
         help="where mitmproxy keeps its CA (default: %(default)s)",
     )
     parser.add_argument("--verbose", action="store_true", help="show mitmproxy's own log")
+    add_common_mode_arguments(parser)
 
 
-def build_parser() -> Parser:
-    parser = Parser(prog="graph-vcr-proxy", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+def add_common_mode_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments every proxy mode takes besides the listen ones: faults, seed, summary."""
 
+
+def add_replay_parser(sub: Any) -> None:
     replay = sub.add_parser("replay", help="answer Graph calls from cassettes, offline")
     add_proxy_arguments(replay)
     replay.add_argument("--cassette", help="cassette file or folder (default: bundled)")
@@ -152,6 +168,24 @@ def build_parser() -> Parser:
     replay.add_argument(
         "--ignore-body", action="store_true", help="match on method, URL and query only"
     )
+
+
+def add_record_parser(sub: Any) -> None:
+    record = sub.add_parser("record", help="forward Graph calls and record them to a cassette")
+    add_proxy_arguments(record)
+
+
+def add_simulate_parser(sub: Any) -> None:
+    simulate = sub.add_parser("simulate", help="answer Graph calls from a stateful emulator")
+    add_proxy_arguments(simulate)
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="graph-vcr-proxy", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    add_replay_parser(sub)
+    add_record_parser(sub)
+    add_simulate_parser(sub)
 
     validate = sub.add_parser("validate", help="check cassettes against the models")
     validate.add_argument("paths", nargs="+", metavar="PATH")
