@@ -47,18 +47,55 @@ def replay_mode(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
 
 
 def record_mode(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
-    """``record``: owned by the recorder (issue 4)."""
-    raise UsageError("record: not implemented yet")
+    """``record``: forward, validate, redact and append each interaction to the cassette."""
+    from proxy_addons.record import Record
+
+    settings: dict[str, Any] = {
+        "graph_cassette": args.cassette,
+        "graph_record_mode": args.record_mode,
+        "graph_upstream": args.upstream,
+        "graph_validate": args.validate,
+        "graph_redact_headers": list(args.redact_header or []),
+        "graph_redact_fields": list(args.redact_field or []),
+        "graph_record_fsync": not args.no_fsync,
+    }
+    return [Record()], settings
 
 
 def simulate_mode(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
-    """``simulate``: owned by the emulator (issue 3)."""
-    raise UsageError("simulate: not implemented yet")
+    """``simulate``: the stateful emulator, as a proxy or (``--reverse``) as Graph itself."""
+    from proxy_addons.emulator import Emulator
+
+    settings: dict[str, Any] = {
+        "graph_state": args.state or "",
+        "graph_provisioning_delay": args.provisioning_delay,
+        "graph_deprecation_warnings": args.deprecation_warnings,
+        "graph_require_auth": not args.allow_anonymous,
+    }
+    if args.reverse:
+        # A plain-HTTP endpoint that parses every request as a graph.microsoft.com URL: what
+        # the recorder's --upstream points at. The emulator answers; nothing goes upstream.
+        settings["mode"] = ["reverse:https://graph.microsoft.com"]
+    return [Emulator()], settings
 
 
 def common_addons(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
-    """Addons every proxy mode carries (faults, summary), placed before the mode's own."""
-    return [], {}
+    """Addons every proxy mode carries (faults, summary), placed before the mode's own.
+
+    Faults first: an answer given in its request hook is one the mode's addons never see.
+    Bad rules are refused by the addon's ``configure`` (exit status 2, one line).
+    """
+    from proxy_addons.fault_injection import FaultInjector
+    from proxy_addons.summary import Summary
+
+    settings: dict[str, Any] = {
+        "graph_faults": list(args.fault or []),
+        "graph_faults_file": args.faults or "",
+        "graph_fault_seed": args.seed,
+        "graph_summary": not args.no_summary,
+        "graph_summary_json": args.summary_json or "",
+    }
+    return [FaultInjector(), Summary()], settings
 
 
 MODES: dict[str, ModeBuilder] = {
@@ -111,8 +148,17 @@ async def serve(addons: list[Any], settings: dict[str, Any], args: argparse.Name
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, proxy.shutdown)
+    loop.set_exception_handler(_quiet_cancelled)
     await proxy.run()
     return announce.exit_code
+
+
+def _quiet_cancelled(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """Python 3.11's asyncio reports client connections still open at a stop as errors, with a
+    traceback; they were cancelled on purpose (SIGTERM, Ctrl-C), so say nothing."""
+    if isinstance(context.get("exception"), asyncio.CancelledError):
+        return
+    loop.default_exception_handler(context)
 
 
 def configure_logging(verbose: bool) -> None:
@@ -158,6 +204,25 @@ def add_proxy_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_common_mode_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments every proxy mode takes besides the listen ones: faults, seed, summary."""
+    parser.add_argument(
+        "--fault",
+        action="append",
+        metavar="SPEC",
+        help="inject a fault, KIND[:key=value,...], e.g. throttle:times=1,retry-after=1 "
+        "(repeatable; tried in order)",
+    )
+    parser.add_argument(
+        "--faults", metavar="FILE", help="a YAML list of fault rules, tried before --fault"
+    )
+    parser.add_argument(
+        "--seed", type=int, metavar="N", help="make rate= and ms=MIN-MAX faults repeatable"
+    )
+    parser.add_argument(
+        "--summary-json", metavar="FILE", help="write the exit summary as JSON to FILE"
+    )
+    parser.add_argument(
+        "--no-summary", action="store_true", help="do not print the summary table at exit"
+    )
 
 
 def add_replay_parser(sub: Any) -> None:
@@ -171,13 +236,80 @@ def add_replay_parser(sub: Any) -> None:
 
 
 def add_record_parser(sub: Any) -> None:
+    from proxy_addons.record import RECORD_MODES, VALIDATE_MODES
+
     record = sub.add_parser("record", help="forward Graph calls and record them to a cassette")
     add_proxy_arguments(record)
+    record.add_argument("--cassette", required=True, help="cassette file to record into")
+    record.add_argument(
+        "--record-mode",
+        choices=RECORD_MODES,
+        default="once",
+        help="vcrpy's record modes (default: %(default)s, which refuses an existing cassette)",
+    )
+    record.add_argument(
+        "--upstream",
+        metavar="URL",
+        default="",
+        help="send Graph calls to this base URL instead of the real host; the cassette keeps "
+        "the real Graph URL",
+    )
+    record.add_argument(
+        "--validate",
+        choices=VALIDATE_MODES,
+        default="warn",
+        help="warn: log each problem; enforce: also refuse invalid requests with Graph's 400 "
+        "(default: %(default)s)",
+    )
+    record.add_argument(
+        "--redact-header",
+        action="append",
+        metavar="NAME",
+        help="also redact this header (repeatable; Authorization, Cookie, Set-Cookie always)",
+    )
+    record.add_argument(
+        "--redact-field",
+        action="append",
+        metavar="NAME",
+        help="also redact this JSON field at any depth, e.g. emailAddress (repeatable)",
+    )
+    record.add_argument(
+        "--no-fsync",
+        action="store_true",
+        help="write each interaction without fsync (still safe from a killed proxy, not from "
+        "a power cut)",
+    )
 
 
 def add_simulate_parser(sub: Any) -> None:
     simulate = sub.add_parser("simulate", help="answer Graph calls from a stateful emulator")
     add_proxy_arguments(simulate)
+    simulate.add_argument(
+        "--state", metavar="FILE", help="keep appointments in FILE across restarts"
+    )
+    simulate.add_argument(
+        "--provisioning-delay",
+        type=int,
+        default=0,
+        metavar="SECONDS",
+        help="each owner's first create gets 409 with this Retry-After once (default: 0, off)",
+    )
+    simulate.add_argument(
+        "--deprecation-warnings",
+        action="store_true",
+        help="log that virtualAppointment is retired; add Deprecation/Sunset/Link headers",
+    )
+    simulate.add_argument(
+        "--allow-anonymous",
+        action="store_true",
+        help="accept requests without an 'Authorization: Bearer' header",
+    )
+    simulate.add_argument(
+        "--reverse",
+        action="store_true",
+        help="serve plain HTTP as graph.microsoft.com itself instead of being a proxy "
+        "(an --upstream for record)",
+    )
 
 
 def build_parser() -> Parser:

@@ -21,6 +21,7 @@ ROUTE = "graph_vcr_proxy.route"
 RECORDED = "graph_vcr_proxy.recorded"  # True once the recorder has the interaction on disk
 PROBLEMS = "graph_vcr_proxy.problems"  # list[models.Problem] found by validation
 FAULT = "graph_vcr_proxy.fault"  # the kind of the fault injected into this flow
+FAULTS_INJECTED = "graph_vcr_proxy.faults_injected"  # every kind injected, in order
 
 
 def route_of(flow: http.HTTPFlow) -> Route | None:

@@ -53,6 +53,7 @@ def miss_reply(index: CassetteIndex, request: http.Request) -> Reply:
 class Replay:
     def __init__(self) -> None:
         self.index = CassetteIndex()
+        self.is_running = False
 
     def load(self, loader: Loader) -> None:
         declare_cassette(loader)
@@ -73,18 +74,36 @@ class Replay:
         )
 
     def configure(self, updated: set[str]) -> None:
+        # mitmproxy shows ``choices`` in help but does not enforce them.
+        if "graph_on_miss" in updated and ctx.options.graph_on_miss not in ON_MISS:
+            raise exceptions.OptionsError(
+                f"graph_on_miss must be one of {', '.join(ON_MISS)}, "
+                f"not {ctx.options.graph_on_miss!r}"
+            )
         if {"graph_cassette", "graph_match_body"} & updated:
             try:
                 interactions = cassette.load(ctx.options.graph_cassette)
             except cassette.CassetteError as exc:
                 raise exceptions.OptionsError(str(exc)) from None
             self.index = CassetteIndex(interactions, match_body=ctx.options.graph_match_body)
-            logger.info(
-                "replaying %d interactions from %s", len(self.index), ctx.options.graph_cassette
-            )
+            # Before start, mitmproxy may configure twice (a refused value is rolled back to
+            # the default): say what is served once, when it is.
+            if self.is_running:
+                self._announce()
+
+    def _announce(self) -> None:
+        logger.info(
+            "replaying %d interactions from %s", len(self.index), ctx.options.graph_cassette
+        )
 
     def running(self) -> None:
-        if ctx.options.connection_strategy != "lazy":
+        self.is_running = True
+        server = ctx.master.addons.get("proxyserver")
+        if server is None or server.listen_addrs():  # a proxy that failed to bind says so
+            self._announce()
+        # Offline replay of HTTPS needs it: eager dials the real host at CONNECT time.
+        # The option is the proxyserver addon's, absent where that addon isn't loaded.
+        if "connection_strategy" in ctx.options and ctx.options.connection_strategy != "lazy":
             ctx.options.update(connection_strategy="lazy")
 
     def request(self, flow: http.HTTPFlow) -> None:

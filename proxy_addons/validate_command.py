@@ -32,7 +32,12 @@ def interaction_problems(interaction: cassette.Interaction) -> list[tuple[str, P
 
 def run_validate(paths: Sequence[str]) -> int:
     console = Console()
-    table = Table("cassette", "#", "request", "side", "severity", "problem")
+    if not console.is_terminal:
+        # A pipe or CI log has no width: don't crop JSON paths to an imaginary 80 columns.
+        console = Console(width=240)
+    table = Table()
+    for name in ("cassette", "#", "request", "side", "severity", "problem"):
+        table.add_column(name, overflow="fold")  # a narrow terminal wraps, never crops
     checked = invalid = 0
     for path in paths:
         try:

@@ -1,0 +1,330 @@
+"""Durable, locked, append-only writing of one vcrpy cassette file.
+
+The layout is :data:`cassette.HEADER` (``version`` first, ``interactions`` last) followed by
+one YAML list item per interaction, so recording one more interaction is appending one more
+complete block at the end of the file, never rewriting it. The rules that keep the file a
+cassette plain vcrpy loads at every moment, whoever is killed when:
+
+- The file comes into existence with its first interaction: header and block are written to
+  a temporary file in the same folder, fsynced, and ``os.link``-ed into place, which refuses
+  to clobber a file someone else created meanwhile (that file is then appended to). An empty
+  ``interactions:`` would load as None and break vcrpy, so there is never such a file.
+- Every later interaction is one ``os.write`` of one complete block to an ``O_APPEND``
+  descriptor under an exclusive ``flock``, then ``fsync`` (after the lock is released, so
+  concurrent appends share one disk flush), all before :meth:`append` returns, so before
+  the recorder releases the response to the client.
+- Under the lock, before writing, the writer re-checks the file: that its descriptor still
+  names the file at the path (another process may have replaced it atomically, then it
+  reopens); that the file is in our layout (a cassette vcrpy wrote has ``interactions``
+  first and ``version`` last: it is rewritten into ours once, atomically); and that the last
+  block is complete (see :meth:`heal`).
+- Every rewrite is a temporary file, fsync, ``os.replace`` and an fsync of the folder, done
+  while holding the lock on the file being replaced.
+
+Residual risk, stated plainly: Linux checks for a pending SIGKILL between the pages of one
+``write()``, so a kill landing inside the write of a block that spans a page boundary can
+leave part of that block. Its response was never released, so nothing answered is lost, but
+until the next append (or the next start of the recorder) the file ends in a torn block that
+vcrpy refuses. Every append first drops such a torn tail under the lock; the window in which
+it can arise is the microseconds of one write system call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+from vcr.serializers import yamlserializer
+
+from proxy_addons import cassette
+
+BLOCK_START = "- request:"
+_BLOCK_SPLIT = re.compile(r"(?m)^(?=- request:)")
+# What every block we write ends with: the response's status, whose keys vcrpy's dumper
+# sorts last (``response`` after ``request``, ``status`` after ``body`` and ``headers``).
+_COMPLETE_TAIL = re.compile(rb"\n      code: \d+\n      message: [^\n]*\n\Z")
+_TAIL_PROBE = 512
+_SCAN_CHUNK = 64 * 1024
+
+Keep = Callable[[list[str]], list[str]]
+
+
+class CassetteWriteError(Exception):
+    """The interaction could not be made durable; ``str()`` says why."""
+
+
+class CassetteWriter:
+    """Appends interaction blocks to one cassette; safe across threads and processes."""
+
+    def __init__(self, path: Path | str, *, fsync: bool = True) -> None:
+        self.path = Path(path)
+        self.fsync = fsync
+        self._mutex = threading.Lock()
+        self._fd: int | None = None
+
+    # --- public ---------------------------------------------------------------------------
+
+    def append(self, block: str, *, keep: Keep | None = None) -> None:
+        """Make ``block`` (one ``cassette.interaction_yaml``) durable at the end of the file.
+
+        With ``keep``, the blocks already in the file are passed through it first and the
+        file is rewritten atomically with those it returns plus ``block`` (record mode
+        ``all`` uses this to replace what it re-records).
+        """
+        data = block.encode("utf-8")
+        sync_fd = None
+        with self._mutex:
+            try:
+                sync_fd = self._append(data, keep)
+            except OSError as exc:
+                raise CassetteWriteError(f"{self.path}: {exc.strerror or exc}") from exc
+            except cassette.CassetteError as exc:
+                raise CassetteWriteError(str(exc)) from exc
+        if sync_fd is None:
+            return
+        # Outside the lock and the mutex: appends that arrive while one thread waits for the
+        # disk are written meanwhile, and the next fsync makes them durable together.
+        try:
+            os.fsync(sync_fd)
+        except OSError as exc:
+            raise CassetteWriteError(f"{self.path}: {exc.strerror or exc}") from exc
+        finally:
+            os.close(sync_fd)
+
+    def _append(self, data: bytes, keep: Keep | None) -> int | None:
+        """Write ``data``; a descriptor to fsync when it was appended (creation and rewrites
+        are fsynced before they are linked into place)."""
+        for _ in range(100):  # each retry means another process replaced the file
+            fd = self._current_fd()
+            if fd is None:
+                if self._create(cassette.HEADER.encode() + data):
+                    return None
+                continue
+            with _locked(fd):
+                outcome = self._append_locked(fd, data, keep)
+            if outcome == "appended":
+                return os.dup(fd) if self.fsync else None
+            self._close()  # after unlocking: closing would drop the lock
+            if outcome == "replaced":
+                return None
+        raise CassetteWriteError(f"{self.path}: the file keeps being replaced")
+
+    def _append_locked(self, fd: int, data: bytes, keep: Keep | None) -> str:
+        if not self._is_current(fd):
+            return "stale"
+        if keep is not None or not self._in_our_layout(fd):
+            self._rewrite(fd, keep or (lambda blocks: blocks), data)
+            return "replaced"
+        self._drop_torn_tail(fd)
+        self._write_all(fd, data)
+        return "appended"
+
+    def heal(self) -> str | None:
+        """Drop a torn last block (an append cut short by a kill); say so if one was."""
+        with self._mutex:
+            fd = self._current_fd()
+            if fd is None:
+                return None
+            with _locked(fd):
+                current = self._is_current(fd)
+                message = self._drop_torn_tail(fd) if current and self._in_our_layout(fd) else None
+            if not current:
+                self._close()
+            return message
+
+    def close(self) -> None:
+        with self._mutex:
+            self._close()
+
+    # --- the file at the path --------------------------------------------------------------
+
+    def _current_fd(self) -> int | None:
+        if self._fd is None:
+            try:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
+            except FileNotFoundError:
+                return None
+        return self._fd
+
+    def _is_current(self, fd: int) -> bool:
+        """Whether ``fd`` is still the file at the path (not replaced or deleted meanwhile)."""
+        mine = os.fstat(fd)
+        try:
+            there = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        return (mine.st_ino, mine.st_dev) == (there.st_ino, there.st_dev)
+
+    def _close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def _in_our_layout(self, fd: int) -> bool:
+        header = cassette.HEADER.encode()
+        return os.pread(fd, len(header), 0) == header
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def _write_all(self, fd: int, data: bytes) -> None:
+        size = os.fstat(fd).st_size
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)  # a full disk must not leave half a block behind
+            raise
+
+    def _create(self, data: bytes) -> bool:
+        """Bring the file into existence holding ``data``; False if it appeared meanwhile."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._temp_file(data)
+        try:
+            os.link(tmp, self.path)
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(tmp)
+        self._sync_folder()
+        return True
+
+    def _rewrite(self, fd: int, keep: Keep, data: bytes) -> None:
+        """Replace the file (locked through ``fd``) by our layout: kept blocks, then ``data``."""
+        blocks = self._blocks(fd)
+        text = cassette.HEADER + "".join(keep(blocks))
+        tmp = self._temp_file(text.encode("utf-8") + data)
+        try:
+            os.replace(tmp, self.path)
+        except OSError:
+            os.unlink(tmp)
+            raise
+        self._sync_folder()
+
+    def _blocks(self, fd: int) -> list[str]:
+        """The interactions in the file, each as the block our layout holds it as."""
+        if self._in_our_layout(fd):
+            self._drop_torn_tail(fd)
+            text = _read_all(fd).decode("utf-8")
+            return [b for b in _BLOCK_SPLIT.split(text[len(cassette.HEADER) :]) if b]
+        if os.fstat(fd).st_size == 0:
+            return []
+        return [
+            cassette.interaction_yaml(i.request, i.response) for i in cassette.load_file(self.path)
+        ]
+
+    def _temp_file(self, data: bytes) -> str:
+        fd, tmp = tempfile.mkstemp(
+            dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
+        )
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            if self.fsync:
+                os.fsync(fd)
+            os.fchmod(fd, 0o644)
+        except BaseException:
+            os.close(fd)
+            os.unlink(tmp)
+            raise
+        os.close(fd)
+        return tmp
+
+    def _sync_folder(self) -> None:
+        if not self.fsync:
+            return
+        folder = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+
+    # --- torn tails ------------------------------------------------------------------------
+
+    def _drop_torn_tail(self, fd: int) -> str | None:
+        """Truncate an incomplete last block; a message saying so, or None if it was whole.
+
+        Fast path: the file ends the way every block we write ends. Otherwise the last block
+        is parsed; only if it is not a whole interaction is it cut off.
+        """
+        size = os.fstat(fd).st_size
+        tail = os.pread(fd, min(size, _TAIL_PROBE), max(0, size - _TAIL_PROBE))
+        if _COMPLETE_TAIL.search(tail):
+            return None
+        partial = tail[tail.rfind(b"\n") + 1 :]
+        if partial and len(partial) < len(BLOCK_START) and BLOCK_START.encode().startswith(partial):
+            start = size - len(partial)  # too little of the new block to find by its start
+        else:
+            start = _last_block_start(fd, size)
+        if start is None or start <= len(cassette.HEADER):
+            return None  # the first block is never appended (it is linked whole): not torn
+        last = os.pread(fd, size - start, start)
+        if _is_whole_interaction(last):
+            return None
+        os.ftruncate(fd, start)
+        if self.fsync:
+            os.fsync(fd)
+        return (
+            f"{self.path}: dropped an incomplete last interaction ({size - start} bytes, "
+            "an append cut short by a kill); its response had not been sent"
+        )
+
+
+@contextlib.contextmanager
+def _locked(fd: int):  # type: ignore[no-untyped-def]
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def _read_all(fd: int) -> bytes:
+    size = os.fstat(fd).st_size
+    chunks, offset = [], 0
+    while offset < size:
+        chunk = os.pread(fd, size - offset, offset)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
+
+
+def _last_block_start(fd: int, size: int) -> int | None:
+    """Offset of the last line starting a block, scanning backwards from the end."""
+    needle = ("\n" + BLOCK_START).encode()
+    header = len(cassette.HEADER)
+    end = size
+    while end > header:
+        begin = max(header - 1, end - _SCAN_CHUNK)
+        chunk = os.pread(fd, end - begin + len(needle), begin)
+        found = chunk.rfind(needle)
+        if found >= 0:
+            return begin + found + 1
+        end = begin
+    return None
+
+
+def _is_whole_interaction(block: bytes) -> bool:
+    try:
+        items = yamlserializer.deserialize(block)
+        item = items[0]
+        return (
+            len(items) == 1
+            and bool(item["request"]["method"])
+            and bool(item["request"]["uri"])
+            and int(item["response"]["status"]["code"]) > 0
+            and block.endswith(b"\n")
+        )
+    except (yaml.YAMLError, UnicodeDecodeError, LookupError, TypeError, ValueError):
+        return False

@@ -1,0 +1,233 @@
+"""Addon: a stateful virtualAppointment service, so clients can run against "Graph" offline.
+
+The resource stopped returning data in June 2023; nobody can record it any more. This addon
+answers our routes itself with Graph's statuses, headers and ETag rules (see
+:mod:`proxy_addons.appointments` for the rules). Load it alone with::
+
+    mitmdump -s proxy_addons/emulator.py --set graph_state=state.json \\
+        --set connection_strategy=lazy
+
+or as a plain-HTTP Graph endpoint (what ``graph-vcr-proxy simulate --reverse`` runs)::
+
+    mitmdump -s proxy_addons/emulator.py --mode reverse:https://graph.microsoft.com
+
+Concurrency: mitmproxy runs hooks one at a time on its event loop and :meth:`Emulator.request`
+never awaits, so each read-check-write (and the state file write) happens as one step; two
+PATCHes with the same If-Match can never both win.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from mitmproxy import ctx, exceptions, http
+from mitmproxy.addonmanager import Loader
+from mitmproxy.proxy.mode_specs import ReverseMode
+
+from proxy_addons import appointments, flows
+from proxy_addons.appointments import AppointmentRequest, Outcome, State, StateFileError
+from proxy_addons.graph import Reply, empty_reply, error_reply, json_reply
+from proxy_addons.routes import Operation, Route
+
+logger = logging.getLogger(__name__)
+
+# The retired operations; getVirtualAppointmentJoinWebUrl and the SMS actions are live.
+DEPRECATED = frozenset({Operation.CREATE, Operation.GET, Operation.UPDATE, Operation.DELETE})
+REPLACEMENT_DOCS = (
+    "https://learn.microsoft.com/graph/api/onlinemeeting-getvirtualappointmentjoinweburl"
+)
+DEPRECATION_HEADERS = (
+    ("Deprecation", "@1688083200"),  # 2023-06-30T00:00:00Z (RFC 9745 form)
+    ("Sunset", "Fri, 30 Jun 2023 23:59:59 GMT"),
+    ("Link", f'<{REPLACEMENT_DOCS}>; rel="deprecation"; type="text/html"'),
+)
+# What Graph sends with a 401, so clients that read the challenge find one.
+AUTH_CHALLENGE = (
+    "WWW-Authenticate",
+    'Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/'
+    'authorize", client_id="00000003-0000-0000-c000-000000000000"',
+)
+
+
+def auth_failure(headers: Mapping[str, str]) -> str | None:
+    """Why Graph would refuse this request's credentials, or None. Tokens are not checked:
+    the emulator has no tenant to check them against, only that one is presented."""
+    value = (headers.get("authorization") or "").strip()
+    if not value:
+        return "Access token is empty."
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return "Access token validation failure: the Authorization header must be 'Bearer <token>'."
+    return None
+
+
+def outcome_reply(
+    outcome: Outcome, request_headers: Mapping[str, str], extra: Iterable[tuple[str, str]] = ()
+) -> Reply:
+    """The Graph response for an outcome: envelope for errors, ETag and Retry-After headers."""
+    headers = list(extra)
+    if outcome.etag is not None:
+        headers.append(("ETag", outcome.etag))
+    if outcome.retry_after is not None:
+        headers.append(("Retry-After", str(outcome.retry_after)))
+    if outcome.error_code is not None:
+        return error_reply(
+            outcome.status, outcome.error_code, outcome.message, request_headers, headers
+        )
+    if outcome.payload is None:
+        return empty_reply(outcome.status, request_headers, headers)
+    return json_reply(outcome.status, outcome.payload, request_headers, headers)
+
+
+def appointment_request(route: Route, request: http.Request) -> AppointmentRequest:
+    assert route.operation is not None  # flows.claim answers unknown methods itself
+    return AppointmentRequest(
+        operation=route.operation,
+        owner=route.owner,
+        meeting_id=route.meeting_id,
+        body=request.raw_content,
+        if_match=request.headers.get("if-match"),
+        if_none_match=request.headers.get("if-none-match"),
+        service_root=f"https://{route.host}/{route.version}",
+    )
+
+
+class Emulator:
+    def __init__(self) -> None:
+        self.state: State = appointments.new_state()
+        self.path: Path | None = None
+        self.warned: set[Operation] = set()
+
+    def load(self, loader: Loader) -> None:
+        loader.add_option(
+            "graph_state",
+            str,
+            "",
+            "JSON file that keeps the emulator's appointments across restarts (written "
+            "atomically after every change). Empty: in memory only.",
+        )
+        loader.add_option(
+            "graph_provisioning_delay",
+            int,
+            0,
+            "Seconds in the Retry-After of a 409 Conflict that each owner's first create gets "
+            "once, as Graph does while it provisions a tenant. 0: off.",
+        )
+        loader.add_option(
+            "graph_deprecation_warnings",
+            bool,
+            False,
+            "Log that virtualAppointment is retired and add Deprecation, Sunset and Link "
+            "headers to its responses.",
+        )
+        loader.add_option(
+            "graph_require_auth",
+            bool,
+            True,
+            "Answer requests without an 'Authorization: Bearer ...' header with Graph's 401.",
+        )
+
+    def configure(self, updated: set[str]) -> None:
+        if "graph_provisioning_delay" in updated and ctx.options.graph_provisioning_delay < 0:
+            raise exceptions.OptionsError(
+                "graph_provisioning_delay must be 0 (off) or a number of seconds, got "
+                f"{ctx.options.graph_provisioning_delay}"
+            )
+        if "graph_state" in updated:
+            # Adopt path and state together, and only once the file has loaded: a refused
+            # file leaves the emulator as it was.
+            if not ctx.options.graph_state:
+                self.path = None
+                return
+            path = Path(ctx.options.graph_state).expanduser()
+            try:
+                self.state = appointments.load_state(path)
+            except StateFileError as exc:
+                raise exceptions.OptionsError(f"state file {exc}") from None
+            self.path = path
+            logger.info(
+                "emulating %d appointments, state in %s", len(self.state.appointments), path
+            )
+
+    def running(self) -> None:
+        # Without this mitmproxy dials graph.microsoft.com on CONNECT, which needs a network.
+        if ctx.options.connection_strategy != "lazy":
+            ctx.options.update(connection_strategy="lazy")
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        route = flows.claim(flow)
+        if route is None:
+            self._refuse_other_paths(flow)
+            return
+        headers = flow.request.headers
+        if ctx.options.graph_require_auth:
+            failure = auth_failure(headers)
+            if failure is not None:
+                reply = error_reply(
+                    401, "InvalidAuthenticationToken", failure, headers, [AUTH_CHALLENGE]
+                )
+                flows.answer(flow, reply, by="emulator")
+                return
+        state, outcome = appointments.handle(
+            self.state,
+            appointment_request(route, flow.request),
+            provisioning_delay=ctx.options.graph_provisioning_delay,
+        )
+        if state is not self.state:
+            failure = self._commit(state, headers)
+            if failure is not None:
+                flows.answer(flow, failure, by="emulator")
+                return
+        flows.answer(flow, outcome_reply(outcome, headers, self._deprecation(route)), by="emulator")
+
+    def _commit(self, state: State, request_headers: Mapping[str, str]) -> Reply | None:
+        """Adopt ``state``, writing it first when persisting; on a write error keep the old
+        state (memory and file still agree) and give the client a 500 to retry."""
+        if self.path is not None:
+            try:
+                appointments.save_state(self.path, state)
+            except OSError as exc:
+                logger.error("cannot save state file %s: %s", self.path, exc)
+                return error_reply(
+                    500,
+                    "generalException",
+                    f"The emulator could not save its state file {self.path}: {exc}",
+                    request_headers,
+                )
+        self.state = state
+        return None
+
+    def _deprecation(self, route: Route) -> tuple[tuple[str, str], ...]:
+        if not ctx.options.graph_deprecation_warnings or route.operation not in DEPRECATED:
+            return ()
+        if route.operation not in self.warned:
+            self.warned.add(route.operation)
+            logger.warning(
+                "virtualAppointment (%s %s) is retired: Graph stopped returning data for it on "
+                "June 30, 2023. Use GET .../onlineMeetings/{id}/getVirtualAppointmentJoinWebUrl "
+                "instead: %s",
+                route.method,
+                route.path,
+                REPLACEMENT_DOCS,
+            )
+        return DEPRECATION_HEADERS
+
+    def _refuse_other_paths(self, flow: http.HTTPFlow) -> None:
+        """As a reverse proxy the emulator *is* Graph: nothing may go on to the real one."""
+        if flow.response is not None or flow.error is not None or flows.route_of(flow):
+            return
+        if not isinstance(flow.client_conn.proxy_mode, ReverseMode):
+            return
+        reply = error_reply(
+            400,
+            "BadRequest",
+            f"No resource at '{flow.request.path}': graph-vcr-proxy simulate serves only the "
+            "virtualAppointment routes and their live actions.",
+            flow.request.headers,
+        )
+        flows.answer(flow, reply, by="emulator")
+
+
+addons = [Emulator()]

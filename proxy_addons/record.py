@@ -1,0 +1,450 @@
+"""Addon: forward our Graph routes upstream, validate them, and record each one to a cassette.
+
+Load it alone with::
+
+    mitmdump -s proxy_addons/record.py --set graph_cassette=rec.yaml \\
+        --set graph_record_mode=new_episodes --set graph_upstream=http://127.0.0.1:8000
+
+Record modes mean what they mean in vcrpy: ``once`` records into a new cassette only,
+``new_episodes`` replays what the cassette already answers and records the rest, ``all``
+records everything and what it re-records replaces the old interactions of the same request,
+``none`` only replays. What reaches the disk is redacted first (redaction.py), and reaches it
+durably before the client sees the response (cassette_writer.py): the ``response`` hook runs
+before mitmproxy sends the response on, and it returns only once the block is written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from http import HTTPStatus
+from pathlib import Path
+from typing import NamedTuple
+from urllib.parse import urlsplit
+
+from mitmproxy import ctx, exceptions, http
+from mitmproxy.addonmanager import Loader
+from vcr.request import Request
+
+from proxy_addons import cassette, flows
+from proxy_addons.cassette import CassetteIndex, Interaction, canonical, parse_body, request_key
+from proxy_addons.cassette_writer import CassetteWriteError, CassetteWriter, Keep
+from proxy_addons.graph import error_reply, to_response
+from proxy_addons.models import Problem, errors_only
+from proxy_addons.options import declare_cassette
+from proxy_addons.redaction import Placeholders, RedactionRules, Side, redact_exchange
+from proxy_addons.replay import miss_reply, replayed_reply
+from proxy_addons.routes import Route
+from proxy_addons.validation import request_problems, response_problems
+
+logger = logging.getLogger(__name__)
+
+RECORD_MODES = ("once", "new_episodes", "all", "none")
+VALIDATE_MODES = ("warn", "enforce", "off")
+SENT = "graph_vcr_proxy.record.sent"  # flow.metadata: the request as the client sent it
+# Hop-by-hop and framing headers describe one connection, not the interaction.
+_FRAMING = frozenset({"transfer-encoding", "connection", "keep-alive", "content-length"})
+
+Group = tuple[cassette.Key, str | bytes | None]
+
+
+# NamedTuples, not dataclasses: ``mitmdump -s`` runs this file as a module that is not in
+# sys.modules, where dataclasses cannot resolve their annotations.
+class Upstream(NamedTuple):
+    """Where intercepted Graph calls go instead of the real host."""
+
+    scheme: str
+    host: str
+    port: int
+    prefix: str  # path prefix, no trailing slash
+
+    @classmethod
+    def parse(cls, url: str) -> Upstream:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"graph_upstream must be an http:// or https:// URL, not {url!r}")
+        if parts.query or parts.fragment:
+            raise ValueError(f"graph_upstream must be a base URL without query, not {url!r}")
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            raise ValueError(f"graph_upstream has an invalid port: {url!r}") from None
+        return cls(parts.scheme, parts.hostname, port, parts.path.rstrip("/"))
+
+    def redirect(self, request: http.Request) -> None:
+        """Point ``request`` here; setting the host also rewrites the Host header."""
+        request.scheme = self.scheme
+        request.port = self.port
+        request.host = self.host
+        request.path = self.prefix + request.path
+
+
+class Sent(NamedTuple):
+    """The request as the client sent it, before any upstream rewrite."""
+
+    method: str
+    uri: str
+    side: Side
+
+
+def header_lists(headers: http.Headers) -> dict[str, list[str]]:
+    """Headers as vcrpy stores them: each name once (first spelling), all its values."""
+    out: dict[str, list[str]] = {}
+    spelling: dict[str, str] = {}
+    for name, value in headers.items(multi=True):
+        out.setdefault(spelling.setdefault(name.lower(), name), []).append(value)
+    return out
+
+
+def stored_response(response: http.Response) -> tuple[int, str, Side]:
+    """Status, reason and the response as it is stored: body decoded, framing made to fit.
+
+    Like vcrpy's ``decode_compressed_response``: a gzip/deflate/br/zstd body is stored
+    decoded and loses its Content-Encoding; Content-Length then states the stored length.
+    A body that does not decode is stored as it came, with its Content-Encoding.
+    """
+    try:
+        body = response.get_content(strict=True) or b""
+        decoded = "content-encoding" in response.headers
+    except ValueError:
+        body, decoded = response.raw_content or b"", False
+    headers = header_lists(response.headers)
+    framed = any(k.lower() in ("content-length", "transfer-encoding") for k in headers)
+    headers = {
+        k: v
+        for k, v in headers.items()
+        if k.lower() not in _FRAMING and not (decoded and k.lower() == "content-encoding")
+    }
+    if framed:
+        headers["Content-Length"] = [str(len(body))]
+    reason = response.reason or _phrase(response.status_code)
+    return response.status_code, reason, Side(headers, body)
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def interaction_block(
+    sent: Sent,
+    status: int,
+    reason: str,
+    response: Side,
+    rules: RedactionRules,
+    placeholders: Placeholders,
+) -> str:
+    """One interaction, redacted, as the YAML block appended to the cassette."""
+    uri, request, response = redact_exchange(sent.uri, sent.side, response, rules, placeholders)
+    joined = {
+        name: ("; " if name.lower() == "cookie" else ", ").join(values)
+        for name, values in request.headers.items()
+    }
+    return cassette.interaction_yaml(
+        Request(sent.method, uri, request.body or None, joined),
+        {
+            "status": {"code": status, "message": reason},
+            "headers": response.headers,
+            "body": {"string": response.body},
+        },
+    )
+
+
+def group_of(interaction: Interaction) -> Group:
+    """What makes two interactions answers to the same request, as the index sees it."""
+    request = interaction.request
+    body = parse_body(request.body)
+    return (
+        request_key(request.method, request.uri),
+        None if body is None else canonical(body),
+    )
+
+
+def problem_lines(method: str, path: str, side: str, problems: Sequence[Problem]) -> list[str]:
+    return [f"{method} {path}: {p} ({side})" for p in problems]
+
+
+class Record:
+    def __init__(self) -> None:
+        self.mode = "once"
+        self.path: Path | None = None
+        self.writer: CassetteWriter | None = None
+        self.index = CassetteIndex()
+        self.upstream: Upstream | None = None
+        self.rules = RedactionRules.of()
+        self.placeholders = Placeholders()
+        # Record mode ``all``: old interactions still at the front of the file (their groups,
+        # in file order), and the groups among them not yet re-recorded.
+        self.old_groups: list[Group] = []
+        self.stale: set[Group] = set()
+        self.old_index = CassetteIndex()
+        self._opened: tuple[str, str, bool] | None = None
+
+    def load(self, loader: Loader) -> None:
+        declare_cassette(loader)
+        loader.add_option(
+            "graph_record_mode",
+            str,
+            "once",
+            "once: record into a new cassette only (an existing file is refused); "
+            "new_episodes: replay what the cassette answers, record the rest; all: record "
+            "everything, replacing what is re-recorded; none: replay only.",
+            choices=RECORD_MODES,
+        )
+        loader.add_option(
+            "graph_upstream",
+            str,
+            "",
+            "Base URL to send intercepted Graph calls to instead of the real host (the "
+            "cassette keeps the real Graph URL). Empty: the real host.",
+        )
+        loader.add_option(
+            "graph_validate",
+            str,
+            "warn",
+            "Check requests and responses against the models: warn logs each problem, "
+            "enforce also answers an invalid request with Graph's 400 without sending it.",
+            choices=VALIDATE_MODES,
+        )
+        loader.add_option(
+            "graph_redact_headers",
+            Sequence[str],
+            [],
+            "Header names to redact besides Authorization, Proxy-Authorization, Cookie and "
+            "Set-Cookie.",
+        )
+        loader.add_option(
+            "graph_redact_fields",
+            Sequence[str],
+            [],
+            "JSON field names (any depth; also query and form parameters) to redact besides "
+            "the OAuth credentials, e.g. emailAddress, smsCapablePhoneNumber.",
+        )
+        loader.add_option(
+            "graph_record_fsync",
+            bool,
+            True,
+            "fsync each interaction before its response is released (survives power loss, "
+            "not only a killed proxy).",
+        )
+
+    # --- options ---------------------------------------------------------------------------
+
+    def configure(self, updated: set[str]) -> None:
+        opts = ctx.options
+        # mitmproxy shows ``choices`` in help but does not enforce them.
+        for name, choices in (
+            ("graph_record_mode", RECORD_MODES),
+            ("graph_validate", VALIDATE_MODES),
+        ):
+            if name in updated and getattr(opts, name) not in choices:
+                raise exceptions.OptionsError(
+                    f"{name} must be one of {', '.join(choices)}, not {getattr(opts, name)!r}"
+                )
+        if "graph_upstream" in updated:
+            try:
+                self.upstream = Upstream.parse(opts.graph_upstream) if opts.graph_upstream else None
+            except ValueError as exc:
+                raise exceptions.OptionsError(str(exc)) from None
+        if {"graph_redact_headers", "graph_redact_fields"} & updated:
+            self.rules = RedactionRules.of(opts.graph_redact_headers, opts.graph_redact_fields)
+        if {"graph_cassette", "graph_record_mode", "graph_record_fsync"} & updated:
+            self._open(opts.graph_cassette, opts.graph_record_mode, opts.graph_record_fsync)
+
+    def _open(self, value: str, mode: str, fsync: bool) -> None:
+        if self._opened == (value, mode, fsync):
+            return  # reconfigured with the same cassette: keep state (and our own new file)
+        path = Path(value)
+        bundled = path.resolve() == cassette.bundled_cassettes().resolve()
+        if mode != "none" and bundled:
+            # The option's default (shared with replay): nothing to record into yet.
+            self._reset(mode, None)
+            return
+        if mode != "none" and path.is_dir():
+            raise exceptions.OptionsError(
+                f"{path}: is a folder; record mode {mode!r} needs a cassette file to record into"
+            )
+        if mode == "once" and path.exists():
+            raise exceptions.OptionsError(
+                f"{path}: cassette exists; record mode 'once' records only into a new "
+                "cassette (use --record-mode new_episodes to add to it, or all to re-record)"
+            )
+        if mode == "none" and not path.exists():
+            raise exceptions.OptionsError(f"{path}: no such cassette file or folder")
+        writer = CassetteWriter(path, fsync=fsync) if mode != "none" else None
+        interactions: list[Interaction] = []
+        if path.exists():
+            if writer is not None:
+                healed = self._heal(writer)
+                if healed:
+                    logger.warning("%s", healed)
+            try:
+                interactions = cassette.load(path)
+            except cassette.CassetteError as exc:
+                raise exceptions.OptionsError(str(exc)) from None
+        self._reset(mode, writer)
+        self.path = path
+        self._opened = (value, mode, fsync)
+        if mode in ("new_episodes", "none"):
+            self.index = CassetteIndex(interactions)
+        if mode == "all":
+            self.old_groups = [group_of(i) for i in interactions]
+            self.stale = set(self.old_groups)
+            self.old_index = CassetteIndex(interactions)
+        if writer is not None and path.is_file():
+            self.placeholders = Placeholders.continuing(path.read_text(encoding="utf-8"))
+
+    @staticmethod
+    def _heal(writer: CassetteWriter) -> str | None:
+        try:
+            return writer.heal()
+        except OSError as exc:
+            raise exceptions.OptionsError(f"{writer.path}: {exc.strerror or exc}") from None
+
+    def _reset(self, mode: str, writer: CassetteWriter | None) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.mode, self.writer, self.path, self._opened = mode, writer, None, None
+        self.index, self.old_index = CassetteIndex(), CassetteIndex()
+        self.old_groups, self.stale = [], set()
+        self.placeholders = Placeholders()
+
+    def running(self) -> None:
+        # Offline replay of HTTPS (modes none, new_episodes) needs lazy connections, and an
+        # --upstream must never be preceded by a dial of the real host.
+        if "connection_strategy" in ctx.options and ctx.options.connection_strategy != "lazy":
+            ctx.options.update(connection_strategy="lazy")
+        if self.writer is not None:
+            target = f" via {ctx.options.graph_upstream}" if self.upstream else ""
+            logger.info("recording (%s) to %s%s", self.mode, self.path, target)
+        elif self.mode != "none":
+            logger.warning("graph_cassette names no cassette file: recording nothing")
+
+    def done(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+    # --- flows -----------------------------------------------------------------------------
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        if self.writer is None and self.mode != "none":
+            return
+        route = flows.claim(flow)
+        if route is None:
+            return
+        request = flow.request
+        if not self._validate_request(flow, route):
+            return
+        if self.mode in ("new_episodes", "none"):
+            hit = self.index.lookup(request.method, request.pretty_url, request.raw_content)
+            if hit is not None:
+                flows.answer(flow, replayed_reply(hit, request.headers), by="replay")
+                return
+            if self.mode == "none":
+                flows.answer(flow, miss_reply(self.index, request), by="replay")
+                logger.warning("cassette miss: %s %s", request.method, request.pretty_url)
+                return
+        flow.metadata[SENT] = Sent(
+            request.method,
+            request.pretty_url,
+            Side(header_lists(request.headers), request.get_content(strict=False) or b""),
+        )
+        if self.upstream is not None:
+            self.upstream.redirect(request)
+
+    def _validate_request(self, flow: http.HTTPFlow, route: Route) -> bool:
+        """False when the request was refused (``enforce``) and must not go anywhere."""
+        if ctx.options.graph_validate == "off":
+            return True
+        problems = request_problems(route.operation, flow.request.get_content(strict=False))
+        self._report(flow, "request", problems)
+        errors = errors_only(problems)
+        if errors and ctx.options.graph_validate == "enforce":
+            flows.answer(
+                flow,
+                error_reply(
+                    400,
+                    "BadRequest",
+                    "Invalid request body: " + "; ".join(str(p) for p in errors),
+                    flow.request.headers,
+                ),
+                by="check",
+            )
+            return False
+        return True
+
+    def _report(self, flow: http.HTTPFlow, side: str, problems: list[Problem]) -> None:
+        if not problems:
+            return
+        flow.metadata.setdefault(flows.PROBLEMS, []).extend(problems)
+        sent: Sent | None = flow.metadata.get(SENT)
+        method = sent.method if sent else flow.request.method
+        path = urlsplit(sent.uri if sent else flow.request.pretty_url).path
+        for problem, line in zip(
+            problems, problem_lines(method, path, side, problems), strict=True
+        ):
+            if problem.severity == "error":
+                logger.warning("%s", line)
+            else:
+                logger.info("%s", line)
+
+    async def response(self, flow: http.HTTPFlow) -> None:
+        sent: Sent | None = flow.metadata.get(SENT)
+        writer = self.writer
+        if sent is None or writer is None or flow.response is None:
+            return
+        if flows.answered_by(flow) is not None:
+            return  # only what upstream said is recorded
+        route = flows.route_of(flow)
+        status, reason, stored = stored_response(flow.response)
+        if ctx.options.graph_validate != "off" and route is not None:
+            self._report(
+                flow, f"response {status}", response_problems(route.operation, status, stored.body)
+            )
+        block = interaction_block(sent, status, reason, stored, self.rules, self.placeholders)
+        keep = self._replacing(sent)
+        try:
+            # Off the event loop: other flows go on while this one waits for the disk.
+            await asyncio.to_thread(writer.append, block, keep=keep)
+        except CassetteWriteError as exc:
+            logger.error("not recorded, response withheld: %s", exc)
+            flow.response = to_response(
+                error_reply(
+                    500,
+                    "RecordingFailed",
+                    f"graph-vcr-proxy could not record this interaction: {exc}",
+                    flow.request.headers,
+                )
+            )
+            return
+        flow.metadata[flows.RECORDED] = True
+
+    def _replacing(self, sent: Sent) -> Keep | None:
+        """Record mode ``all``: the filter that drops the old answers to this request, the
+        first time it is re-recorded; None when there is nothing old to replace."""
+        if self.mode != "all" or not self.stale:
+            return None
+        hit = self.old_index.lookup(sent.method, sent.uri, sent.side.body)
+        if hit is None:
+            return None
+        group = group_of(hit)
+        if group not in self.stale:
+            return None
+        self.stale.discard(group)
+
+        def keep(blocks: list[str]) -> list[str]:
+            # Runs under the writer's lock: the old interactions are the file's first blocks.
+            front = self.old_groups
+            if len(blocks) < len(front):
+                return blocks  # someone else rewrote the file: replace nothing rather than guess
+            kept = [b for b, g in zip(blocks, front, strict=False) if g != group]
+            self.old_groups = [g for g in front if g != group]
+            return kept + blocks[len(front) :]
+
+        return keep
+
+
+addons = [Record()]

@@ -1,0 +1,269 @@
+"""Redaction: secrets and personal data replaced by stable placeholders before anything is saved.
+
+Pure functions over one interaction, plus :class:`Placeholders`, the only state: the number
+each distinct value got. A placeholder is ``<redacted:NAME:N>``: it starts with
+:data:`cassette.PLACEHOLDER_PREFIX`, so a redacted request body value still matches whatever
+real value a later request carries (the cassette index treats it as a wildcard, and headers
+are never matched at all), and ``N`` says which values were equal without saying what they
+were. A hash would say that too, but a phone number or an e-mail address is guessable from
+its hash; a counter leaks nothing.
+
+What is always redacted: the credential headers (``Authorization``, ``Proxy-Authorization``,
+``Cookie``, ``Set-Cookie``), the OAuth secrets wherever they can appear (query parameters,
+form-encoded token requests, JSON fields), and, last, every occurrence of any of those secret
+values anywhere else in the bodies or the URI, so a server that echoes a token still can't
+put it on disk. The user adds header names and JSON field names (matched case-insensitively,
+at any depth of the body).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from proxy_addons.cassette import PLACEHOLDER_PREFIX
+
+CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
+# OAuth 2.0 / OpenID names that carry a credential (RFC 6749, RFC 7523), as JSON fields...
+CREDENTIAL_FIELDS = frozenset(
+    {"client_secret", "client_assertion", "access_token", "refresh_token", "id_token", "password"}
+)
+# ...and as query or form parameters, where ``code`` is the authorization code (in a JSON
+# body ``code`` is Graph's error code, which must stay).
+CREDENTIAL_PARAMS = CREDENTIAL_FIELDS | {"code", "assertion"}
+# A shorter known secret is too likely to occur by chance in unrelated text to be swept.
+MIN_SWEPT_SECRET = 8
+_PLACEHOLDER = re.compile(re.escape(PLACEHOLDER_PREFIX) + r":([^:>]+):(\d+)>")
+_FORM = "application/x-www-form-urlencoded"
+
+
+@dataclass(frozen=True)
+class RedactionRules:
+    """Lowercased names to redact: headers, JSON fields, query and form parameters.
+
+    Build it with :meth:`of`, which adds the credentials to what the user names.
+    """
+
+    headers: frozenset[str] = CREDENTIAL_HEADERS
+    fields: frozenset[str] = CREDENTIAL_FIELDS
+    params: frozenset[str] = CREDENTIAL_PARAMS
+
+    @classmethod
+    def of(cls, headers: Iterable[str] = (), fields: Iterable[str] = ()) -> RedactionRules:
+        """The credentials plus the user's header names and field names (fields also apply
+        to query and form parameters of the same name)."""
+        named = {f.strip().lower() for f in fields if f.strip()}
+        return cls(
+            headers=CREDENTIAL_HEADERS | {h.strip().lower() for h in headers if h.strip()},
+            fields=CREDENTIAL_FIELDS | named,
+            params=CREDENTIAL_PARAMS | named,
+        )
+
+
+@dataclass
+class Placeholders:
+    """Value -> placeholder, numbered per name in order of first sight.
+
+    The same value under the same name gets the same placeholder for as long as this object
+    lives (one recording run). Numbering starts after the highest number already in the
+    cassette (see :meth:`continuing`), so two different values never share a placeholder in
+    one file; the same value seen again in a later run gets a new number.
+    """
+
+    start: dict[str, int] = field(default_factory=dict)
+    _numbers: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @classmethod
+    def continuing(cls, text: str) -> Placeholders:
+        """Placeholders numbered after those already present in a cassette's text."""
+        start: dict[str, int] = {}
+        for name, number in _PLACEHOLDER.findall(text):
+            start[name] = max(start.get(name, 0), int(number))
+        return cls(start)
+
+    def __call__(self, name: str, value: str) -> str:
+        if value.startswith(PLACEHOLDER_PREFIX):
+            return value  # already redacted (a replayed or re-recorded placeholder)
+        numbers = self._numbers.setdefault(name, {})
+        if value not in numbers:
+            numbers[value] = self.start.get(name, 0) + len(numbers) + 1
+        return f"{PLACEHOLDER_PREFIX}:{name}:{numbers[value]}>"
+
+
+def redact_headers(
+    headers: Mapping[str, list[str]], rules: RedactionRules, placeholders: Placeholders
+) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """Headers with named ones replaced, and the secret values that were in them."""
+    out: dict[str, list[str]] = {}
+    secrets: dict[str, str] = {}
+    for name, values in headers.items():
+        lower = name.lower()
+        if lower not in rules.headers:
+            out[name] = list(values)
+            continue
+        out[name] = []
+        for value in values:
+            placeholder = placeholders(lower, value)
+            out[name].append(placeholder)
+            for secret in _secret_parts(lower, value):
+                secrets.setdefault(secret, placeholder)
+    return out, secrets
+
+
+def _secret_parts(header: str, value: str) -> list[str]:
+    """The whole value and the pieces of it that are secrets on their own."""
+    parts = [value]
+    if header in ("authorization", "proxy-authorization"):
+        scheme, _, credentials = value.partition(" ")
+        parts.append(credentials.strip() or scheme)
+    elif header in ("cookie", "set-cookie"):
+        pairs = value.split(";") if header == "cookie" else value.split(";")[:1]
+        parts += [p.partition("=")[2].strip() for p in pairs]
+    return [p for p in parts if p and not p.startswith(PLACEHOLDER_PREFIX)]
+
+
+def redact_json(
+    data: Any, rules: RedactionRules, placeholders: Placeholders, secrets: dict[str, str]
+) -> Any:
+    """``data`` with every named field, at any depth, replaced; its values join ``secrets``."""
+    if isinstance(data, dict):
+        out = {}
+        for key, value in data.items():
+            if key.lower() in rules.fields and value is not None:
+                text = value if isinstance(value, str) else json.dumps(value)
+                out[key] = placeholders(key, text)
+                if isinstance(value, str):  # only strings can be swept out of other text
+                    secrets.setdefault(text, out[key])
+            else:
+                out[key] = redact_json(value, rules, placeholders, secrets)
+        return out
+    if isinstance(data, list):
+        return [redact_json(item, rules, placeholders, secrets) for item in data]
+    return data
+
+
+def redact_pairs(
+    pairs: list[tuple[str, str]],
+    rules: RedactionRules,
+    placeholders: Placeholders,
+    secrets: dict[str, str],
+) -> tuple[list[tuple[str, str]], bool]:
+    """Query or form parameters with credential and named ones replaced; whether any was."""
+    out, changed = [], False
+    for name, value in pairs:
+        if name.lower() in rules.params and value:
+            placeholder = placeholders(name, value)
+            secrets.setdefault(value, placeholder)
+            out.append((name, placeholder))
+            changed = True
+        else:
+            out.append((name, value))
+    return out, changed
+
+
+def redact_uri(
+    uri: str, rules: RedactionRules, placeholders: Placeholders, secrets: dict[str, str]
+) -> str:
+    parts = urlsplit(uri)
+    if not parts.query:
+        return uri
+    pairs, changed = redact_pairs(
+        parse_qsl(parts.query, keep_blank_values=True), rules, placeholders, secrets
+    )
+    return urlunsplit(parts._replace(query=urlencode(pairs))) if changed else uri
+
+
+def redact_body(
+    body: bytes,
+    content_type: str,
+    rules: RedactionRules,
+    placeholders: Placeholders,
+    secrets: dict[str, str],
+) -> bytes:
+    """A JSON or form body with named fields replaced; other bodies unchanged.
+
+    A body is re-serialised only when something in it was redacted, so everything else
+    stays byte for byte what was sent.
+    """
+    if not body:
+        return body
+    media = content_type.split(";")[0].strip().lower()
+    if media == _FORM:
+        try:
+            pairs = parse_qsl(body.decode("ascii"), keep_blank_values=True)
+        except UnicodeDecodeError:
+            return body
+        redacted, changed = redact_pairs(pairs, rules, placeholders, secrets)
+        return urlencode(redacted).encode() if changed else body
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return body
+    redacted = redact_json(data, rules, placeholders, secrets)
+    return body if redacted == data else json.dumps(redacted, ensure_ascii=False).encode()
+
+
+def sweep(text: str, secrets: Mapping[str, str]) -> str:
+    """``text`` with every occurrence of a known secret replaced by its placeholder."""
+    for secret, placeholder in _sweepable(secrets):
+        text = text.replace(secret, placeholder)
+    return text
+
+
+def sweep_bytes(body: bytes, secrets: Mapping[str, str]) -> bytes:
+    for secret, placeholder in _sweepable(secrets):
+        body = body.replace(secret.encode(), placeholder.encode())
+    return body
+
+
+def _sweepable(secrets: Mapping[str, str]) -> list[tuple[str, str]]:
+    # Longest first, so a whole "Bearer x" goes before its own "x".
+    found = [(s, p) for s, p in secrets.items() if len(s) >= MIN_SWEPT_SECRET]
+    return sorted(found, key=lambda sp: -len(sp[0]))
+
+
+def _content_type(headers: Mapping[str, list[str]]) -> str:
+    return next((v[0] for k, v in headers.items() if k.lower() == "content-type" and v), "")
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of an HTTP exchange as the recorder stores it."""
+
+    headers: dict[str, list[str]]
+    body: bytes
+
+
+def redact_exchange(
+    uri: str,
+    request: Side,
+    response: Side,
+    rules: RedactionRules,
+    placeholders: Placeholders,
+) -> tuple[str, Side, Side]:
+    """The URI and both sides with everything secret or named replaced.
+
+    Named things are replaced where they are; then every secret value found anywhere is swept
+    out of the URI and both bodies, wherever else it was echoed.
+    """
+    secrets: dict[str, str] = {}
+    req_headers, found = redact_headers(request.headers, rules, placeholders)
+    secrets.update(found)
+    resp_headers, found = redact_headers(response.headers, rules, placeholders)
+    secrets.update(found)
+    uri = redact_uri(uri, rules, placeholders, secrets)
+    req_body = redact_body(
+        request.body, _content_type(request.headers), rules, placeholders, secrets
+    )
+    resp_body = redact_body(
+        response.body, _content_type(response.headers), rules, placeholders, secrets
+    )
+    return (
+        sweep(uri, secrets),
+        Side(req_headers, sweep_bytes(req_body, secrets)),
+        Side(resp_headers, sweep_bytes(resp_body, secrets)),
+    )

@@ -1,0 +1,243 @@
+"""``graph-vcr-proxy replay``, ``validate`` and ``demo`` as a user runs them: exit statuses,
+one-line errors that name the file and line, untouched cassettes, and clean stops."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from proxy_addons import cassette, examples
+from proxy_addons.launcher import stop
+
+pytestmark = pytest.mark.e2e
+
+
+def cli(*args: str, confdir: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run graph-vcr-proxy to completion; proxy modes get a free port and a private CA."""
+    proxy_args = ["--listen-port", "0", "--confdir", str(confdir)]
+    if args and args[0] not in ("replay", "record", "simulate"):
+        proxy_args = []
+    return subprocess.run(
+        [sys.executable, "-m", "proxy_addons.cli", *args, *proxy_args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def snapshot(path: Path) -> tuple[bytes, int]:
+    return path.read_bytes(), path.stat().st_mtime_ns
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], starts: str) -> str:
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(starts), lines[0]
+    assert "Traceback" not in result.stderr
+    assert "proxy listening on" not in result.stdout
+    return lines[0]
+
+
+# --- bad cassettes and arguments: exit 2, one line, file untouched --------------------------
+
+
+def test_missing_cassette_is_one_line_naming_it(tmp_path, confdir):
+    missing = tmp_path / "nope.yaml"
+    result = cli("replay", "--cassette", str(missing), confdir=confdir)
+    assert_one_line_error(result, f"graph-vcr-proxy: {missing}: no such cassette file or folder")
+    assert not missing.exists()
+
+
+def test_corrupt_yaml_is_one_line_with_file_and_line_and_the_file_is_unchanged(tmp_path, confdir):
+    path = tmp_path / "corrupt.yaml"
+    path.write_text(
+        cassette.cassette_text([examples.documented_interaction(examples.ME_URL)])
+        + "- request: {method: PUT\n    uri: [oops\n",
+        encoding="utf-8",
+    )
+    before = snapshot(path)
+    line_count = len(path.read_text(encoding="utf-8").splitlines())
+    result = cli("replay", "--cassette", str(path), confdir=confdir)
+    line = assert_one_line_error(result, f"graph-vcr-proxy: {path}:{line_count}: not valid YAML")
+    assert "did not find expected" in line
+    assert snapshot(path) == before
+
+
+def test_non_utf8_cassette_is_one_line_with_its_line(tmp_path, confdir):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(b"version: 1\ninteractions:\n# caf\xe9\n")
+    before = snapshot(path)
+    result = cli("replay", "--cassette", str(path), confdir=confdir)
+    assert_one_line_error(result, f"graph-vcr-proxy: {path}:3: not UTF-8 text")
+    assert snapshot(path) == before
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_unreadable_cassette_is_one_line(tmp_path, confdir):
+    path = tmp_path / "secret.yaml"
+    path.write_text("version: 1\ninteractions: []\n", encoding="utf-8")
+    path.chmod(0)
+    try:
+        result = cli("replay", "--cassette", str(path), confdir=confdir)
+    finally:
+        path.chmod(0o600)
+    assert_one_line_error(result, f"graph-vcr-proxy: {path}: Permission denied")
+
+
+def test_a_folder_with_one_bad_cassette_names_that_file(tmp_path, confdir):
+    (tmp_path / "good.yaml").write_text(
+        examples.bundled_cassette_texts()["create-virtualappointment-me.yaml"], encoding="utf-8"
+    )
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "version: 1\ninteractions:\n"
+        "- request: {method: GET, uri: 'https://graph.microsoft.com/', body: null, headers: {}}\n",
+        encoding="utf-8",
+    )
+    before = snapshot(bad)
+    result = cli("replay", "--cassette", str(tmp_path), confdir=confdir)
+    assert_one_line_error(result, f"graph-vcr-proxy: {bad}:3: interaction 0: 'response' is missing")
+    assert snapshot(bad) == before
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--on-miss", "explode"), "graph-vcr-proxy: replay: argument --on-miss: invalid choice"),
+        (("--listen-port", "70000"), "graph-vcr-proxy: replay: argument --listen-port"),
+        (("--no-such-flag",), "graph-vcr-proxy: unrecognized arguments: --no-such-flag"),
+    ],
+)
+def test_bad_arguments_are_one_line(confdir, args, message):
+    result = subprocess.run(
+        [sys.executable, "-m", "proxy_addons.cli", "replay", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert_one_line_error(result, message)
+
+
+def test_a_port_in_use_is_one_line_exit_2(confdir):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "proxy_addons.cli",
+                "replay",
+                "--listen-port",
+                str(port),
+                "--confdir",
+                str(confdir),
+                "--no-summary",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert_one_line_error(result, f"graph-vcr-proxy: cannot listen on 127.0.0.1:{port}")
+
+
+# --- running and stopping ------------------------------------------------------------------
+
+
+def test_listens_on_loopback_and_says_where_and_which_ca(start_proxy, confdir):
+    proxy = start_proxy("replay")
+    assert proxy.url.startswith("http://127.0.0.1:") and proxy.port > 0
+    assert proxy.ca == confdir / "mitmproxy-ca-cert.pem"
+    assert proxy.ca.is_file()
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=10):
+        pass
+    assert proxy.stop() == 0
+    assert any(
+        f"replaying 2 interactions from {cassette.bundled_cassettes()}" in line
+        for line in proxy.stderr
+    )
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_and_ctrl_c_stop_it_cleanly_with_status_0(start_proxy, client_for, sig):
+    proxy = start_proxy("replay")
+    assert (
+        client_for(proxy)
+        .put(examples.ME_URL, content=examples.REQUEST_BODY, headers=examples.REQUEST_HEADERS)
+        .status_code
+        == 201
+    )
+    proxy.process.send_signal(sig)
+    assert stop(proxy.process) == 0
+    assert "Traceback" not in "".join(proxy.stderr)
+
+
+def test_a_replay_run_never_modifies_the_cassette(start_proxy, client_for, tmp_path):
+    path = tmp_path / "me.yaml"
+    path.write_text(
+        examples.bundled_cassette_texts()["create-virtualappointment-me.yaml"], encoding="utf-8"
+    )
+    before = snapshot(path)
+    proxy = start_proxy("replay", "--cassette", str(path))
+    client = client_for(proxy)
+    client.put(examples.ME_URL, content=examples.REQUEST_BODY, headers=examples.REQUEST_HEADERS)
+    client.get(examples.ME_URL)  # a miss
+    assert proxy.stop() == 0
+    assert snapshot(path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["me.yaml"]
+
+
+# --- validate and demo ---------------------------------------------------------------------
+
+
+def test_validate_accepts_the_bundled_cassettes(confdir):
+    result = cli("validate", str(cassette.bundled_cassettes()), confdir=confdir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 interactions checked, 0 invalid" in result.stdout
+    assert "$.settings.allowClientToJoinUsingBrowser" in result.stdout  # the "true" note
+    assert "note" in result.stdout
+
+
+def test_validate_exits_1_and_shows_the_json_path_of_each_problem(tmp_path, confdir):
+    request, response = examples.documented_interaction(examples.ME_URL)
+    body = json.loads(response["body"]["string"])
+    body["settings"]["allowClientToJoinUsingBrowser"] = 7
+    body["colour"] = "blue"
+    response["body"]["string"] = json.dumps(body)
+    path = tmp_path / "invalid.yaml"
+    path.write_text(cassette.cassette_text([(request, response)]), encoding="utf-8")
+    result = cli("validate", str(path), confdir=confdir)
+    assert result.returncode == 1
+    assert "$.settings.allowClientToJoinUsingBrowser" in result.stdout
+    assert "$.colour" in result.stdout
+    assert "1 interactions checked, 1 invalid" in result.stdout
+
+
+def test_validate_exits_2_on_a_corrupt_cassette(tmp_path, confdir):
+    path = tmp_path / "corrupt.yaml"
+    path.write_text("version: 1\ninteractions: [\n", encoding="utf-8")
+    result = cli("validate", str(path), confdir=confdir)
+    assert_one_line_error(result, f"graph-vcr-proxy: {path}:3: not valid YAML")
+
+
+def test_demo_runs_the_documented_create_and_exits_0(confdir, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "proxy_addons.cli", "demo"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,  # finds the bundled cassettes from anywhere
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "HTTP/1.1 201 Created" in result.stdout
+    assert "demo: OK" in result.stdout

@@ -1,0 +1,281 @@
+"""The record addon on its own, driven by mitmproxy's test helpers (no sockets)."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import logging
+import zlib
+from pathlib import Path
+
+import brotli
+import pytest
+from mitmproxy import exceptions, http
+from mitmproxy.test import taddons, tflow
+from vcr.cassette import Cassette
+from vcr.request import Request
+
+from proxy_addons import cassette, examples, flows
+from proxy_addons.record import Record, stored_response
+
+ME = examples.ME_URL
+JSON = {"Content-Type": "application/json"}
+
+
+def flow_for(
+    method: str, url: str, body: bytes | str | None = None, headers: dict[str, str] | None = None
+) -> http.HTTPFlow:
+    flow = tflow.tflow()
+    flow.request.method = method
+    flow.request.url = url
+    flow.request.headers.clear()
+    for name, value in (headers or {}).items():
+        flow.request.headers[name] = value
+    flow.request.content = body.encode() if isinstance(body, str) else body
+    return flow
+
+
+def upstream_answers(flow: http.HTTPFlow, status: int, body: bytes, **headers: str) -> None:
+    """What mitmproxy does when upstream answers: a response on an unanswered flow."""
+    flow.response = http.Response.make(
+        status, body, {"Content-Type": "application/json", **headers}
+    )
+
+
+def exchange(addon: Record, flow: http.HTTPFlow, status: int = 200, body: bytes = b"{}") -> None:
+    """Run a flow through the request hook, let 'upstream' answer if nobody did, then respond."""
+    addon.request(flow)
+    if flow.response is None:
+        upstream_answers(flow, status, body)
+    asyncio.run(addon.response(flow))
+
+
+def get(meeting: str) -> http.HTTPFlow:
+    return flow_for("GET", ME.replace(examples.MEETING_ID, meeting), headers={"Accept": "*/*"})
+
+
+def recorded(path: Path) -> list[cassette.Interaction]:
+    return cassette.load(path)
+
+
+def seeded(tmp_path: Path, *meetings: str) -> Path:
+    """A cassette holding one 200 {"old": meeting} GET per meeting, written by vcrpy's layout."""
+    path = tmp_path / "seeded.yaml"
+    path.write_text(
+        cassette.cassette_text(
+            (
+                Request("GET", ME.replace(examples.MEETING_ID, m), None, {}),
+                {
+                    "status": {"code": 200, "message": "OK"},
+                    "headers": {"Content-Type": ["application/json"]},
+                    "body": {"string": json.dumps({"old": m})},
+                },
+            )
+            for m in meetings
+        )
+    )
+    return path
+
+
+@pytest.fixture
+def record(tmp_path):
+    addon = Record()
+    with taddons.context(addon) as tctx:
+
+        def configure(**options: object) -> Record:
+            tctx.configure(addon, **options)
+            return addon
+
+        yield configure
+
+
+def test_an_upstream_answer_is_on_disk_and_marked_recorded_when_the_hook_returns(record, tmp_path):
+    path = tmp_path / "new.yaml"
+    addon = record(graph_cassette=str(path))
+    flow = flow_for("PUT", ME, examples.REQUEST_BODY, JSON)
+    exchange(addon, flow, 201, examples.RESPONSE_BODY.encode())
+    assert flow.metadata[flows.RECORDED] is True
+    (only,) = recorded(path)
+    assert (only.request.method, only.request.uri) == ("PUT", ME)
+    assert json.loads(only.request.body) == json.loads(examples.REQUEST_BODY)
+    assert only.response["status"] == {"code": 201, "message": "Created"}
+    assert len(Cassette.load(path=str(path), record_mode="none").data) == 1
+
+
+def test_upstream_gets_the_request_while_the_cassette_keeps_the_graph_url(record, tmp_path):
+    path = tmp_path / "up.yaml"
+    addon = record(graph_cassette=str(path), graph_upstream="http://127.0.0.1:9999/prefix/")
+    flow = get("m1")
+    flow.request.headers["Host"] = "graph.microsoft.com"
+    addon.request(flow)
+    assert flow.request.url == (
+        "http://127.0.0.1:9999/prefix/beta/me/onlineMeetings/m1/virtualAppointment"
+    )
+    assert flow.request.headers["Host"] == "127.0.0.1:9999"
+    upstream_answers(flow, 200, b"{}")
+    asyncio.run(addon.response(flow))
+    (only,) = recorded(path)
+    assert only.request.uri == ME.replace(examples.MEETING_ID, "m1")
+    assert only.request.headers["Host"] == "graph.microsoft.com"
+
+
+@pytest.mark.parametrize(
+    ("encoding", "encode"),
+    [("gzip", gzip.compress), ("deflate", zlib.compress), ("br", brotli.compress)],
+)
+def test_compressed_responses_are_stored_decoded_with_framing_to_match(encoding, encode):
+    body = json.dumps({"id": "x" * 300}).encode()
+    response = http.Response.make(200, b"", {"Content-Encoding": encoding, "Content-Length": "1"})
+    response.raw_content = encode(body)  # as it came over the wire
+    status, reason, side = stored_response(response)
+    assert (status, reason, side.body) == (200, "OK", body)
+    assert "Content-Encoding" not in side.headers
+    assert side.headers["Content-Length"] == [str(len(body))]
+
+
+def test_a_body_that_does_not_decode_is_stored_as_it_came_with_its_encoding():
+    response = http.Response.make(200, b"", {"Content-Encoding": "gzip"})
+    response.raw_content = b"not gzip"
+    _, _, side = stored_response(response)
+    assert side.body == b"not gzip"
+    assert side.headers["Content-Encoding"] == ["gzip"]
+
+
+def test_answers_given_by_anyone_but_upstream_are_not_recorded(record, tmp_path):
+    path = tmp_path / "none-of-it.yaml"
+    addon = record(graph_cassette=str(path))
+    faulted = get("m1")
+    addon.request(faulted)
+    flows.answer(faulted, cassette.recorded_reply(recorded_stub()), by="fault")
+    asyncio.run(addon.response(faulted))
+    refused = flow_for("PUT", ME, b'{"settings": ', JSON)  # malformed: the check answers
+    exchange(addon, refused)
+    not_ours = flow_for("GET", "https://example.com/beta/me/onlineMeetings/x/virtualAppointment")
+    exchange(addon, not_ours)
+    assert not path.exists()
+    assert flows.RECORDED not in faulted.metadata
+    assert flows.answered_by(refused) == "check"
+
+
+def recorded_stub() -> cassette.Interaction:
+    return cassette.Interaction(
+        Request("GET", ME, None, {}),
+        {"status": {"code": 429, "message": ""}, "headers": {}, "body": {"string": b"{}"}},
+        Path("x.yaml"),
+        0,
+    )
+
+
+def test_new_episodes_replays_what_the_cassette_answers_and_records_the_rest(record, tmp_path):
+    path = seeded(tmp_path, "known")
+    addon = record(graph_cassette=str(path), graph_record_mode="new_episodes")
+    hit, miss = get("known"), get("unknown")
+    exchange(addon, hit)
+    exchange(addon, miss, 200, b'{"new": 1}')
+    assert flows.answered_by(hit) == "replay"
+    assert hit.response.json() == {"old": "known"}
+    assert flows.answered_by(miss) is None
+    assert [json.loads(i.response["body"]["string"]) for i in recorded(path)] == [
+        {"old": "known"},
+        {"new": 1},
+    ]
+
+
+def test_all_replaces_the_old_answers_to_what_it_re_records_and_keeps_the_rest(record, tmp_path):
+    path = seeded(tmp_path, "a", "b", "c")
+    addon = record(graph_cassette=str(path), graph_record_mode="all")
+    for body in (b'{"new": "b1"}', b'{"new": "b2"}'):
+        flow = get("b")
+        exchange(addon, flow, 200, body)
+        assert flows.answered_by(flow) is None  # never replayed
+    exchange(addon, get("d"), 200, b'{"new": "d"}')
+    bodies = [json.loads(i.response["body"]["string"]) for i in recorded(path)]
+    assert bodies == [{"old": "a"}, {"old": "c"}, {"new": "b1"}, {"new": "b2"}, {"new": "d"}]
+
+
+def test_none_only_replays_and_answers_a_miss_with_cassette_miss(record, tmp_path):
+    path = seeded(tmp_path, "known")
+    before = path.read_bytes()
+    addon = record(graph_cassette=str(path), graph_record_mode="none")
+    hit, miss = get("known"), get("unknown")
+    addon.request(hit)
+    addon.request(miss)
+    assert hit.response.json() == {"old": "known"}
+    assert miss.response.status_code == 501
+    assert miss.response.json()["error"]["code"] == "CassetteMiss"
+    assert path.read_bytes() == before
+
+
+def test_warn_logs_one_line_per_problem_and_keeps_them_for_the_summary(record, tmp_path, caplog):
+    addon = record(graph_cassette=str(tmp_path / "w.yaml"))
+    body = json.dumps({"settings": {"allowClientToJoinUsingBrowser": 3}, "bogus": 1})
+    flow = flow_for("PUT", ME, body, JSON)
+    with caplog.at_level(logging.INFO, logger="proxy_addons.record"):
+        exchange(addon, flow, 201, b'{"id": 5}')
+    path = "/beta/me/onlineMeetings/MSpkYzE3Njc0Yy04MWQ5LTRhZGItYmZi/virtualAppointment"
+    lines = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert (
+        f"PUT {path}: $.settings.allowClientToJoinUsingBrowser: expected a valid boolean"
+        in (lines[0])
+    )
+    assert any(line.startswith(f"PUT {path}: $.bogus: expected a known property") for line in lines)
+    assert any("$.id: expected a valid string, got 5 (response 201)" in line for line in lines)
+    assert len(flow.metadata[flows.PROBLEMS]) == len(lines) == 3
+    assert flow.metadata[flows.RECORDED] is True  # warn still forwards and records
+
+
+def test_enforce_refuses_an_invalid_request_with_graph_400_and_sends_nothing(record, tmp_path):
+    path = tmp_path / "e.yaml"
+    addon = record(
+        graph_cassette=str(path), graph_validate="enforce", graph_upstream="http://127.0.0.1:9"
+    )
+    flow = flow_for("PUT", ME, json.dumps({"settings": {"allowClientToJoinUsingBrowser": 3}}), JSON)
+    addon.request(flow)
+    assert flow.response.status_code == 400
+    error = flow.response.json()["error"]
+    assert error["code"] == "BadRequest"
+    assert "$.settings.allowClientToJoinUsingBrowser" in error["message"]
+    assert flow.request.host == "graph.microsoft.com"  # not pointed upstream
+    asyncio.run(addon.response(flow))
+    assert not path.exists()
+    documented = flow_for("PUT", ME, examples.REQUEST_BODY, JSON)  # notes only: accepted
+    addon.request(documented)
+    assert documented.response is None
+
+
+def test_a_failed_write_withholds_the_upstream_answer_and_says_why(record, tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    addon = record(graph_cassette=str(tmp_path / "file" / "c.yaml"))
+    flow = get("m1")
+    exchange(addon, flow, 200, b'{"would": "be lost"}')
+    assert flow.response.status_code == 500
+    assert flow.response.json()["error"]["code"] == "RecordingFailed"
+    assert flows.RECORDED not in flow.metadata
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"graph_record_mode": "sometimes"}, "graph_record_mode must be one of"),
+        ({"graph_validate": "loudly"}, "graph_validate must be one of"),
+        ({"graph_upstream": "ftp://x"}, "must be an http:// or https:// URL"),
+        ({"graph_upstream": "http://x:99999"}, "invalid port"),
+        ({"graph_cassette": "{tmp}"}, "is a folder"),
+        ({"graph_cassette": "{tmp}/exists.yaml"}, "cassette exists; record mode 'once'"),
+        (
+            {"graph_cassette": "{tmp}/missing.yaml", "graph_record_mode": "none"},
+            "no such cassette",
+        ),
+        (
+            {"graph_cassette": "{tmp}/broken.yaml", "graph_record_mode": "new_episodes"},
+            "broken.yaml",
+        ),
+    ],
+)
+def test_bad_options_are_refused_with_a_clear_message(record, tmp_path, options, message):
+    (tmp_path / "exists.yaml").write_text("version: 1\n")
+    (tmp_path / "broken.yaml").write_text("interactions: [\n")
+    options = {k: v.format(tmp=tmp_path) if isinstance(v, str) else v for k, v in options.items()}
+    with pytest.raises(exceptions.OptionsError, match=message.replace("(", r"\(")):
+        record(**options)

@@ -1,0 +1,177 @@
+"""Redaction: what is always removed, what the user names, and how placeholders behave."""
+
+from __future__ import annotations
+
+import json
+import string
+
+from hypothesis import given
+from hypothesis import strategies as st
+from vcr.request import Request
+
+from proxy_addons.cassette import PLACEHOLDER_PREFIX, CassetteIndex, Interaction
+from proxy_addons.record import Sent, interaction_block
+from proxy_addons.redaction import (
+    Placeholders,
+    RedactionRules,
+    Side,
+    redact_body,
+    redact_exchange,
+    redact_headers,
+    redact_uri,
+)
+
+JSON = {"Content-Type": ["application/json"]}
+URI = "https://graph.microsoft.com/beta/me/onlineMeetings/m/virtualAppointment"
+
+
+def exchange(
+    request: Side,
+    response: Side | None = None,
+    rules: RedactionRules | None = None,
+    uri: str = URI,
+    placeholders: Placeholders | None = None,
+) -> tuple[str, Side, Side]:
+    return redact_exchange(
+        uri,
+        request,
+        response or Side({}, b""),
+        rules or RedactionRules.of(),
+        placeholders or Placeholders(),
+    )
+
+
+def test_credential_headers_are_always_replaced_by_placeholders_in_both_directions():
+    request = Side(
+        {"Authorization": ["Bearer abc.def.ghi"], "Cookie": ["a=1; b=2"], "Accept": ["*/*"]}, b""
+    )
+    response = Side({"Set-Cookie": ["s=xyz; Path=/"], "ETag": ['W/"1"']}, b"")
+    _, req, resp = exchange(request, response)
+    assert req.headers["Authorization"] == ["<redacted:authorization:1>"]
+    assert req.headers["Cookie"] == ["<redacted:cookie:1>"]
+    assert req.headers["Accept"] == ["*/*"]
+    assert resp.headers["Set-Cookie"] == ["<redacted:set-cookie:1>"]
+    assert resp.headers["ETag"] == ['W/"1"']
+
+
+def test_same_value_same_placeholder_different_values_different_numbers():
+    placeholders = Placeholders()
+    rules = RedactionRules.of()
+    first, _ = redact_headers({"Authorization": ["Bearer one"]}, rules, placeholders)
+    again, _ = redact_headers({"authorization": ["Bearer one"]}, rules, placeholders)
+    other, _ = redact_headers({"Authorization": ["Bearer two"]}, rules, placeholders)
+    assert first["Authorization"] == again["authorization"] == ["<redacted:authorization:1>"]
+    assert other["Authorization"] == ["<redacted:authorization:2>"]
+
+
+def test_numbering_continues_after_the_placeholders_already_in_a_cassette():
+    placeholders = Placeholders.continuing(
+        "x: <redacted:emailAddress:3>\ny: <redacted:emailAddress:1>\nz: <redacted:cookie:7>"
+    )
+    assert placeholders("emailAddress", "new@contoso.com") == "<redacted:emailAddress:4>"
+    assert placeholders("cookie", "c") == "<redacted:cookie:8>"
+    assert placeholders("authorization", "t") == "<redacted:authorization:1>"
+
+
+def test_named_json_fields_are_redacted_at_any_depth_in_requests_and_responses():
+    body = {
+        "appointmentClients": [
+            {"emailAddress": "a@contoso.com", "smsCapablePhoneNumber": "123", "displayName": "A"},
+            {"emailAddress": "b@contoso.com", "displayName": "B"},
+        ],
+        "externalAppointmentId": "x",
+    }
+    rules = RedactionRules.of(fields=["EmailAddress", "smsCapablePhoneNumber"])
+    _, req, resp = exchange(
+        Side(JSON, json.dumps(body).encode()), Side(JSON, json.dumps(body).encode()), rules
+    )
+    for side in (req, resp):
+        clients = json.loads(side.body)["appointmentClients"]
+        assert [c["emailAddress"] for c in clients] == [
+            "<redacted:emailAddress:1>",
+            "<redacted:emailAddress:2>",
+        ]
+        assert clients[0]["smsCapablePhoneNumber"] == "<redacted:smsCapablePhoneNumber:1>"
+        assert clients[0]["displayName"] == "A"
+
+
+def test_a_body_with_nothing_to_redact_is_kept_byte_for_byte():
+    body = b'{\n    "displayName" :  "unchanged"\n}'
+    assert redact_body(body, "application/json", RedactionRules.of(), Placeholders(), {}) == body
+    binary = b"\xff\x00\xfe"
+    assert redact_body(binary, "application/json", RedactionRules.of(), Placeholders(), {}) == (
+        binary
+    )
+
+
+def test_graph_error_codes_stay_but_an_oauth_code_parameter_goes():
+    error = json.dumps({"error": {"code": "TooManyRequests", "message": "m"}}).encode()
+    _, _, resp = exchange(Side({}, b""), Side(JSON, error))
+    assert resp.body == error
+    uri = redact_uri(
+        URI + "?code=auth-code-123&$select=id", RedactionRules.of(), Placeholders(), {}
+    )
+    assert "auth-code-123" not in uri
+    assert "code=%3Credacted%3Acode%3A1%3E" in uri
+    assert "%24select=id" in uri
+
+
+def test_client_secrets_in_form_encoded_token_requests_are_redacted():
+    form = b"grant_type=client_credentials&client_id=app&client_secret=s3cr3t-value-1"
+    headers = {"Content-Type": ["application/x-www-form-urlencoded"]}
+    _, req, _ = exchange(Side(headers, form))
+    assert b"s3cr3t-value-1" not in req.body
+    assert b"client_id=app" in req.body
+    assert b"client_secret=%3Credacted%3Aclient_secret%3A1%3E" in req.body
+
+
+def test_a_secret_echoed_anywhere_else_is_swept_out_of_bodies_and_uri():
+    token = "eyJhbGciOi.secret-token-value.sig"
+    echoed = json.dumps({"note": f"you sent {token}", "externalAppointmentId": token}).encode()
+    uri, _, resp = exchange(
+        Side({"Authorization": [f"Bearer {token}"]}, b""),
+        Side(JSON, echoed + b" trailing"),
+        uri=URI + f"?x={token}",
+    )
+    assert token not in uri
+    assert token.encode() not in resp.body
+    assert b"<redacted:authorization:1>" in resp.body
+
+
+def test_a_redacted_request_body_still_matches_the_real_values_on_replay():
+    body = json.dumps({"appointmentClients": [{"emailAddress": "real@contoso.com"}]})
+    rules = RedactionRules.of(fields=["emailAddress"])
+    _, req, _ = exchange(Side(JSON, body.encode()), rules=rules)
+    recorded = Interaction(
+        Request("PUT", URI, req.body, {}),
+        {"status": {"code": 201, "message": "Created"}, "headers": {}, "body": {"string": b""}},
+        source=None,  # type: ignore[arg-type]
+        position=0,
+    )
+    index = CassetteIndex([recorded])
+    other = json.dumps({"appointmentClients": [{"emailAddress": "someone@contoso.com"}]})
+    assert index.lookup("PUT", URI, other.encode()) is recorded
+
+
+# The prefixes keep a generated secret from being a word the YAML holds anyway ("response").
+@given(
+    token=st.text(alphabet=string.ascii_letters + string.digits + "-._~+/", min_size=8).map(
+        lambda s: "tok-" + s
+    ),
+    cookie=st.text(alphabet=string.ascii_letters + string.digits, min_size=8).map(
+        lambda s: "ck-" + s
+    ),
+)
+def test_no_bearer_token_or_cookie_ever_reaches_the_serialised_interaction(token, cookie):
+    sent = Sent(
+        "GET",
+        URI,
+        Side({"Authorization": [f"Bearer {token}"], "Cookie": [f"session={cookie}"]}, b""),
+    )
+    echo = json.dumps({"token": token, "cookie": cookie}).encode()
+    block = interaction_block(
+        sent, 200, "OK", Side(JSON, echo), RedactionRules.of(), Placeholders()
+    )
+    assert token not in block
+    assert cookie not in block
+    assert block.count(PLACEHOLDER_PREFIX) >= 2

@@ -1,0 +1,85 @@
+"""Graph refuses a malformed request on our routes with its own status, before any lookup."""
+
+from __future__ import annotations
+
+import pytest
+
+from proxy_addons import examples
+from proxy_addons.models import ErrorResponse
+from proxy_addons.request_checks import MAX_BODY_BYTES, check_request, json_body
+from proxy_addons.routes import parse
+
+ME_PUT = parse("PUT", examples.ME_URL)
+JSON_HEADERS = {"Content-Type": "application/json", "client-request-id": "c-42"}
+
+
+def refused(route, headers, body):
+    reply = check_request(route, headers, body)
+    assert reply is not None, "the request should have been refused"
+    error = ErrorResponse.model_validate(reply.json()).error
+    return reply.status, error.code, error.message, reply
+
+
+def test_the_documented_request_passes():
+    assert check_request(ME_PUT, examples.REQUEST_HEADERS, examples.REQUEST_BODY.encode()) is None
+    assert json_body(examples.REQUEST_BODY.encode())["externalAppointmentId"] == "AAMkADKnAAA="
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json; charset=utf-8", "Application/JSON", "application/json;"]
+)
+def test_json_content_type_with_parameters_or_any_case_passes(content_type):
+    assert check_request(ME_PUT, {"Content-Type": content_type}, b"{}") is None
+
+
+def test_bodiless_get_and_delete_need_no_content_type():
+    for method in ("GET", "DELETE"):
+        assert check_request(parse(method, examples.ME_URL), {}, None) is None
+
+
+def test_malformed_json_is_400_naming_line_and_column():
+    status, code, message, _ = refused(ME_PUT, JSON_HEADERS, b'{"settings": {\n  "a": }')
+    assert (status, code) == (400, "BadRequest")
+    assert "Unable to read JSON request payload" in message
+    assert "line 2 column 8" in message
+
+
+def test_non_utf8_body_is_400_naming_the_byte():
+    status, code, message, _ = refused(ME_PUT, JSON_HEADERS, b'{"displayName": "\xff"}')
+    assert (status, code) == (400, "BadRequest")
+    assert "not valid UTF-8 (byte 17)" in message
+
+
+def test_a_10_mb_body_is_413_even_without_a_content_type():
+    status, code, message, _ = refused(ME_PUT, {}, b" " * (10 * 1024 * 1024))
+    assert (status, code) == (413, "RequestEntityTooLarge")
+    assert str(MAX_BODY_BYTES) in message
+
+
+def test_a_body_of_exactly_the_limit_is_not_refused_for_size():
+    body = b'{"a": "' + b"x" * (MAX_BODY_BYTES - 10) + b'"}'
+    assert len(body) == MAX_BODY_BYTES - 1
+    assert check_request(ME_PUT, JSON_HEADERS, body) is None
+
+
+@pytest.mark.parametrize("headers", [{"Content-Type": "text/plain"}, {}])
+def test_a_body_that_is_not_declared_json_is_415(headers):
+    status, code, message, _ = refused(ME_PUT, headers, examples.REQUEST_BODY.encode())
+    assert (status, code) == (415, "UnsupportedMediaType")
+    assert "application/json" in message
+
+
+def test_a_method_graph_does_not_allow_is_405_with_allow_header():
+    status, code, _, reply = refused(parse("POST", examples.ME_URL), JSON_HEADERS, b"{}")
+    assert status == 405 and code == "Request_BadRequest"
+    assert reply.header("Allow") == "PUT, GET, PATCH, DELETE"
+
+
+def test_refusals_carry_graph_headers_with_the_client_request_id_echoed():
+    _, _, _, reply = refused(ME_PUT, JSON_HEADERS, b"{")
+    assert reply.header("client-request-id") == "c-42"
+    assert reply.header("Content-Type") == "application/json"
+    assert reply.header("Date")
+    inner = reply.json()["error"]["innerError"]
+    assert inner["request-id"] == reply.header("request-id")
+    assert inner["client-request-id"] == "c-42"
