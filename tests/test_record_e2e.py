@@ -337,7 +337,7 @@ def simulate_reverse_available() -> bool:
     return done.returncode == 0 and "--reverse" in done.stdout
 
 
-def test_a_recording_from_the_emulator_replays_identically_under_ours_and_vcrpy(
+def test_a_recording_from_the_emulator_killed_with_9_replays_identically_in_ours_and_vcrpy(
     tmp_path, start_proxy, client_for
 ):
     if not simulate_reverse_available():
@@ -361,7 +361,8 @@ def test_a_recording_from_the_emulator_replays_identically_under_ours_and_vcrpy(
     assert recorded[0].status_code == 201
     assert recorded[3].json()["externalAppointmentId"] == "changed"
     assert recorded[5].status_code == 404
-    assert recorder.stop() == 0
+    recorder.process.kill()  # no clean shutdown: what is on disk is what was answered
+    recorder.process.wait(10)
     assert_no_secrets(path)
 
     replayer = start_proxy("replay", "--cassette", str(path), "--no-summary")
