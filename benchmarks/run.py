@@ -12,8 +12,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import lookup  # noqa: E402
-import record_cost  # noqa: E402
+import lookup
+import record_cost
 
 
 def main() -> int:

@@ -20,7 +20,11 @@ from typing import Any
 from mitmproxy import addons as mitm_addons
 from mitmproxy import ctx, exceptions, master, options
 
+from proxy_addons.emulator import Emulator
+from proxy_addons.fault_injection import FaultInjector
+from proxy_addons.record import RECORD_MODES, VALIDATE_MODES, Record
 from proxy_addons.replay import ON_MISS, Replay
+from proxy_addons.summary import Summary
 
 USAGE_ERROR = 2
 logger = logging.getLogger("proxy_addons")
@@ -48,8 +52,6 @@ def replay_mode(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
 
 def record_mode(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
     """``record``: forward, validate, redact and append each interaction to the cassette."""
-    from proxy_addons.record import Record
-
     settings: dict[str, Any] = {
         "graph_cassette": args.cassette,
         "graph_record_mode": args.record_mode,
@@ -64,8 +66,6 @@ def record_mode(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
 
 def simulate_mode(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
     """``simulate``: the stateful emulator, as a proxy or (``--reverse``) as Graph itself."""
-    from proxy_addons.emulator import Emulator
-
     settings: dict[str, Any] = {
         "graph_state": args.state or "",
         "graph_provisioning_delay": args.provisioning_delay,
@@ -85,9 +85,6 @@ def common_addons(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
     Faults first: an answer given in its request hook is one the mode's addons never see.
     Bad rules are refused by the addon's ``configure`` (exit status 2, one line).
     """
-    from proxy_addons.fault_injection import FaultInjector
-    from proxy_addons.summary import Summary
-
     settings: dict[str, Any] = {
         "graph_faults": list(args.fault or []),
         "graph_faults_file": args.faults or "",
@@ -236,8 +233,6 @@ def add_replay_parser(sub: Any) -> None:
 
 
 def add_record_parser(sub: Any) -> None:
-    from proxy_addons.record import RECORD_MODES, VALIDATE_MODES
-
     record = sub.add_parser("record", help="forward Graph calls and record them to a cassette")
     add_proxy_arguments(record)
     record.add_argument("--cassette", required=True, help="cassette file to record into")

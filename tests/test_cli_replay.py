@@ -7,11 +7,10 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import assert_one_line_error, run_cli
 
 from proxy_addons import cassette, examples
 from proxy_addons.launcher import stop
@@ -19,32 +18,8 @@ from proxy_addons.launcher import stop
 pytestmark = pytest.mark.e2e
 
 
-def cli(*args: str, confdir: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """Run graph-vcr-proxy to completion; proxy modes get a free port and a private CA."""
-    proxy_args = ["--listen-port", "0", "--confdir", str(confdir)]
-    if args and args[0] not in ("replay", "record", "simulate"):
-        proxy_args = []
-    return subprocess.run(
-        [sys.executable, "-m", "proxy_addons.cli", *args, *proxy_args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
-
-
 def snapshot(path: Path) -> tuple[bytes, int]:
     return path.read_bytes(), path.stat().st_mtime_ns
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str], starts: str) -> str:
-    assert result.returncode == 2
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith(starts), lines[0]
-    assert "Traceback" not in result.stderr
-    assert "proxy listening on" not in result.stdout
-    return lines[0]
 
 
 # --- bad cassettes and arguments: exit 2, one line, file untouched --------------------------
@@ -52,7 +27,7 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], starts: str)
 
 def test_missing_cassette_is_one_line_naming_it(tmp_path, confdir):
     missing = tmp_path / "nope.yaml"
-    result = cli("replay", "--cassette", str(missing), confdir=confdir)
+    result = run_cli("replay", "--cassette", str(missing), confdir=confdir)
     assert_one_line_error(result, f"graph-vcr-proxy: {missing}: no such cassette file or folder")
     assert not missing.exists()
 
@@ -66,7 +41,7 @@ def test_corrupt_yaml_is_one_line_with_file_and_line_and_the_file_is_unchanged(t
     )
     before = snapshot(path)
     line_count = len(path.read_text(encoding="utf-8").splitlines())
-    result = cli("replay", "--cassette", str(path), confdir=confdir)
+    result = run_cli("replay", "--cassette", str(path), confdir=confdir)
     line = assert_one_line_error(result, f"graph-vcr-proxy: {path}:{line_count}: not valid YAML")
     assert "did not find expected" in line
     assert snapshot(path) == before
@@ -76,7 +51,7 @@ def test_non_utf8_cassette_is_one_line_with_its_line(tmp_path, confdir):
     path = tmp_path / "latin1.yaml"
     path.write_bytes(b"version: 1\ninteractions:\n# caf\xe9\n")
     before = snapshot(path)
-    result = cli("replay", "--cassette", str(path), confdir=confdir)
+    result = run_cli("replay", "--cassette", str(path), confdir=confdir)
     assert_one_line_error(result, f"graph-vcr-proxy: {path}:3: not UTF-8 text")
     assert snapshot(path) == before
 
@@ -87,7 +62,7 @@ def test_unreadable_cassette_is_one_line(tmp_path, confdir):
     path.write_text("version: 1\ninteractions: []\n", encoding="utf-8")
     path.chmod(0)
     try:
-        result = cli("replay", "--cassette", str(path), confdir=confdir)
+        result = run_cli("replay", "--cassette", str(path), confdir=confdir)
     finally:
         path.chmod(0o600)
     assert_one_line_error(result, f"graph-vcr-proxy: {path}: Permission denied")
@@ -104,7 +79,7 @@ def test_a_folder_with_one_bad_cassette_names_that_file(tmp_path, confdir):
         encoding="utf-8",
     )
     before = snapshot(bad)
-    result = cli("replay", "--cassette", str(tmp_path), confdir=confdir)
+    result = run_cli("replay", "--cassette", str(tmp_path), confdir=confdir)
     assert_one_line_error(result, f"graph-vcr-proxy: {bad}:3: interaction 0: 'response' is missing")
     assert snapshot(bad) == before
 
@@ -118,12 +93,7 @@ def test_a_folder_with_one_bad_cassette_names_that_file(tmp_path, confdir):
     ],
 )
 def test_bad_arguments_are_one_line(confdir, args, message):
-    result = subprocess.run(
-        [sys.executable, "-m", "proxy_addons.cli", "replay", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_cli("replay", *args)
     assert_one_line_error(result, message)
 
 
@@ -132,21 +102,8 @@ def test_a_port_in_use_is_one_line_exit_2(confdir):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "proxy_addons.cli",
-                "replay",
-                "--listen-port",
-                str(port),
-                "--confdir",
-                str(confdir),
-                "--no-summary",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
+        result = run_cli(
+            "replay", "--listen-port", str(port), "--confdir", str(confdir), "--no-summary"
         )
     assert_one_line_error(result, f"graph-vcr-proxy: cannot listen on 127.0.0.1:{port}")
 
@@ -200,15 +157,15 @@ def test_a_replay_run_never_modifies_the_cassette(start_proxy, client_for, tmp_p
 # --- validate and demo ---------------------------------------------------------------------
 
 
-def test_validate_accepts_the_bundled_cassettes(confdir):
-    result = cli("validate", str(cassette.bundled_cassettes()), confdir=confdir)
+def test_validate_accepts_the_bundled_cassettes():
+    result = run_cli("validate", str(cassette.bundled_cassettes()))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 interactions checked, 0 invalid" in result.stdout
     assert "$.settings.allowClientToJoinUsingBrowser" in result.stdout  # the "true" note
     assert "note" in result.stdout
 
 
-def test_validate_exits_1_and_shows_the_json_path_of_each_problem(tmp_path, confdir):
+def test_validate_exits_1_and_shows_the_json_path_of_each_problem(tmp_path):
     request, response = examples.documented_interaction(examples.ME_URL)
     body = json.loads(response["body"]["string"])
     body["settings"]["allowClientToJoinUsingBrowser"] = 7
@@ -216,28 +173,22 @@ def test_validate_exits_1_and_shows_the_json_path_of_each_problem(tmp_path, conf
     response["body"]["string"] = json.dumps(body)
     path = tmp_path / "invalid.yaml"
     path.write_text(cassette.cassette_text([(request, response)]), encoding="utf-8")
-    result = cli("validate", str(path), confdir=confdir)
+    result = run_cli("validate", str(path))
     assert result.returncode == 1
     assert "$.settings.allowClientToJoinUsingBrowser" in result.stdout
     assert "$.colour" in result.stdout
     assert "1 interactions checked, 1 invalid" in result.stdout
 
 
-def test_validate_exits_2_on_a_corrupt_cassette(tmp_path, confdir):
+def test_validate_exits_2_on_a_corrupt_cassette(tmp_path):
     path = tmp_path / "corrupt.yaml"
     path.write_text("version: 1\ninteractions: [\n", encoding="utf-8")
-    result = cli("validate", str(path), confdir=confdir)
+    result = run_cli("validate", str(path))
     assert_one_line_error(result, f"graph-vcr-proxy: {path}:3: not valid YAML")
 
 
-def test_demo_runs_the_documented_create_and_exits_0(confdir, tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "proxy_addons.cli", "demo"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,  # finds the bundled cassettes from anywhere
-    )
+def test_demo_runs_the_documented_create_and_exits_0(tmp_path):
+    result = run_cli("demo", timeout=120, cwd=tmp_path)  # finds the bundled cassettes anywhere
     assert result.returncode == 0, result.stdout + result.stderr
     assert "HTTP/1.1 201 Created" in result.stdout
     assert "demo: OK" in result.stdout

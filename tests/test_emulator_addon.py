@@ -7,8 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import graph_flow
 from mitmproxy import exceptions, http
-from mitmproxy.test import taddons, tflow
+from mitmproxy.test import taddons
 
 from proxy_addons import appointments, examples, flows
 from proxy_addons.emulator import Emulator
@@ -19,10 +20,10 @@ AUTH = {"Authorization": "Bearer token", "Content-Type": "application/json"}
 
 
 def flow_for(method: str, url: str, body: str | None = None, **headers: str) -> http.HTTPFlow:
-    request = http.Request.make(method, url, body or b"", AUTH)
-    for name, value in headers.items():
-        request.headers[name.replace("_", "-")] = value  # case-insensitive: replaces AUTH's
-    return tflow.tflow(req=request)
+    """A request with AUTH's headers; ``client_request_id="c-1"`` adds one and
+    ``authorization=""`` replaces AUTH's (graph_flow sets them in order, ignoring case)."""
+    extra = {name.replace("_", "-"): value for name, value in headers.items()}
+    return graph_flow(method, url, body or "", {**AUTH, **extra})
 
 
 @pytest.fixture

@@ -6,9 +6,10 @@ import asyncio
 import json
 
 import pytest
+from helpers import graph_flow
 from mitmproxy import exceptions, http
 from mitmproxy.addons import script
-from mitmproxy.test import taddons, tflow
+from mitmproxy.test import taddons
 
 from proxy_addons import cassette, control, examples, fault_injection, flows
 from proxy_addons.fault_injection import FaultInjector
@@ -35,19 +36,14 @@ class FakeTime:
 
 
 def make_flow(
-    method: str = "PUT", url: str = ME, headers: dict[str, str] | None = None, body: str = ""
+    method: str = "PUT", url: str = ME, body: str = "", headers: dict[str, str] | None = None
 ) -> http.HTTPFlow:
-    flow = tflow.tflow()
-    flow.request.method = method
-    flow.request.url = url
-    flow.request.headers.clear()
+    """A documented PUT by default; a body method gets the documented body unless given one,
+    and Content-Type: application/json unless ``headers`` replace it."""
     if method in ("PUT", "PATCH", "POST"):
         body = body or examples.REQUEST_BODY
-        flow.request.headers["Content-Type"] = "application/json"
-    for name, value in (headers or {}).items():
-        flow.request.headers[name] = value
-    flow.request.content = body.encode()
-    return flow
+        headers = {"Content-Type": "application/json", **(headers or {})}
+    return graph_flow(method, url, body, headers)
 
 
 def answer_as_graph(flow: http.HTTPFlow, status: int, payload=None, **headers: str) -> None:
@@ -225,7 +221,7 @@ def seen_get(addon: FaultInjector, etag: str, url: str = ME) -> None:
 
 def patch(addon: FaultInjector, if_match: str | None, url: str = ME) -> int | None:
     headers = {"If-Match": if_match} if if_match else {}
-    flow = send(addon, make_flow("PATCH", url, headers, '{"externalAppointmentId": "b"}'))
+    flow = send(addon, make_flow("PATCH", url, '{"externalAppointmentId": "b"}', headers))
     return flow.response.status_code if flow.response else None
 
 
@@ -249,7 +245,7 @@ def test_without_a_known_etag_a_conditional_request_passes(injector):
 def test_a_delete_forgets_the_etag_and_an_update_teaches_the_new_one(injector):
     injector.configure_with("etag-mismatch:when=stale")
     seen_get(injector, 'W/"v1"')
-    update = send(injector, make_flow("PATCH", ME, {"If-Match": 'W/"v1"'}, "{}"))
+    update = send(injector, make_flow("PATCH", ME, "{}", {"If-Match": 'W/"v1"'}))
     answer_as_graph(update, 204, ETag='W/"v2"')
     injector.response(update)
     assert patch(injector, 'W/"v1"') == 412

@@ -51,5 +51,5 @@ def test_curl_reading_the_environment_gets_the_replayed_201(graph_vcr_env):
 def test_marker_with_a_missing_cassette_fails_the_test_setup_with_the_reason(request):
     from proxy_addons.launcher import ProxyFailedToStart
 
-    with pytest.raises(ProxyFailedToStart, match="does-not-exist.yaml"):
+    with pytest.raises(ProxyFailedToStart, match=r"does-not-exist\.yaml"):
         request.getfixturevalue("graph_vcr_proxy")

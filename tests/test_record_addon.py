@@ -11,8 +11,9 @@ from pathlib import Path
 
 import brotli
 import pytest
+from helpers import graph_flow
 from mitmproxy import exceptions, http
-from mitmproxy.test import taddons, tflow
+from mitmproxy.test import taddons
 from vcr.cassette import Cassette
 from vcr.request import Request
 
@@ -21,19 +22,6 @@ from proxy_addons.record import Record, stored_response
 
 ME = examples.ME_URL
 JSON = {"Content-Type": "application/json"}
-
-
-def flow_for(
-    method: str, url: str, body: bytes | str | None = None, headers: dict[str, str] | None = None
-) -> http.HTTPFlow:
-    flow = tflow.tflow()
-    flow.request.method = method
-    flow.request.url = url
-    flow.request.headers.clear()
-    for name, value in (headers or {}).items():
-        flow.request.headers[name] = value
-    flow.request.content = body.encode() if isinstance(body, str) else body
-    return flow
 
 
 def upstream_answers(flow: http.HTTPFlow, status: int, body: bytes, **headers: str) -> None:
@@ -52,7 +40,7 @@ def exchange(addon: Record, flow: http.HTTPFlow, status: int = 200, body: bytes 
 
 
 def get(meeting: str) -> http.HTTPFlow:
-    return flow_for("GET", ME.replace(examples.MEETING_ID, meeting), headers={"Accept": "*/*"})
+    return graph_flow("GET", ME.replace(examples.MEETING_ID, meeting), headers={"Accept": "*/*"})
 
 
 def recorded(path: Path) -> list[cassette.Interaction]:
@@ -93,7 +81,7 @@ def record(tmp_path):
 def test_an_upstream_answer_is_on_disk_and_marked_recorded_when_the_hook_returns(record, tmp_path):
     path = tmp_path / "new.yaml"
     addon = record(graph_cassette=str(path))
-    flow = flow_for("PUT", ME, examples.REQUEST_BODY, JSON)
+    flow = graph_flow("PUT", ME, examples.REQUEST_BODY, JSON)
     exchange(addon, flow, 201, examples.RESPONSE_BODY.encode())
     assert flow.metadata[flows.RECORDED] is True
     (only,) = recorded(path)
@@ -149,9 +137,9 @@ def test_answers_given_by_anyone_but_upstream_are_not_recorded(record, tmp_path)
     addon.request(faulted)
     flows.answer(faulted, cassette.recorded_reply(recorded_stub()), by="fault")
     asyncio.run(addon.response(faulted))
-    refused = flow_for("PUT", ME, b'{"settings": ', JSON)  # malformed: the check answers
+    refused = graph_flow("PUT", ME, b'{"settings": ', JSON)  # malformed: the check answers
     exchange(addon, refused)
-    not_ours = flow_for("GET", "https://example.com/beta/me/onlineMeetings/x/virtualAppointment")
+    not_ours = graph_flow("GET", "https://example.com/beta/me/onlineMeetings/x/virtualAppointment")
     exchange(addon, not_ours)
     assert not path.exists()
     assert flows.RECORDED not in faulted.metadata
@@ -210,7 +198,7 @@ def test_none_only_replays_and_answers_a_miss_with_cassette_miss(record, tmp_pat
 def test_warn_logs_one_line_per_problem_and_keeps_them_for_the_summary(record, tmp_path, caplog):
     addon = record(graph_cassette=str(tmp_path / "w.yaml"))
     body = json.dumps({"settings": {"allowClientToJoinUsingBrowser": 3}, "bogus": 1})
-    flow = flow_for("PUT", ME, body, JSON)
+    flow = graph_flow("PUT", ME, body, JSON)
     with caplog.at_level(logging.INFO, logger="proxy_addons.record"):
         exchange(addon, flow, 201, b'{"id": 5}')
     path = "/beta/me/onlineMeetings/MSpkYzE3Njc0Yy04MWQ5LTRhZGItYmZi/virtualAppointment"
@@ -230,7 +218,9 @@ def test_enforce_refuses_an_invalid_request_with_graph_400_and_sends_nothing(rec
     addon = record(
         graph_cassette=str(path), graph_validate="enforce", graph_upstream="http://127.0.0.1:9"
     )
-    flow = flow_for("PUT", ME, json.dumps({"settings": {"allowClientToJoinUsingBrowser": 3}}), JSON)
+    flow = graph_flow(
+        "PUT", ME, json.dumps({"settings": {"allowClientToJoinUsingBrowser": 3}}), JSON
+    )
     addon.request(flow)
     assert flow.response.status_code == 400
     error = flow.response.json()["error"]
@@ -239,7 +229,7 @@ def test_enforce_refuses_an_invalid_request_with_graph_400_and_sends_nothing(rec
     assert flow.request.host == "graph.microsoft.com"  # not pointed upstream
     asyncio.run(addon.response(flow))
     assert not path.exists()
-    documented = flow_for("PUT", ME, examples.REQUEST_BODY, JSON)  # notes only: accepted
+    documented = graph_flow("PUT", ME, examples.REQUEST_BODY, JSON)  # notes only: accepted
     addon.request(documented)
     assert documented.response is None
 

@@ -1,8 +1,8 @@
 """Recording through a real proxy over HTTPS, then replaying the cassette two ways.
 
 The upstream is a plain local HTTP server (gzip, binary, Graph-like JSON; it also echoes
-the caller's bearer token once, the way a careless server might) and, where it is
-available, the emulator as ``simulate --reverse``. Every recording is replayed by our
+the caller's bearer token once, the way a careless server might) and the emulator as
+``simulate --reverse``. Every recording is replayed by our
 replay proxy and by plain vcrpy, and grepped for the secrets it must not hold.
 """
 
@@ -11,8 +11,6 @@ from __future__ import annotations
 import gzip
 import json
 import re
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,10 +22,10 @@ import httpx
 import pytest
 import requests
 import vcr
+from helpers import assert_one_line_error, run_cli, serving
 from vcr.cassette import Cassette
 
 from proxy_addons import cassette, examples
-from proxy_addons.launcher import command
 
 pytestmark = pytest.mark.e2e
 
@@ -117,14 +115,8 @@ def upstream() -> Iterator[Upstream]:
     seen: list[tuple[str, str, dict[str, str]]] = []
     handler = type("Handler", (GraphLikeHandler,), {"seen": seen})
     server = QuietServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
+    with serving(server):
         yield Upstream(f"http://127.0.0.1:{server.server_address[1]}", seen)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
 
 
 def create_body(email: str) -> str:
@@ -244,16 +236,9 @@ def test_once_refuses_an_existing_cassette_with_one_line_and_status_2(tmp_path, 
     path = tmp_path / "exists.yaml"
     path.write_text(examples.bundled_cassette_texts()["create-virtualappointment-me.yaml"])
     before = path.read_bytes()
-    done = subprocess.run(
-        command("record", "--cassette", str(path), confdir=confdir),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 2
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1
-    assert "cassette exists" in lines[0] and "once" in lines[0]
+    done = run_cli("record", "--cassette", str(path), confdir=confdir)
+    line = assert_one_line_error(done, "graph-vcr-proxy: ")
+    assert "cassette exists" in line and "once" in line
     assert path.read_bytes() == before
 
 
@@ -327,21 +312,9 @@ def test_kill_9_mid_run_loses_no_answered_interaction(tmp_path, upstream, start_
     assert_no_secrets(path)
 
 
-def simulate_reverse_available() -> bool:
-    done = subprocess.run(
-        [sys.executable, "-m", "proxy_addons.cli", "simulate", "--help"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    return done.returncode == 0 and "--reverse" in done.stdout
-
-
 def test_a_recording_from_the_emulator_killed_with_9_replays_identically_in_ours_and_vcrpy(
     tmp_path, start_proxy, client_for
 ):
-    if not simulate_reverse_available():
-        pytest.skip("simulate --reverse is not available")
     emulator = start_proxy("simulate", "--reverse", "--no-summary")
     path = tmp_path / "emulated.yaml"
     recorder = start_proxy(

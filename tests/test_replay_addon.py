@@ -7,9 +7,10 @@ import logging
 from pathlib import Path
 
 import pytest
+from helpers import graph_flow
 from mitmproxy import exceptions, http
 from mitmproxy.addons import proxyserver
-from mitmproxy.test import taddons, tflow
+from mitmproxy.test import taddons
 from vcr.request import Request
 
 from proxy_addons import cassette, examples, flows
@@ -20,21 +21,8 @@ ME = examples.ME_URL
 DOCUMENTED = json.loads(examples.RESPONSE_BODY)
 
 
-def flow_for(
-    method: str, url: str, body: bytes | str | None = None, headers: dict[str, str] | None = None
-) -> http.HTTPFlow:
-    flow = tflow.tflow()
-    flow.request.method = method
-    flow.request.url = url
-    flow.request.headers.clear()
-    for name, value in (headers or {}).items():
-        flow.request.headers[name] = value
-    flow.request.content = body.encode() if isinstance(body, str) else body
-    return flow
-
-
 def documented_flow(url: str = ME, **headers: str) -> http.HTTPFlow:
-    return flow_for("PUT", url, examples.REQUEST_BODY, {**examples.REQUEST_HEADERS, **headers})
+    return graph_flow("PUT", url, examples.REQUEST_BODY, {**examples.REQUEST_HEADERS, **headers})
 
 
 def numbered_cassette(tmp_path: Path, count: int, body: str = '{"v": 1}') -> Path:
@@ -98,7 +86,7 @@ def test_recorded_per_response_headers_are_replaced_and_the_rest_kept(tmp_path):
     addon = Replay()
     with taddons.context(addon) as tctx:
         tctx.configure(addon, graph_cassette=str(numbered_cassette(tmp_path, 1)))
-        flow = flow_for("PUT", ME, '{"v": 1}', {"Content-Type": "application/json"})
+        flow = graph_flow("PUT", ME, '{"v": 1}', {"Content-Type": "application/json"})
         addon.request(flow)
     headers = flow.response.headers
     assert headers.get_all("request-id") != ["recorded-id"]
@@ -113,7 +101,7 @@ def test_repeated_identical_requests_get_answers_in_order_then_the_last_again(tm
         tctx.configure(addon, graph_cassette=str(numbered_cassette(tmp_path, 3)))
         answers = []
         for _ in range(5):
-            flow = flow_for("PUT", ME, '{ "v" : 1 }', {"Content-Type": "application/json"})
+            flow = graph_flow("PUT", ME, '{ "v" : 1 }', {"Content-Type": "application/json"})
             addon.request(flow)
             answers.append(flow.response.json()["n"])
     assert answers == [0, 1, 2, 2, 2]
@@ -123,7 +111,7 @@ def test_a_miss_is_501_cassette_miss_naming_the_closest_request_and_the_differen
     addon, _ = replay
     body = json.loads(examples.REQUEST_BODY)
     body["externalAppointmentId"] = "other"
-    flow = flow_for("PUT", ME, json.dumps(body), {"Content-Type": "application/json"})
+    flow = graph_flow("PUT", ME, json.dumps(body), {"Content-Type": "application/json"})
     addon.request(flow)
     assert flow.response.status_code == MISS_STATUS == 501
     error = ErrorResponse.model_validate(flow.response.json()).error
@@ -138,7 +126,7 @@ def test_a_miss_is_501_cassette_miss_naming_the_closest_request_and_the_differen
 def test_a_miss_is_forwarded_untouched_with_on_miss_forward(replay):
     addon, tctx = replay
     tctx.configure(addon, graph_on_miss="forward")
-    flow = flow_for("GET", ME)
+    flow = graph_flow("GET", ME)
     addon.request(flow)
     assert flow.response is None
     assert flows.answered_by(flow) is None
@@ -147,7 +135,7 @@ def test_a_miss_is_forwarded_untouched_with_on_miss_forward(replay):
 def test_ignoring_the_body_answers_any_body(replay):
     addon, tctx = replay
     tctx.configure(addon, graph_match_body=False)
-    flow = flow_for("PUT", ME, '{"anything": 1}', {"Content-Type": "application/json"})
+    flow = graph_flow("PUT", ME, '{"anything": 1}', {"Content-Type": "application/json"})
     addon.request(flow)
     assert flow.response.status_code == 201
 
@@ -162,7 +150,7 @@ def test_ignoring_the_body_answers_any_body(replay):
 )
 def test_traffic_that_is_not_ours_is_untouched_and_not_logged(replay, url, caplog):
     addon, _ = replay
-    flow = flow_for("PUT", url, b"\xff not json", {"Content-Type": "text/plain"})
+    flow = graph_flow("PUT", url, b"\xff not json", {"Content-Type": "text/plain"})
     before = flow.request.get_state()
     with caplog.at_level(logging.DEBUG):
         addon.request(flow)
@@ -184,9 +172,9 @@ def test_malformed_requests_get_graph_4xx_before_any_lookup(tmp_path, body, cont
     addon = Replay()
     with taddons.context(addon) as tctx:
         tctx.configure(addon, graph_cassette=str(numbered_cassette(tmp_path, 2)))
-        bad = flow_for("PUT", ME, body, {"Content-Type": content_type})
+        bad = graph_flow("PUT", ME, body, {"Content-Type": content_type})
         addon.request(bad)
-        good = flow_for("PUT", ME, '{"v": 1}', {"Content-Type": "application/json"})
+        good = graph_flow("PUT", ME, '{"v": 1}', {"Content-Type": "application/json"})
         addon.request(good)
     assert bad.response.status_code == status
     assert flows.answered_by(bad) == "check"

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import subprocess
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+from helpers import assert_one_line_error, run_cli
 from msgraph_core import APIVersion, GraphClientFactory
 
 from proxy_addons import examples
-from proxy_addons.launcher import command
 from proxy_addons.models import ErrorResponse, VirtualAppointment
 from proxy_addons.validation import response_problems
 
@@ -211,17 +210,10 @@ def test_a_corrupt_state_file_exits_2_with_one_line_and_is_left_untouched(confdi
     state = tmp_path / "state.json"
     state.write_text('{"format": "graph-vcr-proxy-state",\n  "appointments": [\n')
     before = state.read_bytes()
-    done = subprocess.run(
-        command("simulate", "--state", str(state), confdir=confdir),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 2
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
-    assert lines[0].startswith("graph-vcr-proxy: ") and str(state) in lines[0]
-    assert "line 3" in lines[0]
+    done = run_cli("simulate", "--state", str(state), confdir=confdir)
+    line = assert_one_line_error(done, "graph-vcr-proxy: ")
+    assert str(state) in line
+    assert "line 3" in line
     assert state.read_bytes() == before
 
 
@@ -253,13 +245,8 @@ def test_provisioning_409_then_201_with_deprecation_headers_and_warning(start_pr
 
 
 def test_simulate_rejects_a_negative_provisioning_delay_with_exit_2(confdir):
-    done = subprocess.run(
-        command("simulate", "--provisioning-delay", "-5", confdir=confdir),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == [
+    done = run_cli("simulate", "--provisioning-delay", "-5", confdir=confdir)
+    message = (
         "graph-vcr-proxy: graph_provisioning_delay must be 0 (off) or a number of seconds, got -5"
-    ]
+    )
+    assert assert_one_line_error(done, message) == message
