@@ -29,6 +29,7 @@ from mitmproxy.proxy.mode_specs import ReverseMode
 from proxy_addons import appointments, flows
 from proxy_addons.appointments import AppointmentRequest, Outcome, State, StateFileError
 from proxy_addons.graph import Reply, empty_reply, error_reply, json_reply
+from proxy_addons.options import ensure_lazy_connections
 from proxy_addons.routes import Operation, Route
 
 logger = logging.getLogger(__name__)
@@ -152,9 +153,7 @@ class Emulator:
             )
 
     def running(self) -> None:
-        # Without this mitmproxy dials graph.microsoft.com on CONNECT, which needs a network.
-        if ctx.options.connection_strategy != "lazy":
-            ctx.options.update(connection_strategy="lazy")
+        ensure_lazy_connections()
 
     def request(self, flow: http.HTTPFlow) -> None:
         route = flows.claim(flow)

@@ -19,13 +19,12 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from proxy_addons.graph import JSON, Reply, error_reply, response_headers
+from proxy_addons.graph import JSON, Reply, error_reply, reason_phrase, response_headers
 from proxy_addons.routes import Operation
 
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -133,7 +132,7 @@ class BrokenBody:
         etag = usable.header("ETag") if usable else None
         if etag:
             headers.append(("ETag", etag))
-        return Reply(status, tuple(headers), body, HTTPStatus(status).phrase)
+        return Reply(status, tuple(headers), body, reason_phrase(status))
 
 
 Effect = GraphError | Delay | Reset | BrokenBody

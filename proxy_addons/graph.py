@@ -128,7 +128,7 @@ def json_reply(
         status=status,
         headers=(*headers, *extra_headers),
         body=json.dumps(payload).encode(),
-        reason=_reason(status),
+        reason=reason_phrase(status),
     )
 
 
@@ -138,7 +138,7 @@ def empty_reply(
     extra_headers: Iterable[tuple[str, str]] = (),
 ) -> Reply:
     headers = response_headers(request_headers, content_type=None)
-    return Reply(status=status, headers=(*headers, *extra_headers), reason=_reason(status))
+    return Reply(status=status, headers=(*headers, *extra_headers), reason=reason_phrase(status))
 
 
 def error_reply(
@@ -161,11 +161,12 @@ def error_reply(
         status=status,
         headers=(*headers, *extra_headers),
         body=json.dumps(body).encode(),
-        reason=_reason(status),
+        reason=reason_phrase(status),
     )
 
 
-def _reason(status: int) -> str:
+def reason_phrase(status: int) -> str:
+    """The standard reason for a status, or empty for one HTTP does not name."""
     try:
         return HTTPStatus(status).phrase
     except ValueError:

@@ -1,4 +1,4 @@
-"""Options that more than one addon reads, declared by one function each.
+"""Options that more than one addon reads or sets, handled by one function each.
 
 mitmproxy accepts a second declaration of an option when its signature is identical, so each
 addon that needs ``graph_cassette`` declares it through the same function and works alone in
@@ -7,6 +7,7 @@ addon that needs ``graph_cassette`` declares it through the same function and wo
 
 from __future__ import annotations
 
+from mitmproxy import ctx
 from mitmproxy.addonmanager import Loader
 
 from proxy_addons.cassette import bundled_cassettes
@@ -19,3 +20,15 @@ def declare_cassette(loader: Loader) -> None:
         str(bundled_cassettes()),
         "Cassette file, or folder of cassettes, in vcrpy's YAML format.",
     )
+
+
+def ensure_lazy_connections() -> None:
+    """Switch mitmproxy to ``connection_strategy=lazy`` if it isn't already.
+
+    Every addon that answers Graph calls itself needs it: with the default (eager), mitmproxy
+    dials the real host when the client sends CONNECT, which fails offline (the client gets a
+    502) and contacts Graph even when --upstream points elsewhere. The option belongs to the
+    proxyserver addon, so it is absent where that addon isn't loaded (addon unit tests).
+    """
+    if "connection_strategy" in ctx.options and ctx.options.connection_strategy != "lazy":
+        ctx.options.update(connection_strategy="lazy")

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from http import HTTPStatus
 from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import urlsplit
@@ -30,9 +29,9 @@ from vcr.request import Request
 from proxy_addons import cassette, flows
 from proxy_addons.cassette import CassetteIndex, Interaction, canonical, parse_body, request_key
 from proxy_addons.cassette_writer import CassetteWriteError, CassetteWriter, Keep
-from proxy_addons.graph import error_reply, to_response
+from proxy_addons.graph import error_reply, reason_phrase, to_response
 from proxy_addons.models import Problem, errors_only
-from proxy_addons.options import declare_cassette
+from proxy_addons.options import declare_cassette, ensure_lazy_connections
 from proxy_addons.redaction import Placeholders, RedactionRules, Side, redact_exchange
 from proxy_addons.replay import miss_reply, replayed_reply
 from proxy_addons.routes import Route
@@ -118,15 +117,8 @@ def stored_response(response: http.Response) -> tuple[int, str, Side]:
     }
     if framed:
         headers["Content-Length"] = [str(len(body))]
-    reason = response.reason or _phrase(response.status_code)
+    reason = response.reason or reason_phrase(response.status_code)
     return response.status_code, reason, Side(headers, body)
-
-
-def _phrase(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return ""
 
 
 def interaction_block(
@@ -313,10 +305,7 @@ class Record:
         self.placeholders = Placeholders()
 
     def running(self) -> None:
-        # Offline replay of HTTPS (modes none, new_episodes) needs lazy connections, and an
-        # --upstream must never be preceded by a dial of the real host.
-        if "connection_strategy" in ctx.options and ctx.options.connection_strategy != "lazy":
-            ctx.options.update(connection_strategy="lazy")
+        ensure_lazy_connections()
         if self.writer is not None:
             target = f" via {ctx.options.graph_upstream}" if self.upstream else ""
             logger.info("recording (%s) to %s%s", self.mode, self.path, target)

@@ -20,7 +20,7 @@ from mitmproxy.addonmanager import Loader
 from proxy_addons import cassette, flows
 from proxy_addons.cassette import CassetteIndex, Interaction
 from proxy_addons.graph import Reply, error_reply, refresh_headers
-from proxy_addons.options import declare_cassette
+from proxy_addons.options import declare_cassette, ensure_lazy_connections
 
 logger = logging.getLogger(__name__)
 
@@ -101,10 +101,7 @@ class Replay:
         server = ctx.master.addons.get("proxyserver")
         if server is None or server.listen_addrs():  # a proxy that failed to bind says so
             self._announce()
-        # Offline replay of HTTPS needs it: eager dials the real host at CONNECT time.
-        # The option is the proxyserver addon's, absent where that addon isn't loaded.
-        if "connection_strategy" in ctx.options and ctx.options.connection_strategy != "lazy":
-            ctx.options.update(connection_strategy="lazy")
+        ensure_lazy_connections()
 
     def request(self, flow: http.HTTPFlow) -> None:
         route = flows.claim(flow)
