@@ -7,7 +7,9 @@ addon that needs ``graph_cassette`` declares it through the same function and wo
 
 from __future__ import annotations
 
-from mitmproxy import ctx
+from collections.abc import Sequence
+
+from mitmproxy import ctx, exceptions
 from mitmproxy.addonmanager import Loader
 
 from proxy_addons.cassette import bundled_cassettes
@@ -32,3 +34,10 @@ def ensure_lazy_connections() -> None:
     """
     if "connection_strategy" in ctx.options and ctx.options.connection_strategy != "lazy":
         ctx.options.update(connection_strategy="lazy")
+
+
+def require_choice(updated: set[str], name: str, choices: Sequence[str]) -> None:
+    """Refuse a value outside ``choices``: mitmproxy lists them in help but doesn't enforce."""
+    value = getattr(ctx.options, name)
+    if name in updated and value not in choices:
+        raise exceptions.OptionsError(f"{name} must be one of {', '.join(choices)}, not {value!r}")

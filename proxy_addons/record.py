@@ -31,7 +31,7 @@ from proxy_addons.cassette import CassetteIndex, Interaction, canonical, parse_b
 from proxy_addons.cassette_writer import CassetteWriteError, CassetteWriter, Keep
 from proxy_addons.graph import error_reply, reason_phrase, to_response
 from proxy_addons.models import Problem, errors_only
-from proxy_addons.options import declare_cassette, ensure_lazy_connections
+from proxy_addons.options import declare_cassette, ensure_lazy_connections, require_choice
 from proxy_addons.redaction import Placeholders, RedactionRules, Side, redact_exchange
 from proxy_addons.replay import miss_reply, replayed_reply
 from proxy_addons.routes import Route
@@ -227,15 +227,8 @@ class Record:
 
     def configure(self, updated: set[str]) -> None:
         opts = ctx.options
-        # mitmproxy shows ``choices`` in help but does not enforce them.
-        for name, choices in (
-            ("graph_record_mode", RECORD_MODES),
-            ("graph_validate", VALIDATE_MODES),
-        ):
-            if name in updated and getattr(opts, name) not in choices:
-                raise exceptions.OptionsError(
-                    f"{name} must be one of {', '.join(choices)}, not {getattr(opts, name)!r}"
-                )
+        require_choice(updated, "graph_record_mode", RECORD_MODES)
+        require_choice(updated, "graph_validate", VALIDATE_MODES)
         if "graph_upstream" in updated:
             try:
                 self.upstream = Upstream.parse(opts.graph_upstream) if opts.graph_upstream else None

@@ -20,7 +20,7 @@ from mitmproxy.addonmanager import Loader
 from proxy_addons import cassette, flows
 from proxy_addons.cassette import CassetteIndex, Interaction
 from proxy_addons.graph import Reply, error_reply, refresh_headers
-from proxy_addons.options import declare_cassette, ensure_lazy_connections
+from proxy_addons.options import declare_cassette, ensure_lazy_connections, require_choice
 
 logger = logging.getLogger(__name__)
 
@@ -74,12 +74,7 @@ class Replay:
         )
 
     def configure(self, updated: set[str]) -> None:
-        # mitmproxy shows ``choices`` in help but does not enforce them.
-        if "graph_on_miss" in updated and ctx.options.graph_on_miss not in ON_MISS:
-            raise exceptions.OptionsError(
-                f"graph_on_miss must be one of {', '.join(ON_MISS)}, "
-                f"not {ctx.options.graph_on_miss!r}"
-            )
+        require_choice(updated, "graph_on_miss", ON_MISS)
         if {"graph_cassette", "graph_match_body"} & updated:
             try:
                 interactions = cassette.load(ctx.options.graph_cassette)
