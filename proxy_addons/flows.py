@@ -18,6 +18,7 @@ from proxy_addons.routes import Route, parse
 # flow.metadata keys. The summary reads them; each addon writes only its own.
 ANSWERED_BY = "graph_vcr_proxy.answered_by"  # "check", "replay", "emulator", "fault"
 ROUTE = "graph_vcr_proxy.route"
+CHECKED = "graph_vcr_proxy.checked"  # Graph's request checks have passed
 RECORDED = "graph_vcr_proxy.recorded"  # True once the recorder has the interaction on disk
 PROBLEMS = "graph_vcr_proxy.problems"  # list[models.Problem] found by validation
 FAULT = "graph_vcr_proxy.fault"  # the kind of the fault injected into this flow
@@ -41,10 +42,12 @@ def claim(flow: http.HTTPFlow) -> Route | None:
     route = route_of(flow)
     if route is None:
         return None
-    refusal = check_request(route, flow.request.headers, flow.request.raw_content)
-    if refusal is not None:
-        answer(flow, refusal, by="check")
-        return None
+    if not flow.metadata.get(CHECKED):  # several addons claim one flow; check it once
+        flow.metadata[CHECKED] = True
+        refusal = check_request(route, flow.request.headers, flow.request.raw_content)
+        if refusal is not None:
+            answer(flow, refusal, by="check")
+            return None
     return route
 
 
