@@ -126,11 +126,16 @@ class Announce:
             return
         host, port = addrs[0][:2]
         ca = Path(ctx.options.confdir).expanduser() / "mitmproxy-ca-cert.pem"
+        host = f"[{host}]" if ":" in host else host  # an IPv6 address in a URL
         print(f"proxy listening on http://{host}:{port}", flush=True)
         print(f"CA certificate: {ca}", flush=True)
 
 
 async def serve(addons: list[Any], settings: dict[str, Any], args: argparse.Namespace) -> int:
+    confdir = Path(args.confdir).expanduser()
+    if confdir.exists() and not confdir.is_dir():
+        # mitmproxy would start anyway and fail every TLS handshake without saying why.
+        raise UsageError(f"--confdir {args.confdir}: not a folder")
     opts = options.Options(
         listen_host=args.listen_host, listen_port=args.listen_port, confdir=args.confdir
     )

@@ -88,7 +88,7 @@ def appointment_request(route: Route, request: http.Request) -> AppointmentReque
         operation=route.operation,
         owner=route.owner,
         meeting_id=route.meeting_id,
-        body=request.raw_content,
+        body=flows.request_body(request),
         if_match=request.headers.get("if-match"),
         if_none_match=request.headers.get("if-none-match"),
         service_root=f"https://{route.host}/{route.version}",
@@ -155,6 +155,7 @@ class Emulator:
     def running(self) -> None:
         ensure_lazy_connections()
 
+    @flows.guarded
     def request(self, flow: http.HTTPFlow) -> None:
         route = flows.claim(flow)
         if route is None:

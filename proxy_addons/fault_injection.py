@@ -254,6 +254,7 @@ class FaultInjector:
 
     # --- hooks ----------------------------------------------------------------------------
 
+    @flows.guarded
     async def request(self, flow: http.HTTPFlow) -> None:
         if control.is_control_request(flow):
             control.handle(flow, self)
@@ -299,6 +300,7 @@ class FaultInjector:
                 flows.answer(flow, reply, by="fault")
             return
 
+    @flows.guarded
     def response(self, flow: http.HTTPFlow) -> None:
         route = flows.route_of(flow)
         if route is None or flow.response is None:

@@ -9,9 +9,15 @@ answer is tagged with who gave it, which the recorder and the summary read.
 
 from __future__ import annotations
 
+import functools
+import inspect
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 from mitmproxy import http
 
-from proxy_addons.graph import Reply, to_response
+from proxy_addons.graph import Reply, error_reply, to_response
 from proxy_addons.request_checks import check_request
 from proxy_addons.routes import Route, parse
 
@@ -24,12 +30,21 @@ PROBLEMS = "graph_vcr_proxy.problems"  # list[models.Problem] found by validatio
 FAULT = "graph_vcr_proxy.fault"  # the kind of the fault injected into this flow
 FAULTS_INJECTED = "graph_vcr_proxy.faults_injected"  # every kind injected, in order
 
+logger = logging.getLogger(__name__)
+Hook = TypeVar("Hook", bound=Callable[..., Any])
+
 
 def route_of(flow: http.HTTPFlow) -> Route | None:
     """The flow's route, parsed once per flow."""
     if ROUTE not in flow.metadata:
         flow.metadata[ROUTE] = parse(flow.request.method, flow.request.pretty_url)
     return flow.metadata[ROUTE]
+
+
+def request_body(request: http.Request) -> bytes | None:
+    """The body as the client meant it: a gzip- or deflate-encoded one decoded (Kiota's
+    compression handler sends those), an undecodable one as it came."""
+    return request.get_content(strict=False)
 
 
 def claim(flow: http.HTTPFlow) -> Route | None:
@@ -44,7 +59,7 @@ def claim(flow: http.HTTPFlow) -> Route | None:
         return None
     if not flow.metadata.get(CHECKED):  # several addons claim one flow; check it once
         flow.metadata[CHECKED] = True
-        refusal = check_request(route, flow.request.headers, flow.request.raw_content)
+        refusal = check_request(route, flow.request.headers, request_body(flow.request))
         if refusal is not None:
             answer(flow, refusal, by="check")
             return None
@@ -61,3 +76,50 @@ def answer(flow: http.HTTPFlow, reply: Reply, *, by: str) -> None:
 def answered_by(flow: http.HTTPFlow) -> str | None:
     """Who answered the flow, or None when the response came from upstream."""
     return flow.metadata.get(ANSWERED_BY)
+
+
+def guarded(hook: Hook) -> Hook:
+    """Make a flow hook answer Graph's 500 for one of our flows if it raises.
+
+    mitmproxy logs an addon's exception and carries on with the flow: a request our addon
+    failed to answer would go on to the real Graph host, which is exactly what replay and
+    simulate promise never happens. A bug in us must be a loud 500, never a silent forward.
+    """
+
+    def fail(flow: http.HTTPFlow, exc: BaseException) -> None:
+        logger.error(
+            "internal error on %s %s", flow.request.method, flow.request.pretty_url, exc_info=exc
+        )
+        try:
+            ours = route_of(flow) is not None
+        except Exception:
+            ours = False
+        if not ours:
+            return
+        reply = error_reply(
+            500,
+            "generalException",
+            f"graph-vcr-proxy failed on this request: {type(exc).__name__}: {exc}",
+            flow.request.headers,
+        )
+        answer(flow, reply, by="check")
+
+    if inspect.iscoroutinefunction(hook):
+
+        @functools.wraps(hook)
+        async def run_async(self: object, flow: http.HTTPFlow) -> None:
+            try:
+                await hook(self, flow)
+            except Exception as exc:
+                fail(flow, exc)
+
+        return run_async  # type: ignore[return-value]
+
+    @functools.wraps(hook)
+    def run(self: object, flow: http.HTTPFlow) -> None:
+        try:
+            hook(self, flow)
+        except Exception as exc:
+            fail(flow, exc)
+
+    return run  # type: ignore[return-value]

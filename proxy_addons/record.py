@@ -311,6 +311,7 @@ class Record:
 
     # --- flows -----------------------------------------------------------------------------
 
+    @flows.guarded
     def request(self, flow: http.HTTPFlow) -> None:
         if self.writer is None and self.mode != "none":
             return
@@ -321,7 +322,7 @@ class Record:
         if not self._validate_request(flow, route):
             return
         if self.mode in ("new_episodes", "none"):
-            hit = self.index.lookup(request.method, request.pretty_url, request.raw_content)
+            hit = self.index.lookup(request.method, request.pretty_url, flows.request_body(request))
             if hit is not None:
                 flows.answer(flow, replayed_reply(hit, request.headers), by="replay")
                 return
@@ -332,7 +333,7 @@ class Record:
         flow.metadata[SENT] = Sent(
             request.method,
             request.pretty_url,
-            Side(header_lists(request.headers), request.get_content(strict=False) or b""),
+            Side(header_lists(request.headers), flows.request_body(request) or b""),
         )
         if self.upstream is not None:
             self.upstream.redirect(request)
@@ -341,7 +342,7 @@ class Record:
         """False when the request was refused (``enforce``) and must not go anywhere."""
         if ctx.options.graph_validate == "off":
             return True
-        problems = request_problems(route.operation, flow.request.get_content(strict=False))
+        problems = request_problems(route.operation, flows.request_body(flow.request))
         self._report(flow, "request", problems)
         errors = errors_only(problems)
         if errors and ctx.options.graph_validate == "enforce":
@@ -373,6 +374,7 @@ class Record:
             else:
                 logger.info("%s", line)
 
+    @flows.guarded
     async def response(self, flow: http.HTTPFlow) -> None:
         sent: Sent | None = flow.metadata.get(SENT)
         writer = self.writer

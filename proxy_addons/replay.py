@@ -41,7 +41,7 @@ def replayed_reply(interaction: Interaction, request_headers: Mapping[str, str])
 
 
 def miss_reply(index: CassetteIndex, request: http.Request) -> Reply:
-    miss = index.explain_miss(request.method, request.pretty_url, request.raw_content)
+    miss = index.explain_miss(request.method, request.pretty_url, flows.request_body(request))
     return error_reply(
         MISS_STATUS,
         MISS_CODE,
@@ -98,12 +98,13 @@ class Replay:
             self._announce()
         ensure_lazy_connections()
 
+    @flows.guarded
     def request(self, flow: http.HTTPFlow) -> None:
         route = flows.claim(flow)
         if route is None:
             return
         request = flow.request
-        hit = self.index.lookup(request.method, request.pretty_url, request.raw_content)
+        hit = self.index.lookup(request.method, request.pretty_url, flows.request_body(request))
         if hit is not None:
             flows.answer(flow, replayed_reply(hit, request.headers), by="replay")
         elif ctx.options.graph_on_miss == "error":

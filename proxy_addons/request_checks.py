@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
 
 from proxy_addons.graph import Reply, error_reply, header_value
 from proxy_addons.routes import ALLOWED_METHODS, Route
@@ -57,19 +56,22 @@ def check_request(route: Route, headers: Mapping[str, str], body: bytes | None) 
             headers,
         )
     try:
-        json.loads(text)
+        document = json.loads(text)
     except json.JSONDecodeError as exc:
-        return error_reply(
-            400,
-            "BadRequest",
-            "Unable to read JSON request payload. Please ensure Content-Type header is set "
-            f"and payload is of valid JSON format. ({exc.msg} at line {exc.lineno} "
-            f"column {exc.colno})",
-            headers,
-        )
+        return _unreadable(f"{exc.msg} at line {exc.lineno} column {exc.colno}", headers)
+    except RecursionError:
+        return _unreadable("nested too deeply", headers)
+    if not isinstance(document, dict):
+        # Every body our routes take is one JSON object; Graph refuses anything else.
+        return _unreadable(f"the body is a JSON {type(document).__name__}, not an object", headers)
     return None
 
 
-def json_body(body: bytes | None) -> Any:
-    """The parsed body of a request that passed :func:`check_request`, or None."""
-    return json.loads(body) if body else None
+def _unreadable(reason: str, headers: Mapping[str, str]) -> Reply:
+    return error_reply(
+        400,
+        "BadRequest",
+        "Unable to read JSON request payload. Please ensure Content-Type header is set "
+        f"and payload is of valid JSON format. ({reason})",
+        headers,
+    )

@@ -36,13 +36,16 @@ RESPONSE_MODELS: dict[Operation, type[BaseModel]] = {
 }
 
 
+NO_BODY = object()  # an absent or empty body, which is not the JSON document ``null``
+
+
 def _parse(body: bytes | str | None) -> tuple[Any, list[Problem]]:
     if body is None or body in (b"", ""):
-        return None, []
+        return NO_BODY, []
     try:
         return json.loads(body), []
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        return None, [Problem("$", "a JSON document", f"unparseable ({exc})")]
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError too
+        return NO_BODY, [Problem("$", "a JSON document", f"unparseable ({exc})")]
 
 
 def request_problems(operation: Operation | None, body: bytes | str | None) -> list[Problem]:
@@ -50,7 +53,7 @@ def request_problems(operation: Operation | None, body: bytes | str | None) -> l
     data, problems = _parse(body)
     if problems or model is None:
         return problems
-    if data is None:
+    if data is NO_BODY:
         return [] if operation is Operation.UPDATE else [Problem("$", "a JSON body", "none")]
     return strict_problems(model, data)
 
@@ -63,12 +66,12 @@ def response_problems(
         return problems
     if status >= 400:
         model: type[BaseModel] | None = ErrorResponse
-    elif data is None:
+    elif data is NO_BODY:
         return []
     else:
         model = RESPONSE_MODELS.get(operation) if operation else None
     if model is None:
         return []
-    if data is None:
+    if data is NO_BODY:
         return [Problem("$", "a Graph error body", "none")]
     return strict_problems(model, data)

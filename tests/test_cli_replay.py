@@ -192,3 +192,29 @@ def test_demo_runs_the_documented_create_and_exits_0(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "HTTP/1.1 201 Created" in result.stdout
     assert "demo: OK" in result.stdout
+
+
+def test_a_confdir_that_is_a_file_is_one_line_exit_2(tmp_path, confdir):
+    not_a_folder = tmp_path / "afile"
+    not_a_folder.write_text("")
+    result = run_cli("replay", "--confdir", str(not_a_folder), confdir=confdir)
+    assert_one_line_error(result, f"graph-vcr-proxy: --confdir {not_a_folder}: not a folder")
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback on this machine")
+def test_an_ipv6_listen_address_is_announced_as_a_usable_url(start_proxy, client_for):
+    proxy = start_proxy("replay", "--listen-host", "::1")
+    assert proxy.url.startswith("http://[::1]:")
+    response = client_for(proxy).put(
+        examples.ME_URL, content=examples.REQUEST_BODY, headers=examples.REQUEST_HEADERS
+    )
+    assert response.status_code == 201

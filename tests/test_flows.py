@@ -1,0 +1,62 @@
+"""The rules every addon shares on a flow: a crash is a 500, never a forward; bodies decoded."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+
+from helpers import graph_flow
+from mitmproxy.test import taddons
+
+from proxy_addons import cassette, examples, flows
+from proxy_addons.models import ErrorResponse
+from proxy_addons.replay import Replay
+
+
+class Broken:
+    """An addon with a bug: its hooks raise."""
+
+    @flows.guarded
+    def request(self, flow):
+        raise RuntimeError("boom")
+
+    @flows.guarded
+    async def response(self, flow):
+        raise RuntimeError("bang")
+
+
+def test_a_hook_that_raises_on_our_route_answers_graphs_500_instead_of_forwarding():
+    flow = graph_flow("GET", examples.ME_URL)
+    with taddons.context(Broken()):
+        Broken().request(flow)
+    assert flow.response is not None and flow.response.status_code == 500
+    error = ErrorResponse.model_validate_json(flow.response.content).error
+    assert error.code == "generalException" and "RuntimeError: boom" in error.message
+
+
+def test_an_async_hook_that_raises_on_our_route_answers_500_too():
+    flow = graph_flow("GET", examples.ME_URL)
+    with taddons.context(Broken()):
+        asyncio.run(Broken().response(flow))
+    assert flow.response is not None and flow.response.status_code == 500
+
+
+def test_a_hook_that_raises_on_other_traffic_leaves_the_flow_to_mitmproxy():
+    flow = graph_flow("GET", "https://example.com/")
+    with taddons.context(Broken()):
+        Broken().request(flow)
+    assert flow.response is None
+
+
+def test_a_gzip_encoded_request_body_is_checked_and_matched_decoded():
+    body = gzip.compress(examples.REQUEST_BODY.encode())
+    headers = {**examples.REQUEST_HEADERS, "Content-Encoding": "gzip"}
+    flow = graph_flow("PUT", examples.ME_URL, None, headers)
+    flow.request.raw_content = body  # as it came off the wire: still compressed
+    replay = Replay()
+    with taddons.context(replay) as tctx:
+        tctx.configure(replay, graph_cassette=str(cassette.bundled_cassettes()))
+        replay.request(flow)
+    assert flow.response is not None and flow.response.status_code == 201
+    assert json.loads(flow.response.content) == json.loads(examples.RESPONSE_BODY)
