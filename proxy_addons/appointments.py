@@ -17,6 +17,7 @@ that a damaged file is reported, never silently reset.
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
 import json
 import os
@@ -445,6 +446,28 @@ def load_state(path: Path) -> State:
     if not text.strip():
         return new_state()
     return loads_state(text, str(path))
+
+
+def lock_state(path: Path) -> int:
+    """Take the state file for this process: a descriptor holding an exclusive lock.
+
+    Two emulators saving one file would each overwrite the other's appointments; the second
+    is refused at start instead. The lock is on a sidecar file, because the state file itself
+    is replaced (a new inode) on every save. Closing the descriptor releases it.
+    """
+    lock_path = path.parent / f".{path.name}.lock"
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise StateFileError(f"{path}: cannot create lock {lock_path}: {exc.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StateFileError(
+            f"{path}: in use by another graph-vcr-proxy simulate (one process per state file)"
+        ) from None
+    return fd
 
 
 def save_state(path: Path, state: State) -> None:

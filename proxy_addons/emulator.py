@@ -19,6 +19,7 @@ PATCHes with the same If-Match can never both win.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -100,6 +101,7 @@ class Emulator:
         self.state: State = appointments.new_state()
         self.path: Path | None = None
         self.warned: set[Operation] = set()
+        self._lock: int | None = None  # held on the state file while it is ours
 
     def load(self, loader: Loader) -> None:
         loader.add_option(
@@ -140,17 +142,33 @@ class Emulator:
             # Adopt path and state together, and only once the file has loaded: a refused
             # file leaves the emulator as it was.
             if not ctx.options.graph_state:
+                self._release()
                 self.path = None
                 return
             path = Path(ctx.options.graph_state).expanduser()
+            lock = None
             try:
+                lock = None if path == self.path else appointments.lock_state(path)
                 self.state = appointments.load_state(path)
             except StateFileError as exc:
+                if lock is not None:
+                    os.close(lock)
                 raise exceptions.OptionsError(f"state file {exc}") from None
+            if lock is not None:
+                self._release()
+                self._lock = lock
             self.path = path
             logger.info(
                 "emulating %d appointments, state in %s", len(self.state.appointments), path
             )
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
+    def done(self) -> None:
+        self._release()
 
     def running(self) -> None:
         ensure_lazy_connections()

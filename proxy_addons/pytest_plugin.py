@@ -45,7 +45,13 @@ def graph_vcr_proxy(
     if kwargs:
         raise pytest.UsageError(f"graph_vcr marker: unknown arguments {sorted(kwargs)}")
     if cassette is not None:
-        args = ["--cassette", str(cassette), *args]
+        # Relative to the project (pytest's rootdir), not to wherever pytest was started.
+        path = Path(cassette)
+        args = [
+            "--cassette",
+            str(path if path.is_absolute() else request.config.rootpath / path),
+            *args,
+        ]
     with running_proxy(mode, *args, confdir=graph_vcr_confdir) as proxy:
         yield proxy
 

@@ -130,6 +130,7 @@ def test_a_state_file_keeps_appointments_across_a_restart(tmp_path: Path):
     with taddons.context(first) as tctx:
         tctx.configure(first, graph_state=str(path))
         created, _ = send(first, "PUT", body=examples.REQUEST_BODY)
+    first.done()  # what mitmproxy calls at shutdown: the state file is free again
     assert json.loads(path.read_text())["appointments"][0]["etag"] == created.headers["ETag"]
     second = Emulator()
     with taddons.context(second) as tctx:

@@ -53,3 +53,19 @@ def test_marker_with_a_missing_cassette_fails_the_test_setup_with_the_reason(req
 
     with pytest.raises(ProxyFailedToStart, match=r"does-not-exist\.yaml"):
         request.getfixturevalue("graph_vcr_proxy")
+
+
+@pytest.fixture
+def elsewhere(monkeypatch, tmp_path):
+    """Run the rest of the test's set-up from a folder that holds no cassettes."""
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.mark.graph_vcr(cassette="cassettes/create-virtualappointment-me.yaml")
+def test_a_relative_marker_cassette_is_found_from_the_rootdir_wherever_pytest_runs(
+    elsewhere, graph_vcr_env
+):
+    response = requests.put(
+        examples.ME_URL, data=examples.REQUEST_BODY, headers=examples.REQUEST_HEADERS, timeout=30
+    )
+    assert response.status_code == 201

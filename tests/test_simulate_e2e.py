@@ -250,3 +250,12 @@ def test_simulate_rejects_a_negative_provisioning_delay_with_exit_2(confdir):
         "graph-vcr-proxy: graph_provisioning_delay must be 0 (off) or a number of seconds, got -5"
     )
     assert assert_one_line_error(done, message) == message
+
+
+def test_a_second_simulate_on_the_same_state_file_is_refused_with_one_line(
+    start_proxy, confdir, tmp_path
+):
+    state = tmp_path / "state.json"
+    start_proxy("simulate", "--state", str(state))
+    second = run_cli("simulate", "--state", str(state), confdir=confdir)
+    assert_one_line_error(second, f"graph-vcr-proxy: state file {state}: in use by another")
