@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -33,7 +34,7 @@ from proxy_addons.graph import error_reply, reason_phrase, to_response
 from proxy_addons.models import Problem, errors_only
 from proxy_addons.options import declare_cassette, ensure_lazy_connections, require_choice
 from proxy_addons.redaction import Placeholders, RedactionRules, Side, redact_exchange
-from proxy_addons.replay import miss_reply, replayed_reply
+from proxy_addons.replay import REPLAY, answer_miss, replayed_reply
 from proxy_addons.routes import Route
 from proxy_addons.validation import request_problems, response_problems
 
@@ -42,8 +43,10 @@ logger = logging.getLogger(__name__)
 RECORD_MODES = ("once", "new_episodes", "all", "none")
 VALIDATE_MODES = ("warn", "enforce", "off")
 SENT = "graph_vcr_proxy.record.sent"  # flow.metadata: the request as the client sent it
-# Hop-by-hop and framing headers describe one connection, not the interaction.
-_FRAMING = frozenset({"transfer-encoding", "connection", "keep-alive", "content-length"})
+# Headers that describe one connection, not the interaction: never stored.
+_CONNECTION = frozenset({"connection", "keep-alive"})
+# Headers that frame a body on the wire: stored as one Content-Length that fits (``framed``).
+_LENGTH_FRAMING = frozenset({"content-length", "transfer-encoding"})
 
 Group = tuple[cassette.Key, str | bytes | None]
 
@@ -96,29 +99,53 @@ def header_lists(headers: http.Headers) -> dict[str, list[str]]:
     return out
 
 
-def stored_response(response: http.Response) -> tuple[int, str, Side]:
-    """Status, reason and the response as it is stored: body decoded, framing made to fit.
+def stored_side(message: http.Message) -> Side:
+    """A request's or response's headers and body as stored, before redaction and framing.
 
-    Like vcrpy's ``decode_compressed_response``: a gzip/deflate/br/zstd body is stored
-    decoded and loses its Content-Encoding; Content-Length then states the stored length.
-    A body that does not decode is stored as it came, with its Content-Encoding.
+    Like vcrpy's ``decode_compressed_response``, a gzip/deflate/br/zstd body is stored
+    decoded, so it loses its Content-Encoding: a header still saying gzip over a decoded body
+    would make every client that replays it fail to decode. A body that does not decode is
+    stored as it came, with its Content-Encoding. For a request this is the body
+    ``flows.request_body`` gives validation and matching.
     """
     try:
-        body = response.get_content(strict=True) or b""
-        decoded = "content-encoding" in response.headers
+        body = message.get_content(strict=True) or b""
+        decoded = "content-encoding" in message.headers
     except ValueError:
-        body, decoded = response.raw_content or b"", False
-    headers = header_lists(response.headers)
-    framed = any(k.lower() in ("content-length", "transfer-encoding") for k in headers)
-    headers = {
-        k: v
-        for k, v in headers.items()
-        if k.lower() not in _FRAMING and not (decoded and k.lower() == "content-encoding")
-    }
-    if framed:
-        headers["Content-Length"] = [str(len(body))]
+        body, decoded = message.raw_content or b"", False
+    headers = header_lists(message.headers)
+    if decoded:
+        headers = {k: v for k, v in headers.items() if k.lower() != "content-encoding"}
+    return Side(headers, body)
+
+
+def stored_response(response: http.Response) -> tuple[int, str, Side]:
+    """Status, reason and the response as :func:`stored_side` stores it."""
     reason = response.reason or reason_phrase(response.status_code)
-    return response.status_code, reason, Side(headers, body)
+    return response.status_code, reason, stored_side(response)
+
+
+def framed(side: Side) -> Side:
+    """``side`` as written: connection headers dropped, Content-Length stating its body.
+
+    Runs last, after redaction, because redaction changes bodies: clients that replay a
+    cassette (vcrpy under requests or httpx) hand the stored Content-Length on as it is,
+    so it must be the length of the body stored next to it. A message framed by length or
+    chunks gets one Content-Length, where its first framing header was; one that had none
+    (a GET, a 204) gets none.
+    """
+    headers: dict[str, list[str]] = {}
+    length = [str(len(side.body))]
+    has_length = False
+    for name, values in side.headers.items():
+        lower = name.lower()
+        if lower in _LENGTH_FRAMING:
+            if not has_length:
+                headers["Content-Length" if lower == "transfer-encoding" else name] = length
+                has_length = True
+        elif lower not in _CONNECTION:
+            headers[name] = values
+    return Side(headers, side.body)
 
 
 def interaction_block(
@@ -129,8 +156,9 @@ def interaction_block(
     rules: RedactionRules,
     placeholders: Placeholders,
 ) -> str:
-    """One interaction, redacted, as the YAML block appended to the cassette."""
+    """One interaction, redacted and framed, as the YAML block appended to the cassette."""
     uri, request, response = redact_exchange(sent.uri, sent.side, response, rules, placeholders)
+    request, response = framed(request), framed(response)
     joined = {
         name: ("; " if name.lower() == "cookie" else ", ").join(values)
         for name, values in request.headers.items()
@@ -153,6 +181,27 @@ def group_of(interaction: Interaction) -> Group:
         request_key(request.method, request.uri),
         None if body is None else canonical(body),
     )
+
+
+def unwritable_reason(path: Path) -> str | None:
+    """Why a cassette can't be created or rewritten at ``path``, or None if it can.
+
+    The writer creates missing folders and puts temporary files beside the cassette, so
+    what counts is the nearest ancestor that exists: it must be a folder we may write into.
+    Checked at start: found at the first write instead, it would turn every request into a
+    500 RecordingFailed while the proxy looks healthy.
+    """
+    if path.exists() and not os.access(path, os.W_OK):
+        return f"no permission to write {path}"
+    for ancestor in (path.parent, *path.parent.parents):
+        if not ancestor.exists():
+            continue
+        if not ancestor.is_dir():
+            return f"{ancestor} is not a folder"
+        if not os.access(ancestor, os.W_OK | os.X_OK):
+            return f"no permission to write into {ancestor}"
+        return None
+    return None
 
 
 def problem_lines(method: str, path: str, side: str, problems: Sequence[Problem]) -> list[str]:
@@ -259,6 +308,9 @@ class Record:
             )
         if mode == "none" and not path.exists():
             raise exceptions.OptionsError(f"{path}: no such cassette file or folder")
+        unwritable = unwritable_reason(path) if mode != "none" else None
+        if unwritable is not None:
+            raise exceptions.OptionsError(f"{path}: cannot record here: {unwritable}")
         writer = CassetteWriter(path, fsync=fsync) if mode != "none" else None
         interactions: list[Interaction] = []
         if path.exists():
@@ -324,17 +376,12 @@ class Record:
         if self.mode in ("new_episodes", "none"):
             hit = self.index.lookup(request.method, request.pretty_url, flows.request_body(request))
             if hit is not None:
-                flows.answer(flow, replayed_reply(hit, request.headers), by="replay")
+                flows.answer(flow, replayed_reply(hit, request.headers), by=REPLAY)
                 return
-            if self.mode == "none":
-                flows.answer(flow, miss_reply(self.index, request), by="replay")
-                logger.warning("cassette miss: %s %s", request.method, request.pretty_url)
+            if self.mode == "none":  # new_episodes forwards a miss, to record it
+                answer_miss(flow, self.index)
                 return
-        flow.metadata[SENT] = Sent(
-            request.method,
-            request.pretty_url,
-            Side(header_lists(request.headers), flows.request_body(request) or b""),
-        )
+        flow.metadata[SENT] = Sent(request.method, request.pretty_url, stored_side(request))
         if self.upstream is not None:
             self.upstream.redirect(request)
 
@@ -369,10 +416,10 @@ class Record:
         for problem, line in zip(
             problems, problem_lines(method, path, side, problems), strict=True
         ):
-            if problem.severity == "error":
-                logger.warning("%s", line)
-            else:
-                logger.info("%s", line)
+            # Notes (the documented "true" string) come with every documented request: at
+            # info level they would print on every request; they show with --verbose.
+            level = logging.WARNING if problem.severity == "error" else logging.DEBUG
+            logger.log(level, "%s", line)
 
     @flows.guarded
     async def response(self, flow: http.HTTPFlow) -> None:

@@ -10,10 +10,10 @@ its hash; a counter leaks nothing.
 
 What is always redacted: the credential headers (``Authorization``, ``Proxy-Authorization``,
 ``Cookie``, ``Set-Cookie``), the OAuth secrets wherever they can appear (query parameters,
-form-encoded token requests, JSON fields), and, last, every occurrence of any of those secret
-values anywhere else in the bodies or the URI, so a server that echoes a token still can't
-put it on disk. The user adds header names and JSON field names (matched case-insensitively,
-at any depth of the body).
+form-encoded token requests, JSON fields), and, last, every occurrence of any value removed
+(of at least :data:`MIN_SWEPT_SECRET` characters) anywhere else in the bodies or the URI, so
+a server that echoes a token still can't put it on disk. The user adds header names and JSON
+field names (matched case-insensitively, at any depth of the body).
 """
 
 from __future__ import annotations
@@ -35,10 +35,14 @@ CREDENTIAL_FIELDS = frozenset(
 # ...and as query or form parameters, where ``code`` is the authorization code (in a JSON
 # body ``code`` is Graph's error code, which must stay).
 CREDENTIAL_PARAMS = CREDENTIAL_FIELDS | {"code", "assertion"}
-# A shorter known secret is too likely to occur by chance in unrelated text to be swept.
-MIN_SWEPT_SECRET = 8
+# Secrets at least this long are swept out of everything else (see ``sweep``). One to three
+# characters (a cookie's ``a=1``, a ``code=42``) occur by chance in any text, so sweeping them
+# would scatter placeholders through unrelated ids, dates and words; four is already rare by
+# chance and covers short real secrets such as ``client_secret=CS123``.
+MIN_SWEPT_SECRET = 4
 _PLACEHOLDER = re.compile(re.escape(PLACEHOLDER_PREFIX) + r":([^:>]+):(\d+)>")
 _FORM = "application/x-www-form-urlencoded"
+_NOT_JSON = object()
 
 
 @dataclass(frozen=True)
@@ -177,6 +181,19 @@ def redact_uri(
     return urlunsplit(parts._replace(query=urlencode(pairs))) if changed else uri
 
 
+def _compact(data: Any) -> bytes:
+    """How a body we changed is written: compact JSON, as Graph sends it, non-ASCII as is."""
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _json(body: bytes) -> Any:
+    """The parsed JSON body, or ``_NOT_JSON``."""
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return _NOT_JSON
+
+
 def redact_body(
     body: bytes,
     content_type: str,
@@ -186,8 +203,8 @@ def redact_body(
 ) -> bytes:
     """A JSON or form body with named fields replaced; other bodies unchanged.
 
-    A body is re-serialised only when something in it was redacted, so everything else
-    stays byte for byte what was sent.
+    A body is re-serialised (JSON compact, see ``_compact``) only when something in it was
+    redacted, so everything else stays byte for byte what was sent.
     """
     if not body:
         return body
@@ -199,25 +216,54 @@ def redact_body(
             return body
         redacted, changed = redact_pairs(pairs, rules, placeholders, secrets)
         return urlencode(redacted).encode() if changed else body
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    data = _json(body)
+    if data is _NOT_JSON:
         return body
     redacted = redact_json(data, rules, placeholders, secrets)
-    return body if redacted == data else json.dumps(redacted, ensure_ascii=False).encode()
+    return body if redacted == data else _compact(redacted)
 
 
 def sweep(text: str, secrets: Mapping[str, str]) -> str:
-    """``text`` with every occurrence of a known secret replaced by its placeholder."""
-    for secret, placeholder in _sweepable(secrets):
+    """``text`` with every occurrence of a known secret of at least
+    :data:`MIN_SWEPT_SECRET` characters replaced by its placeholder."""
+    return _replace(text, _sweepable(secrets))
+
+
+def sweep_body(body: bytes, secrets: Mapping[str, str]) -> bytes:
+    """``body`` with every known secret swept out of it (see :func:`sweep`).
+
+    In a JSON body only strings (values and keys) are swept, on their decoded text: a
+    four-character secret such as ``1234`` or ``true`` must not turn a JSON number or
+    literal into invalid JSON, and a secret a server escaped (``\\u002B`` for ``+``, as
+    .NET does) is still found. A swept JSON body is re-serialised compact; a JSON body
+    without secrets, and any other body, keep their bytes (others are swept as UTF-8 bytes).
+    """
+    pairs = _sweepable(secrets)
+    if not pairs or not body:
+        return body
+    data = _json(body)
+    if data is _NOT_JSON:
+        for secret, placeholder in pairs:
+            body = body.replace(secret.encode(), placeholder.encode())
+        return body
+    swept = _sweep_json(data, pairs)
+    return body if swept == data else _compact(swept)
+
+
+def _sweep_json(data: Any, pairs: list[tuple[str, str]]) -> Any:
+    if isinstance(data, str):
+        return _replace(data, pairs)
+    if isinstance(data, dict):
+        return {_replace(k, pairs): _sweep_json(v, pairs) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_sweep_json(item, pairs) for item in data]
+    return data
+
+
+def _replace(text: str, pairs: list[tuple[str, str]]) -> str:
+    for secret, placeholder in pairs:
         text = text.replace(secret, placeholder)
     return text
-
-
-def sweep_bytes(body: bytes, secrets: Mapping[str, str]) -> bytes:
-    for secret, placeholder in _sweepable(secrets):
-        body = body.replace(secret.encode(), placeholder.encode())
-    return body
 
 
 def _sweepable(secrets: Mapping[str, str]) -> list[tuple[str, str]]:
@@ -264,6 +310,6 @@ def redact_exchange(
     )
     return (
         sweep(uri, secrets),
-        Side(req_headers, sweep_bytes(req_body, secrets)),
-        Side(resp_headers, sweep_bytes(resp_body, secrets)),
+        Side(req_headers, sweep_body(req_body, secrets)),
+        Side(resp_headers, sweep_body(resp_body, secrets)),
     )

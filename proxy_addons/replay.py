@@ -27,6 +27,10 @@ logger = logging.getLogger(__name__)
 ON_MISS = ("error", "forward")
 MISS_STATUS = 501
 MISS_CODE = "CassetteMiss"
+# Who answered, for flows.answer: a miss is the proxy's own error, not a recording played
+# back, so the summary counts it in a column of its own.
+REPLAY = "replay"
+MISS = "miss"
 
 
 def replayed_reply(interaction: Interaction, request_headers: Mapping[str, str]) -> Reply:
@@ -48,6 +52,17 @@ def miss_reply(index: CassetteIndex, request: http.Request) -> Reply:
         f"No recorded interaction matches {request.method} {request.pretty_url}: {miss.explain()}.",
         request.headers,
     )
+
+
+def answer_miss(flow: http.HTTPFlow, index: CassetteIndex) -> None:
+    """Answer a request ``index`` has no recording for with 501 CassetteMiss, and log it.
+
+    Every addon that answers misses (this one, and record in mode ``none``) does it through
+    here, so a miss is tagged and logged the same way wherever it happens.
+    """
+    request = flow.request
+    flows.answer(flow, miss_reply(index, request), by=MISS)
+    logger.warning("cassette miss: %s %s", request.method, request.pretty_url)
 
 
 class Replay:
@@ -106,10 +121,9 @@ class Replay:
         request = flow.request
         hit = self.index.lookup(request.method, request.pretty_url, flows.request_body(request))
         if hit is not None:
-            flows.answer(flow, replayed_reply(hit, request.headers), by="replay")
+            flows.answer(flow, replayed_reply(hit, request.headers), by=REPLAY)
         elif ctx.options.graph_on_miss == "error":
-            flows.answer(flow, miss_reply(self.index, request), by="replay")
-            logger.warning("cassette miss: %s %s", request.method, request.pretty_url)
+            answer_miss(flow, self.index)
 
 
 addons = [Replay()]

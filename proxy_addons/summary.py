@@ -7,7 +7,9 @@ Load it alone with::
 It only reads what the other addons wrote into ``flow.metadata`` (see ``flows.py``). The
 recorder marks a flow recorded, and validation attaches problems, in hooks that may run after
 this addon's, so each flow's metadata is kept and tallied at ``done`` (a small dict per
-flow, not the flow and its bodies). Only our Graph routes count.
+flow, not the flow and its bodies). A flow counts from the moment its request headers
+arrive, so one still in flight when the proxy stops (held by a latency fault, or a slow
+upstream) shows as ``no-response`` instead of vanishing. Only our Graph routes count.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ import os
 import sys
 import tempfile
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from mitmproxy import ctx, exceptions, http
 from mitmproxy.addonmanager import Loader
@@ -26,13 +29,29 @@ from rich.console import Console
 from rich.table import Table
 
 from proxy_addons import flows
-from proxy_addons.routes import Operation
+from proxy_addons.routes import Operation, Route, parse
 
 # The answer sources, as columns; a flow nobody answered went upstream (or got no answer).
-SOURCES = ("replay", "emulator", "upstream", "fault", "check", "no-response")
+# "replay" is a recording played back, "miss" replay's own 501 CassetteMiss (replay.MISS).
+SOURCES = ("replay", "miss", "emulator", "upstream", "fault", "check", "no-response")
 # Validation findings: "problems" are errors, "notes" what was accepted but is worth knowing.
 COLUMNS = ("requests", *SOURCES, "recorded", "problems", "notes")
 OTHER_ROUTE = "other"  # one of our URLs with a method Graph refuses
+
+
+class Seen(NamedTuple):
+    """One of our flows as far as the summary knows it: read again at exit, because other
+    addons keep writing into ``metadata`` after this addon's hooks have run. (A NamedTuple:
+    a dataclass can't be defined in a module that mitmproxy loads as a script.)"""
+
+    metadata: dict[str, Any]
+    has_response: bool
+    arrived_as: Route | None = None  # the route parsed when the request arrived
+
+    @property
+    def route(self) -> Route | None:
+        """The route the addons settled on, else the one the request arrived with."""
+        return self.metadata.get(flows.ROUTE) or self.arrived_as
 
 
 def source_of(metadata: dict[str, Any], has_response: bool) -> str:
@@ -42,17 +61,17 @@ def source_of(metadata: dict[str, Any], has_response: bool) -> str:
     return "upstream" if has_response else "no-response"
 
 
-def tally(seen: list[tuple[dict[str, Any], bool]]) -> dict[str, Any]:
+def tally(seen: Iterable[Seen]) -> dict[str, Any]:
     """The summary of every flow seen: per route, per answer source, per fault kind."""
     order = [op.value for op in Operation] + [OTHER_ROUTE]
     routes: dict[str, Counter[str]] = {}
     faults: Counter[str] = Counter()
-    for metadata, has_response in seen:
-        route = metadata.get(flows.ROUTE)
+    for flow in seen:
+        metadata, route = flow.metadata, flow.route
         name = route.operation.value if route and route.operation else OTHER_ROUTE
         row = routes.setdefault(name, Counter())
         row["requests"] += 1
-        row[source_of(metadata, has_response)] += 1
+        row[source_of(metadata, flow.has_response)] += 1
         row["recorded"] += bool(metadata.get(flows.RECORDED))
         problems = metadata.get(flows.PROBLEMS) or ()
         notes = sum(getattr(p, "severity", "error") == "note" for p in problems)
@@ -99,6 +118,26 @@ def render(summary: dict[str, Any], console: Console) -> None:
         console.print(faults)
 
 
+def check_summary_path(value: str, cassette: str | None) -> None:
+    """Refuse a summary path that can't be written, or whose writing would destroy data.
+
+    Checked at start, because the summary is written at exit, when refusing is too late: a
+    folder would silently get no summary, and the cassette's own path would be overwritten
+    by JSON after the run that used it.
+    """
+    path = Path(value).expanduser()
+    if path.is_dir():
+        raise exceptions.OptionsError(f"summary JSON {value}: is a folder, not a file")
+    if not path.absolute().parent.is_dir():
+        raise exceptions.OptionsError(
+            f"summary JSON {value}: no such folder {path.absolute().parent}"
+        )
+    if cassette and path.resolve() == Path(cassette).expanduser().resolve():
+        raise exceptions.OptionsError(
+            f"summary JSON {value}: is the cassette; writing the summary would overwrite it"
+        )
+
+
 def write_json_atomically(path: Path, data: dict[str, Any]) -> None:
     """Readers never see half a file: write beside it, then rename over it."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -114,8 +153,7 @@ def write_json_atomically(path: Path, data: dict[str, Any]) -> None:
 
 class Summary:
     def __init__(self) -> None:
-        self.seen: list[tuple[dict[str, Any], bool]] = []
-        self._ids: set[str] = set()
+        self.seen: dict[str, Seen] = {}  # by flow id, in order of arrival
 
     def load(self, loader: Loader) -> None:
         loader.add_option(
@@ -126,27 +164,34 @@ class Summary:
         )
 
     def configure(self, updated: set[str]) -> None:
-        if "graph_summary_json" in updated and ctx.options.graph_summary_json:
-            parent = Path(ctx.options.graph_summary_json).expanduser().absolute().parent
-            if not parent.is_dir():
-                raise exceptions.OptionsError(
-                    f"summary JSON {ctx.options.graph_summary_json}: no such folder {parent}"
-                )
+        # graph_cassette belongs to replay and record; alone, this addon has no such option.
+        if {"graph_summary_json", "graph_cassette"} & updated and ctx.options.graph_summary_json:
+            cassette = ctx.options.graph_cassette if "graph_cassette" in ctx.options else None
+            check_summary_path(ctx.options.graph_summary_json, cassette)
 
-    def _see(self, flow: http.HTTPFlow) -> None:
-        if flow.id in self._ids or flows.route_of(flow) is None:
-            return
-        self._ids.add(flow.id)
-        self.seen.append((flow.metadata, flow.response is not None))
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        # Parsed, not flows.route_of: that caches the route in the flow, and an addon's
+        # request hook (mitmproxy's map_remote, say) may still change the URL.
+        route = parse(flow.request.method, flow.request.pretty_url)
+        if route is not None and flow.id not in self.seen:
+            self.seen[flow.id] = Seen(flow.metadata, False, route)
 
     def response(self, flow: http.HTTPFlow) -> None:
-        self._see(flow)
+        self._see(flow, has_response=True)
 
     def error(self, flow: http.HTTPFlow) -> None:
-        self._see(flow)
+        self._see(flow, has_response=flow.response is not None)
+
+    def _see(self, flow: http.HTTPFlow, *, has_response: bool) -> None:
+        earlier = self.seen.get(flow.id)
+        if earlier is None and flows.route_of(flow) is None:
+            return
+        arrived_as = earlier.arrived_as if earlier else None
+        responded = has_response or (earlier is not None and earlier.has_response)
+        self.seen[flow.id] = Seen(flow.metadata, responded, arrived_as)
 
     def summary(self) -> dict[str, Any]:
-        return tally(self.seen)
+        return tally(self.seen.values())
 
     def done(self) -> None:
         summary = self.summary()

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from mitmproxy.net.http.http1.assemble import assemble_response
 from vcr.request import Request
 
 from proxy_addons import cassette, examples
 from proxy_addons.cassette import CassetteError, CassetteIndex, Interaction
+from proxy_addons.graph import to_response
+from proxy_addons.replay import replayed_reply
+from proxy_addons.validate_command import interaction_problems
 
 ROOT = Path(__file__).resolve().parent.parent
 ME = examples.ME_URL
@@ -97,7 +106,18 @@ def test_non_utf8_cassette_names_the_byte(tmp_path):
 
 def test_a_directory_named_like_a_cassette_inside_a_folder_is_skipped(tmp_path):
     (tmp_path / "dir.yaml").mkdir()
-    assert cassette.load(tmp_path) == []
+    write(tmp_path, cassette.cassette_text([examples.documented_interaction(ME)]), "real.yaml")
+    assert [i.source.name for i in cassette.load(tmp_path)] == ["real.yaml"]
+
+
+@pytest.mark.parametrize("contents", [[], ["notes.txt"], ["dir.yaml/"], ["sub/", "sub/x.json"]])
+def test_a_folder_without_cassettes_is_refused_instead_of_replaying_nothing(tmp_path, contents):
+    for name in contents:
+        target = tmp_path / name
+        target.mkdir() if name.endswith("/") else target.write_text("x", encoding="utf-8")
+    with pytest.raises(CassetteError) as caught:
+        cassette.load(tmp_path)
+    assert str(caught.value) == f"{tmp_path}: folder holds no .yaml or .yml cassettes"
 
 
 def test_an_unreadable_path_is_one_line(tmp_path):
@@ -111,10 +131,17 @@ def test_an_unreadable_path_is_one_line(tmp_path):
     [
         ("- just\n- a list\n", 1, "not a mapping with 'interactions'"),
         ("version: 1\ninteractions: 3\n", 2, "'interactions' must be a list"),
+        ("version: 1\ninteractions: {}\n", 2, "'interactions' must be a list"),
         (
             "version: 1\ninteractions:\n- request: {method: GET, uri: 'https://x/'}\n",
             3,
-            "interaction 0: 'response' is missing",
+            "interaction 0: request.body: is missing",
+        ),
+        (
+            "version: 1\ninteractions:\n"
+            "- request: {method: GET, uri: 'https://x/', body: null, headers: {}}\n",
+            3,
+            "interaction 0: response: is missing",
         ),
         (
             "version: 1\ninteractions:\n"
@@ -123,15 +150,16 @@ def test_an_unreadable_path_is_one_line(tmp_path):
             "- request: {method: GET, uri: 'https://x/', body: null, headers: {}}\n"
             "  response: {headers: {}}\n",
             5,
-            "interaction 1: 'response' has no status",
+            "interaction 1: response.status: is missing",
         ),
         (
             "version: 1\ninteractions:\n"
             "- request: {method: GET, uri: 'https://x/', body: null, headers: {}}\n"
             "  response: {status: {code: two hundred}, headers: {}, body: {string: ''}}\n",
             3,
-            "'response.status.code' must be a number",
+            "response.status.code: must be a whole number, got 'two hundred'",
         ),
+        ("version: 1\ninteractions:\n- 3\n", 3, "interaction 0: must be a mapping, got 3"),
     ],
 )
 def test_structurally_wrong_cassettes_name_the_line_of_the_bad_part(tmp_path, text, line, reason):
@@ -140,6 +168,290 @@ def test_structurally_wrong_cassettes_name_the_line_of_the_bad_part(tmp_path, te
         cassette.load(path)
     assert caught.value.line == line
     assert reason in caught.value.message
+
+
+GOOD_REQUEST = "{method: GET, uri: 'https://x.test/a', body: null, headers: {}}"
+GOOD_RESPONSE = "{status: {code: 200, message: OK}, headers: {}, body: {string: ''}}"
+
+
+def second_interaction(request: str = GOOD_REQUEST, response: str = GOOD_RESPONSE) -> str:
+    """A cassette whose interaction 1, on line 5, has this request and response."""
+    return (
+        "version: 1\ninteractions:\n"
+        f"- request: {GOOD_REQUEST}\n  response: {GOOD_RESPONSE}\n"
+        f"- request: {request}\n  response: {response}\n"
+    )
+
+
+def response_with(**parts: str) -> str:
+    fields = {"status": "{code: 200, message: OK}", "headers": "{}", "body": "{string: ''}"}
+    fields.update(parts)
+    return "{" + ", ".join(f"{k}: {v}" for k, v in fields.items()) + "}"
+
+
+def request_with(**parts: str) -> str:
+    fields = {"method": "GET", "uri": "'https://x.test/a'", "body": "null", "headers": "{}"}
+    fields.update(parts)
+    return "{" + ", ".join(f"{k}: {v}" for k, v in fields.items()) + "}"
+
+
+@pytest.mark.parametrize(
+    ("request_yaml", "response_yaml", "problem"),
+    [
+        (GOOD_REQUEST, response_with(status="200"), "response.status: must be a mapping, got 200"),
+        (GOOD_REQUEST, response_with(body="5"), "response.body: must be a mapping, got 5"),
+        (GOOD_REQUEST, response_with(headers="[1, 2]"), "response.headers: must be a mapping"),
+        (
+            GOOD_REQUEST,
+            response_with(status="{code: 99999}"),
+            "response.status.code: must be 100..599, got 99999",
+        ),
+        (
+            GOOD_REQUEST,
+            response_with(status="{code: true}"),
+            "response.status.code: must be a whole number, got True",
+        ),
+        (
+            GOOD_REQUEST,
+            response_with(headers='{X-A: ["a\\nb"]}'),
+            "response.headers.X-A[0]: must not contain a line break, got 'a\\nb'",
+        ),
+        (
+            GOOD_REQUEST,
+            response_with(headers='{X-A: "a\\r\\nSet-Cookie: x"}'),
+            "response.headers.X-A[0]: must not contain a line break",
+        ),
+        (
+            GOOD_REQUEST,
+            response_with(headers="{X-A: [1, null]}"),
+            "response.headers.X-A[0]: must be text, got 1",
+        ),
+        (
+            GOOD_REQUEST,
+            response_with(headers="{'X A': [b]}"),
+            "response.headers.X A: must be an HTTP token",
+        ),
+        (
+            GOOD_REQUEST,
+            response_with(status='{code: 200, message: "OK\\r\\nX: y"}'),
+            "response.status.message: must be one line of Latin-1 text",
+        ),
+        (
+            GOOD_REQUEST,
+            response_with(body="{string: 5}"),
+            "response.body.string: must be text, binary or null, got 5",
+        ),
+        (request_with(uri="12"), GOOD_RESPONSE, "request.uri: must be text, got 12"),
+        (
+            request_with(uri="not-a-url"),
+            GOOD_RESPONSE,
+            "request.uri: must be an absolute http(s) URL",
+        ),
+        (request_with(uri="'http://[::1/x'"), GOOD_RESPONSE, "request.uri: must be an absolute"),
+        (request_with(method="'G ET'"), GOOD_RESPONSE, "request.method: must be an HTTP token"),
+        (request_with(body="{a: 1}"), GOOD_RESPONSE, "request.body: must be text, binary or null"),
+        (request_with(headers="{A: []}"), GOOD_RESPONSE, "request.headers.A: must not be empty"),
+        (
+            request_with(colour="blue"),
+            GOOD_RESPONSE,
+            "request.colour: is not part of vcrpy's format",
+        ),
+        (
+            "{uri: 'https://x.test/a', body: null, headers: {}}",
+            GOOD_RESPONSE,
+            "request.method: is missing",
+        ),
+    ],
+)
+def test_an_interaction_of_the_wrong_shape_is_refused_at_load_naming_its_line_and_field(
+    tmp_path, request_yaml, response_yaml, problem
+):
+    path = write(tmp_path, second_interaction(request_yaml, response_yaml))
+    with pytest.raises(CassetteError) as caught:
+        cassette.load(path)
+    assert str(caught.value).startswith(f"{path}:5: interaction 1: {problem}")
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("request_yaml", "response_yaml"),
+    [
+        # vcrpy reads a single header value as well as a list, and keeps bytes request headers
+        (request_with(headers="{Accept: '*/*', X-Raw: [!!binary eA==]}"), GOOD_RESPONSE),
+        (GOOD_REQUEST, response_with(headers="{ETag: 'W/\"1\"'}")),
+        # binary bodies, a null body string, no reason phrase, keys vcrpy's stubs add
+        (request_with(body="!!binary eyJhIjogMX0="), response_with(body="{string: !!binary /w==}")),
+        (GOOD_REQUEST, response_with(status="{code: 204}", body="{string: null}", url="'x'")),
+        # a file-like body from an old vcrpy, which vcrpy's Request reads into bytes
+        (
+            request_with(body="!!python/object/new:_io.BytesIO {state: [!!binary eA==, 0, null]}"),
+            GOOD_RESPONSE,
+        ),
+        # an IPv6 host
+        (request_with(uri="'http://[::1]:8080/a'"), GOOD_RESPONSE),
+    ],
+)
+def test_everything_vcrpy_writes_or_reads_still_loads(tmp_path, request_yaml, response_yaml):
+    loaded = cassette.load(write(tmp_path, second_interaction(request_yaml, response_yaml)))
+    assert len(loaded) == 2
+    replayed_reply(loaded[1], {})  # and it can be answered
+
+
+def test_an_unsupported_yaml_tag_is_one_line_naming_its_line(tmp_path):
+    path = write(
+        tmp_path, second_interaction(response=response_with(body="!!python/object:os.system x"))
+    )
+    with pytest.raises(CassetteError) as caught:
+        cassette.load(path)
+    assert str(caught.value) == (
+        f"{path}:6: cannot be loaded safely: could not determine a constructor for the tag "
+        "'tag:yaml.org,2002:python/object:os.system'"
+    )
+
+
+def test_a_cassette_error_is_always_one_line_whatever_its_message(tmp_path):
+    error = CassetteError(tmp_path / "c.yaml", 3, "first line\n  in <unicode string>,\tline 11\n")
+    assert str(error) == f"{tmp_path / 'c.yaml'}:3: first line in <unicode string>, line 11"
+    assert error.message == "first line in <unicode string>, line 11"
+
+
+# --- any shape: either one line naming the problem, or interactions that replay --------------
+
+FIELD_NAMES = ("request", "response", "status", "code", "message", "headers", "body", "string")
+FIELD_NAMES += ("method", "uri", "interactions", "version", "Content-Type")
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-1, 100_000)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=6)
+    | st.binary(max_size=4)
+)
+odd_values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(FIELD_NAMES) | st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+# Every place of a documented cassette something odd can stand in.
+PLACES = [
+    (),
+    ("interactions",),
+    ("interactions", 0),
+    *[("interactions", 0, side) for side in ("request", "response")],
+    *[("interactions", 0, "request", k) for k in ("method", "uri", "body", "headers")],
+    ("interactions", 0, "request", "headers", "Content-Type"),
+    *[("interactions", 0, "response", k) for k in ("status", "headers", "body")],
+    ("interactions", 0, "response", "status", "code"),
+    ("interactions", 0, "response", "status", "message"),
+    ("interactions", 0, "response", "headers", "Content-Type"),
+    ("interactions", 0, "response", "headers", "Content-Type", 0),
+    ("interactions", 0, "response", "body", "string"),
+]
+
+
+def documented_document() -> dict[str, Any]:
+    return yaml.safe_load(cassette.cassette_text([examples.documented_interaction(ME)]))
+
+
+def replace_at(document: Any, place: tuple[Any, ...], value: Any) -> Any:
+    if not place:
+        return value
+    document = copy.deepcopy(document)
+    parent = document
+    for key in place[:-1]:
+        parent = parent[key]
+    parent[place[-1]] = value
+    return document
+
+
+@pytest.fixture(scope="module")
+def fuzz_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One file that every example overwrites (module-scoped: hypothesis reruns the test)."""
+    return tmp_path_factory.mktemp("fuzz") / "fuzz.yaml"
+
+
+@settings(max_examples=300, deadline=None)
+@given(place=st.sampled_from(PLACES), value=odd_values)
+def test_any_shape_is_refused_in_one_line_or_loads_into_interactions_that_replay(
+    fuzz_file, place, value
+):
+    text = yaml.safe_dump(replace_at(documented_document(), place, value))
+    fuzz_file.write_text(text, encoding="utf-8")
+    cassette.locate_structure_error(text)  # never raises
+    try:
+        loaded = cassette.load_file(fuzz_file)
+    except CassetteError as exc:
+        assert "\n" not in str(exc) and str(exc).startswith(f"{fuzz_file}")
+        return
+    index = CassetteIndex(loaded)
+    for item in loaded:
+        request = item.request
+        assert index.lookup(request.method, request.uri, request.body) is not None
+        index.explain_miss("PATCH", ME, b"{}").explain()
+        interaction_problems(item)
+        response = to_response(replayed_reply(item, {}))
+        head = assemble_response(response).split(b"\r\n\r\n", 1)[0]
+        assert len(head.split(b"\r\n")) == 1 + len(response.headers.fields)  # nothing injected
+
+
+YAML_PIECES = st.sampled_from(
+    [
+        "\n",
+        " ",
+        "- ",
+        ": ",
+        "? ",
+        "[",
+        "]",
+        "{",
+        "}",
+        ",",
+        "&a ",
+        "*a",
+        "!!binary ",
+        "!!python/tuple ",
+        "interactions",
+        "request",
+        "response",
+        "status",
+        "code",
+        "'",
+        '"',
+        "#",
+        "|",
+        "<<: ",
+        "3",
+        "x",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(YAML_PIECES, max_size=40).map("".join) | st.text(max_size=60))
+def test_locating_a_structure_error_never_raises_whatever_the_text(text):
+    line, message = cassette.locate_structure_error(text)
+    assert line is None or line >= 1
+    assert message is None or "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "? [a]\n: b\n",  # a complex key at the top
+        "version: 1\ninteractions:\n- ? [request]\n  : 1\n",
+        "interactions: &a [*a]\n",  # a list that contains itself
+        "interactions:\n- &i {request: *i, response: *i}\n",  # a mapping that contains itself
+        "interactions:\n- request: !!python/object/new:_io.BytesIO {state: 5}\n",
+    ],
+)
+def test_self_referencing_and_complex_key_documents_are_one_line_errors(tmp_path, text):
+    assert cassette.locate_structure_error(text) is not None
+    with pytest.raises(CassetteError) as caught:
+        cassette.load(write(tmp_path, text))
+    assert "\n" not in str(caught.value)
 
 
 # --- matching -----------------------------------------------------------------------------
@@ -220,6 +532,19 @@ def test_a_miss_names_the_closest_recorded_request_and_each_difference():
     assert miss.closest is not None and played(miss.closest) == 1
     assert miss.differences == ("query (?a=1 recorded, ?a=2 sent)", "body at $.settings.x")
     assert miss.explain().startswith(f"closest recorded request is PUT {ME}?a=1 (t.yaml #1)")
+
+
+@pytest.mark.parametrize(
+    ("recorded", "sent", "difference"),
+    [
+        ('{"a": 1}', None, "body (recorded one, none sent)"),
+        (None, b'{"a": 1}', "body (none recorded, one sent)"),
+        ('{"a": 1}', b'{"a": 2}', "body at $.a"),
+    ],
+)
+def test_a_miss_says_which_side_has_no_body_instead_of_a_path_into_it(recorded, sent, difference):
+    index = CassetteIndex([interaction("PUT", ME, recorded)])
+    assert index.explain_miss("PUT", ME, sent).differences == (difference,)
 
 
 def test_a_miss_against_an_empty_cassette_says_so():

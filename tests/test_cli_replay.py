@@ -80,8 +80,62 @@ def test_a_folder_with_one_bad_cassette_names_that_file(tmp_path, confdir):
     )
     before = snapshot(bad)
     result = run_cli("replay", "--cassette", str(tmp_path), confdir=confdir)
-    assert_one_line_error(result, f"graph-vcr-proxy: {bad}:3: interaction 0: 'response' is missing")
+    assert_one_line_error(result, f"graph-vcr-proxy: {bad}:3: interaction 0: response: is missing")
     assert snapshot(bad) == before
+
+
+# An interaction's shape is reported on its first line (3); a YAML tag on its own (4).
+BAD_SHAPES = {
+    # status not a mapping: the structure locator itself used to crash on it, and replay
+    # then started with no interactions at all
+    "status-not-a-mapping": ("response: {status: 200}", 3, "response.status: must be a mapping"),
+    "header-line-break": (
+        'response: {status: {code: 200}, headers: {X-A: ["a\\nb"]}}',
+        3,
+        "response.headers.X-A[0]: must not contain a line break",
+    ),
+    # vcrpy's error for this spans two lines
+    "python-tag": (
+        "response: {status: {code: 200}, body: {string: !!python/object:os.system x}}",
+        4,
+        "cannot be loaded safely: could not determine a constructor for the tag",
+    ),
+}
+COMMANDS = {
+    "replay": ("replay", "--cassette"),
+    "record": ("record", "--record-mode", "none", "--cassette"),
+    "validate": ("validate",),
+}
+
+
+@pytest.mark.parametrize("shape", BAD_SHAPES)
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_cassette_of_the_wrong_shape_is_one_line_naming_file_and_line_in_every_command(
+    tmp_path, confdir, command, shape
+):
+    response, line, problem = BAD_SHAPES[shape]
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "version: 1\ninteractions:\n"
+        f"- request: {{method: GET, uri: '{examples.ME_URL}', body: null, headers: {{}}}}\n"
+        f"  {response}\n",
+        encoding="utf-8",
+    )
+    before = snapshot(path)
+    result = run_cli(*COMMANDS[command], str(path), confdir=confdir)
+    message = assert_one_line_error(result, f"graph-vcr-proxy: {path}:{line}: ")
+    assert problem in message
+    assert snapshot(path) == before
+
+
+@pytest.mark.parametrize("command", ["replay", "validate"])
+def test_an_empty_cassette_folder_is_one_line_instead_of_replaying_nothing(
+    tmp_path, confdir, command
+):
+    result = run_cli(*COMMANDS[command], str(tmp_path), confdir=confdir)
+    assert_one_line_error(
+        result, f"graph-vcr-proxy: {tmp_path}: folder holds no .yaml or .yml cassettes"
+    )
 
 
 @pytest.mark.parametrize(

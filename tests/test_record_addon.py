@@ -6,6 +6,7 @@ import asyncio
 import gzip
 import json
 import logging
+import re
 import zlib
 from pathlib import Path
 
@@ -18,7 +19,8 @@ from vcr.cassette import Cassette
 from vcr.request import Request
 
 from proxy_addons import cassette, examples, flows
-from proxy_addons.record import Record, stored_response
+from proxy_addons.record import Record, framed, stored_response, stored_side
+from proxy_addons.redaction import Side
 
 ME = examples.ME_URL
 JSON = {"Content-Type": "application/json"}
@@ -119,7 +121,49 @@ def test_compressed_responses_are_stored_decoded_with_framing_to_match(encoding,
     status, reason, side = stored_response(response)
     assert (status, reason, side.body) == (200, "OK", body)
     assert "Content-Encoding" not in side.headers
+    assert framed(side).headers["Content-Length"] == [str(len(body))]
+
+
+def test_a_gzip_request_body_is_stored_decoded_without_its_content_encoding():
+    body = examples.REQUEST_BODY.encode()
+    request = graph_flow("PUT", ME, None, {**JSON, "Content-Encoding": "gzip"}).request
+    request.raw_content = gzip.compress(body)
+    request.headers["Content-Length"] = str(len(request.raw_content))
+    side = framed(stored_side(request))
+    assert side.body == body
+    assert "Content-Encoding" not in side.headers
     assert side.headers["Content-Length"] == [str(len(body))]
+
+
+@pytest.mark.parametrize(
+    ("headers", "stored"),
+    [
+        ({"content-length": ["999"], "ETag": ["1"]}, {"content-length": ["4"], "ETag": ["1"]}),
+        ({"Transfer-Encoding": ["chunked"], "Connection": ["x"]}, {"Content-Length": ["4"]}),
+        ({"ETag": ["1"], "Keep-Alive": ["5"]}, {"ETag": ["1"]}),
+    ],
+)
+def test_framing_states_the_stored_body_length_only_where_the_message_had_framing(headers, stored):
+    assert framed(Side(headers, b"body")).headers == stored
+
+
+def test_every_stored_content_length_states_the_body_as_redacted(record, tmp_path):
+    """Redaction changes both bodies' lengths; a replaying client hands the header on."""
+    path = tmp_path / "lengths.yaml"
+    addon = record(graph_cassette=str(path), graph_redact_fields=["emailAddress"])
+    flow = graph_flow("PUT", ME, None, {**JSON, "Content-Encoding": "gzip"})
+    flow.request.raw_content = gzip.compress(examples.REQUEST_BODY.encode())
+    flow.request.headers["Content-Length"] = str(len(flow.request.raw_content))
+    addon.request(flow)
+    answer = examples.RESPONSE_BODY.encode()
+    upstream_answers(flow, 201, answer, **{"Content-Length": str(len(answer))})
+    asyncio.run(addon.response(flow))
+    (only,) = Cassette.load(path=str(path), record_mode="none").data
+    request, response = only
+    assert b"<redacted:emailAddress:1>" in request.body
+    assert request.headers["Content-Length"] == str(len(request.body))
+    assert "Content-Encoding" not in request.headers
+    assert response["headers"]["Content-Length"] == [str(len(response["body"]["string"]))]
 
 
 def test_a_body_that_does_not_decode_is_stored_as_it_came_with_its_encoding():
@@ -182,7 +226,7 @@ def test_all_replaces_the_old_answers_to_what_it_re_records_and_keeps_the_rest(r
     assert bodies == [{"old": "a"}, {"old": "c"}, {"new": "b1"}, {"new": "b2"}, {"new": "d"}]
 
 
-def test_none_only_replays_and_answers_a_miss_with_cassette_miss(record, tmp_path):
+def test_none_only_replays_and_answers_a_miss_with_cassette_miss_tagged_as_a_miss(record, tmp_path):
     path = seeded(tmp_path, "known")
     before = path.read_bytes()
     addon = record(graph_cassette=str(path), graph_record_mode="none")
@@ -192,7 +236,23 @@ def test_none_only_replays_and_answers_a_miss_with_cassette_miss(record, tmp_pat
     assert hit.response.json() == {"old": "known"}
     assert miss.response.status_code == 501
     assert miss.response.json()["error"]["code"] == "CassetteMiss"
+    assert (flows.answered_by(hit), flows.answered_by(miss)) == ("replay", "miss")
     assert path.read_bytes() == before
+
+
+def test_a_note_is_logged_at_debug_level_and_counted_but_prints_nothing_by_default(
+    record, tmp_path, caplog
+):
+    """The documented "true" string comes with every documented create: a line per request
+    at the CLI's default level would bury the real problems."""
+    addon = record(graph_cassette=str(tmp_path / "n.yaml"))
+    flow = graph_flow("PUT", ME, examples.REQUEST_BODY, JSON)
+    with caplog.at_level(logging.DEBUG, logger="proxy_addons.record"):
+        exchange(addon, flow, 201, examples.RESPONSE_BODY.encode())
+    notes = [r for r in caplog.records if "allowClientToJoinUsingBrowser" in r.getMessage()]
+    assert notes and all(r.levelno == logging.DEBUG for r in notes)
+    assert flow.metadata[flows.PROBLEMS]
+    assert all(p.severity != "error" for p in flow.metadata[flows.PROBLEMS])
 
 
 def test_warn_logs_one_line_per_problem_and_keeps_them_for_the_summary(record, tmp_path, caplog):
@@ -235,8 +295,8 @@ def test_enforce_refuses_an_invalid_request_with_graph_400_and_sends_nothing(rec
 
 
 def test_a_failed_write_withholds_the_upstream_answer_and_says_why(record, tmp_path):
-    (tmp_path / "file").write_text("not a folder")
-    addon = record(graph_cassette=str(tmp_path / "file" / "c.yaml"))
+    addon = record(graph_cassette=str(tmp_path / "later" / "c.yaml"))
+    (tmp_path / "later").write_text("a file where the folder was to be made, after start")
     flow = get("m1")
     exchange(addon, flow, 200, b'{"would": "be lost"}')
     assert flow.response.status_code == 500
@@ -252,6 +312,10 @@ def test_a_failed_write_withholds_the_upstream_answer_and_says_why(record, tmp_p
         ({"graph_upstream": "ftp://x"}, "must be an http:// or https:// URL"),
         ({"graph_upstream": "http://x:99999"}, "invalid port"),
         ({"graph_cassette": "{tmp}"}, "is a folder"),
+        (
+            {"graph_cassette": "{tmp}/exists.yaml/sub/c.yaml"},
+            "{tmp}/exists.yaml/sub/c.yaml: cannot record here: {tmp}/exists.yaml is not a folder",
+        ),
         ({"graph_cassette": "{tmp}/exists.yaml"}, "cassette exists; record mode 'once'"),
         (
             {"graph_cassette": "{tmp}/missing.yaml", "graph_record_mode": "none"},
@@ -267,5 +331,5 @@ def test_bad_options_are_refused_with_a_clear_message(record, tmp_path, options,
     (tmp_path / "exists.yaml").write_text("version: 1\n")
     (tmp_path / "broken.yaml").write_text("interactions: [\n")
     options = {k: v.format(tmp=tmp_path) if isinstance(v, str) else v for k, v in options.items()}
-    with pytest.raises(exceptions.OptionsError, match=message.replace("(", r"\(")):
+    with pytest.raises(exceptions.OptionsError, match=re.escape(message.format(tmp=tmp_path))):
         record(**options)

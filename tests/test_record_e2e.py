@@ -232,6 +232,68 @@ def test_secrets_and_named_fields_are_redacted_and_replay_still_matches_a_real_t
     assert again.json()["appointmentClients"][0]["emailAddress"].startswith("<redacted:")
 
 
+def test_every_stored_content_length_is_the_redacted_body_length_in_plain_vcrpy_replay(
+    tmp_path, upstream, start_proxy, client_for
+):
+    """Redaction changes lengths; vcrpy hands the stored header on as it is, in both
+    clients, so a wrong one would tell the code under test a length its body doesn't have."""
+    path = tmp_path / "lengths.yaml"
+    redact = ["--redact-field", "emailAddress", "--redact-field", "smsCapablePhoneNumber"]
+    recorder = start_proxy("record", "--cassette", str(path), "--upstream", upstream.url, *redact)
+    json_headers = {**AUTH, "Content-Type": "application/json"}
+    body = create_body("grady@contoso.com")
+    client = client_for(recorder)
+    assert client.put(url("m3"), content=body, headers=json_headers).status_code == 201
+    assert client.get(url("m3"), headers=AUTH).status_code == 200
+    assert recorder.stop() == 0
+
+    stored = Cassette.load(path=str(path), record_mode="none")
+    put = stored.requests[0]
+    assert b"<redacted:emailAddress:" in put.body
+    assert put.headers["Content-Length"] == str(len(put.body))
+    replayed = []
+    for client_type, body_argument in ((requests.Session, "data"), (httpx.Client, "content")):
+        with vcr.VCR(record_mode="none").use_cassette(str(path)), client_type() as c:
+            replayed += [
+                c.request("PUT", url("m3"), headers=json_headers, **{body_argument: body}),
+                c.request("GET", url("m3"), headers=AUTH),
+            ]
+    for response in replayed:
+        assert b"<redacted:" in response.content
+        assert response.headers["Content-Length"] == str(len(response.content))
+
+
+def test_a_cassette_under_a_regular_file_is_refused_at_start_with_one_line(tmp_path, confdir):
+    (tmp_path / "file").write_text("a file, not a folder")
+    target = tmp_path / "file" / "x.yaml"
+    done = run_cli("record", "--cassette", str(target), confdir=confdir)
+    line = assert_one_line_error(done, f"graph-vcr-proxy: {target}: cannot record here: ")
+    assert line.endswith(f"{tmp_path / 'file'} is not a folder")
+
+
+def test_a_validation_note_prints_no_line_by_default_but_is_counted(
+    tmp_path, upstream, start_proxy, client_for
+):
+    """Every documented create sends the string "true": not a line per request on stderr."""
+    summary = tmp_path / "summary.json"
+    recorder = start_proxy(
+        "record",
+        "--cassette",
+        str(tmp_path / "notes.yaml"),
+        "--upstream",
+        upstream.url,
+        "--summary-json",
+        str(summary),
+        "--no-summary",
+    )
+    headers = {**AUTH, "Content-Type": "application/json"}
+    created = client_for(recorder).put(url("m4"), content=examples.REQUEST_BODY, headers=headers)
+    assert created.status_code == 201
+    assert recorder.stop() == 0
+    assert json.loads(summary.read_text())["validation_notes"] >= 1
+    assert not [line for line in recorder.stderr if "allowClientToJoinUsingBrowser" in line]
+
+
 def test_once_refuses_an_existing_cassette_with_one_line_and_status_2(tmp_path, confdir):
     path = tmp_path / "exists.yaml"
     path.write_text(examples.bundled_cassette_texts()["create-virtualappointment-me.yaml"])

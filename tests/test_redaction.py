@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import string
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from vcr.request import Request
@@ -136,6 +137,43 @@ def test_a_secret_echoed_anywhere_else_is_swept_out_of_bodies_and_uri():
     assert token not in uri
     assert token.encode() not in resp.body
     assert b"<redacted:authorization:1>" in resp.body
+
+
+@pytest.mark.parametrize(
+    ("secret", "swept"),
+    [("CS123", True), ("CS12", True), ("CS1", False)],
+)
+def test_a_secret_of_four_characters_or_more_is_swept_and_a_shorter_one_is_not(secret, swept):
+    """The README's rule, exactly: 1-3 characters occur by chance in any text."""
+    echoed = json.dumps({"echo": f"you sent {secret}"}).encode()
+    uri, _, resp = exchange(Side({}, b""), Side(JSON, echoed), uri=URI + f"?client_secret={secret}")
+    assert secret not in uri
+    assert (secret.encode() not in resp.body) is swept
+
+
+def test_sweeping_a_json_body_touches_only_its_strings_so_it_stays_valid_json():
+    body = json.dumps({"count": 12345, "allowed": True, "note": "pin 1234 or true"}).encode()
+    uri = URI + "?code=1234&password=true"
+    _, _, resp = exchange(Side({}, b""), Side(JSON, body), uri=uri)
+    assert json.loads(resp.body) == {
+        "count": 12345,
+        "allowed": True,
+        "note": "pin <redacted:code:1> or <redacted:password:1>",
+    }
+
+
+def test_a_secret_a_server_json_escaped_is_still_swept():
+    token = "tok+en/with+plus"
+    escaped = b'{"echo": "' + token.replace("+", "\\u002B").encode() + b'"}'
+    _, _, resp = exchange(Side({"Authorization": [f"Bearer {token}"]}, b""), Side(JSON, escaped))
+    assert json.loads(resp.body) == {"echo": "<redacted:authorization:1>"}
+
+
+def test_a_body_with_something_redacted_is_stored_as_compact_json_keeping_non_ascii():
+    body = json.dumps({"emailAddress": "zoë@contoso.com", "displayName": "Zoë"}, indent=2)
+    rules = RedactionRules.of(fields=["emailAddress"])
+    _, req, _ = exchange(Side(JSON, body.encode()), rules=rules)
+    assert req.body == '{"emailAddress":"<redacted:emailAddress:1>","displayName":"Zoë"}'.encode()
 
 
 def test_a_redacted_request_body_still_matches_the_real_values_on_replay():

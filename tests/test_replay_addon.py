@@ -15,7 +15,7 @@ from vcr.request import Request
 
 from proxy_addons import cassette, examples, flows
 from proxy_addons.models import ErrorResponse
-from proxy_addons.replay import MISS_CODE, MISS_STATUS, Replay
+from proxy_addons.replay import MISS, MISS_CODE, MISS_STATUS, REPLAY, Replay, answer_miss
 
 ME = examples.ME_URL
 DOCUMENTED = json.loads(examples.RESPONSE_BODY)
@@ -64,7 +64,7 @@ def test_documented_create_is_answered_201_with_the_documented_body(replay):
         assert flow.response is not None
         assert (flow.response.status_code, flow.response.reason) == (201, "Created")
         assert flow.response.json() == DOCUMENTED
-        assert flows.answered_by(flow) == "replay"
+        assert flows.answered_by(flow) == REPLAY == "replay"
 
 
 def test_answers_carry_fresh_request_id_echoed_client_request_id_and_date(replay):
@@ -107,13 +107,16 @@ def test_repeated_identical_requests_get_answers_in_order_then_the_last_again(tm
     assert answers == [0, 1, 2, 2, 2]
 
 
-def test_a_miss_is_501_cassette_miss_naming_the_closest_request_and_the_difference(replay):
+def test_a_miss_is_501_cassette_miss_naming_the_closest_request_and_the_difference(replay, caplog):
     addon, _ = replay
     body = json.loads(examples.REQUEST_BODY)
     body["externalAppointmentId"] = "other"
     flow = graph_flow("PUT", ME, json.dumps(body), {"Content-Type": "application/json"})
-    addon.request(flow)
+    with caplog.at_level(logging.WARNING):
+        addon.request(flow)
     assert flow.response.status_code == MISS_STATUS == 501
+    assert flows.answered_by(flow) == MISS == "miss"  # not "replay": the summary tells them apart
+    assert caplog.messages == [f"cassette miss: PUT {ME}"]
     error = ErrorResponse.model_validate(flow.response.json()).error
     assert error.code == MISS_CODE == "CassetteMiss"
     assert f"No recorded interaction matches PUT {ME}" in error.message
@@ -121,6 +124,30 @@ def test_a_miss_is_501_cassette_miss_naming_the_closest_request_and_the_differen
         error.message
     )
     assert "body at $.externalAppointmentId" in error.message
+
+
+def test_answer_miss_tags_and_logs_a_miss_for_any_addon_that_replays(caplog):
+    index = cassette.CassetteIndex(cassette.load(cassette.bundled_cassettes()))
+    flow = graph_flow("GET", ME)
+    with caplog.at_level(logging.WARNING):
+        answer_miss(flow, index)
+    assert (flow.response.status_code, flows.answered_by(flow)) == (501, MISS)
+    message = ErrorResponse.model_validate(flow.response.json()).error.message
+    assert "differs in method (PUT recorded, GET sent); body (recorded one, none sent)." in message
+    assert caplog.messages == [f"cassette miss: GET {ME}"]
+
+
+def test_the_readme_shows_the_cassette_miss_message_exactly_as_replay_sends_it(replay):
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    shown = next(
+        json.loads("{" + line.strip().rstrip(",") + "}")["message"]
+        for line in readme.splitlines()
+        if line.strip().startswith('"message": "No recorded interaction matches')
+    )
+    addon, _ = replay
+    flow = graph_flow("GET", ME + "?$select=id")
+    addon.request(flow)
+    assert flow.response.json()["error"]["message"] == shown
 
 
 def test_a_miss_is_forwarded_untouched_with_on_miss_forward(replay):
@@ -201,6 +228,33 @@ def test_a_corrupt_cassette_is_an_options_error_naming_file_and_line(tmp_path):
         flow = documented_flow()
         addon.request(flow)
         assert flow.response.status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("response", "problem"),
+    [
+        ("{status: 200}", "response.status: must be a mapping, got 200"),
+        ("{status: {code: 200}, body: 5}", "response.body: must be a mapping, got 5"),
+        ("{status: {code: 200}, headers: {X-A: 'a\n\n b'}}", "response.headers.X-A[0]"),
+    ],
+)
+def test_a_cassette_of_the_wrong_shape_is_refused_and_the_loaded_one_kept(
+    tmp_path, replay, response, problem
+):
+    addon, tctx = replay
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "version: 1\ninteractions:\n"
+        f"- request: {{method: GET, uri: '{ME}', body: null, headers: {{}}}}\n"
+        f"  response: {response}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(exceptions.OptionsError) as caught:
+        tctx.configure(addon, graph_cassette=str(bad))
+    assert str(caught.value).startswith(f"{bad}:3: interaction 0: {problem}")
+    flow = documented_flow()
+    addon.request(flow)
+    assert flow.response.status_code == 201
 
 
 def test_an_unknown_on_miss_value_is_refused():

@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import json
 import signal
+import threading
+import time
 
+import httpx
 import pytest
+from conftest import httpx_client
+from helpers import assert_one_line_error, graph_flow, run_cli
 from mitmproxy import exceptions, http
 from mitmproxy.addons import script
 from mitmproxy.test import taddons, tflow
 
-from proxy_addons import examples, flows
+from proxy_addons import cassette, examples, flows
 from proxy_addons import summary as summary_module
 from proxy_addons.models import Problem
-from proxy_addons.summary import Summary
+from proxy_addons.replay import MISS, Replay
+from proxy_addons.summary import SOURCES, Summary
 
 ME = examples.ME_URL
+HEADERS = examples.REQUEST_HEADERS
 JOIN_URL = ME.replace("virtualAppointment", "getVirtualAppointmentJoinWebUrl")
 
 
@@ -73,6 +80,7 @@ def test_counts_per_route_answer_source_fault_kind_recorded_and_problems(summary
     assert result["requests"] == 6
     assert result["answered_by"] == {
         "replay": 1,
+        "miss": 0,
         "emulator": 1,
         "upstream": 1,
         "fault": 2,
@@ -122,6 +130,92 @@ def test_summary_json_in_a_missing_folder_is_refused_at_start(summary, tmp_path)
         tctx.configure(addon, graph_summary_json=str(tmp_path / "absent" / "s.json"))
 
 
+def test_summary_json_naming_a_folder_is_refused_at_start(summary, tmp_path):
+    addon, tctx = summary
+    with pytest.raises(exceptions.OptionsError) as caught:
+        tctx.configure(addon, graph_summary_json=str(tmp_path))
+    assert str(caught.value) == f"summary JSON {tmp_path}: is a folder, not a file"
+
+
+def cassette_file(folder) -> str:
+    path = folder / "me.yaml"
+    path.write_text(cassette.cassette_text([examples.documented_interaction(ME)]), "utf-8")
+    return str(path)
+
+
+@pytest.mark.parametrize("set_summary_first", [True, False])
+def test_summary_json_naming_the_cassette_is_refused_whatever_is_set_first(
+    tmp_path, monkeypatch, set_summary_first
+):
+    path = cassette_file(tmp_path)
+    monkeypatch.chdir(tmp_path)  # the same file, spelled differently
+    replay, addon = Replay(), Summary()
+    with taddons.context(addon, replay) as tctx:
+        first, second = ("graph_summary_json", "graph_cassette")[:: 1 if set_summary_first else -1]
+        values = {"graph_summary_json": "./me.yaml", "graph_cassette": path}
+        tctx.options.update(**{first: values[first]})
+        with pytest.raises(exceptions.OptionsError, match="is the cassette; writing the summary"):
+            tctx.options.update(**{second: values[second]})
+
+
+def test_the_summary_alone_in_mitmproxy_accepts_any_file_name(summary, tmp_path):
+    addon, tctx = summary  # no replay or record loaded: there is no graph_cassette option
+    tctx.configure(addon, graph_summary_json=str(tmp_path / "me.yaml"))
+    assert tctx.options.graph_summary_json == str(tmp_path / "me.yaml")
+
+
+# --- what is counted: misses apart from hits, and requests still in flight -----------------
+
+
+def test_a_cassette_miss_is_counted_as_miss_and_not_as_replayed():
+    replay, addon = Replay(), Summary()
+    with taddons.context(addon, replay) as tctx:
+        tctx.configure(replay, graph_cassette=str(cassette.bundled_cassettes()))
+        hit = graph_flow("PUT", ME, examples.REQUEST_BODY, examples.REQUEST_HEADERS)
+        miss = graph_flow("GET", ME)
+        for flow in (hit, miss):
+            addon.requestheaders(flow)
+            replay.request(flow)
+            addon.response(flow)
+    result = addon.summary()
+    assert (result["requests"], result["replayed"]) == (2, 1)
+    assert (result["answered_by"]["replay"], result["answered_by"]["miss"]) == (1, 1)
+    assert (result["routes"]["create"]["miss"], result["routes"]["get"]["miss"]) == (0, 1)
+    assert MISS in SOURCES
+
+
+def test_the_table_has_a_miss_column(summary, capsys):
+    addon, _ = summary
+    pass_through(addon, finished_flow("GET", ME, **{flows.ANSWERED_BY: MISS}))
+    addon.done()
+    header = next(line for line in capsys.readouterr().err.splitlines() if "requests" in line)
+    assert [c.strip() for c in header.strip("┃│ ").split("┃")][:4] == [
+        "route",
+        "requests",
+        "replay",
+        "miss",
+    ]
+
+
+def test_a_request_still_in_flight_at_exit_counts_as_no_response(summary):
+    addon, _ = summary
+    held = graph_flow("PUT", ME, examples.REQUEST_BODY, examples.REQUEST_HEADERS)
+    addon.requestheaders(held)  # and nothing after it: the proxy stops first
+    answered = finished_flow("GET", ME, **{flows.ANSWERED_BY: "replay"})
+    addon.requestheaders(answered)
+    addon.response(answered)
+    result = addon.summary()
+    assert result["requests"] == 2
+    assert (result["answered_by"]["no-response"], result["answered_by"]["replay"]) == (1, 1)
+    assert result["routes"]["create"]["no-response"] == 1
+
+
+def test_a_request_that_is_not_ours_is_not_counted_when_it_arrives(summary):
+    addon, _ = summary
+    addon.requestheaders(graph_flow("GET", "https://graph.microsoft.com/v1.0/me/messages"))
+    assert addon.summary()["requests"] == 0
+
+
 @pytest.mark.e2e
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
 def test_a_signalled_proxy_prints_and_writes_the_summary(
@@ -142,6 +236,45 @@ def test_a_signalled_proxy_prints_and_writes_the_summary(
     stderr = "".join(proxy.stderr)
     assert "graph-vcr-proxy summary" in stderr
     assert "unavailable" in stderr
+
+
+@pytest.mark.e2e
+def test_a_request_held_by_latency_when_the_proxy_stops_is_in_the_summary(start_proxy, tmp_path):
+    target = tmp_path / "summary.json"
+    proxy = start_proxy("replay", "--fault", "latency:ms=5000", "--summary-json", str(target))
+    outcome: list[object] = []
+
+    def send() -> None:
+        with httpx_client(proxy) as client:
+            try:
+                outcome.append(client.put(ME, content=examples.REQUEST_BODY, headers=HEADERS))
+            except httpx.HTTPError as exc:
+                outcome.append(exc)
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    time.sleep(1)
+    proxy.process.send_signal(signal.SIGTERM)
+    assert proxy.stop() == 0
+    sender.join(30)
+    result = json.loads(target.read_text())
+    assert (result["requests"], result["answered_by"]["no-response"]) == (1, 1)
+    assert result["faults"] == {"latency": 1}
+    assert "graph-vcr-proxy summary" in "".join(proxy.stderr)
+    assert outcome and not isinstance(outcome[0], httpx.Response)  # it really was cut off
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("target", ["folder", "cassette"])
+def test_a_summary_path_that_would_lose_data_stops_the_proxy_before_it_starts(
+    tmp_path, confdir, target
+):
+    path = cassette_file(tmp_path)
+    before = (tmp_path / "me.yaml").read_bytes()
+    summary_json = str(tmp_path) if target == "folder" else path
+    result = run_cli("replay", "--cassette", path, "--summary-json", summary_json, confdir=confdir)
+    assert_one_line_error(result, f"graph-vcr-proxy: summary JSON {summary_json}: is ")
+    assert (tmp_path / "me.yaml").read_bytes() == before
 
 
 def test_the_addon_loads_as_a_mitmdump_script():
