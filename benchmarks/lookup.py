@@ -26,7 +26,7 @@ from vcr.cassette import Cassette
 from vcr.request import Request
 
 from proxy_addons import cassette, examples
-from proxy_addons.cassette import CassetteIndex
+from proxy_addons.matching import CassetteIndex
 
 SMALL = 100
 MATCH_ON = (

@@ -28,9 +28,10 @@ from mitmproxy.addonmanager import Loader
 from vcr.request import Request
 
 from proxy_addons import cassette, flows
-from proxy_addons.cassette import CassetteIndex, Interaction, canonical, parse_body, request_key
+from proxy_addons.cassette import Interaction
 from proxy_addons.cassette_writer import CassetteWriteError, CassetteWriter, Keep
 from proxy_addons.graph import error_reply, reason_phrase, to_response
+from proxy_addons.matching import CassetteIndex, Key, canonical, parse_body, request_key
 from proxy_addons.models import Problem, errors_only
 from proxy_addons.options import declare_cassette, ensure_lazy_connections, require_choice
 from proxy_addons.redaction import Placeholders, RedactionRules, Side, redact_exchange
@@ -48,7 +49,7 @@ _CONNECTION = frozenset({"connection", "keep-alive"})
 # Headers that frame a body on the wire: stored as one Content-Length that fits (``framed``).
 _LENGTH_FRAMING = frozenset({"content-length", "transfer-encoding"})
 
-Group = tuple[cassette.Key, str | bytes | None]
+Group = tuple[Key, str | bytes | None]
 
 
 # NamedTuples, not dataclasses: ``mitmdump -s`` runs this file as a module that is not in

@@ -18,8 +18,9 @@ from mitmproxy import ctx, exceptions, http
 from mitmproxy.addonmanager import Loader
 
 from proxy_addons import cassette, flows
-from proxy_addons.cassette import CassetteIndex, Interaction
+from proxy_addons.cassette import Interaction
 from proxy_addons.graph import Reply, error_reply, refresh_headers
+from proxy_addons.matching import CassetteIndex
 from proxy_addons.options import declare_cassette, ensure_lazy_connections, require_choice
 
 logger = logging.getLogger(__name__)

@@ -15,8 +15,9 @@ from mitmproxy.net.http.http1.assemble import assemble_response
 from vcr.request import Request
 
 from proxy_addons import cassette, examples
-from proxy_addons.cassette import CassetteError, CassetteIndex, Interaction
+from proxy_addons.cassette import CassetteError, Interaction
 from proxy_addons.graph import to_response
+from proxy_addons.matching import CassetteIndex
 from proxy_addons.replay import replayed_reply
 from proxy_addons.validate_command import interaction_problems
 

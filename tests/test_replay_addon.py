@@ -14,6 +14,7 @@ from mitmproxy.test import taddons
 from vcr.request import Request
 
 from proxy_addons import cassette, examples, flows
+from proxy_addons.matching import CassetteIndex
 from proxy_addons.models import ErrorResponse
 from proxy_addons.replay import MISS, MISS_CODE, MISS_STATUS, REPLAY, Replay, answer_miss
 
@@ -127,7 +128,7 @@ def test_a_miss_is_501_cassette_miss_naming_the_closest_request_and_the_differen
 
 
 def test_answer_miss_tags_and_logs_a_miss_for_any_addon_that_replays(caplog):
-    index = cassette.CassetteIndex(cassette.load(cassette.bundled_cassettes()))
+    index = CassetteIndex(cassette.load(cassette.bundled_cassettes()))
     flow = graph_flow("GET", ME)
     with caplog.at_level(logging.WARNING):
         answer_miss(flow, index)
