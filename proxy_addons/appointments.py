@@ -317,12 +317,21 @@ def _put(
     return state.with_appointment(request.key, appointment), Outcome(status, stored, etag)
 
 
-def _patch(state: State, request: AppointmentRequest) -> tuple[State, Outcome]:
+def _existing(state: State, request: AppointmentRequest) -> Appointment | Outcome:
+    """The appointment a PATCH or DELETE acts on, or the error that refuses it: If-Match is
+    judged first (any If-Match on a missing appointment is 412), then existence (404)."""
     current = state.get(request.key)
     if precondition_failure(request, current):
-        return state, _conflict()
+        return _conflict()
     if current is None:
-        return state, _not_found(request)
+        return _not_found(request)
+    return current
+
+
+def _patch(state: State, request: AppointmentRequest) -> tuple[State, Outcome]:
+    current = _existing(state, request)
+    if isinstance(current, Outcome):
+        return state, current
     etag = etag_for(state)
     merged = _merge(current.object(), _body_object(request))
     appointment = Appointment(_dumps(merged), etag)
@@ -330,11 +339,9 @@ def _patch(state: State, request: AppointmentRequest) -> tuple[State, Outcome]:
 
 
 def _delete(state: State, request: AppointmentRequest) -> tuple[State, Outcome]:
-    current = state.get(request.key)
-    if precondition_failure(request, current):
-        return state, _conflict()
-    if current is None:
-        return state, _not_found(request)
+    current = _existing(state, request)
+    if isinstance(current, Outcome):
+        return state, current
     return state.with_appointment(request.key, None), Outcome(204)
 
 
