@@ -21,7 +21,6 @@ import fcntl
 import hashlib
 import json
 import os
-import tempfile
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -31,6 +30,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from proxy_addons.files import replace_atomically
 from proxy_addons.models import ODATA_TYPES, VirtualAppointment, errors_only
 from proxy_addons.routes import Operation
 from proxy_addons.validation import request_problems
@@ -479,29 +479,4 @@ def lock_state(path: Path) -> int:
 
 def save_state(path: Path, state: State) -> None:
     """Replace ``path`` with ``state`` atomically: readers see the old file or the new one."""
-    text = dumps_state(state)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    _fsync_directory(path.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the rename itself durable; not every platform can open a directory."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    replace_atomically(path, dumps_state(state).encode("utf-8"))

@@ -35,7 +35,6 @@ import contextlib
 import fcntl
 import os
 import re
-import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -44,6 +43,7 @@ import yaml
 from vcr.serializers import yamlserializer
 
 from proxy_addons import cassette
+from proxy_addons.files import replace_atomically, sync_folder, temp_file_beside
 
 BLOCK_START = "- request:"
 _BLOCK_SPLIT = re.compile(r"(?m)^(?=- request:)")
@@ -187,27 +187,22 @@ class CassetteWriter:
     def _create(self, data: bytes) -> bool:
         """Bring the file into existence holding ``data``; False if it appeared meanwhile."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._temp_file(data)
+        tmp = temp_file_beside(self.path, data, fsync=self.fsync)
         try:
             os.link(tmp, self.path)
         except FileExistsError:
             return False
         finally:
             os.unlink(tmp)
-        self._sync_folder()
+        if self.fsync:
+            sync_folder(self.path.parent)
         return True
 
     def _rewrite(self, fd: int, keep: Keep, data: bytes) -> None:
         """Replace the file (locked through ``fd``) by our layout: kept blocks, then ``data``."""
         blocks = self._blocks(fd)
         text = cassette.HEADER + "".join(keep(blocks))
-        tmp = self._temp_file(text.encode("utf-8") + data)
-        try:
-            os.replace(tmp, self.path)
-        except OSError:
-            os.unlink(tmp)
-            raise
-        self._sync_folder()
+        replace_atomically(self.path, text.encode("utf-8") + data, fsync=self.fsync)
 
     def _blocks(self, fd: int) -> list[str]:
         """The interactions in the file, each as the block our layout holds it as."""
@@ -220,33 +215,6 @@ class CassetteWriter:
         return [
             cassette.interaction_yaml(i.request, i.response) for i in cassette.load_file(self.path)
         ]
-
-    def _temp_file(self, data: bytes) -> str:
-        fd, tmp = tempfile.mkstemp(
-            dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
-        )
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            if self.fsync:
-                os.fsync(fd)
-            os.fchmod(fd, 0o644)
-        except BaseException:
-            os.close(fd)
-            os.unlink(tmp)
-            raise
-        os.close(fd)
-        return tmp
-
-    def _sync_folder(self) -> None:
-        if not self.fsync:
-            return
-        folder = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
 
     # --- torn tails ------------------------------------------------------------------------
 

@@ -15,9 +15,7 @@ upstream) shows as ``no-response`` instead of vanishing. Only our Graph routes c
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -29,6 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from proxy_addons import flows
+from proxy_addons.files import replace_atomically
 from proxy_addons.routes import Operation, Route, parse
 
 # The answer sources, as columns; a flow nobody answered went upstream (or got no answer).
@@ -138,19 +137,6 @@ def check_summary_path(value: str, cassette: str | None) -> None:
         )
 
 
-def write_json_atomically(path: Path, data: dict[str, Any]) -> None:
-    """Readers never see half a file: write beside it, then rename over it."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(data, out, indent=2)
-            out.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class Summary:
     def __init__(self) -> None:
         self.seen: dict[str, Seen] = {}  # by flow id, in order of arrival
@@ -196,7 +182,8 @@ class Summary:
     def done(self) -> None:
         summary = self.summary()
         if ctx.options.graph_summary_json:
-            write_json_atomically(Path(ctx.options.graph_summary_json).expanduser(), summary)
+            text = json.dumps(summary, indent=2) + "\n"
+            replace_atomically(Path(ctx.options.graph_summary_json).expanduser(), text.encode())
         if ctx.options.graph_summary and summary["requests"]:
             render(summary, Console(file=sys.stderr, width=120))
 
