@@ -23,6 +23,7 @@ from mitmproxy import ctx, exceptions, master, options
 from proxy_addons.emulator import Emulator
 from proxy_addons.fault_injection import FaultInjector
 from proxy_addons.record import RECORD_MODES, VALIDATE_MODES, Record
+from proxy_addons.record_mode import RecordMode
 from proxy_addons.replay import ON_MISS, Replay
 from proxy_addons.summary import Summary
 
@@ -244,7 +245,7 @@ def add_record_parser(sub: Any) -> None:
     record.add_argument(
         "--record-mode",
         choices=RECORD_MODES,
-        default="once",
+        default=str(RecordMode.ONCE),
         help="vcrpy's record modes (default: %(default)s, which refuses an existing cassette)",
     )
     record.add_argument(

@@ -28,6 +28,7 @@ from mitmproxy.addonmanager import Loader
 from mitmproxy.proxy.mode_specs import ReverseMode
 
 from proxy_addons import appointments, flows
+from proxy_addons.answered_by import AnsweredBy
 from proxy_addons.appointments import AppointmentRequest, Outcome, State, StateFileError
 from proxy_addons.graph import Reply, empty_reply, error_reply, json_reply
 from proxy_addons.options import ensure_lazy_connections
@@ -186,7 +187,7 @@ class Emulator:
                 reply = error_reply(
                     401, "InvalidAuthenticationToken", failure, headers, [AUTH_CHALLENGE]
                 )
-                flows.answer(flow, reply, by="emulator")
+                flows.answer(flow, reply, by=AnsweredBy.EMULATOR)
                 return
         state, outcome = appointments.handle(
             self.state,
@@ -196,9 +197,11 @@ class Emulator:
         if state is not self.state:
             failure = self._commit(state, headers)
             if failure is not None:
-                flows.answer(flow, failure, by="emulator")
+                flows.answer(flow, failure, by=AnsweredBy.EMULATOR)
                 return
-        flows.answer(flow, outcome_reply(outcome, headers, self._deprecation(route)), by="emulator")
+        flows.answer(
+            flow, outcome_reply(outcome, headers, self._deprecation(route)), by=AnsweredBy.EMULATOR
+        )
 
     def _commit(self, state: State, request_headers: Mapping[str, str]) -> Reply | None:
         """Adopt ``state``, writing it first when persisting; on a write error keep the old
@@ -245,7 +248,7 @@ class Emulator:
             "virtualAppointment routes and their live actions.",
             flow.request.headers,
         )
-        flows.answer(flow, reply, by="emulator")
+        flows.answer(flow, reply, by=AnsweredBy.EMULATOR)
 
 
 addons = [Emulator()]

@@ -28,6 +28,7 @@ from mitmproxy import command, ctx, exceptions, http
 from mitmproxy.addonmanager import Loader
 
 from proxy_addons import control, flows
+from proxy_addons.answered_by import AnsweredBy
 from proxy_addons.faults import (
     BrokenBody,
     Delay,
@@ -273,7 +274,9 @@ class FaultInjector:
                 state.enforced += 1
                 left = _retry_after_left(rule, state.blocked_until - now)
                 _mark(flow, rule.kind)
-                flows.answer(flow, rule.effect.reply(headers, retry_after=left), by="fault")
+                flows.answer(
+                    flow, rule.effect.reply(headers, retry_after=left), by=AnsweredBy.FAULT
+                )
                 return
             if rule.stale_only and not self.etags.is_stale(route, headers.get("If-Match")):
                 continue
@@ -289,7 +292,7 @@ class FaultInjector:
                     return
                 continue
             if isinstance(effect, Reset):
-                flow.metadata[flows.ANSWERED_BY] = "fault"
+                flow.metadata[flows.ANSWERED_BY] = AnsweredBy.FAULT
                 flow.kill()
             elif isinstance(effect, BrokenBody):
                 flow.metadata[_BREAK_BODY] = effect
@@ -297,7 +300,7 @@ class FaultInjector:
                 reply = effect.reply(headers)
                 if rule.enforce and effect.retry_after is not None:
                     state.blocked_until = now + effect.retry_after
-                flows.answer(flow, reply, by="fault")
+                flows.answer(flow, reply, by=AnsweredBy.FAULT)
             return
 
     @flows.guarded
@@ -306,7 +309,7 @@ class FaultInjector:
         if route is None or flow.response is None:
             return
         breaker: BrokenBody | None = flow.metadata.pop(_BREAK_BODY, None)
-        if breaker is None and flows.answered_by(flow) == "fault":
+        if breaker is None and flows.answered_by(flow) == AnsweredBy.FAULT:
             return
         self.etags.learn(route, flow.response.status_code, flow.response.headers)
         if breaker is not None:
@@ -315,7 +318,7 @@ class FaultInjector:
                 tuple(flow.response.headers.items()),
                 flow.response.get_content(strict=False) or b"",
             )
-            flows.answer(flow, breaker.reply(real, flow.request.headers), by="fault")
+            flows.answer(flow, breaker.reply(real, flow.request.headers), by=AnsweredBy.FAULT)
 
 
 addons = [FaultInjector()]

@@ -17,12 +17,13 @@ from typing import Any, TypeVar
 
 from mitmproxy import http
 
+from proxy_addons.answered_by import AnsweredBy
 from proxy_addons.graph import Reply, error_reply, to_response
 from proxy_addons.request_checks import check_request
 from proxy_addons.routes import Route, parse
 
 # flow.metadata keys. The summary reads them; each addon writes only its own.
-ANSWERED_BY = "graph_vcr_proxy.answered_by"  # "check", "replay", "emulator", "fault"
+ANSWERED_BY = "graph_vcr_proxy.answered_by"  # an AnsweredBy; absent: upstream answered
 ROUTE = "graph_vcr_proxy.route"
 CHECKED = "graph_vcr_proxy.checked"  # Graph's request checks have passed
 RECORDED = "graph_vcr_proxy.recorded"  # True once the recorder has the interaction on disk
@@ -61,19 +62,19 @@ def claim(flow: http.HTTPFlow) -> Route | None:
         flow.metadata[CHECKED] = True
         refusal = check_request(route, flow.request.headers, request_body(flow.request))
         if refusal is not None:
-            answer(flow, refusal, by="check")
+            answer(flow, refusal, by=AnsweredBy.CHECK)
             return None
     return route
 
 
-def answer(flow: http.HTTPFlow, reply: Reply, *, by: str) -> None:
+def answer(flow: http.HTTPFlow, reply: Reply, *, by: AnsweredBy) -> None:
     response = to_response(reply)
     response.http_version = flow.request.http_version
     flow.response = response
     flow.metadata[ANSWERED_BY] = by
 
 
-def answered_by(flow: http.HTTPFlow) -> str | None:
+def answered_by(flow: http.HTTPFlow) -> AnsweredBy | None:
     """Who answered the flow, or None when the response came from upstream."""
     return flow.metadata.get(ANSWERED_BY)
 
@@ -102,7 +103,7 @@ def guarded(hook: Hook) -> Hook:
             f"graph-vcr-proxy failed on this request: {type(exc).__name__}: {exc}",
             flow.request.headers,
         )
-        answer(flow, reply, by="check")
+        answer(flow, reply, by=AnsweredBy.CHECK)
 
     if inspect.iscoroutinefunction(hook):
 

@@ -25,29 +25,27 @@ from urllib.parse import urlsplit
 
 from mitmproxy import ctx, exceptions, http
 from mitmproxy.addonmanager import Loader
-from vcr.request import Request
 
 from proxy_addons import cassette, flows
+from proxy_addons.answered_by import AnsweredBy
 from proxy_addons.cassette import Interaction
 from proxy_addons.cassette_writer import CassetteWriteError, CassetteWriter, Keep
-from proxy_addons.graph import error_reply, reason_phrase, to_response
+from proxy_addons.graph import error_reply, to_response
+from proxy_addons.interactions import Sent, interaction_block, stored_response, stored_side
 from proxy_addons.matching import CassetteIndex, Key, canonical, parse_body, request_key
 from proxy_addons.models import Problem, errors_only
 from proxy_addons.options import declare_cassette, ensure_lazy_connections, require_choice
-from proxy_addons.redaction import Placeholders, RedactionRules, Side, redact_exchange
-from proxy_addons.replay import REPLAY, answer_miss, replayed_reply
+from proxy_addons.record_mode import RecordMode
+from proxy_addons.redaction import Placeholders, RedactionRules
+from proxy_addons.replay import answer_miss, replayed_reply
 from proxy_addons.routes import Route
 from proxy_addons.validation import request_problems, response_problems
 
 logger = logging.getLogger(__name__)
 
-RECORD_MODES = ("once", "new_episodes", "all", "none")
+RECORD_MODES = tuple(RecordMode)
 VALIDATE_MODES = ("warn", "enforce", "off")
 SENT = "graph_vcr_proxy.record.sent"  # flow.metadata: the request as the client sent it
-# Headers that describe one connection, not the interaction: never stored.
-_CONNECTION = frozenset({"connection", "keep-alive"})
-# Headers that frame a body on the wire: stored as one Content-Length that fits (``framed``).
-_LENGTH_FRAMING = frozenset({"content-length", "transfer-encoding"})
 
 Group = tuple[Key, str | bytes | None]
 
@@ -81,97 +79,6 @@ class Upstream(NamedTuple):
         request.port = self.port
         request.host = self.host
         request.path = self.prefix + request.path
-
-
-class Sent(NamedTuple):
-    """The request as the client sent it, before any upstream rewrite."""
-
-    method: str
-    uri: str
-    side: Side
-
-
-def header_lists(headers: http.Headers) -> dict[str, list[str]]:
-    """Headers as vcrpy stores them: each name once (first spelling), all its values."""
-    out: dict[str, list[str]] = {}
-    spelling: dict[str, str] = {}
-    for name, value in headers.items(multi=True):
-        out.setdefault(spelling.setdefault(name.lower(), name), []).append(value)
-    return out
-
-
-def stored_side(message: http.Message) -> Side:
-    """A request's or response's headers and body as stored, before redaction and framing.
-
-    Like vcrpy's ``decode_compressed_response``, a gzip/deflate/br/zstd body is stored
-    decoded, so it loses its Content-Encoding: a header still saying gzip over a decoded body
-    would make every client that replays it fail to decode. A body that does not decode is
-    stored as it came, with its Content-Encoding. For a request this is the body
-    ``flows.request_body`` gives validation and matching.
-    """
-    try:
-        body = message.get_content(strict=True) or b""
-        decoded = "content-encoding" in message.headers
-    except ValueError:
-        body, decoded = message.raw_content or b"", False
-    headers = header_lists(message.headers)
-    if decoded:
-        headers = {k: v for k, v in headers.items() if k.lower() != "content-encoding"}
-    return Side(headers, body)
-
-
-def stored_response(response: http.Response) -> tuple[int, str, Side]:
-    """Status, reason and the response as :func:`stored_side` stores it."""
-    reason = response.reason or reason_phrase(response.status_code)
-    return response.status_code, reason, stored_side(response)
-
-
-def framed(side: Side) -> Side:
-    """``side`` as written: connection headers dropped, Content-Length stating its body.
-
-    Runs last, after redaction, because redaction changes bodies: clients that replay a
-    cassette (vcrpy under requests or httpx) hand the stored Content-Length on as it is,
-    so it must be the length of the body stored next to it. A message framed by length or
-    chunks gets one Content-Length, where its first framing header was; one that had none
-    (a GET, a 204) gets none.
-    """
-    headers: dict[str, list[str]] = {}
-    length = [str(len(side.body))]
-    has_length = False
-    for name, values in side.headers.items():
-        lower = name.lower()
-        if lower in _LENGTH_FRAMING:
-            if not has_length:
-                headers["Content-Length" if lower == "transfer-encoding" else name] = length
-                has_length = True
-        elif lower not in _CONNECTION:
-            headers[name] = values
-    return Side(headers, side.body)
-
-
-def interaction_block(
-    sent: Sent,
-    status: int,
-    reason: str,
-    response: Side,
-    rules: RedactionRules,
-    placeholders: Placeholders,
-) -> str:
-    """One interaction, redacted and framed, as the YAML block appended to the cassette."""
-    uri, request, response = redact_exchange(sent.uri, sent.side, response, rules, placeholders)
-    request, response = framed(request), framed(response)
-    joined = {
-        name: ("; " if name.lower() == "cookie" else ", ").join(values)
-        for name, values in request.headers.items()
-    }
-    return cassette.interaction_yaml(
-        Request(sent.method, uri, request.body or None, joined),
-        {
-            "status": {"code": status, "message": reason},
-            "headers": response.headers,
-            "body": {"string": response.body},
-        },
-    )
 
 
 def group_of(interaction: Interaction) -> Group:
@@ -211,7 +118,7 @@ def problem_lines(method: str, path: str, side: str, problems: Sequence[Problem]
 
 class Record:
     def __init__(self) -> None:
-        self.mode = "once"
+        self.mode = RecordMode.ONCE
         self.path: Path | None = None
         self.writer: CassetteWriter | None = None
         self.index = CassetteIndex()
@@ -230,7 +137,7 @@ class Record:
         loader.add_option(
             "graph_record_mode",
             str,
-            "once",
+            str(RecordMode.ONCE),
             "once: record into a new cassette only (an existing file is refused); "
             "new_episodes: replay what the cassette answers, record the rest; all: record "
             "everything, replacing what is re-recorded; none: replay only.",
@@ -289,30 +196,31 @@ class Record:
         if {"graph_cassette", "graph_record_mode", "graph_record_fsync"} & updated:
             self._open(opts.graph_cassette, opts.graph_record_mode, opts.graph_record_fsync)
 
-    def _open(self, value: str, mode: str, fsync: bool) -> None:
+    def _open(self, value: str, mode_name: str, fsync: bool) -> None:
+        mode = RecordMode(mode_name)
         if self._opened == (value, mode, fsync):
             return  # reconfigured with the same cassette: keep state (and our own new file)
         path = Path(value)
         bundled = path.resolve() == cassette.bundled_cassettes().resolve()
-        if mode != "none" and bundled:
+        if mode.records and bundled:
             # The option's default (shared with replay): nothing to record into yet.
             self._reset(mode, None)
             return
-        if mode != "none" and path.is_dir():
+        if mode.records and path.is_dir():
             raise exceptions.OptionsError(
                 f"{path}: is a folder; record mode {mode!r} needs a cassette file to record into"
             )
-        if mode == "once" and path.exists():
+        if mode.needs_new_cassette and path.exists():
             raise exceptions.OptionsError(
                 f"{path}: cassette exists; record mode 'once' records only into a new "
                 "cassette (use --record-mode new_episodes to add to it, or all to re-record)"
             )
-        if mode == "none" and not path.exists():
+        if not mode.records and not path.exists():
             raise exceptions.OptionsError(f"{path}: no such cassette file or folder")
-        unwritable = unwritable_reason(path) if mode != "none" else None
+        unwritable = unwritable_reason(path) if mode.records else None
         if unwritable is not None:
             raise exceptions.OptionsError(f"{path}: cannot record here: {unwritable}")
-        writer = CassetteWriter(path, fsync=fsync) if mode != "none" else None
+        writer = CassetteWriter(path, fsync=fsync) if mode.records else None
         interactions: list[Interaction] = []
         if path.exists():
             if writer is not None:
@@ -326,9 +234,9 @@ class Record:
         self._reset(mode, writer)
         self.path = path
         self._opened = (value, mode, fsync)
-        if mode in ("new_episodes", "none"):
+        if mode.replays:
             self.index = CassetteIndex(interactions)
-        if mode == "all":
+        if mode.replaces_rerecorded:
             self.old_groups = [group_of(i) for i in interactions]
             self.stale = set(self.old_groups)
             self.old_index = CassetteIndex(interactions)
@@ -342,7 +250,7 @@ class Record:
         except OSError as exc:
             raise exceptions.OptionsError(f"{writer.path}: {exc.strerror or exc}") from None
 
-    def _reset(self, mode: str, writer: CassetteWriter | None) -> None:
+    def _reset(self, mode: RecordMode, writer: CassetteWriter | None) -> None:
         if self.writer is not None:
             self.writer.close()
         self.mode, self.writer, self.path, self._opened = mode, writer, None, None
@@ -355,7 +263,7 @@ class Record:
         if self.writer is not None:
             target = f" via {ctx.options.graph_upstream}" if self.upstream else ""
             logger.info("recording (%s) to %s%s", self.mode, self.path, target)
-        elif self.mode != "none":
+        elif self.mode.records:
             logger.warning("graph_cassette names no cassette file: recording nothing")
 
     def done(self) -> None:
@@ -366,7 +274,7 @@ class Record:
 
     @flows.guarded
     def request(self, flow: http.HTTPFlow) -> None:
-        if self.writer is None and self.mode != "none":
+        if self.writer is None and self.mode.records:
             return
         route = flows.claim(flow)
         if route is None:
@@ -374,12 +282,12 @@ class Record:
         request = flow.request
         if not self._validate_request(flow, route):
             return
-        if self.mode in ("new_episodes", "none"):
+        if self.mode.replays:
             hit = self.index.lookup(request.method, request.pretty_url, flows.request_body(request))
             if hit is not None:
-                flows.answer(flow, replayed_reply(hit, request.headers), by=REPLAY)
+                flows.answer(flow, replayed_reply(hit, request.headers), by=AnsweredBy.REPLAY)
                 return
-            if self.mode == "none":  # new_episodes forwards a miss, to record it
+            if not self.mode.records:  # new_episodes forwards a miss, to record it
                 answer_miss(flow, self.index)
                 return
         flow.metadata[SENT] = Sent(request.method, request.pretty_url, stored_side(request))
@@ -402,7 +310,7 @@ class Record:
                     "Invalid request body: " + "; ".join(str(p) for p in errors),
                     flow.request.headers,
                 ),
-                by="check",
+                by=AnsweredBy.CHECK,
             )
             return False
         return True
@@ -457,7 +365,7 @@ class Record:
     def _replacing(self, sent: Sent) -> Keep | None:
         """Record mode ``all``: the filter that drops the old answers to this request, the
         first time it is re-recorded; None when there is nothing old to replace."""
-        if self.mode != "all" or not self.stale:
+        if not self.mode.replaces_rerecorded or not self.stale:
             return None
         hit = self.old_index.lookup(sent.method, sent.uri, sent.side.body)
         if hit is None:

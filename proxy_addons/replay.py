@@ -18,6 +18,7 @@ from mitmproxy import ctx, exceptions, http
 from mitmproxy.addonmanager import Loader
 
 from proxy_addons import cassette, flows
+from proxy_addons.answered_by import AnsweredBy
 from proxy_addons.cassette import Interaction
 from proxy_addons.graph import Reply, error_reply, refresh_headers
 from proxy_addons.matching import CassetteIndex
@@ -28,10 +29,6 @@ logger = logging.getLogger(__name__)
 ON_MISS = ("error", "forward")
 MISS_STATUS = 501
 MISS_CODE = "CassetteMiss"
-# Who answered, for flows.answer: a miss is the proxy's own error, not a recording played
-# back, so the summary counts it in a column of its own.
-REPLAY = "replay"
-MISS = "miss"
 
 
 def replayed_reply(interaction: Interaction, request_headers: Mapping[str, str]) -> Reply:
@@ -62,7 +59,7 @@ def answer_miss(flow: http.HTTPFlow, index: CassetteIndex) -> None:
     here, so a miss is tagged and logged the same way wherever it happens.
     """
     request = flow.request
-    flows.answer(flow, miss_reply(index, request), by=MISS)
+    flows.answer(flow, miss_reply(index, request), by=AnsweredBy.MISS)
     logger.warning("cassette miss: %s %s", request.method, request.pretty_url)
 
 
@@ -122,7 +119,7 @@ class Replay:
         request = flow.request
         hit = self.index.lookup(request.method, request.pretty_url, flows.request_body(request))
         if hit is not None:
-            flows.answer(flow, replayed_reply(hit, request.headers), by=REPLAY)
+            flows.answer(flow, replayed_reply(hit, request.headers), by=AnsweredBy.REPLAY)
         elif ctx.options.graph_on_miss == "error":
             answer_miss(flow, self.index)
 

@@ -27,12 +27,12 @@ from rich.console import Console
 from rich.table import Table
 
 from proxy_addons import flows
+from proxy_addons.answered_by import AnsweredBy
 from proxy_addons.files import replace_atomically
 from proxy_addons.routes import Operation, Route, parse
 
 # The answer sources, as columns; a flow nobody answered went upstream (or got no answer).
-# "replay" is a recording played back, "miss" replay's own 501 CassetteMiss (replay.MISS).
-SOURCES = ("replay", "miss", "emulator", "upstream", "fault", "check", "no-response")
+SOURCES = tuple(AnsweredBy)
 # Validation findings: "problems" are errors, "notes" what was accepted but is worth knowing.
 COLUMNS = ("requests", *SOURCES, "recorded", "problems", "notes")
 OTHER_ROUTE = "other"  # one of our URLs with a method Graph refuses
@@ -57,7 +57,7 @@ def source_of(metadata: dict[str, Any], has_response: bool) -> str:
     by = metadata.get(flows.ANSWERED_BY)
     if by:
         return str(by)
-    return "upstream" if has_response else "no-response"
+    return AnsweredBy.UPSTREAM if has_response else AnsweredBy.NO_RESPONSE
 
 
 def tally(seen: Iterable[Seen]) -> dict[str, Any]:
@@ -88,7 +88,7 @@ def tally(seen: Iterable[Seen]) -> dict[str, Any]:
     return {
         "requests": totals["requests"],
         "answered_by": {source: totals[source] for source in SOURCES},
-        "replayed": totals["replay"],
+        "replayed": totals[AnsweredBy.REPLAY],
         "recorded": totals["recorded"],
         "validation_problems": totals["problems"],
         "validation_notes": totals["notes"],

@@ -19,7 +19,8 @@ from vcr.cassette import Cassette
 from vcr.request import Request
 
 from proxy_addons import cassette, examples, flows
-from proxy_addons.record import Record, framed, stored_response, stored_side
+from proxy_addons.interactions import framed, stored_response, stored_side
+from proxy_addons.record import Record
 from proxy_addons.redaction import Side
 
 ME = examples.ME_URL

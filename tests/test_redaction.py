@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from vcr.request import Request
 
 from proxy_addons.cassette import PLACEHOLDER_PREFIX, Interaction
+from proxy_addons.interactions import Sent, interaction_block
 from proxy_addons.matching import CassetteIndex
-from proxy_addons.record import Sent, interaction_block
 from proxy_addons.redaction import (
     Placeholders,
     RedactionRules,

@@ -14,9 +14,12 @@ from mitmproxy.test import taddons
 from vcr.request import Request
 
 from proxy_addons import cassette, examples, flows
+from proxy_addons.answered_by import AnsweredBy
 from proxy_addons.matching import CassetteIndex
 from proxy_addons.models import ErrorResponse
-from proxy_addons.replay import MISS, MISS_CODE, MISS_STATUS, REPLAY, Replay, answer_miss
+from proxy_addons.replay import MISS_CODE, MISS_STATUS, Replay, answer_miss
+
+REPLAY, MISS = AnsweredBy.REPLAY, AnsweredBy.MISS
 
 ME = examples.ME_URL
 DOCUMENTED = json.loads(examples.RESPONSE_BODY)

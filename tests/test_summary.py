@@ -17,9 +17,12 @@ from mitmproxy.test import taddons, tflow
 
 from proxy_addons import cassette, examples, flows
 from proxy_addons import summary as summary_module
+from proxy_addons.answered_by import AnsweredBy
 from proxy_addons.models import Problem
-from proxy_addons.replay import MISS, Replay
+from proxy_addons.replay import Replay
 from proxy_addons.summary import SOURCES, Summary
+
+MISS = AnsweredBy.MISS
 
 ME = examples.ME_URL
 HEADERS = examples.REQUEST_HEADERS

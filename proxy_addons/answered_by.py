@@ -1,0 +1,20 @@
+"""Who answered a Graph request: the fixed set every addon, the summary and the journal use.
+
+A value is written into ``flow.metadata`` by ``flows.answer`` (or left out when the answer
+came from upstream) and read back by the summary, the request journal and the web view.
+Nothing here knows mitmproxy, so the pytest plugin can read journal entries without it.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class AnsweredBy(StrEnum):
+    REPLAY = "replay"  # a recording played back
+    MISS = "miss"  # replay's own 501 CassetteMiss
+    EMULATOR = "emulator"
+    UPSTREAM = "upstream"  # the real host or --upstream answered
+    FAULT = "fault"
+    CHECK = "check"  # Graph's own request refusals (405, 413, 415, 400)
+    NO_RESPONSE = "no-response"  # nobody answered (still in flight at exit, or failed)
