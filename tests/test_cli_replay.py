@@ -241,11 +241,30 @@ def test_validate_exits_2_on_a_corrupt_cassette(tmp_path):
     assert_one_line_error(result, f"graph-vcr-proxy: {path}:3: not valid YAML")
 
 
-def test_demo_runs_the_documented_create_and_exits_0(tmp_path):
+def test_demo_tells_replay_the_etag_flow_and_a_throttle_in_order_and_exits_0(tmp_path):
     result = run_cli("demo", timeout=120, cwd=tmp_path)  # finds the bundled cassettes anywhere
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "HTTP/1.1 201 Created" in result.stdout
-    assert "demo: OK" in result.stdout
+    out = result.stdout
+    story = [
+        "1. replay",
+        "-> 201 Created",
+        "validation: request and response valid",
+        "2. simulate",
+        "-> 412 Precondition Failed",
+        "error code ErrorIrresolvableConflict",
+        "-> 204 No Content",
+        "3. a fault",
+        "-> 429 Too Many Requests  Retry-After: 1",
+        "-> 200 OK",
+        "4. what the proxies saw",
+        "faults injected",
+        "demo: OK",
+    ]
+    at = 0
+    for step in story:  # each step after the one before it
+        found = out.find(step, at)
+        assert found >= 0, f"{step!r} missing after offset {at}:\n{out}"
+        at = found + len(step)
 
 
 def test_a_confdir_that_is_a_file_is_one_line_exit_2(tmp_path, confdir):
