@@ -30,6 +30,7 @@ RECORDED = "graph_vcr_proxy.recorded"  # True once the recorder has the interact
 PROBLEMS = "graph_vcr_proxy.problems"  # list[models.Problem] found by validation
 FAULT = "graph_vcr_proxy.fault"  # the kind of the fault injected into this flow
 FAULTS_INJECTED = "graph_vcr_proxy.faults_injected"  # every kind injected, in order
+REPLAYED = "graph_vcr_proxy.replayed"  # (cassette path, interaction index) replay answered with
 
 logger = logging.getLogger(__name__)
 Hook = TypeVar("Hook", bound=Callable[..., Any])

@@ -286,6 +286,7 @@ class Record:
             hit = self.index.lookup(request.method, request.pretty_url, flows.request_body(request))
             if hit is not None:
                 flows.answer(flow, replayed_reply(hit, request.headers), by=AnsweredBy.REPLAY)
+                flow.metadata[flows.REPLAYED] = (str(hit.source), hit.position)
                 return
             if not self.mode.records:  # new_episodes forwards a miss, to record it
                 answer_miss(flow, self.index)

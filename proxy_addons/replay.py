@@ -120,6 +120,7 @@ class Replay:
         hit = self.index.lookup(request.method, request.pretty_url, flows.request_body(request))
         if hit is not None:
             flows.answer(flow, replayed_reply(hit, request.headers), by=AnsweredBy.REPLAY)
+            flow.metadata[flows.REPLAYED] = (str(hit.source), hit.position)
         elif ctx.options.graph_on_miss == "error":
             answer_miss(flow, self.index)
 
