@@ -60,6 +60,14 @@ def source_of(metadata: dict[str, Any], has_response: bool) -> str:
     return AnsweredBy.UPSTREAM if has_response else AnsweredBy.NO_RESPONSE
 
 
+def fault_kinds(metadata: dict[str, Any]) -> list[str]:
+    """Every fault kind injected into a flow, in order (a latency then the fault it allowed)."""
+    kinds = metadata.get(flows.FAULTS_INJECTED) or (
+        [metadata[flows.FAULT]] if metadata.get(flows.FAULT) else []
+    )
+    return [str(kind) for kind in kinds]
+
+
 def tally(seen: Iterable[Seen]) -> dict[str, Any]:
     """The summary of every flow seen: per route, per answer source, per fault kind."""
     order = [op.value for op in Operation] + [OTHER_ROUTE]
@@ -76,10 +84,7 @@ def tally(seen: Iterable[Seen]) -> dict[str, Any]:
         notes = sum(getattr(p, "severity", "error") == "note" for p in problems)
         row["problems"] += len(problems) - notes
         row["notes"] += notes
-        kinds = metadata.get(flows.FAULTS_INJECTED) or (
-            [metadata[flows.FAULT]] if metadata.get(flows.FAULT) else []
-        )
-        faults.update(str(kind) for kind in kinds)
+        faults.update(fault_kinds(metadata))
     per_route = {
         name: {column: routes[name][column] for column in COLUMNS}
         for name in sorted(routes, key=order.index)
