@@ -20,12 +20,14 @@ from typing import Any
 from mitmproxy import addons as mitm_addons
 from mitmproxy import ctx, exceptions, master, options
 
+from proxy_addons import web_ui
 from proxy_addons.emulator import Emulator
 from proxy_addons.fault_injection import FaultInjector
 from proxy_addons.record import RECORD_MODES, VALIDATE_MODES, Record
 from proxy_addons.record_mode import RecordMode
 from proxy_addons.replay import ON_MISS, Replay
 from proxy_addons.summary import Summary
+from proxy_addons.web_tags import WebTags
 
 USAGE_ERROR = 2
 logger = logging.getLogger("proxy_addons")
@@ -107,10 +109,14 @@ MODES: dict[str, ModeBuilder] = {
 
 
 class Announce:
-    """Prints where the proxy listens once it does, or stops it with status 2 if it can't."""
+    """Prints where the proxy listens once it does, or stops it with status 2 if it can't.
 
-    def __init__(self, listen: str) -> None:
+    Other tools parse the first two lines; the web UI's URL, when there is one, comes third.
+    """
+
+    def __init__(self, listen: str, web: bool = False) -> None:
         self.listen = listen
+        self.web = web
         self.exit_code = 0
 
     def running(self) -> None:
@@ -130,6 +136,8 @@ class Announce:
         host = f"[{host}]" if ":" in host else host  # an IPv6 address in a URL
         print(f"proxy listening on http://{host}:{port}", flush=True)
         print(f"CA certificate: {ca}", flush=True)
+        if self.web:
+            print(f"{web_ui.URL_LINE}{web_ui.url(ctx.master)}", flush=True)
 
 
 async def serve(addons: list[Any], settings: dict[str, Any], args: argparse.Namespace) -> int:
@@ -137,12 +145,20 @@ async def serve(addons: list[Any], settings: dict[str, Any], args: argparse.Name
     if confdir.exists() and not confdir.is_dir():
         # mitmproxy would start anyway and fail every TLS handshake without saying why.
         raise UsageError(f"--confdir {args.confdir}: not a folder")
+    if args.web_port is not None and not args.web:
+        raise UsageError("--web-port: only with --web")
     opts = options.Options(
         listen_host=args.listen_host, listen_port=args.listen_port, confdir=args.confdir
     )
-    proxy = master.Master(opts, with_termlog=args.verbose)
-    proxy.addons.add(*mitm_addons.default_addons())
-    announce = Announce(f"{args.listen_host}:{args.listen_port}")
+    proxy: master.Master
+    if args.web:
+        web_port = web_ui.DEFAULT_PORT if args.web_port is None else args.web_port
+        proxy = web_ui.web_master(opts, port=web_port, verbose=args.verbose)
+        addons = [*addons, WebTags()]  # last: it reports what the others did to each flow
+    else:
+        proxy = master.Master(opts, with_termlog=args.verbose)
+        proxy.addons.add(*mitm_addons.default_addons())
+    announce = Announce(f"{args.listen_host}:{args.listen_port}", web=args.web)
     try:
         proxy.addons.add(*addons, announce)
         opts.update(connection_strategy="lazy", **settings)
@@ -152,7 +168,16 @@ async def serve(addons: list[Any], settings: dict[str, Any], args: argparse.Name
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, proxy.shutdown)
     loop.set_exception_handler(_quiet_cancelled)
-    await proxy.run()
+    try:
+        await proxy.run()
+    except OSError:
+        if not args.web:
+            raise
+        # mitmweb binds its UI port when it starts running, and raises if it can't.
+        raise UsageError(
+            f"cannot listen on {web_ui.WEB_HOST}:{opts.web_port} for the web UI (address in "
+            "use or not available; --web-port 0 takes a free port)"
+        ) from None
     return announce.exit_code
 
 
@@ -202,6 +227,18 @@ def add_proxy_arguments(parser: argparse.ArgumentParser) -> None:
         help="where mitmproxy keeps its CA (default: %(default)s)",
     )
     parser.add_argument("--verbose", action="store_true", help="show mitmproxy's own log")
+    parser.add_argument(
+        "--web",
+        action="store_true",
+        help="run inside mitmproxy's web UI (on 127.0.0.1 only), each Graph flow tagged with "
+        "who answered it; its URL is the third line printed",
+    )
+    parser.add_argument(
+        "--web-port",
+        type=_port,
+        metavar="P",
+        help=f"the web UI's port (default: {web_ui.DEFAULT_PORT}; 0 takes a free port)",
+    )
     add_common_mode_arguments(parser)
 
 
