@@ -31,6 +31,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from proxy_addons.files import replace_atomically
+from proxy_addons.graph import CONFLICT_CODE, CONFLICT_MESSAGE
 from proxy_addons.models import ODATA_TYPES, VirtualAppointment, errors_only
 from proxy_addons.routes import Operation
 from proxy_addons.validation import request_problems
@@ -38,12 +39,6 @@ from proxy_addons.validation import request_problems
 Key = tuple[str, str]  # (owner, meeting id): "me" and "users/<id>" are separate owners
 
 ODATA_TYPE = "#" + ODATA_TYPES[VirtualAppointment]
-# Real Graph's 412 for an Exchange-backed item whose change key moved on (see the guide).
-CONFLICT_CODE = "ErrorIrresolvableConflict"
-CONFLICT_MESSAGE = (
-    "The send or update operation could not be performed because the change key passed in "
-    "the request does not match the current change key for the item."
-)
 NOT_FOUND_CODE = "itemNotFound"
 # Graph documents the 409 and its Retry-After, not an error code; this one is ours.
 PROVISIONING_CODE = "TenantProvisioningInProgress"
@@ -121,10 +116,6 @@ class Outcome:
     error_code: str | None = None
     message: str = ""
     retry_after: int | None = None
-
-    @property
-    def is_error(self) -> bool:
-        return self.error_code is not None
 
 
 def _error(status: int, code: str, message: str, retry_after: int | None = None) -> Outcome:

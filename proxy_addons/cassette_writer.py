@@ -43,7 +43,7 @@ import yaml
 from vcr.serializers import yamlserializer
 
 from proxy_addons import cassette
-from proxy_addons.files import replace_atomically, sync_folder, temp_file_beside
+from proxy_addons.files import replace_atomically, sync_folder, temp_file_beside, write_all
 
 BLOCK_START = "- request:"
 _BLOCK_SPLIT = re.compile(r"(?m)^(?=- request:)")
@@ -176,9 +176,7 @@ class CassetteWriter:
     def _write_all(self, fd: int, data: bytes) -> None:
         size = os.fstat(fd).st_size
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            write_all(fd, data)
         except OSError:
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, size)  # a full disk must not leave half a block behind

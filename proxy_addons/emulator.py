@@ -30,7 +30,14 @@ from mitmproxy.proxy.mode_specs import ReverseMode
 from proxy_addons import appointments, flows
 from proxy_addons.answered_by import AnsweredBy
 from proxy_addons.appointments import AppointmentRequest, Outcome, State, StateFileError
-from proxy_addons.graph import Reply, empty_reply, error_reply, json_reply
+from proxy_addons.graph import (
+    AUTH_CHALLENGE,
+    GENERAL_EXCEPTION,
+    Reply,
+    empty_reply,
+    error_reply,
+    json_reply,
+)
 from proxy_addons.options import ensure_lazy_connections
 from proxy_addons.routes import Operation, Route
 
@@ -45,12 +52,6 @@ DEPRECATION_HEADERS = (
     ("Deprecation", "@1688083200"),  # 2023-06-30T00:00:00Z (RFC 9745 form)
     ("Sunset", "Fri, 30 Jun 2023 23:59:59 GMT"),
     ("Link", f'<{REPLACEMENT_DOCS}>; rel="deprecation"; type="text/html"'),
-)
-# What Graph sends with a 401, so clients that read the challenge find one.
-AUTH_CHALLENGE = (
-    "WWW-Authenticate",
-    'Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/'
-    'authorize", client_id="00000003-0000-0000-c000-000000000000"',
 )
 
 
@@ -213,7 +214,7 @@ class Emulator:
                 logger.error("cannot save state file %s: %s", self.path, exc)
                 return error_reply(
                     500,
-                    "generalException",
+                    GENERAL_EXCEPTION,
                     f"The emulator could not save its state file {self.path}: {exc}",
                     request_headers,
                 )

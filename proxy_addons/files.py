@@ -13,13 +13,18 @@ import tempfile
 from pathlib import Path
 
 
+def write_all(fd: int, data: bytes) -> None:
+    """Write every byte of ``data``: one ``os.write`` may take only part of it."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def temp_file_beside(path: Path, data: bytes, *, fsync: bool = True) -> str:
     """A temporary file next to ``path`` holding ``data`` (mode 0644), closed; its name."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        write_all(fd, data)
         if fsync:
             os.fsync(fd)
         os.fchmod(fd, 0o644)

@@ -30,7 +30,8 @@ from proxy_addons import cassette, flows
 from proxy_addons.answered_by import AnsweredBy
 from proxy_addons.cassette import Interaction
 from proxy_addons.cassette_writer import CassetteWriteError, CassetteWriter, Keep
-from proxy_addons.graph import error_reply, to_response
+from proxy_addons.flows import to_response
+from proxy_addons.graph import error_reply
 from proxy_addons.interactions import Sent, interaction_block, stored_response, stored_side
 from proxy_addons.matching import CassetteIndex, Key, canonical, parse_body, request_key
 from proxy_addons.models import Problem, errors_only

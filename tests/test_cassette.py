@@ -16,7 +16,7 @@ from vcr.request import Request
 
 from proxy_addons import cassette, examples
 from proxy_addons.cassette import CassetteError, Interaction
-from proxy_addons.graph import to_response
+from proxy_addons.flows import to_response
 from proxy_addons.matching import CassetteIndex
 from proxy_addons.replay import replayed_reply
 from proxy_addons.validate_command import interaction_problems
