@@ -117,7 +117,7 @@ def guarded(hook: Hook) -> Hook:
             f"graph-vcr-proxy failed on this request: {type(exc).__name__}: {exc}",
             flow.request.headers,
         )
-        answer(flow, reply, by=AnsweredBy.CHECK)
+        answer(flow, reply, by=AnsweredBy.INTERNAL_ERROR)
 
     if inspect.iscoroutinefunction(hook):
 

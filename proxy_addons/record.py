@@ -30,7 +30,6 @@ from proxy_addons import cassette, flows
 from proxy_addons.answered_by import AnsweredBy
 from proxy_addons.cassette import Interaction
 from proxy_addons.cassette_writer import CassetteWriteError, CassetteWriter, Keep
-from proxy_addons.flows import to_response
 from proxy_addons.graph import error_reply
 from proxy_addons.interactions import Sent, interaction_block, stored_response, stored_side
 from proxy_addons.matching import CassetteIndex, Key, canonical, parse_body, request_key
@@ -352,14 +351,9 @@ class Record:
             await asyncio.to_thread(writer.append, block, keep=keep)
         except CassetteWriteError as exc:
             logger.error("not recorded, response withheld: %s", exc)
-            flow.response = to_response(
-                error_reply(
-                    500,
-                    "RecordingFailed",
-                    f"graph-vcr-proxy could not record this interaction: {exc}",
-                    flow.request.headers,
-                )
-            )
+            message = f"graph-vcr-proxy could not record this interaction: {exc}"
+            reply = error_reply(500, "RecordingFailed", message, flow.request.headers)
+            flows.answer(flow, reply, by=AnsweredBy.RECORDING_FAILED)
             return
         flow.metadata[flows.RECORDED] = True
 
