@@ -31,10 +31,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from proxy_addons.files import replace_atomically
-from proxy_addons.graph import CONFLICT_CODE, CONFLICT_MESSAGE
+from proxy_addons.graph import BAD_REQUEST, CONFLICT_CODE, CONFLICT_MESSAGE
 from proxy_addons.models import ODATA_TYPES, VirtualAppointment, errors_only
 from proxy_addons.routes import Operation
-from proxy_addons.validation import request_problems
+from proxy_addons.validation import invalid_body_message, request_problems
 
 Key = tuple[str, str]  # (owner, meeting id): "me" and "users/<id>" are separate owners
 
@@ -42,7 +42,6 @@ ODATA_TYPE = "#" + ODATA_TYPES[VirtualAppointment]
 NOT_FOUND_CODE = "itemNotFound"
 # Graph documents the 409 and its Retry-After, not an error code; this one is ours.
 PROVISIONING_CODE = "TenantProvisioningInProgress"
-BAD_REQUEST_CODE = "BadRequest"
 # Read-only properties: the service owns them, so a body cannot set or change them.
 READ_ONLY = frozenset({"id"})
 
@@ -191,8 +190,7 @@ def body_problem(request: AppointmentRequest) -> Outcome | None:
     errors = errors_only(request_problems(request.operation, request.body))
     if not errors:
         return None
-    listed = "; ".join(str(p) for p in errors)
-    return _error(400, BAD_REQUEST_CODE, f"Invalid request body: {listed}.")
+    return _error(400, BAD_REQUEST, invalid_body_message(errors))
 
 
 def _body_object(request: AppointmentRequest) -> dict[str, Any]:

@@ -32,10 +32,13 @@ from proxy_addons.answered_by import AnsweredBy
 from proxy_addons.appointments import AppointmentRequest, Outcome, State, StateFileError
 from proxy_addons.graph import (
     AUTH_CHALLENGE,
+    BAD_REQUEST,
     GENERAL_EXCEPTION,
+    INVALID_AUTHENTICATION_TOKEN,
     Reply,
     empty_reply,
     error_reply,
+    format_seconds,
     json_reply,
 )
 from proxy_addons.options import ensure_lazy_connections
@@ -75,7 +78,7 @@ def outcome_reply(
     if outcome.etag is not None:
         headers.append(("ETag", outcome.etag))
     if outcome.retry_after is not None:
-        headers.append(("Retry-After", str(outcome.retry_after)))
+        headers.append(("Retry-After", format_seconds(outcome.retry_after)))
     if outcome.error_code is not None:
         return error_reply(
             outcome.status, outcome.error_code, outcome.message, request_headers, headers
@@ -186,7 +189,7 @@ class Emulator:
             failure = auth_failure(headers)
             if failure is not None:
                 reply = error_reply(
-                    401, "InvalidAuthenticationToken", failure, headers, [AUTH_CHALLENGE]
+                    401, INVALID_AUTHENTICATION_TOKEN, failure, headers, [AUTH_CHALLENGE]
                 )
                 flows.answer(flow, reply, by=AnsweredBy.EMULATOR)
                 return
@@ -244,7 +247,7 @@ class Emulator:
             return
         reply = error_reply(
             400,
-            "BadRequest",
+            BAD_REQUEST,
             f"No resource at '{flow.request.path}': graph-vcr-proxy simulate serves only the "
             "virtualAppointment routes and their live actions.",
             flow.request.headers,

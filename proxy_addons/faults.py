@@ -29,9 +29,11 @@ from proxy_addons.graph import (
     CONFLICT_CODE,
     CONFLICT_MESSAGE,
     GENERAL_EXCEPTION,
+    INVALID_AUTHENTICATION_TOKEN,
     JSON,
     Reply,
     error_reply,
+    format_seconds,
     reason_phrase,
     response_headers,
 )
@@ -61,13 +63,6 @@ class Kind(StrEnum):
 
 
 # --- effects ------------------------------------------------------------------------------
-
-
-def format_seconds(seconds: float) -> str:
-    """A Retry-After value: whole seconds as an integer, else up to milliseconds (``2.128``)."""
-    if float(seconds).is_integer():
-        return str(int(seconds))
-    return f"{seconds:.3f}".rstrip("0").rstrip(".")
 
 
 @dataclass(frozen=True)
@@ -178,7 +173,7 @@ ERROR_DEFAULTS: dict[Kind, GraphError] = {
     ),
     Kind.UNAUTHORIZED: GraphError(
         401,
-        "InvalidAuthenticationToken",
+        INVALID_AUTHENTICATION_TOKEN,
         "Access token validation failure.",
         headers=(AUTH_CHALLENGE,),
     ),

@@ -37,8 +37,10 @@ CONFLICT_MESSAGE = (
     "The send or update operation could not be performed because the change key passed in "
     "the request does not match the current change key for the item."
 )
-# Graph's code for a 500 that says nothing more specific.
+# Graph's code for a 500 that says nothing more specific, for a 400, and for a 401.
 GENERAL_EXCEPTION = "generalException"
+BAD_REQUEST = "BadRequest"
+INVALID_AUTHENTICATION_TOKEN = "InvalidAuthenticationToken"
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,13 @@ def error_reply(
         client_request_id=header_value(request_headers, "client-request-id"),
     )
     return json_reply(status, body, request_headers, extra_headers, request_id=request_id)
+
+
+def format_seconds(seconds: float) -> str:
+    """A Retry-After value: whole seconds as an integer, else up to milliseconds (``2.128``)."""
+    if float(seconds).is_integer():
+        return str(int(seconds))
+    return f"{seconds:.3f}".rstrip("0").rstrip(".")
 
 
 def reason_phrase(status: int) -> str:

@@ -18,10 +18,10 @@ from mitmproxy import http
 
 from proxy_addons import flows
 from proxy_addons.answered_by import AnsweredBy
-from proxy_addons.graph import error_reply
+from proxy_addons.graph import BAD_REQUEST, error_reply
 from proxy_addons.models import Problem, errors_only
 from proxy_addons.routes import Route
-from proxy_addons.validation import request_problems, response_problems
+from proxy_addons.validation import invalid_body_message, request_problems, response_problems
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +55,7 @@ def check_request(flow: http.HTTPFlow, route: Route, mode: ValidateMode) -> bool
     errors = errors_only(problems)
     if not errors or mode is not ValidateMode.ENFORCE:
         return True
-    message = "Invalid request body: " + "; ".join(str(p) for p in errors)
-    reply = error_reply(400, "BadRequest", message, request.headers)
+    reply = error_reply(400, BAD_REQUEST, invalid_body_message(errors), request.headers)
     flows.answer(flow, reply, by=AnsweredBy.CHECK)
     return False
 
