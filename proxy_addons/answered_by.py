@@ -17,4 +17,6 @@ class AnsweredBy(StrEnum):
     UPSTREAM = "upstream"  # the real host or --upstream answered
     FAULT = "fault"
     CHECK = "check"  # Graph's own request refusals (405, 413, 415, 400)
+    INTERNAL_ERROR = "internal-error"  # a bug in our hooks: 500 generalException, never a forward
+    RECORDING_FAILED = "recording-failed"  # the recorder couldn't store it: 500 RecordingFailed
     NO_RESPONSE = "no-response"  # nobody answered (still in flight at exit, or failed)

@@ -31,23 +31,17 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from proxy_addons.files import replace_atomically
+from proxy_addons.graph import BAD_REQUEST, CONFLICT_CODE, CONFLICT_MESSAGE
 from proxy_addons.models import ODATA_TYPES, VirtualAppointment, errors_only
 from proxy_addons.routes import Operation
-from proxy_addons.validation import request_problems
+from proxy_addons.validation import invalid_body_message, request_problems
 
 Key = tuple[str, str]  # (owner, meeting id): "me" and "users/<id>" are separate owners
 
 ODATA_TYPE = "#" + ODATA_TYPES[VirtualAppointment]
-# Real Graph's 412 for an Exchange-backed item whose change key moved on (see the guide).
-CONFLICT_CODE = "ErrorIrresolvableConflict"
-CONFLICT_MESSAGE = (
-    "The send or update operation could not be performed because the change key passed in "
-    "the request does not match the current change key for the item."
-)
 NOT_FOUND_CODE = "itemNotFound"
 # Graph documents the 409 and its Retry-After, not an error code; this one is ours.
 PROVISIONING_CODE = "TenantProvisioningInProgress"
-BAD_REQUEST_CODE = "BadRequest"
 # Read-only properties: the service owns them, so a body cannot set or change them.
 READ_ONLY = frozenset({"id"})
 
@@ -121,10 +115,6 @@ class Outcome:
     error_code: str | None = None
     message: str = ""
     retry_after: int | None = None
-
-    @property
-    def is_error(self) -> bool:
-        return self.error_code is not None
 
 
 def _error(status: int, code: str, message: str, retry_after: int | None = None) -> Outcome:
@@ -200,8 +190,7 @@ def body_problem(request: AppointmentRequest) -> Outcome | None:
     errors = errors_only(request_problems(request.operation, request.body))
     if not errors:
         return None
-    listed = "; ".join(str(p) for p in errors)
-    return _error(400, BAD_REQUEST_CODE, f"Invalid request body: {listed}.")
+    return _error(400, BAD_REQUEST, invalid_body_message(errors))
 
 
 def _body_object(request: AppointmentRequest) -> dict[str, Any]:

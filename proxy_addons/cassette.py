@@ -37,6 +37,7 @@ from vcr.serialize import deserialize
 from vcr.serializers import compat, yamlserializer
 
 from proxy_addons.graph import Reply
+from proxy_addons.yaml_loading import SAFE_LOADER, error_location
 
 CASSETTE_SUFFIXES = (".yaml", ".yml")
 # Redacted values are written as "<redacted...>" (see record.py); such a recorded value
@@ -184,10 +185,8 @@ def _read_text(path: Path) -> str:
 
 
 def _yaml_error(path: Path, exc: yaml.YAMLError, what: str) -> CassetteError:
-    if isinstance(exc, yaml.MarkedYAMLError):
-        mark = exc.problem_mark or exc.context_mark
-        return CassetteError(path, mark.line + 1 if mark else None, f"{what}: {exc.problem}")
-    return CassetteError(path, None, f"{what}: {exc}")
+    line, problem = error_location(exc)
+    return CassetteError(path, line, f"{what}: {problem}")
 
 
 def _has_vcrpy_shape(data: Any) -> bool:
@@ -206,7 +205,7 @@ def locate_structure_error(text: str, data: Any = None) -> tuple[int | None, str
     here would replace the user's one-line message with a traceback.
     """
     try:
-        root = yaml.compose(text, Loader=_COMPOSER)
+        root = yaml.compose(text, Loader=SAFE_LOADER)
     except (yaml.YAMLError, RecursionError):
         return None, None
     if not isinstance(root, yaml.MappingNode):
@@ -225,9 +224,6 @@ def locate_structure_error(text: str, data: Any = None) -> tuple[int | None, str
     n, problem = found
     line = items.value[n].start_mark.line + 1 if n < len(items.value) else None
     return line, f"interaction {n}: {problem}"
-
-
-_COMPOSER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _scalar_keys(node: yaml.MappingNode) -> dict[str, yaml.Node]:

@@ -43,7 +43,7 @@ import yaml
 from vcr.serializers import yamlserializer
 
 from proxy_addons import cassette
-from proxy_addons.files import replace_atomically, sync_folder, temp_file_beside
+from proxy_addons.files import replace_atomically, sync_folder, temp_file_beside, write_all
 
 BLOCK_START = "- request:"
 _BLOCK_SPLIT = re.compile(r"(?m)^(?=- request:)")
@@ -54,6 +54,7 @@ _TAIL_PROBE = 512
 _SCAN_CHUNK = 64 * 1024
 
 Keep = Callable[[list[str]], list[str]]
+Committed = Callable[[], None]
 
 
 class CassetteWriteError(Exception):
@@ -71,18 +72,22 @@ class CassetteWriter:
 
     # --- public ---------------------------------------------------------------------------
 
-    def append(self, block: str, *, keep: Keep | None = None) -> None:
+    def append(
+        self, block: str, *, keep: Keep | None = None, committed: Committed | None = None
+    ) -> None:
         """Make ``block`` (one ``cassette.interaction_yaml``) durable at the end of the file.
 
         With ``keep``, the blocks already in the file are passed through it first and the
         file is rewritten atomically with those it returns plus ``block`` (record mode
-        ``all`` uses this to replace what it re-records).
+        ``all`` uses this to replace what it re-records). ``committed`` runs, still under the
+        lock, once that rewrite is in place, and not at all if it fails: the caller's account
+        of what the file holds changes with the file, before any other rewrite reads it.
         """
         data = block.encode("utf-8")
         sync_fd = None
         with self._mutex:
             try:
-                sync_fd = self._append(data, keep)
+                sync_fd = self._append(data, keep, committed)
             except OSError as exc:
                 raise CassetteWriteError(f"{self.path}: {exc.strerror or exc}") from exc
             except cassette.CassetteError as exc:
@@ -98,7 +103,7 @@ class CassetteWriter:
         finally:
             os.close(sync_fd)
 
-    def _append(self, data: bytes, keep: Keep | None) -> int | None:
+    def _append(self, data: bytes, keep: Keep | None, committed: Committed | None) -> int | None:
         """Write ``data``; a descriptor to fsync when it was appended (creation and rewrites
         are fsynced before they are linked into place)."""
         for _ in range(100):  # each retry means another process replaced the file
@@ -108,7 +113,7 @@ class CassetteWriter:
                     return None
                 continue
             with _locked(fd):
-                outcome = self._append_locked(fd, data, keep)
+                outcome = self._append_locked(fd, data, keep, committed)
             if outcome == "appended":
                 return os.dup(fd) if self.fsync else None
             self._close()  # after unlocking: closing would drop the lock
@@ -116,11 +121,13 @@ class CassetteWriter:
                 return None
         raise CassetteWriteError(f"{self.path}: the file keeps being replaced")
 
-    def _append_locked(self, fd: int, data: bytes, keep: Keep | None) -> str:
+    def _append_locked(
+        self, fd: int, data: bytes, keep: Keep | None, committed: Committed | None
+    ) -> str:
         if not self._is_current(fd):
             return "stale"
         if keep is not None or not self._in_our_layout(fd):
-            self._rewrite(fd, keep or (lambda blocks: blocks), data)
+            self._rewrite(fd, keep or (lambda blocks: blocks), data, committed)
             return "replaced"
         self._drop_torn_tail(fd)
         self._write_all(fd, data)
@@ -176,9 +183,7 @@ class CassetteWriter:
     def _write_all(self, fd: int, data: bytes) -> None:
         size = os.fstat(fd).st_size
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            write_all(fd, data)
         except OSError:
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, size)  # a full disk must not leave half a block behind
@@ -198,11 +203,13 @@ class CassetteWriter:
             sync_folder(self.path.parent)
         return True
 
-    def _rewrite(self, fd: int, keep: Keep, data: bytes) -> None:
+    def _rewrite(self, fd: int, keep: Keep, data: bytes, committed: Committed | None) -> None:
         """Replace the file (locked through ``fd``) by our layout: kept blocks, then ``data``."""
         blocks = self._blocks(fd)
         text = cassette.HEADER + "".join(keep(blocks))
-        replace_atomically(self.path, text.encode("utf-8") + data, fsync=self.fsync)
+        replace_atomically(
+            self.path, text.encode("utf-8") + data, fsync=self.fsync, replaced=committed
+        )
 
     def _blocks(self, fd: int) -> list[str]:
         """The interactions in the file, each as the block our layout holds it as."""

@@ -20,7 +20,8 @@ from typing import Any, Protocol
 from mitmproxy import exceptions, http
 
 from proxy_addons.faults import FaultSpecError
-from proxy_addons.graph import Reply, error_reply, json_reply, to_response
+from proxy_addons.flows import to_response
+from proxy_addons.graph import Reply, error_reply, json_reply
 
 HOST = "graph-vcr-proxy.control"
 PATH = "/faults"

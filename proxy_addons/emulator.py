@@ -30,7 +30,17 @@ from mitmproxy.proxy.mode_specs import ReverseMode
 from proxy_addons import appointments, flows
 from proxy_addons.answered_by import AnsweredBy
 from proxy_addons.appointments import AppointmentRequest, Outcome, State, StateFileError
-from proxy_addons.graph import Reply, empty_reply, error_reply, json_reply
+from proxy_addons.graph import (
+    AUTH_CHALLENGE,
+    BAD_REQUEST,
+    GENERAL_EXCEPTION,
+    INVALID_AUTHENTICATION_TOKEN,
+    Reply,
+    empty_reply,
+    error_reply,
+    format_seconds,
+    json_reply,
+)
 from proxy_addons.options import ensure_lazy_connections
 from proxy_addons.routes import Operation, Route
 
@@ -45,12 +55,6 @@ DEPRECATION_HEADERS = (
     ("Deprecation", "@1688083200"),  # 2023-06-30T00:00:00Z (RFC 9745 form)
     ("Sunset", "Fri, 30 Jun 2023 23:59:59 GMT"),
     ("Link", f'<{REPLACEMENT_DOCS}>; rel="deprecation"; type="text/html"'),
-)
-# What Graph sends with a 401, so clients that read the challenge find one.
-AUTH_CHALLENGE = (
-    "WWW-Authenticate",
-    'Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/'
-    'authorize", client_id="00000003-0000-0000-c000-000000000000"',
 )
 
 
@@ -74,7 +78,7 @@ def outcome_reply(
     if outcome.etag is not None:
         headers.append(("ETag", outcome.etag))
     if outcome.retry_after is not None:
-        headers.append(("Retry-After", str(outcome.retry_after)))
+        headers.append(("Retry-After", format_seconds(outcome.retry_after)))
     if outcome.error_code is not None:
         return error_reply(
             outcome.status, outcome.error_code, outcome.message, request_headers, headers
@@ -185,7 +189,7 @@ class Emulator:
             failure = auth_failure(headers)
             if failure is not None:
                 reply = error_reply(
-                    401, "InvalidAuthenticationToken", failure, headers, [AUTH_CHALLENGE]
+                    401, INVALID_AUTHENTICATION_TOKEN, failure, headers, [AUTH_CHALLENGE]
                 )
                 flows.answer(flow, reply, by=AnsweredBy.EMULATOR)
                 return
@@ -213,7 +217,7 @@ class Emulator:
                 logger.error("cannot save state file %s: %s", self.path, exc)
                 return error_reply(
                     500,
-                    "generalException",
+                    GENERAL_EXCEPTION,
                     f"The emulator could not save its state file {self.path}: {exc}",
                     request_headers,
                 )
@@ -243,7 +247,7 @@ class Emulator:
             return
         reply = error_reply(
             400,
-            "BadRequest",
+            BAD_REQUEST,
             f"No resource at '{flow.request.path}': graph-vcr-proxy simulate serves only the "
             "virtualAppointment routes and their live actions.",
             flow.request.headers,

@@ -292,8 +292,7 @@ class FaultInjector:
                     return
                 continue
             if isinstance(effect, Reset):
-                flow.metadata[flows.ANSWERED_BY] = AnsweredBy.FAULT
-                flow.kill()
+                flows.answer(flow, None, by=AnsweredBy.FAULT)
             elif isinstance(effect, BrokenBody):
                 flow.metadata[_BREAK_BODY] = effect
             else:

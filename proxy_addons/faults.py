@@ -24,10 +24,21 @@ from typing import Any
 
 import yaml
 
-from proxy_addons.graph import JSON, Reply, error_reply, reason_phrase, response_headers
+from proxy_addons.graph import (
+    AUTH_CHALLENGE,
+    CONFLICT_CODE,
+    CONFLICT_MESSAGE,
+    GENERAL_EXCEPTION,
+    INVALID_AUTHENTICATION_TOKEN,
+    JSON,
+    Reply,
+    error_reply,
+    format_seconds,
+    reason_phrase,
+    response_headers,
+)
 from proxy_addons.routes import Operation
-
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+from proxy_addons.yaml_loading import SAFE_LOADER, error_location
 
 
 class FaultSpecError(ValueError):
@@ -52,13 +63,6 @@ class Kind(StrEnum):
 
 
 # --- effects ------------------------------------------------------------------------------
-
-
-def format_seconds(seconds: float) -> str:
-    """A Retry-After value: whole seconds as an integer, else up to milliseconds (``2.128``)."""
-    if float(seconds).is_integer():
-        return str(int(seconds))
-    return f"{seconds:.3f}".rstrip("0").rstrip(".")
 
 
 @dataclass(frozen=True)
@@ -140,19 +144,8 @@ Effect = GraphError | Delay | Reset | BrokenBody
 
 # --- what each kind answers by default ---------------------------------------------------
 
-WWW_AUTHENTICATE = (
-    "WWW-Authenticate",
-    'Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/'
-    'authorize", client_id="00000003-0000-0000-c000-000000000000"',
-)
-
 ERROR_DEFAULTS: dict[Kind, GraphError] = {
-    Kind.ETAG_MISMATCH: GraphError(
-        412,
-        "ErrorIrresolvableConflict",
-        "The send or update operation could not be performed because the change key passed "
-        "in the request does not match the current change key for the item.",
-    ),
+    Kind.ETAG_MISMATCH: GraphError(412, CONFLICT_CODE, CONFLICT_MESSAGE),
     Kind.THROTTLE: GraphError(429, "TooManyRequests", "Please retry again later.", 2),
     Kind.PROVISIONING_CONFLICT: GraphError(
         409,
@@ -174,15 +167,15 @@ ERROR_DEFAULTS: dict[Kind, GraphError] = {
     Kind.BAD_GATEWAY: GraphError(
         502, "BadGateway", "The gateway received an invalid response from upstream."
     ),
-    Kind.SERVER_ERROR: GraphError(500, "generalException", "An unspecified error has occurred."),
+    Kind.SERVER_ERROR: GraphError(500, GENERAL_EXCEPTION, "An unspecified error has occurred."),
     Kind.INSUFFICIENT_STORAGE: GraphError(
         507, "quotaLimitReached", "The user has reached their quota limit."
     ),
     Kind.UNAUTHORIZED: GraphError(
         401,
-        "InvalidAuthenticationToken",
+        INVALID_AUTHENTICATION_TOKEN,
         "Access token validation failure.",
-        headers=(WWW_AUTHENTICATE,),
+        headers=(AUTH_CHALLENGE,),
     ),
     Kind.FORBIDDEN: GraphError(
         403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."
@@ -473,13 +466,12 @@ def rule_from_item(item: Any) -> Rule:
 def parse_rules_text(text: str, source: str) -> list[Rule]:
     """The rules of a ``--faults`` YAML document; errors start with ``source:line:``."""
     try:
-        data = yaml.load(text, Loader=_YAML_LOADER)
-        root = yaml.compose(text, Loader=_YAML_LOADER)
+        data = yaml.load(text, Loader=SAFE_LOADER)
+        root = yaml.compose(text, Loader=SAFE_LOADER)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise FaultSpecError(f"{source}{line}: not valid YAML: {problem}") from None
+        line, problem = error_location(exc)
+        where = f"{source}:{line}" if line else source
+        raise FaultSpecError(f"{where}: not valid YAML: {problem}") from None
     if data is None:
         return []
     if not isinstance(data, list) or not isinstance(root, yaml.SequenceNode):

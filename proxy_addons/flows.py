@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from mitmproxy import http
 
 from proxy_addons.answered_by import AnsweredBy
-from proxy_addons.graph import Reply, error_reply, to_response
+from proxy_addons.graph import GENERAL_EXCEPTION, Reply, error_reply
 from proxy_addons.request_checks import check_request
 from proxy_addons.routes import Route, parse
 
@@ -68,11 +68,25 @@ def claim(flow: http.HTTPFlow) -> Route | None:
     return route
 
 
-def answer(flow: http.HTTPFlow, reply: Reply, *, by: AnsweredBy) -> None:
+def to_response(reply: Reply) -> http.Response:
+    """The mitmproxy response for a :class:`graph.Reply`."""
+    headers = [(k.encode(), v.encode()) for k, v in reply.headers]
+    response = http.Response.make(reply.status, reply.body, headers)
+    if reply.reason:
+        response.reason = reply.reason
+    return response
+
+
+def answer(flow: http.HTTPFlow, reply: Reply | None, *, by: AnsweredBy) -> None:
+    """Answer the flow with ``reply``, or with no response at all (``None``: the connection
+    is closed, as a ``reset`` fault does), and say who answered."""
+    flow.metadata[ANSWERED_BY] = by
+    if reply is None:
+        flow.kill()
+        return
     response = to_response(reply)
     response.http_version = flow.request.http_version
     flow.response = response
-    flow.metadata[ANSWERED_BY] = by
 
 
 def answered_by(flow: http.HTTPFlow) -> AnsweredBy | None:
@@ -100,11 +114,11 @@ def guarded(hook: Hook) -> Hook:
             return
         reply = error_reply(
             500,
-            "generalException",
+            GENERAL_EXCEPTION,
             f"graph-vcr-proxy failed on this request: {type(exc).__name__}: {exc}",
             flow.request.headers,
         )
-        answer(flow, reply, by=AnsweredBy.CHECK)
+        answer(flow, reply, by=AnsweredBy.INTERNAL_ERROR)
 
     if inspect.iscoroutinefunction(hook):
 

@@ -3,8 +3,9 @@
 Replay, record, the emulator and the fault injector all answer clients; they build their
 answers here so that every answer carries the same headers a real Graph response does
 (``request-id``, echoed ``client-request-id``, ``Date``...) and every error the same envelope.
-A :class:`Reply` is plain data; :func:`to_response` is the one place that makes it a
-mitmproxy response.
+The facts about Graph's answers that more than one module gives (the 401 challenge, the 412
+for a stale change key) are written here once. A :class:`Reply` is plain data and nothing
+here knows mitmproxy: ``flows.to_response`` is the one place that makes it a response.
 """
 
 from __future__ import annotations
@@ -18,14 +19,28 @@ from email.utils import format_datetime
 from http import HTTPStatus
 from typing import Any
 
-from mitmproxy import http
-
 JSON = "application/json"
 # The region/scale-unit string real Graph sends; clients log it, none parse it.
 AGS_DIAGNOSTIC = (
     '{"ServerInfo":{"DataCenter":"Local","Slice":"E","Ring":"5","ScaleUnit":"000",'
     '"RoleInstance":"graph-vcr-proxy"}}'
 )
+# What Graph sends with a 401, so clients that read the challenge find one.
+AUTH_CHALLENGE = (
+    "WWW-Authenticate",
+    'Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/'
+    'authorize", client_id="00000003-0000-0000-c000-000000000000"',
+)
+# Real Graph's 412 for an Exchange-backed item whose change key (the ETag) moved on.
+CONFLICT_CODE = "ErrorIrresolvableConflict"
+CONFLICT_MESSAGE = (
+    "The send or update operation could not be performed because the change key passed in "
+    "the request does not match the current change key for the item."
+)
+# Graph's code for a 500 that says nothing more specific, for a 400, and for a 401.
+GENERAL_EXCEPTION = "generalException"
+BAD_REQUEST = "BadRequest"
+INVALID_AUTHENTICATION_TOKEN = "InvalidAuthenticationToken"
 
 
 @dataclass(frozen=True)
@@ -122,8 +137,10 @@ def json_reply(
     payload: Any,
     request_headers: Mapping[str, str],
     extra_headers: Iterable[tuple[str, str]] = (),
+    *,
+    request_id: str | None = None,
 ) -> Reply:
-    headers = response_headers(request_headers)
+    headers = response_headers(request_headers, request_id=request_id)
     return Reply(
         status=status,
         headers=(*headers, *extra_headers),
@@ -150,19 +167,20 @@ def error_reply(
 ) -> Reply:
     """A Graph error: the envelope, with innerError ids that match the response headers."""
     request_id = new_request_id()
-    headers = response_headers(request_headers, request_id=request_id)
     body = error_body(
         code,
         message,
         request_id=request_id,
         client_request_id=header_value(request_headers, "client-request-id"),
     )
-    return Reply(
-        status=status,
-        headers=(*headers, *extra_headers),
-        body=json.dumps(body).encode(),
-        reason=reason_phrase(status),
-    )
+    return json_reply(status, body, request_headers, extra_headers, request_id=request_id)
+
+
+def format_seconds(seconds: float) -> str:
+    """A Retry-After value: whole seconds as an integer, else up to milliseconds (``2.128``)."""
+    if float(seconds).is_integer():
+        return str(int(seconds))
+    return f"{seconds:.3f}".rstrip("0").rstrip(".")
 
 
 def reason_phrase(status: int) -> str:
@@ -171,11 +189,3 @@ def reason_phrase(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return ""
-
-
-def to_response(reply: Reply) -> http.Response:
-    headers = [(k.encode(), v.encode()) for k, v in reply.headers]
-    response = http.Response.make(reply.status, reply.body, headers)
-    if reply.reason:
-        response.reason = reply.reason
-    return response

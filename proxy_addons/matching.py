@@ -1,10 +1,12 @@
-"""Matching requests to recorded interactions: an index that finds one in O(1).
+"""Matching requests to recorded interactions: one rule, an index that applies it in O(1),
+and the explanation of a miss.
 
-vcrpy scans every interaction on every lookup; this index hashes the parts a match needs
-(method, host, normalised path, sorted query, body as JSON), so a lookup costs the same in a
-ten-interaction cassette and a ten-thousand-interaction one. Recorded bodies with redaction
-placeholders in them still match the real values they replaced. On a miss it names the
-closest recorded request and what differed.
+The rule: two requests are the same request when every part of their :class:`Shape` is equal
+(method, host, normalised path, sorted query) and their bodies are equal as JSON, where a
+recorded redaction placeholder matches any value in its place. The index hashes the same parts
+(vcrpy scans every interaction on every lookup; here a lookup costs the same in a
+ten-interaction cassette and a ten-thousand-interaction one), and a miss names the parts that
+differ from the closest recorded request, so the two can never tell different stories.
 """
 
 from __future__ import annotations
@@ -12,30 +14,47 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from proxy_addons.cassette import PLACEHOLDER_PREFIX, Interaction
 from proxy_addons.routes import normalise_query, parse
 
 Key = tuple[str, str, str, tuple[tuple[str, str], ...]]
+Group = int  # which recorded request an interaction answers: one per distinct request
 
 
-def request_key(method: str, uri: str) -> Key:
-    """Method, host, path and query as matching sees them; our routes normalise their path."""
+class Shape(NamedTuple):
+    """A request as matching sees it: the parts two requests must share, in the order a miss
+    names them. ``body`` is parsed (a JSON value, bytes when not JSON), None when there is
+    none or bodies are not compared."""
+
+    method: str
+    host: str
+    path: str
+    query: tuple[tuple[str, str], ...]
+    body: Any = None
+
+    @property
+    def key(self) -> Key:
+        """Every part but the body: what the index hashes first."""
+        return (self.method, self.host, self.path, self.query)
+
+
+def shape(method: str, uri: str, body: bytes | str | None, *, match_body: bool = True) -> Shape:
+    """The shape of a request; our routes normalise their path the way Graph reads it."""
+    parsed = parse_body(body) if match_body else None
     route = parse(method, uri)
     if route is not None:
-        return route.key
+        return Shape(*route.key, parsed)
     parts = urlsplit(uri)
-    return (
+    return Shape(
         method.upper(),
         (parts.hostname or "").lower(),
         parts.path,
         normalise_query(parts.query),
+        parsed,
     )
-
-
-_NOT_JSON = object()
 
 
 def parse_body(body: bytes | str | None) -> Any:
@@ -66,7 +85,11 @@ def has_placeholder(value: Any) -> bool:
 
 
 def first_difference(recorded: Any, incoming: Any, path: str = "$") -> str | None:
-    """The JSON path where two bodies first differ; a placeholder matches anything."""
+    """The JSON path where two bodies first differ; a placeholder matches anything.
+
+    Values compare in their canonical form, as the index hashes them: ``1`` and ``1.0`` or
+    ``true`` differ here exactly when they land in different slots there.
+    """
     if isinstance(recorded, str) and recorded.startswith(PLACEHOLDER_PREFIX):
         return None
     if isinstance(recorded, dict) and isinstance(incoming, dict):
@@ -85,13 +108,47 @@ def first_difference(recorded: Any, incoming: Any, path: str = "$") -> str | Non
             if found:
                 return found
         return None
-    return None if recorded == incoming else path
+    return None if canonical(recorded) == canonical(incoming) else path
+
+
+def body_difference(recorded: Any, incoming: Any) -> str | None:
+    """How two parsed bodies differ, for a miss explanation; None when they match.
+
+    A body on one side only has no JSON path to name: "body at $" would send the reader
+    looking for a difference inside a body that isn't there.
+    """
+    if recorded is None and incoming is None:
+        return None
+    if incoming is None:
+        return "body (recorded one, none sent)"
+    if recorded is None:
+        return "body (none recorded, one sent)"
+    where = first_difference(recorded, incoming)
+    return f"body at {where}" if where else None
+
+
+def differences(recorded: Shape, sent: Shape) -> tuple[str, ...]:
+    """Every part in which ``sent`` is not ``recorded``; none means they match."""
+    named = [
+        f"{name} ({_show(have)} recorded, {_show(want)} sent)"
+        for name, have, want in zip(Shape._fields, recorded.key, sent.key, strict=False)
+        if have != want
+    ]
+    body = body_difference(recorded.body, sent.body)
+    return (*named, body) if body else tuple(named)
+
+
+def _show(part: Any) -> str:
+    if isinstance(part, tuple):
+        return "?" + "&".join(f"{k}={v}" for k, v in part) if part else "no query"
+    return str(part)
 
 
 @dataclass
 class _Slot:
     """Interactions that answer the same request, played in order, the last one repeating."""
 
+    group: Group
     interactions: list[Interaction] = field(default_factory=list)
     played: int = 0
 
@@ -103,6 +160,9 @@ class _Slot:
 
 @dataclass
 class _Bucket:
+    """The slots of one :attr:`Shape.key`: by canonical body, and those whose recorded body
+    holds placeholders, which are tried in turn."""
+
     exact: dict[str | bytes | None, _Slot] = field(default_factory=dict)
     patterns: list[tuple[Any, _Slot]] = field(default_factory=list)
 
@@ -129,6 +189,8 @@ class CassetteIndex:
         self.match_body = match_body
         self._buckets: dict[Key, _Bucket] = {}
         self._all: list[Interaction] = []
+        self._groups: list[Group] = []  # the group of each interaction, in order of adding
+        self._slots = 0
         for interaction in interactions:
             self.add(interaction)
 
@@ -138,84 +200,68 @@ class CassetteIndex:
     def __iter__(self) -> Iterator[Interaction]:
         return iter(self._all)
 
+    def _shape(self, method: str, uri: str, body: bytes | str | None) -> Shape:
+        return shape(method, uri, body, match_body=self.match_body)
+
     def add(self, interaction: Interaction) -> None:
         request = interaction.request
-        bucket = self._buckets.setdefault(request_key(request.method, request.uri), _Bucket())
-        body = parse_body(request.body) if self.match_body else None
-        if self.match_body and has_placeholder(body):
+        recorded = self._shape(request.method, request.uri, request.body)
+        bucket = self._buckets.setdefault(recorded.key, _Bucket())
+        body = recorded.body
+        if has_placeholder(body):
             slot = next((s for p, s in bucket.patterns if p == body), None)
             if slot is None:
-                slot = _Slot()
+                slot = _Slot(self._next_group())
                 bucket.patterns.append((body, slot))
         else:
-            slot = bucket.exact.setdefault(None if body is None else canonical(body), _Slot())
+            exact = None if body is None else canonical(body)
+            slot = bucket.exact.get(exact)
+            if slot is None:
+                slot = bucket.exact[exact] = _Slot(self._next_group())
         slot.interactions.append(interaction)
         self._all.append(interaction)
+        self._groups.append(slot.group)
+
+    def _next_group(self) -> Group:
+        self._slots += 1
+        return self._slots - 1
+
+    def _slot(self, method: str, uri: str, body: bytes | None) -> _Slot | None:
+        sent = self._shape(method, uri, body)
+        bucket = self._buckets.get(sent.key)
+        if bucket is None:
+            return None
+        exact = bucket.exact.get(None if sent.body is None else canonical(sent.body))
+        if exact is not None:
+            return exact
+        return next((s for p, s in bucket.patterns if first_difference(p, sent.body) is None), None)
 
     def lookup(self, method: str, uri: str, body: bytes | None) -> Interaction | None:
         """The next recorded interaction for this request, or None."""
-        bucket = self._buckets.get(request_key(method, uri))
-        if bucket is None:
-            return None
-        if not self.match_body:
-            slot = bucket.exact.get(None)
-            return slot.next() if slot else None
-        incoming = parse_body(body)
-        slot = bucket.exact.get(None if incoming is None else canonical(incoming))
-        if slot is None:
-            slot = next(
-                (s for p, s in bucket.patterns if first_difference(p, incoming) is None), None
-            )
+        slot = self._slot(method, uri, body)
         return slot.next() if slot else None
+
+    def group(self, method: str, uri: str, body: bytes | None) -> Group | None:
+        """Which recorded request this one is, without playing an answer; None if none."""
+        slot = self._slot(method, uri, body)
+        return slot.group if slot else None
+
+    def groups(self) -> list[Group]:
+        """The group of each interaction, in the order they were added."""
+        return list(self._groups)
 
     def explain_miss(self, method: str, uri: str, body: bytes | None) -> Miss:
         """Closest recorded request by how many of method/host/path/query/body differ.
 
         A linear scan, but only on a miss, which ends the request with an error anyway.
         """
-        want = request_key(method, uri)
-        incoming = parse_body(body)
-        best: tuple[int, Interaction, list[str]] | None = None
+        sent = self._shape(method, uri, body)
+        best: tuple[Interaction, tuple[str, ...]] | None = None
         for candidate in self._all:
-            diffs = self._differences(want, incoming, candidate)
-            if best is None or len(diffs) < best[0]:
-                best = (len(diffs), candidate, diffs)
+            request = candidate.request
+            found = differences(self._shape(request.method, request.uri, request.body), sent)
+            if best is None or len(found) < len(best[1]):
+                best = (candidate, found)
         if best is None:
             return Miss(None, ())
-        return Miss(best[1], tuple(best[2]))
-
-    def _differences(self, want: Key, incoming: Any, candidate: Interaction) -> list[str]:
-        have = request_key(candidate.request.method, candidate.request.uri)
-        names = ("method", "host", "path", "query")
-        diffs = [
-            f"{name} ({_show(h)} recorded, {_show(w)} sent)"
-            for name, h, w in zip(names, have, want, strict=True)
-            if h != w
-        ]
-        if self.match_body:
-            difference = body_difference(parse_body(candidate.request.body), incoming)
-            if difference:
-                diffs.append(difference)
-        return diffs
-
-
-def body_difference(recorded: Any, incoming: Any) -> str | None:
-    """How two parsed bodies differ, for a miss explanation; None when they match.
-
-    A body on one side only has no JSON path to name: "body at $" would send the reader
-    looking for a difference inside a body that isn't there.
-    """
-    if recorded is None and incoming is None:
-        return None
-    if incoming is None:
-        return "body (recorded one, none sent)"
-    if recorded is None:
-        return "body (none recorded, one sent)"
-    where = first_difference(recorded, incoming)
-    return f"body at {where}" if where else None
-
-
-def _show(part: Any) -> str:
-    if isinstance(part, tuple):
-        return "?" + "&".join(f"{k}={v}" for k, v in part) if part else "no query"
-    return str(part)
+        return Miss(*best)

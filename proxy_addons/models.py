@@ -28,10 +28,6 @@ class GraphModel(BaseModel):
 
     odata_type: str | None = Field(default=None, alias="@odata.type")
 
-    def to_wire(self) -> dict[str, Any]:
-        """The JSON object Graph would send: aliases, and no properties that were never set."""
-        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
-
 
 class VirtualAppointmentUser(GraphModel):
     display_name: str | None = None

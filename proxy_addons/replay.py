@@ -12,55 +12,18 @@ the client connects; the addon sets it itself at start if you forget.)
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 
 from mitmproxy import ctx, exceptions, http
 from mitmproxy.addonmanager import Loader
 
-from proxy_addons import cassette, flows
-from proxy_addons.answered_by import AnsweredBy
-from proxy_addons.cassette import Interaction
-from proxy_addons.graph import Reply, error_reply, refresh_headers
+from proxy_addons import cassette, flows, playback
 from proxy_addons.matching import CassetteIndex
 from proxy_addons.options import declare_cassette, ensure_lazy_connections, require_choice
+from proxy_addons.playback import MISS_CODE, MISS_STATUS
 
 logger = logging.getLogger(__name__)
 
 ON_MISS = ("error", "forward")
-MISS_STATUS = 501
-MISS_CODE = "CassetteMiss"
-
-
-def replayed_reply(interaction: Interaction, request_headers: Mapping[str, str]) -> Reply:
-    """A recorded response with fresh request-id, echoed client-request-id and a new Date."""
-    recorded = cassette.recorded_reply(interaction)
-    return Reply(
-        recorded.status,
-        tuple(refresh_headers(recorded.headers, request_headers)),
-        recorded.body,
-        recorded.reason,
-    )
-
-
-def miss_reply(index: CassetteIndex, request: http.Request) -> Reply:
-    miss = index.explain_miss(request.method, request.pretty_url, flows.request_body(request))
-    return error_reply(
-        MISS_STATUS,
-        MISS_CODE,
-        f"No recorded interaction matches {request.method} {request.pretty_url}: {miss.explain()}.",
-        request.headers,
-    )
-
-
-def answer_miss(flow: http.HTTPFlow, index: CassetteIndex) -> None:
-    """Answer a request ``index`` has no recording for with 501 CassetteMiss, and log it.
-
-    Every addon that answers misses (this one, and record in mode ``none``) does it through
-    here, so a miss is tagged and logged the same way wherever it happens.
-    """
-    request = flow.request
-    flows.answer(flow, miss_reply(index, request), by=AnsweredBy.MISS)
-    logger.warning("cassette miss: %s %s", request.method, request.pretty_url)
 
 
 class Replay:
@@ -113,16 +76,8 @@ class Replay:
 
     @flows.guarded
     def request(self, flow: http.HTTPFlow) -> None:
-        route = flows.claim(flow)
-        if route is None:
-            return
-        request = flow.request
-        hit = self.index.lookup(request.method, request.pretty_url, flows.request_body(request))
-        if hit is not None:
-            flows.answer(flow, replayed_reply(hit, request.headers), by=AnsweredBy.REPLAY)
-            flow.metadata[flows.REPLAYED] = (str(hit.source), hit.position)
-        elif ctx.options.graph_on_miss == "error":
-            answer_miss(flow, self.index)
+        if flows.claim(flow) is not None:
+            playback.play(flow, self.index, answer_misses=ctx.options.graph_on_miss == "error")
 
 
 addons = [Replay()]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from proxy_addons.graph import Reply, error_reply, header_value
+from proxy_addons.graph import BAD_REQUEST, JSON, Reply, error_reply, header_value
 from proxy_addons.routes import ALLOWED_METHODS, Route
 
 # Graph refuses request bodies over 4 MB on most resources.
@@ -39,7 +39,7 @@ def check_request(route: Route, headers: Mapping[str, str], body: bytes | None) 
     if route.method not in _METHODS_WITH_BODY or not body:
         return None
     content_type = header_value(headers, "content-type") or ""
-    if content_type.split(";")[0].strip().lower() != "application/json":
+    if content_type.split(";")[0].strip().lower() != JSON:
         return error_reply(
             415,
             "UnsupportedMediaType",
@@ -51,7 +51,7 @@ def check_request(route: Route, headers: Mapping[str, str], body: bytes | None) 
     except UnicodeDecodeError as exc:
         return error_reply(
             400,
-            "BadRequest",
+            BAD_REQUEST,
             f"The request body is not valid UTF-8 (byte {exc.start}).",
             headers,
         )
@@ -70,7 +70,7 @@ def check_request(route: Route, headers: Mapping[str, str], body: bytes | None) 
 def _unreadable(reason: str, headers: Mapping[str, str]) -> Reply:
     return error_reply(
         400,
-        "BadRequest",
+        BAD_REQUEST,
         "Unable to read JSON request payload. Please ensure Content-Type header is set "
         f"and payload is of valid JSON format. ({reason})",
         headers,

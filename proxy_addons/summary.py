@@ -36,6 +36,9 @@ SOURCES = tuple(AnsweredBy)
 # Validation findings: "problems" are errors, "notes" what was accepted but is worth knowing.
 COLUMNS = ("requests", *SOURCES, "recorded", "problems", "notes")
 OTHER_ROUTE = "other"  # one of our URLs with a method Graph refuses
+# Wide enough for every column's full name: a pipe or CI log has no width of its own, and
+# a narrower table would cut the names down to "recor…", which could be either column.
+TABLE_WIDTH = 160
 
 
 class Seen(NamedTuple):
@@ -190,7 +193,7 @@ class Summary:
             text = json.dumps(summary, indent=2) + "\n"
             replace_atomically(Path(ctx.options.graph_summary_json).expanduser(), text.encode())
         if ctx.options.graph_summary and summary["requests"]:
-            render(summary, Console(file=sys.stderr, width=120))
+            render(summary, Console(file=sys.stderr, width=TABLE_WIDTH))
 
 
 addons = [Summary()]

@@ -7,6 +7,7 @@ check the same thing the same way.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -75,3 +76,8 @@ def response_problems(
     if data is NO_BODY:
         return [Problem("$", "a Graph error body", "none")]
     return strict_problems(model, data)
+
+
+def invalid_body_message(errors: Sequence[Problem]) -> str:
+    """What a 400 for a body with these errors says: every one, by JSON path."""
+    return "Invalid request body: " + "; ".join(str(p) for p in errors) + "."

@@ -35,6 +35,8 @@ MARKERS: Mapping[AnsweredBy, str] = {
     AnsweredBy.FAULT: ":boom:",
     AnsweredBy.CHECK: ":no_entry:",
     AnsweredBy.NO_RESPONSE: ":electric_plug:",
+    AnsweredBy.INTERNAL_ERROR: ":bug:",
+    AnsweredBy.RECORDING_FAILED: ":warning:",
 }
 RECORDED_MARKER = ":floppy_disk:"  # upstream answered and the interaction is in the cassette
 RECORDED = "recorded"

@@ -14,8 +14,6 @@ from hypothesis import strategies as st
 
 from proxy_addons import appointments, examples
 from proxy_addons.appointments import (
-    CONFLICT_CODE,
-    CONFLICT_MESSAGE,
     AppointmentRequest,
     State,
     StateFileError,
@@ -25,6 +23,7 @@ from proxy_addons.appointments import (
     loads_state,
     save_state,
 )
+from proxy_addons.graph import CONFLICT_CODE, CONFLICT_MESSAGE
 from proxy_addons.routes import Operation
 from proxy_addons.validation import response_problems
 

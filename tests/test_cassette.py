@@ -16,9 +16,9 @@ from vcr.request import Request
 
 from proxy_addons import cassette, examples
 from proxy_addons.cassette import CassetteError, Interaction
-from proxy_addons.graph import to_response
-from proxy_addons.matching import CassetteIndex
-from proxy_addons.replay import replayed_reply
+from proxy_addons.flows import to_response
+from proxy_addons.matching import CassetteIndex, Shape, differences, shape
+from proxy_addons.playback import replayed_reply
 from proxy_addons.validate_command import interaction_problems
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,6 +32,10 @@ def interaction(method: str, uri: str, body: str | None = None, status: int = 20
         "body": {"string": json.dumps({"n": n})},
     }
     return Interaction(Request(method, uri, body, {}), response, Path("t.yaml"), n)
+
+
+def shape_of(item: Interaction) -> Shape:
+    return shape(item.request.method, item.request.uri, item.request.body)
 
 
 def played(hit: Interaction | None) -> int | None:
@@ -295,7 +299,9 @@ def test_an_interaction_of_the_wrong_shape_is_refused_at_load_naming_its_line_an
 def test_everything_vcrpy_writes_or_reads_still_loads(tmp_path, request_yaml, response_yaml):
     loaded = cassette.load(write(tmp_path, second_interaction(request_yaml, response_yaml)))
     assert len(loaded) == 2
-    replayed_reply(loaded[1], {})  # and it can be answered
+    reply = replayed_reply(loaded[1], {})  # and it can be answered
+    assert reply.status == loaded[1].response["status"]["code"]
+    assert reply.header("request-id")
 
 
 def test_an_unsupported_yaml_tag_is_one_line_naming_its_line(tmp_path):
@@ -390,9 +396,12 @@ def test_any_shape_is_refused_in_one_line_or_loads_into_interactions_that_replay
     index = CassetteIndex(loaded)
     for item in loaded:
         request = item.request
-        assert index.lookup(request.method, request.uri, request.body) is not None
-        index.explain_miss("PATCH", ME, b"{}").explain()
-        interaction_problems(item)
+        hit = index.lookup(request.method, request.uri, request.body)
+        assert hit is not None
+        assert differences(shape_of(hit), shape_of(item)) == ()  # an answer to this request
+        explanation = index.explain_miss("PATCH", ME + "?x=1", b"{}").explain()
+        assert explanation.startswith("closest recorded request is ") and "\n" not in explanation
+        assert {side for side, _ in interaction_problems(item)} <= {"request", "response"}
         response = to_response(replayed_reply(item, {}))
         head = assemble_response(response).split(b"\r\n\r\n", 1)[0]
         assert len(head.split(b"\r\n")) == 1 + len(response.headers.fields)  # nothing injected
@@ -439,19 +448,32 @@ def test_locating_a_structure_error_never_raises_whatever_the_text(text):
 
 
 @pytest.mark.parametrize(
-    "text",
+    ("text", "error"),
     [
-        "? [a]\n: b\n",  # a complex key at the top
-        "version: 1\ninteractions:\n- ? [request]\n  : 1\n",
-        "interactions: &a [*a]\n",  # a list that contains itself
-        "interactions:\n- &i {request: *i, response: *i}\n",  # a mapping that contains itself
-        "interactions:\n- request: !!python/object/new:_io.BytesIO {state: 5}\n",
+        # a complex key at the top
+        ("? [a]\n: b\n", ":1: cannot be loaded safely: found unhashable key"),
+        (
+            "version: 1\ninteractions:\n- ? [request]\n  : 1\n",
+            ":3: cannot be loaded safely: found unhashable key",
+        ),
+        # a list that contains itself
+        ("interactions: &a [*a]\n", ":1: interaction 0: must be a mapping, got [[...]]"),
+        # a mapping that contains itself
+        (
+            "interactions:\n- &i {request: *i, response: *i}\n",
+            ":2: interaction 0: request.method: is missing",
+        ),
+        (
+            "interactions:\n- request: !!python/object/new:_io.BytesIO {state: 5}\n",
+            ": not a vcrpy cassette (",
+        ),
     ],
 )
-def test_self_referencing_and_complex_key_documents_are_one_line_errors(tmp_path, text):
-    assert cassette.locate_structure_error(text) is not None
+def test_self_referencing_and_complex_key_documents_are_one_line_errors(tmp_path, text, error):
+    path = write(tmp_path, text)
     with pytest.raises(CassetteError) as caught:
-        cassette.load(write(tmp_path, text))
+        cassette.load(path)
+    assert str(caught.value).startswith(f"{path}{error}")
     assert "\n" not in str(caught.value)
 
 
@@ -459,8 +481,9 @@ def test_self_referencing_and_complex_key_documents_are_one_line_errors(tmp_path
 
 
 def test_lookup_matches_the_body_as_json_whatever_its_key_order_and_whitespace():
-    index = CassetteIndex([interaction("PUT", ME, '{"a": 1, "b": [1, 2]}')])
-    assert index.lookup("PUT", ME, b'{"b":[1,2],\n"a":1}') is not None
+    recorded = interaction("PUT", ME, '{"a": 1, "b": [1, 2]}')
+    index = CassetteIndex([recorded])
+    assert index.lookup("PUT", ME, b'{"b":[1,2],\n"a":1}') is recorded
     assert index.lookup("PUT", ME, b'{"b":[2,1],"a":1}') is None
 
 
@@ -474,8 +497,9 @@ def test_lookup_normalises_path_case_encoding_slash_and_query_order():
 
 
 def test_lookup_of_a_url_that_is_not_ours_is_exact_on_path_but_not_query_order():
-    index = CassetteIndex([interaction("GET", "https://example.com/A?x=1&y=2")])
-    assert index.lookup("GET", "https://example.com/A?y=2&x=1", None) is not None
+    recorded = interaction("GET", "https://example.com/A?x=1&y=2")
+    index = CassetteIndex([recorded])
+    assert index.lookup("GET", "https://example.com/A?y=2&x=1", None) is recorded
     assert index.lookup("GET", "https://example.com/a?x=1&y=2", None) is None
 
 
@@ -517,9 +541,38 @@ def test_a_redaction_placeholder_matches_any_value_in_its_place():
 
 
 def test_non_json_bodies_compare_as_bytes():
-    index = CassetteIndex([interaction("POST", "https://example.com/x", "a=1&b=2")])
-    assert index.lookup("POST", "https://example.com/x", b"a=1&b=2") is not None
+    recorded = interaction("POST", "https://example.com/x", "a=1&b=2")
+    index = CassetteIndex([recorded])
+    assert index.lookup("POST", "https://example.com/x", b"a=1&b=2") is recorded
     assert index.lookup("POST", "https://example.com/x", b"b=2&a=1") is None
+
+
+JSON_LEAVES = st.sampled_from([0, 1, 1.0, True, False, None, "a", "1", "<redacted:x:1>"])
+JSON_VALUES = st.recursive(
+    JSON_LEAVES,
+    lambda inner: st.lists(inner, max_size=2) | st.dictionaries(st.sampled_from("ab"), inner),
+    max_leaves=4,
+)
+BODIES = st.none() | JSON_VALUES.map(json.dumps) | st.sampled_from(["a=1", "not json"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    recorded=st.tuples(st.sampled_from(["PUT", "PATCH"]), st.sampled_from(["", "?a=1"]), BODIES),
+    sent=st.tuples(st.sampled_from(["put", "PATCH"]), st.sampled_from(["", "?A=1"]), BODIES),
+)
+def test_the_index_matches_exactly_when_a_miss_would_name_no_difference(recorded, sent):
+    """One rule: what the index finds and what a miss explains can never disagree."""
+    method, query, body = recorded
+    index = CassetteIndex([interaction(method, ME + query, body)])
+    sent_method, sent_query, sent_body = sent
+    raw = None if sent_body is None else sent_body.encode()
+    hit = index.lookup(sent_method, ME + sent_query, raw)
+    found = differences(shape(method, ME + query, body), shape(sent_method, ME + sent_query, raw))
+    assert (hit is not None) == (found == ())
+    if hit is None:
+        miss = index.explain_miss(sent_method, ME + sent_query, raw)
+        assert miss.differences == found and found
 
 
 def test_a_miss_names_the_closest_recorded_request_and_each_difference():

@@ -17,14 +17,13 @@ from proxy_addons.faults import (
     Kind,
     Reset,
     Selector,
-    format_seconds,
     load_rules_file,
     parse_rules_text,
     parse_spec,
     rule_from_item,
     seeded_random,
 )
-from proxy_addons.graph import Reply
+from proxy_addons.graph import Reply, format_seconds
 from proxy_addons.routes import Operation
 
 REQUEST_HEADERS = {"client-request-id": "c1d2"}

@@ -13,7 +13,8 @@ from mitmproxy.test import taddons
 
 from proxy_addons import cassette, control, examples, fault_injection, flows
 from proxy_addons.fault_injection import FaultInjector
-from proxy_addons.graph import json_reply, to_response
+from proxy_addons.flows import to_response
+from proxy_addons.graph import json_reply
 from proxy_addons.replay import Replay
 
 ME = examples.ME_URL

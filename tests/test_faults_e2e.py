@@ -16,7 +16,8 @@ from msgraph_core import GraphClientFactory
 from vcr.request import Request
 
 from proxy_addons import cassette, control, examples
-from proxy_addons.faults import ERROR_DEFAULTS, format_seconds
+from proxy_addons.faults import ERROR_DEFAULTS
+from proxy_addons.graph import format_seconds
 
 pytestmark = pytest.mark.e2e
 

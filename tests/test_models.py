@@ -35,17 +35,6 @@ def test_documented_response_parses_with_camel_case_names_and_string_true_as_boo
     assert appointment.external_appointment_id == "AAMkADKnAAA="
 
 
-def test_to_wire_writes_graph_names_and_omits_unset_properties():
-    wire = VirtualAppointment.model_validate(DOCUMENTED_REQUEST).to_wire()
-    assert wire["@odata.type"] == "#microsoft.graph.virtualAppointment"
-    assert wire["appointmentClients"][0]["emailAddress"] == "gradya@contoso.com"
-    assert wire["settings"] == {
-        "@odata.type": "microsoft.graph.virtualAppointmentSettings",
-        "allowClientToJoinUsingBrowser": True,
-    }
-    assert "id" not in wire and "appointmentClientJoinWebUrl" not in wire
-
-
 @pytest.mark.parametrize("body", [DOCUMENTED_REQUEST, DOCUMENTED_RESPONSE])
 def test_documented_bodies_have_only_the_string_true_note(body):
     problems = strict_problems(VirtualAppointment, body)

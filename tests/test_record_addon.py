@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import gzip
 import json
 import logging
+import os
 import re
 import zlib
 from pathlib import Path
@@ -18,7 +20,7 @@ from mitmproxy.test import taddons
 from vcr.cassette import Cassette
 from vcr.request import Request
 
-from proxy_addons import cassette, examples, flows
+from proxy_addons import cassette, cassette_writer, examples, flows
 from proxy_addons.interactions import framed, stored_response, stored_side
 from proxy_addons.record import Record
 from proxy_addons.redaction import Side
@@ -248,7 +250,7 @@ def test_a_note_is_logged_at_debug_level_and_counted_but_prints_nothing_by_defau
     at the CLI's default level would bury the real problems."""
     addon = record(graph_cassette=str(tmp_path / "n.yaml"))
     flow = graph_flow("PUT", ME, examples.REQUEST_BODY, JSON)
-    with caplog.at_level(logging.DEBUG, logger="proxy_addons.record"):
+    with caplog.at_level(logging.DEBUG, logger="proxy_addons"):
         exchange(addon, flow, 201, examples.RESPONSE_BODY.encode())
     notes = [r for r in caplog.records if "allowClientToJoinUsingBrowser" in r.getMessage()]
     assert notes and all(r.levelno == logging.DEBUG for r in notes)
@@ -260,7 +262,7 @@ def test_warn_logs_one_line_per_problem_and_keeps_them_for_the_summary(record, t
     addon = record(graph_cassette=str(tmp_path / "w.yaml"))
     body = json.dumps({"settings": {"allowClientToJoinUsingBrowser": 3}, "bogus": 1})
     flow = graph_flow("PUT", ME, body, JSON)
-    with caplog.at_level(logging.INFO, logger="proxy_addons.record"):
+    with caplog.at_level(logging.INFO, logger="proxy_addons"):
         exchange(addon, flow, 201, b'{"id": 5}')
     path = "/beta/me/onlineMeetings/MSpkYzE3Njc0Yy04MWQ5LTRhZGItYmZi/virtualAppointment"
     lines = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -334,3 +336,46 @@ def test_bad_options_are_refused_with_a_clear_message(record, tmp_path, options,
     options = {k: v.format(tmp=tmp_path) if isinstance(v, str) else v for k, v in options.items()}
     with pytest.raises(exceptions.OptionsError, match=re.escape(message.format(tmp=tmp_path))):
         record(**options)
+
+
+def test_a_failed_rewrite_in_mode_all_leaves_later_rewrites_replacing_the_right_answers(
+    record, tmp_path, monkeypatch
+):
+    """A rewrite that fails changes nothing: neither the file nor what the recorder believes
+    stands at its front, so the next rewrites drop exactly the old answers they replace."""
+    path = seeded(tmp_path, "a", "b", "c")
+    addon = record(graph_cassette=str(path), graph_record_mode="all")
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(cassette_writer, "replace_atomically", disk_full)
+        failed = get("b")
+        exchange(addon, failed, 200, b'{"new": "lost"}')
+    assert failed.response.json()["error"]["code"] == "RecordingFailed"
+    exchange(addon, get("c"), 200, b'{"new": "c"}')
+    exchange(addon, get("b"), 200, b'{"new": "b"}')
+    bodies = [json.loads(i.response["body"]["string"]) for i in recorded(path)]
+    assert bodies == [{"old": "a"}, {"new": "c"}, {"new": "b"}]
+
+
+def descriptors_naming(path: Path) -> list[str]:
+    """This process's open file descriptors that point at ``path``."""
+    fds = Path("/proc/self/fd")
+    named = []
+    for fd in fds.iterdir():
+        try:
+            if Path(os.readlink(fd)) == path:
+                named.append(fd.name)
+        except OSError:  # the descriptor listing the folder itself is gone by now
+            continue
+    return named
+
+
+def test_a_cassette_refused_after_healing_leaves_no_descriptor_open(record, tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("interactions: [\n")
+    with pytest.raises(exceptions.OptionsError, match=re.escape(str(path))):
+        record(graph_cassette=str(path), graph_record_mode="new_episodes")
+    assert descriptors_naming(path) == []

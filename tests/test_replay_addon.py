@@ -17,7 +17,8 @@ from proxy_addons import cassette, examples, flows
 from proxy_addons.answered_by import AnsweredBy
 from proxy_addons.matching import CassetteIndex
 from proxy_addons.models import ErrorResponse
-from proxy_addons.replay import MISS_CODE, MISS_STATUS, Replay, answer_miss
+from proxy_addons.playback import MISS_CODE, MISS_STATUS, answer_miss
+from proxy_addons.replay import Replay
 
 REPLAY, MISS = AnsweredBy.REPLAY, AnsweredBy.MISS
 

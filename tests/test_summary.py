@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import threading
@@ -19,6 +20,7 @@ from proxy_addons import cassette, examples, flows
 from proxy_addons import summary as summary_module
 from proxy_addons.answered_by import AnsweredBy
 from proxy_addons.models import Problem
+from proxy_addons.record import Record
 from proxy_addons.replay import Replay
 from proxy_addons.summary import SOURCES, Summary
 
@@ -88,6 +90,8 @@ def test_counts_per_route_answer_source_fault_kind_recorded_and_problems(summary
         "upstream": 1,
         "fault": 2,
         "check": 1,
+        "internal-error": 0,
+        "recording-failed": 0,
         "no-response": 0,
     }
     assert (result["replayed"], result["recorded"]) == (1, 1)
@@ -285,3 +289,32 @@ def test_the_addon_loads_as_a_mitmdump_script():
     with taddons.context(addon):
         addon.response(finished_flow("PUT", ME))
         assert addon.summary()["requests"] == 1
+
+
+def test_an_internal_error_and_a_recording_failure_are_counted_apart_from_check_and_upstream(
+    summary, tmp_path
+):
+    addon, _ = summary
+    crashed = graph_flow("GET", ME)
+    Crashing().request(crashed)
+    recorder = Record()
+    with taddons.context(recorder) as tctx:
+        tctx.configure(recorder, graph_cassette=str(tmp_path / "later" / "c.yaml"))
+        (tmp_path / "later").write_text("a file where the cassette's folder was to be made")
+        unrecorded = graph_flow("GET", ME)
+        recorder.request(unrecorded)
+        unrecorded.response = http.Response.make(200, b"{}", {"Content-Type": "application/json"})
+        asyncio.run(recorder.response(unrecorded))
+    assert (crashed.response.status_code, unrecorded.response.status_code) == (500, 500)
+    pass_through(addon, crashed, unrecorded)
+    answered_by = addon.summary()["answered_by"]
+    assert answered_by["internal-error"] == answered_by["recording-failed"] == 1
+    assert answered_by["check"] == answered_by["upstream"] == 0
+
+
+class Crashing:
+    """An addon with a bug: its request hook raises."""
+
+    @flows.guarded
+    def request(self, flow: http.HTTPFlow) -> None:
+        raise RuntimeError("boom")

@@ -1,0 +1,79 @@
+"""Answering requests from recorded interactions: the replay core, shared by every addon that
+plays a cassette.
+
+``Replay`` plays for every request it claims; ``Record`` plays in record modes
+``new_episodes`` and ``none``. Both go through :func:`play`, so a request is matched, answered,
+tagged and logged the same way wherever a cassette answers it, and a miss is the same
+``501 CassetteMiss`` naming the closest recorded request.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from mitmproxy import http
+
+from proxy_addons import cassette, flows
+from proxy_addons.answered_by import AnsweredBy
+from proxy_addons.cassette import Interaction
+from proxy_addons.graph import Reply, error_reply, refresh_headers
+from proxy_addons.matching import CassetteIndex
+
+logger = logging.getLogger(__name__)
+
+MISS_STATUS = 501
+MISS_CODE = "CassetteMiss"
+
+
+def replayed_reply(interaction: Interaction, request_headers: Mapping[str, str]) -> Reply:
+    """A recorded response with fresh request-id, echoed client-request-id and a new Date."""
+    recorded = cassette.recorded_reply(interaction)
+    return Reply(
+        recorded.status,
+        tuple(refresh_headers(recorded.headers, request_headers)),
+        recorded.body,
+        recorded.reason,
+    )
+
+
+def miss_reply(
+    index: CassetteIndex,
+    method: str,
+    uri: str,
+    body: bytes | None,
+    request_headers: Mapping[str, str],
+) -> Reply:
+    """Graph's error envelope for a request ``index`` has no recording of, saying why."""
+    miss = index.explain_miss(method, uri, body)
+    return error_reply(
+        MISS_STATUS,
+        MISS_CODE,
+        f"No recorded interaction matches {method} {uri}: {miss.explain()}.",
+        request_headers,
+    )
+
+
+def answer_miss(flow: http.HTTPFlow, index: CassetteIndex) -> None:
+    """Answer a request ``index`` has no recording for with 501 CassetteMiss, and log it."""
+    request = flow.request
+    reply = miss_reply(
+        index, request.method, request.pretty_url, flows.request_body(request), request.headers
+    )
+    flows.answer(flow, reply, by=AnsweredBy.MISS)
+    logger.warning("cassette miss: %s %s", request.method, request.pretty_url)
+
+
+def play(flow: http.HTTPFlow, index: CassetteIndex, *, answer_misses: bool) -> bool:
+    """Answer ``flow`` with its next recording from ``index`` or, with ``answer_misses``,
+    with a miss; False when it was left unanswered (to be forwarded)."""
+    request = flow.request
+    hit = index.lookup(request.method, request.pretty_url, flows.request_body(request))
+    if hit is not None:
+        flows.answer(flow, replayed_reply(hit, request.headers), by=AnsweredBy.REPLAY)
+        flow.metadata[flows.REPLAYED] = (str(hit.source), hit.position)
+        return True
+    if answer_misses:
+        answer_miss(flow, index)
+        return True
+    return False

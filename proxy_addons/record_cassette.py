@@ -1,0 +1,117 @@
+"""The cassette a record mode works on: refused with one line, or opened with what it holds.
+
+Every refusal is decided here, at start, so that a cassette the recorder can't use is exit
+status 2 and a message before the proxy listens, never a 500 on the first request. Opening
+heals a torn last block (an append cut short by a kill) before reading the file, and hands
+back the writer together with the interactions it already holds; nothing here knows mitmproxy.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+from proxy_addons import cassette
+from proxy_addons.cassette import Interaction
+from proxy_addons.cassette_writer import CassetteWriter
+from proxy_addons.record_mode import RecordMode
+from proxy_addons.redaction import Placeholders
+
+logger = logging.getLogger(__name__)
+
+
+class CassetteRefused(Exception):
+    """A cassette the record mode can't use; ``str()`` is the one line a user sees."""
+
+
+class OpenCassette(NamedTuple):
+    """A cassette ready for its record mode: where new interactions go (no writer in mode
+    ``none``), what it held at start, and the placeholder numbers to continue from."""
+
+    path: Path
+    writer: CassetteWriter | None
+    interactions: list[Interaction]
+    placeholders: Placeholders
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def unwritable_reason(path: Path) -> str | None:
+    """Why a cassette can't be created or rewritten at ``path``, or None if it can.
+
+    The writer creates missing folders and puts temporary files beside the cassette, so
+    what counts is the nearest ancestor that exists: it must be a folder we may write into.
+    """
+    if path.exists() and not os.access(path, os.W_OK):
+        return f"no permission to write {path}"
+    for ancestor in (path.parent, *path.parent.parents):
+        if not ancestor.exists():
+            continue
+        if not ancestor.is_dir():
+            return f"{ancestor} is not a folder"
+        if not os.access(ancestor, os.W_OK | os.X_OK):
+            return f"no permission to write into {ancestor}"
+        return None
+    return None
+
+
+def refusal(path: Path, mode: RecordMode) -> str | None:
+    """The one line that refuses ``path`` for ``mode``, or None when the mode can use it."""
+    if mode.records and path.is_dir():
+        return f"{path}: is a folder; record mode {mode!r} needs a cassette file to record into"
+    if mode.needs_new_cassette and path.exists():
+        return (
+            f"{path}: cassette exists; record mode 'once' records only into a new "
+            "cassette (use --record-mode new_episodes to add to it, or all to re-record)"
+        )
+    if not mode.records and not path.exists():
+        return f"{path}: no such cassette file or folder"
+    unwritable = unwritable_reason(path) if mode.records else None
+    return f"{path}: cannot record here: {unwritable}" if unwritable else None
+
+
+def open_cassette(path: Path, mode: RecordMode, *, fsync: bool) -> OpenCassette | None:
+    """The cassette at ``path`` opened for ``mode``; raises :class:`CassetteRefused`.
+
+    None for the bundled cassettes in a mode that records: that is the option's default
+    (shared with replay), which names nothing to record into yet. A refusal after the writer
+    was made closes it: a refused cassette leaves no descriptor behind.
+    """
+    if mode.records and path.resolve() == cassette.bundled_cassettes().resolve():
+        return None
+    reason = refusal(path, mode)
+    if reason is not None:
+        raise CassetteRefused(reason)
+    writer = CassetteWriter(path, fsync=fsync) if mode.records else None
+    try:
+        interactions = _held(path, writer)
+        if writer is not None and path.is_file():
+            placeholders = Placeholders.continuing(path.read_text(encoding="utf-8"))
+        else:
+            placeholders = Placeholders()
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        raise
+    return OpenCassette(path, writer, interactions, placeholders)
+
+
+def _held(path: Path, writer: CassetteWriter | None) -> list[Interaction]:
+    """The interactions already in the cassette, after healing a torn tail if we write."""
+    if not path.exists():
+        return []
+    if writer is not None:
+        try:
+            healed = writer.heal()
+        except OSError as exc:
+            raise CassetteRefused(f"{writer.path}: {exc.strerror or exc}") from None
+        if healed:
+            logger.warning("%s", healed)
+    try:
+        return cassette.load(path)
+    except cassette.CassetteError as exc:
+        raise CassetteRefused(str(exc)) from None

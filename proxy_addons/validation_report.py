@@ -1,0 +1,79 @@
+"""Validation applied to a flow: each problem reported once, in the log and in the flow.
+
+``validation.py`` says which problems a body has; this says what the proxy does about them:
+every problem is kept in the flow for the exit summary and logged as one line naming the
+request, errors at warning level and notes (the documented ``"true"`` string, which every
+documented create sends) at debug level, and in mode ``enforce`` a request with errors is
+answered with Graph's 400 and goes nowhere.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from enum import StrEnum
+from urllib.parse import urlsplit
+
+from mitmproxy import http
+
+from proxy_addons import flows
+from proxy_addons.answered_by import AnsweredBy
+from proxy_addons.graph import BAD_REQUEST, error_reply
+from proxy_addons.models import Problem, errors_only
+from proxy_addons.routes import Route
+from proxy_addons.validation import invalid_body_message, request_problems, response_problems
+
+logger = logging.getLogger(__name__)
+
+
+class ValidateMode(StrEnum):
+    WARN = "warn"  # log and count each problem
+    ENFORCE = "enforce"  # also answer a request with errors with Graph's 400
+    OFF = "off"  # check nothing
+
+
+def report(
+    flow: http.HTTPFlow, side: str, problems: Sequence[Problem], method: str, uri: str
+) -> None:
+    """Keep ``problems`` in the flow for the summary and log one line each."""
+    if not problems:
+        return
+    flow.metadata.setdefault(flows.PROBLEMS, []).extend(problems)
+    path = urlsplit(uri).path
+    for problem in problems:
+        level = logging.WARNING if problem.severity == "error" else logging.DEBUG
+        logger.log(level, "%s %s: %s (%s)", method, path, problem, side)
+
+
+def check_request(flow: http.HTTPFlow, route: Route, mode: ValidateMode) -> bool:
+    """Validate the request as the client sent it; False when ``enforce`` refused it."""
+    if mode is ValidateMode.OFF:
+        return True
+    request = flow.request
+    problems = request_problems(route.operation, flows.request_body(request))
+    report(flow, "request", problems, request.method, request.pretty_url)
+    errors = errors_only(problems)
+    if not errors or mode is not ValidateMode.ENFORCE:
+        return True
+    reply = error_reply(400, BAD_REQUEST, invalid_body_message(errors), request.headers)
+    flows.answer(flow, reply, by=AnsweredBy.CHECK)
+    return False
+
+
+def check_response(
+    flow: http.HTTPFlow,
+    route: Route,
+    mode: ValidateMode,
+    status: int,
+    body: bytes,
+    *,
+    method: str,
+    uri: str,
+) -> None:
+    """Validate a response (as stored: decoded); it is reported, never refused after the fact.
+
+    ``method`` and ``uri`` are the request as the client sent it, before ``--upstream``.
+    """
+    if mode is not ValidateMode.OFF:
+        problems = response_problems(route.operation, status, body)
+        report(flow, f"response {status}", problems, method, uri)
