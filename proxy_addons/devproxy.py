@@ -34,7 +34,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from mitmproxy import http
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+)
 
 from proxy_addons import cassette, routes
 from proxy_addons.conversions import (
@@ -101,7 +108,7 @@ class MockHeader(_Part):
 
 class MockResponse(_Part):
     body: Annotated[Any, PlainValidator(_body)] = None
-    status_code: Annotated[int, PlainValidator(_status)] = Field(default=200, alias="statusCode")
+    status_code: Annotated[int, AfterValidator(_status)] = Field(default=200, alias="statusCode")
     headers: list[MockHeader] = []
 
     def wire(self) -> dict[str, Any]:
@@ -157,85 +164,74 @@ class _Group:
     fragment: str | None
 
 
-def answer_order(path: Path, mocks: Sequence[Mock], report: ImportReport) -> list[int]:
+@dataclass(frozen=True)
+class Order:
+    """Which mocks a cassette holds, in which order, and the mocks left out, with why."""
+
+    answers: list[int]
+    left_out: list[tuple[int, str]]
+    not_ours: int  # wildcard mocks for URLs that are not our routes
+
+
+def answer_order(mocks: Sequence[Mock]) -> Order:
     """Indexes of the mocks that answer, in the order a cassette must hold them.
 
     For each method and URL (and body fragment), the answers Dev Proxy gives to that request
-    repeated: request n gets the mock with ``nth`` n, else the first mock without ``nth``;
-    once past the highest ``nth``, the mock without ``nth`` answers for ever, so it comes
-    last and the cassette's "then the last one again" repeats it. Dev Proxy counts per URL
-    across methods: a count a mock with ``nth`` of another method holds is that method's
-    request, and the counts no ``nth`` names belong to the methods that have no ``nth``
-    mocks on that URL, when there are any. Mocks that can never answer, and wildcard URLs,
-    are reported and left out.
+    repeated: the nth time, the first mock in file order without ``nth`` or with ``nth`` n;
+    once past the highest ``nth``, the same mock for ever, so it comes last and the
+    cassette's "then the last one again" repeats it. Dev Proxy counts per URL across
+    methods: a count that a mock of another method names with ``nth`` is that method's
+    request; a count no mock names is taken to be this one's. Mocks that can never answer,
+    and wildcard URLs on our routes, are left out; other wildcard URLs are not ours.
     """
     groups: dict[_Group, list[int]] = defaultdict(list)
+    left_out: list[tuple[int, str]] = []
+    not_ours = 0
     for i, mock in enumerate(mocks):
         request = mock.request
-        if WILDCARD in request.url:
-            if routes.parse(request.method, request.url.replace(WILDCARD, "x")) is None:
-                report.read += 1
-                report.not_ours += 1
-            else:
-                _skip(path, report, i, mock, "the URL has a wildcard; a cassette needs one URL")
-            continue
-        groups[_Group(request.method, request.url, request.body_fragment)].append(i)
-    nths_of_url: dict[str, set[int]] = defaultdict(set)
-    plain_only_groups: dict[str, set[_Group]] = defaultdict(set)
+        if WILDCARD not in request.url:
+            groups[_Group(request.method, request.url, request.body_fragment)].append(i)
+        elif routes.parse(request.method, request.url.replace(WILDCARD, "x")) is not None:
+            left_out.append((i, "the URL has a wildcard; a cassette needs one URL"))
+        else:
+            not_ours += 1
+    nths_of: dict[_Group, set[int]] = {
+        group: {n for i in members if (n := mocks[i].request.nth) is not None}
+        for group, members in groups.items()
+    }
+    answers: list[int] = []
     for group, members in groups.items():
-        nths = {mocks[i].request.nth for i in members} - {None}
-        nths_of_url[group.url] |= nths  # type: ignore[arg-type]
-        if not nths:
-            plain_only_groups[group.url].add(group)
-    order: list[int] = []
-    for group, members in groups.items():
-        others_take_gaps = bool(plain_only_groups[group.url] - {group})
-        sequence = _sequence(mocks, members, nths_of_url[group.url], others_take_gaps, report)
-        order += sequence
-        for i in members:
-            if i not in sequence:
-                _skip(path, report, i, mocks[i], "never answers: other mocks answer first")
-    return order
+        others = [g for g in groups if g.url == group.url and g != group]
+        counted_by_others = set().union(*(nths_of[g] for g in others)) - nths_of[group]
+        sequence = _sequence(mocks, members, nths_of[group], counted_by_others)
+        left_out += [(i, NEVER_ANSWERS) for i in members if i not in sequence]
+        # The cassette repeats its last answer anyway: one is enough.
+        while len(sequence) > 1 and mocks[sequence[-1]].response == mocks[sequence[-2]].response:
+            sequence.pop()
+        answers += sequence
+    return Order(answers, sorted(left_out), not_ours)
+
+
+NEVER_ANSWERS = "never answers: other mocks answer its requests first"
 
 
 def _sequence(
-    mocks: Sequence[Mock],
-    members: list[int],
-    nths_of_url: set[int],
-    others_take_gaps: bool,
-    report: ImportReport,
+    mocks: Sequence[Mock], members: list[int], own: set[int], counted_by_others: set[int]
 ) -> list[int]:
     """One group's answers in order (see :func:`answer_order`)."""
-    by_nth: dict[int, int] = {}
-    plain: int | None = None
-    for i in members:
-        nth = mocks[i].request.nth
-        if nth is None:
-            plain = i if plain is None else plain
-        else:
-            by_nth.setdefault(nth, i)
+
+    def answer_at(count: int) -> int | None:
+        return next((i for i in members if mocks[i].request.nth in (None, count)), None)
+
     sequence: list[int] = []
-    for count in range(1, max(by_nth, default=0) + 1):
-        if count in by_nth:
-            sequence.append(by_nth[count])
-        elif count in nths_of_url or others_take_gaps:
+    for count in range(1, max(own, default=0) + 2):
+        if count in counted_by_others:
             continue  # another method's request on the same URL
-        elif plain is not None:
-            sequence.append(plain)
-        else:
-            break  # Dev Proxy answers nothing here, and its count stops: later nth never fire
-    if plain is not None and (
-        not sequence or mocks[sequence[-1]].response != mocks[plain].response
-    ):
-        sequence.append(plain)
+        chosen = answer_at(count)
+        if chosen is None:
+            break  # Dev Proxy answers nothing, and its count stops: later nth never fire
+        sequence.append(chosen)
     return sequence
-
-
-def _skip(path: Path, report: ImportReport, i: int, mock: Mock, reason: str) -> None:
-    report.read += 1
-    report.skipped += 1
-    request = mock.request
-    logger.warning("%s: mock %d: %s %s: skipped: %s", path, i, request.method, request.url, reason)
 
 
 def mock_flow(path: Path, i: int, mock: Mock) -> http.HTTPFlow:
@@ -271,15 +267,23 @@ def _body_bytes(path: Path, i: int, body: Any) -> bytes:
             raise ConversionError(
                 path, f"mock {i}: response.body: {file}: {exc.strerror or exc}"
             ) from None
-    if any(s.startswith(REQUEST_PLACEHOLDER) for s in _strings(body)):
-        logger.warning(
-            "%s: mock %d: response.body: %s... placeholders are stored as written; a "
-            "cassette answers the same whatever the request body says",
-            path,
-            i,
-            REQUEST_PLACEHOLDER,
-        )
     return compact_json(body)
+
+
+def what_is_lost(mock: Mock) -> list[str]:
+    """What Dev Proxy would do with this mock that a cassette cannot."""
+    lost = []
+    if mock.request.body_fragment is not None and mock.request.method != "GET":
+        lost.append(
+            f"bodyFragment {mock.request.body_fragment!r} is not kept: a cassette made from "
+            "mocks has no request bodies (replay it with --ignore-body)"
+        )
+    if any(s.startswith(REQUEST_PLACEHOLDER) for s in _strings(mock.response.body)):
+        lost.append(
+            f"response.body: {REQUEST_PLACEHOLDER}... placeholders are stored as written; a "
+            "cassette answers the same whatever the request body says"
+        )
+    return lost
 
 
 def _strings(value: Any) -> Iterator[str]:
@@ -294,23 +298,28 @@ def _strings(value: Any) -> Iterator[str]:
 
 
 def import_devproxy(path: Path, settings: ImportSettings) -> ImportReport:
-    """``import devproxy MOCKS -o CASSETTE``."""
+    """``import devproxy MOCKS -o CASSETTE``.
+
+    Everything that can make the file unusable (its shape, a missing ``@file``) is found
+    before anything is reported, so a bad file is one line.
+    """
     check_output(settings.output, settings.force, [path])
     text = read_text(path)
     mocks = load_mocks(path, read_json(path, text))
-    for i, mock in enumerate(mocks):
-        if mock.request.body_fragment is not None and mock.request.method != "GET":
-            logger.warning(
-                "%s: mock %d: bodyFragment %r is not kept: a cassette made from mocks has no "
-                "request bodies (replay it with --ignore-body)",
-                path,
-                i,
-                mock.request.body_fragment,
-            )
-    report = ImportReport()
-    order = answer_order(path, mocks, report)
+    order = answer_order(mocks)
+    flows = {i: mock_flow(path, i, mocks[i]) for i in order.answers}
+    skipped = len(order.left_out)
+    report = ImportReport(read=order.not_ours + skipped, not_ours=order.not_ours, skipped=skipped)
+    for i, reason in order.left_out:
+        request = mocks[i].request
+        logger.warning(
+            "%s: mock %d: %s %s: skipped: %s", path, i, request.method, request.url, reason
+        )
+    for i in dict.fromkeys(order.answers):
+        for lost in what_is_lost(mocks[i]):
+            logger.warning("%s: mock %d: %s", path, i, lost)
     sources = (
-        Source(f"mock {i}", mock_flow(path, i, mocks[i]), request_body_known=False) for i in order
+        Source(f"mock {i}", flows[i].copy(), request_body_known=False) for i in order.answers
     )
     return import_flows(path, sources, settings, Placeholders.continuing(text), report)
 
@@ -325,32 +334,29 @@ def export_mocks(
     (relative name under ``bodies`` -> bytes) for bodies Dev Proxy can only send from a file.
 
     Requests that share method and URL are answered in recorded order, then the last answer
-    again, as replay with ``--ignore-body`` answers them: a request answered once gets a
-    plain mock; a repeated one gets a mock per answer with ``nth`` set to its place among
-    all the cassette's requests to that URL (Dev Proxy's count, which replaying the recorded
-    sequence reproduces), first in the file, and a plain mock of the last answer after them.
+    again, as replay with ``--ignore-body`` answers them. A URL whose requests all differ
+    gets a plain mock per request. On a URL with a repeated request, every interaction gets
+    a mock with ``nth`` set to its place among the cassette's requests to that URL (Dev
+    Proxy's count, which replaying the recorded sequence reproduces), first in the file;
+    each request then gets a plain mock of its last answer, for when the count has passed.
     """
     by_request: dict[tuple[str, str], list[int]] = defaultdict(list)
-    place_in_url: list[int] = []
+    place_in_url: dict[int, int] = {}
     seen_in_url: dict[str, int] = defaultdict(int)
     for n, interaction in enumerate(interactions):
         request = interaction.request
         if request.method not in METHODS:
             logger.warning("%s: not a method Dev Proxy mocks: left out", interaction.label)
-            place_in_url.append(0)
             continue
         seen_in_url[request.uri] += 1
-        place_in_url.append(seen_in_url[request.uri])
+        place_in_url[n] = seen_in_url[request.uri]
         by_request[(request.method, request.uri)].append(n)
-    counted: list[tuple[int, int | None]] = []  # (interaction, nth)
-    plain: list[tuple[int, int | None]] = []
-    for members in by_request.values():
-        if len(members) > 1:
-            counted += [(n, place_in_url[n]) for n in members]
-        plain.append((members[-1], None))
+    counted_urls = {uri for (_, uri), members in by_request.items() if len(members) > 1}
+    counted = [n for n in place_in_url if interactions[n].request.uri in counted_urls]
+    plain = [members[-1] for members in by_request.values()]
     mocks: list[dict[str, Any]] = []
     files: dict[str, bytes] = {}
-    for n, nth in sorted(counted) + plain:
+    for n, nth in [(n, place_in_url[n]) for n in counted] + [(n, None) for n in plain]:
         request = interactions[n].request
         spec: dict[str, Any] = {"url": request.uri, "method": request.method}
         if nth is not None:
