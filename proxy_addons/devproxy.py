@@ -31,7 +31,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from mitmproxy import http
 from pydantic import (
@@ -68,7 +68,7 @@ SCHEMA_URL = (
     "mockresponseplugin.mocksfile.schema.json"
 )
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "CONNECT", "TRACE"]
-METHODS: frozenset[str] = frozenset(Method.__args__)  # type: ignore[attr-defined]
+METHODS: frozenset[str] = frozenset(get_args(Method))
 WILDCARD = "*"
 REQUEST_PLACEHOLDER = "@request.body."  # Dev Proxy fills these from the request body
 
