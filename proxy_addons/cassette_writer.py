@@ -43,7 +43,7 @@ import yaml
 from vcr.serializers import yamlserializer
 
 from proxy_addons import cassette
-from proxy_addons.files import replace_atomically, sync_folder, temp_file_beside, write_all
+from proxy_addons.files import create_new, replace_atomically, write_all
 
 BLOCK_START = "- request:"
 _BLOCK_SPLIT = re.compile(r"(?m)^(?=- request:)")
@@ -192,16 +192,7 @@ class CassetteWriter:
     def _create(self, data: bytes) -> bool:
         """Bring the file into existence holding ``data``; False if it appeared meanwhile."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = temp_file_beside(self.path, data, fsync=self.fsync)
-        try:
-            os.link(tmp, self.path)
-        except FileExistsError:
-            return False
-        finally:
-            os.unlink(tmp)
-        if self.fsync:
-            sync_folder(self.path.parent)
-        return True
+        return create_new(self.path, data, fsync=self.fsync)
 
     def _rewrite(self, fd: int, keep: Keep, data: bytes, committed: Committed | None) -> None:
         """Replace the file (locked through ``fd``) by our layout: kept blocks, then ``data``."""

@@ -299,23 +299,28 @@ def add_record_parser(sub: Any) -> None:
         help="warn: log each problem; enforce: also refuse invalid requests with Graph's 400 "
         "(default: %(default)s)",
     )
-    record.add_argument(
-        "--redact-header",
-        action="append",
-        metavar="NAME",
-        help="also redact this header (repeatable; Authorization, Cookie, Set-Cookie always)",
-    )
-    record.add_argument(
-        "--redact-field",
-        action="append",
-        metavar="NAME",
-        help="also redact this JSON field at any depth, e.g. emailAddress (repeatable)",
-    )
+    add_redaction_arguments(record)
     record.add_argument(
         "--no-fsync",
         action="store_true",
         help="write each interaction without fsync (still safe from a killed proxy, not from "
         "a power cut)",
+    )
+
+
+def add_redaction_arguments(parser: argparse.ArgumentParser) -> None:
+    """What is redacted besides the credentials: the recorder's options, also on imports."""
+    parser.add_argument(
+        "--redact-header",
+        action="append",
+        metavar="NAME",
+        help="also redact this header (repeatable; Authorization, Cookie, Set-Cookie always)",
+    )
+    parser.add_argument(
+        "--redact-field",
+        action="append",
+        metavar="NAME",
+        help="also redact this JSON field at any depth, e.g. emailAddress (repeatable)",
     )
 
 
@@ -361,13 +366,170 @@ def build_parser() -> Parser:
     validate.add_argument("paths", nargs="+", metavar="PATH")
 
     sub.add_parser("demo", help="replay the documented create call end to end")
+    add_show_parser(sub)
+    add_schema_parser(sub)
+    add_import_parsers(sub)
+    add_export_parsers(sub)
     return parser
+
+
+# --- around the cassettes: show, schema, import, export -------------------------------------
+
+
+def _with_example(sub: Any, name: str, help: str, example: str) -> argparse.ArgumentParser:
+    """A subcommand whose ``--help`` ends with an example, as written."""
+    return sub.add_parser(
+        name,
+        help=help,
+        description=help[0].upper() + help[1:] + ".",
+        epilog=f"example:\n  {example}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def add_show_parser(sub: Any) -> None:
+    show = _with_example(
+        sub,
+        "show",
+        "list the interactions of cassettes: route, status, ETag, sizes, what was redacted",
+        "graph-vcr-proxy show tests/cassettes/ --json",
+    )
+    show.add_argument("paths", nargs="+", metavar="PATH", help="cassette file or folder")
+    show.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    show.set_defaults(run=run_show)
+
+
+def run_show(args: argparse.Namespace) -> int:
+    from proxy_addons.show_command import run_show
+
+    return _user_errors(run_show, args.paths, args.json)
+
+
+def add_schema_parser(sub: Any) -> None:
+    schema = _with_example(
+        sub,
+        "schema",
+        "print the JSON Schema of the models (all, or one by name)",
+        "graph-vcr-proxy schema VirtualAppointment > virtualAppointment.schema.json",
+    )
+    schema.add_argument("model", nargs="?", metavar="MODEL", help="e.g. VirtualAppointment")
+    schema.set_defaults(run=run_schema)
+
+
+def run_schema(args: argparse.Namespace) -> int:
+    from proxy_addons.schema_command import run_schema
+
+    return _user_errors(run_schema, args.model)
+
+
+IMPORT_EXAMPLES = {
+    "devproxy": (
+        "a Dev Proxy mocks file (MockResponsePlugin); replay the result with --ignore-body",
+        "graph-vcr-proxy import devproxy mocks.json -o tests/cassettes/from-mocks.yaml",
+    ),
+    "har": (
+        "a HAR file, as browsers' dev tools and mitmproxy save it",
+        "graph-vcr-proxy import har session.har -o tests/cassettes/session.yaml "
+        "--redact-field emailAddress",
+    ),
+    "flows": (
+        "a mitmproxy flow file (mitmdump -w FILE)",
+        "graph-vcr-proxy import flows session.mitm -o tests/cassettes/session.yaml",
+    ),
+}
+EXPORT_EXAMPLES = {
+    "devproxy": (
+        "a Dev Proxy mocks file (MockResponsePlugin) answering as the cassette does",
+        "graph-vcr-proxy export devproxy tests/cassettes/session.yaml -o mocks.json",
+    ),
+    "har": (
+        "a HAR 1.2 file, written by mitmproxy's HAR exporter",
+        "graph-vcr-proxy export har tests/cassettes/session.yaml -o session.har",
+    ),
+}
+
+
+def add_import_parsers(sub: Any) -> None:
+    parser = sub.add_parser("import", help="make a cassette from a HAR, flow or Dev Proxy file")
+    formats = parser.add_subparsers(dest="format", required=True, parser_class=Parser)
+    for name, (what, example) in IMPORT_EXAMPLES.items():
+        each = _with_example(formats, name, f"import {what}", example)
+        each.add_argument("source", metavar="FILE", help="the file to import")
+        each.add_argument("-o", "--output", required=True, metavar="CASSETTE")
+        each.add_argument("--force", action="store_true", help="replace an existing CASSETTE")
+        each.add_argument(
+            "--validate",
+            choices=VALIDATE_MODES,
+            default="warn",
+            help="warn: log each problem, as record does; enforce: also leave out invalid "
+            "requests (default: %(default)s)",
+        )
+        add_redaction_arguments(each)
+        each.add_argument("--verbose", action="store_true", help="also show validation notes")
+        each.set_defaults(run=run_import)
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from proxy_addons.conversions import ImportSettings
+    from proxy_addons.devproxy import import_devproxy
+    from proxy_addons.flow_file import import_flow_file
+    from proxy_addons.har import import_har
+    from proxy_addons.redaction import RedactionRules
+
+    importer = {"devproxy": import_devproxy, "har": import_har, "flows": import_flow_file}
+    settings = ImportSettings(
+        output=Path(args.output),
+        force=args.force,
+        rules=RedactionRules.of(args.redact_header or [], args.redact_field or []),
+        validate=args.validate,
+    )
+    source = Path(args.source)
+    report = _user_errors(importer[args.format], source, settings)
+    print(report.summary(source, settings.output))
+    return 0
+
+
+def add_export_parsers(sub: Any) -> None:
+    parser = sub.add_parser("export", help="write a cassette as a HAR or Dev Proxy file")
+    formats = parser.add_subparsers(dest="format", required=True, parser_class=Parser)
+    for name, (what, example) in EXPORT_EXAMPLES.items():
+        each = _with_example(formats, name, f"export {what}", example)
+        each.add_argument("cassette", metavar="CASSETTE", help="cassette file or folder")
+        each.add_argument("-o", "--output", required=True, metavar="FILE")
+        each.add_argument("--force", action="store_true", help="replace an existing FILE")
+        each.set_defaults(run=run_export)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from proxy_addons.devproxy import export_devproxy
+    from proxy_addons.har import export_har
+
+    exporter = {"devproxy": export_devproxy, "har": export_har}
+    output = Path(args.output)
+    written = _user_errors(exporter[args.format], Path(args.cassette), output, args.force)
+    print(f"{output}: {written} {'mocks' if args.format == 'devproxy' else 'entries'} written")
+    return 0
+
+
+def _user_errors(run: Callable[..., Any], *args: Any) -> Any:
+    """``run(*args)``, with a cassette or file the user got wrong made a UsageError."""
+    from proxy_addons.cassette import CassetteError
+    from proxy_addons.conversions import ConversionError
+    from proxy_addons.schema_command import UnknownModel
+
+    try:
+        return run(*args)
+    except (CassetteError, ConversionError, UnknownModel) as exc:
+        raise UsageError(str(exc)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         configure_logging(getattr(args, "verbose", False))
+        run = getattr(args, "run", None)
+        if run is not None:
+            return run(args)
         if args.command == "validate":
             from proxy_addons.validate_command import run_validate
 

@@ -3,7 +3,9 @@
 The emulator's state file, a rewritten cassette and the summary JSON are all replaced the
 same way: the new bytes go to a temporary file in the same folder (so the rename cannot cross
 file systems), are fsynced, and the temporary file is renamed over the target; then the
-folder is fsynced so the rename itself survives a power cut.
+folder is fsynced so the rename itself survives a power cut. A file that must not replace
+anything (a new cassette, an import's output) is linked into place instead of renamed:
+``link`` refuses to clobber a file that appeared meanwhile.
 """
 
 from __future__ import annotations
@@ -65,3 +67,21 @@ def replace_atomically(
         replaced()
     if fsync:
         sync_folder(path.parent)
+
+
+def create_new(path: Path, data: bytes, *, fsync: bool = True) -> bool:
+    """Bring ``path`` into existence holding ``data``, whole; False if it already exists.
+
+    Readers never see it half written, and a file someone else created meanwhile is never
+    overwritten: ``os.link`` of a complete temporary file refuses an existing name.
+    """
+    tmp = temp_file_beside(path, data, fsync=fsync)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        return False
+    finally:
+        os.unlink(tmp)
+    if fsync:
+        sync_folder(path.parent)
+    return True

@@ -68,6 +68,12 @@ class RedactionRules:
         )
 
 
+def redacted_names(text: str) -> list[str]:
+    """The names of the placeholders in ``text`` (``authorization``, ``emailAddress``...),
+    each once, in order of first appearance: what was redacted, without what it was."""
+    return list(dict.fromkeys(name for name, _ in _PLACEHOLDER.findall(text)))
+
+
 @dataclass
 class Placeholders:
     """Value -> placeholder, numbered per name in order of first sight.
@@ -181,8 +187,8 @@ def redact_uri(
     return urlunsplit(parts._replace(query=urlencode(pairs))) if changed else uri
 
 
-def _compact(data: Any) -> bytes:
-    """How a body we changed is written: compact JSON, as Graph sends it, non-ASCII as is."""
+def compact_json(data: Any) -> bytes:
+    """How a body we write is serialised: compact JSON, as Graph sends it, non-ASCII as is."""
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
 
 
@@ -203,7 +209,7 @@ def redact_body(
 ) -> bytes:
     """A JSON or form body with named fields replaced; other bodies unchanged.
 
-    A body is re-serialised (JSON compact, see ``_compact``) only when something in it was
+    A body is re-serialised (JSON compact, see ``compact_json``) only when something in it was
     redacted, so everything else stays byte for byte what was sent.
     """
     if not body:
@@ -220,7 +226,7 @@ def redact_body(
     if data is _NOT_JSON:
         return body
     redacted = redact_json(data, rules, placeholders, secrets)
-    return body if redacted == data else _compact(redacted)
+    return body if redacted == data else compact_json(redacted)
 
 
 def sweep(text: str, secrets: Mapping[str, str]) -> str:
@@ -247,7 +253,7 @@ def sweep_body(body: bytes, secrets: Mapping[str, str]) -> bytes:
             body = body.replace(secret.encode(), placeholder.encode())
         return body
     swept = _sweep_json(data, pairs)
-    return body if swept == data else _compact(swept)
+    return body if swept == data else compact_json(swept)
 
 
 def _sweep_json(data: Any, pairs: list[tuple[str, str]]) -> Any:

@@ -39,10 +39,19 @@ def report(
     if not problems:
         return
     flow.metadata.setdefault(flows.PROBLEMS, []).extend(problems)
-    path = urlsplit(uri).path
     for problem in problems:
-        level = logging.WARNING if problem.severity == "error" else logging.DEBUG
-        logger.log(level, "%s %s: %s (%s)", method, path, problem, side)
+        logger.log(log_level(problem), "%s", problem_line(method, uri, side, problem))
+
+
+def problem_line(method: str, uri: str, side: str, problem: Problem) -> str:
+    """One finding as the recorder and the imports log it: the request, then the problem."""
+    return f"{method} {urlsplit(uri).path}: {problem} ({side})"
+
+
+def log_level(problem: Problem) -> int:
+    """Errors are warnings; notes (the documented ``"true"`` string, sent by every documented
+    create) show only with --verbose, or they would print on every request."""
+    return logging.WARNING if problem.severity == "error" else logging.DEBUG
 
 
 def check_request(flow: http.HTTPFlow, route: Route, mode: ValidateMode) -> bool:
