@@ -94,6 +94,7 @@ def appointment_request(route: Route, request: http.Request) -> AppointmentReque
         if_match=request.headers.get("if-match"),
         if_none_match=request.headers.get("if-none-match"),
         service_root=f"https://{route.host}/{route.version}",
+        join_web_url=route.join_web_url,
     )
 
 
