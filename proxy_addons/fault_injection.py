@@ -277,10 +277,15 @@ class FaultInjector:
                 return
             if rule.stale_only and not self.etags.is_stale(route, headers):
                 continue
+            refusal = self._token_refusal(rule, route, headers)
+            if rule.permission_check is not None and refusal is None:
+                continue
             state.matched += 1
             if not rule.select.in_window(state.matched) or not rule.select.draw(state.rng):
                 continue
             state.injected += 1
+            if refusal is not None:
+                logger.info("%s %s refused: %s", route.method, flow.request.pretty_url, refusal)
             _mark(flow, rule.kind)
             effect = rule.effect
             if isinstance(effect, Delay):
@@ -299,6 +304,13 @@ class FaultInjector:
                     state.blocked_until = now + effect.retry_after
                 flows.answer(flow, reply, by=AnsweredBy.FAULT)
             return
+
+    @staticmethod
+    def _token_refusal(rule: Rule, route: Route, headers: Mapping[str, str]) -> str | None:
+        """Why Graph would refuse the token, for a ``permissions`` rule; else None."""
+        if rule.permission_check is None:
+            return None
+        return rule.permission_check.refusal(headers.get("Authorization"), route.operation)
 
     @flows.guarded
     def response(self, flow: http.HTTPFlow) -> None:

@@ -6,6 +6,8 @@ tests/ on ``sys.path`` and this module imports as plain ``helpers``.
 
 from __future__ import annotations
 
+import base64
+import json
 import subprocess
 import sys
 import threading
@@ -20,6 +22,18 @@ from mitmproxy.test import tflow
 from proxy_addons.launcher import command
 
 PROXY_MODES = ("replay", "record", "simulate")
+WORK_TENANT = "a796be92-0000-4000-8000-000000000001"
+
+
+def _jwt_segment(value: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+
+def jwt(**claims: object) -> str:
+    """A JWT with these claims and a signature nobody checks: the proxy reads tokens without
+    verifying them, so tests need no keys."""
+    header = _jwt_segment({"typ": "JWT", "alg": "RS256"})
+    return f"{header}.{_jwt_segment(claims)}.c2lnbmF0dXJl"
 
 
 def graph_flow(
