@@ -36,6 +36,28 @@ def jwt(**claims: object) -> str:
     return f"{header}.{_jwt_segment(claims)}.c2lnbmF0dXJl"
 
 
+def kiota_url(
+    template: str,
+    *,
+    base: str = "https://graph.microsoft.com/beta",
+    user: str = "",
+    meeting: str = "",
+    join_web_url: str = "",
+) -> str:
+    """The URL Microsoft's generated SDKs send for a request builder's ``url_template``:
+    expanded by Kiota's own RequestInformation (std-uritemplate), as the SDKs expand it."""
+    from kiota_abstractions.method import Method
+    from kiota_abstractions.request_information import RequestInformation
+
+    parameters = {
+        "baseurl": base,
+        "user%2Did": user,
+        "onlineMeeting%2Did": meeting,
+        "joinWebUrl": join_web_url,
+    }
+    return RequestInformation(Method.GET, template, parameters).url
+
+
 def graph_flow(
     method: str, url: str, body: bytes | str | None = None, headers: dict[str, str] | None = None
 ) -> http.HTTPFlow:

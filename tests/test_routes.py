@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 import pytest
+from helpers import kiota_url
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -194,16 +195,8 @@ ODD_MEETING = "MSo+ab/cd=="
 
 
 def sdk_url(template: str, host: str, version: str, join_web_url: str = TEAMS_JOIN_URL) -> str:
-    from kiota_abstractions.method import Method
-    from kiota_abstractions.request_information import RequestInformation
-
-    parameters = {
-        "baseurl": f"https://{host}/{version}",
-        "user%2Did": UPN,
-        "onlineMeeting%2Did": ODD_MEETING,
-        "joinWebUrl": join_web_url,
-    }
-    return RequestInformation(Method.GET, template, parameters).url
+    base = f"https://{host}/{version}"
+    return kiota_url(template, base=base, user=UPN, meeting=ODD_MEETING, join_web_url=join_web_url)
 
 
 @pytest.mark.parametrize("template", SDK_TEMPLATES)
