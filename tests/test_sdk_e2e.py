@@ -11,22 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import ssl
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import pytest
-from helpers import WORK_TENANT, jwt, kiota_url
-from kiota_abstractions.authentication import (
-    AccessTokenProvider,
-    AllowedHostsValidator,
-    BaseBearerTokenAuthenticationProvider,
-)
-from msgraph import GraphServiceClient
+from helpers import WORK_TENANT, StaticToken, graph_sdk, jwt, kiota_url, proxied
+from kiota_abstractions.authentication import BaseBearerTokenAuthenticationProvider
 from msgraph.generated.models.attendee_notification_info import AttendeeNotificationInfo
 from msgraph.generated.models.remind_before_time_in_minutes_type import (
     RemindBeforeTimeInMinutesType,
@@ -40,8 +32,6 @@ from msgraph.generated.users.item.online_meetings.item.send_virtual_appointment_
 from msgraph.generated.users.item.online_meetings.item.send_virtual_appointment_sms.send_virtual_appointment_sms_post_request_body import (  # noqa: E501
     SendVirtualAppointmentSmsPostRequestBody,
 )
-from msgraph.graph_request_adapter import GraphRequestAdapter
-from msgraph.graph_request_adapter import options as msgraph_options
 from msgraph_core import APIVersion, GraphClientFactory
 
 from proxy_addons import examples
@@ -75,45 +65,6 @@ ME_BY_KEY = "{+baseurl}/me/onlineMeetings(joinWebUrl='{joinWebUrl}')/"
 APP_BY_ID = "{+baseurl}/app/onlineMeetings/{onlineMeeting%2Did}/"
 APP_BY_KEY = "{+baseurl}/app/onlineMeetings(joinWebUrl='{joinWebUrl}')/"
 COMMUNICATIONS_BY_KEY = "{+baseurl}/communications/onlineMeetings(joinWebUrl='{joinWebUrl}')/"
-
-
-class StaticToken(AccessTokenProvider):
-    """Kiota's bearer-token contract with one fixed token: no identity platform involved."""
-
-    def __init__(self, token: str) -> None:
-        self.token = token
-
-    async def get_authorization_token(
-        self, uri: str, additional_authentication_context: dict[str, Any] | None = None
-    ) -> str:
-        return self.token
-
-    def get_allowed_hosts_validator(self) -> AllowedHostsValidator:
-        return AllowedHostsValidator([])
-
-
-def proxied(proxy: RunningProxy) -> httpx.AsyncClient:
-    verify = ssl.create_default_context(cafile=str(proxy.ca))
-    return httpx.AsyncClient(proxy=proxy.url, verify=verify, timeout=30)
-
-
-@asynccontextmanager
-async def graph_sdk(
-    proxy: RunningProxy, base_url: str, token: str = DELEGATED
-) -> AsyncIterator[GraphServiceClient]:
-    """msgraph-sdk as an application builds it, its HTTP client going through the proxy: the
-    SDK's own middleware options (the /me URL replacement, telemetry) and request adapter."""
-    http_client = GraphClientFactory.create_with_default_middleware(
-        client=proxied(proxy), options=msgraph_options
-    )
-    adapter = GraphRequestAdapter(
-        BaseBearerTokenAuthenticationProvider(StaticToken(token)), client=http_client
-    )
-    adapter.base_url = base_url
-    try:
-        yield GraphServiceClient(request_adapter=adapter)
-    finally:
-        await http_client.aclose()
 
 
 def sms_body() -> SendVirtualAppointmentSmsPostRequestBody:
@@ -152,7 +103,7 @@ def test_msgraph_sdk_calls_each_live_action_on_every_cloud_and_owner_in_simulate
     async def session() -> list[tuple[str, str]]:
         answers = []
         for host in sorted(GRAPH_HOSTS):
-            async with graph_sdk(proxy, f"https://{host}/v1.0") as client:
+            async with graph_sdk(proxy, f"https://{host}/v1.0", DELEGATED) as client:
                 owners = (
                     client.me.online_meetings,
                     client.users.by_user_id(UPN).online_meetings,
@@ -212,7 +163,7 @@ def test_a_cassette_recorded_in_the_documented_spelling_answers_the_sdks_spellin
     replay = start_proxy("replay", "--cassette", str(cassette), "--summary-json", str(summary))
 
     async def session() -> str | None:
-        async with graph_sdk(replay, base) as sdk:
+        async with graph_sdk(replay, base, DELEGATED) as sdk:
             got = await (
                 sdk.users.by_user_id(UPN)
                 .online_meetings.by_online_meeting_id(MEETING)
