@@ -11,12 +11,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import assert_one_line_error, run_cli
+from helpers import assert_one_line_error, jwt, run_cli
 from msgraph_core import GraphClientFactory
 from vcr.request import Request
 
 from proxy_addons import cassette, control, examples
-from proxy_addons.faults import ERROR_DEFAULTS, format_seconds
+from proxy_addons.faults import ERROR_DEFAULTS, Kind, format_seconds
 
 pytestmark = pytest.mark.e2e
 
@@ -124,9 +124,12 @@ def replay_proxy(start_proxy, client_for):
 
 def test_each_error_kind_reaches_the_client_with_graphs_status_and_code(replay_proxy):
     _, client = replay_proxy
+    app_only = {**HEADERS, "Authorization": "Bearer " + jwt(roles=["OnlineMeetings.ReadWrite.All"])}
     for kind, default in ERROR_DEFAULTS.items():
         set_faults(client, f"{kind}:times=1")
-        response = create(client)
+        # permissions fires only for a token Graph would refuse
+        headers = app_only if kind is Kind.PERMISSIONS else HEADERS
+        response = client.put(ME, content=examples.REQUEST_BODY, headers=headers)
         assert response.status_code == default.status, kind
         assert response.json()["error"]["code"] == default.code, kind
         retry_after = response.headers.get("Retry-After")
