@@ -131,6 +131,11 @@ class AppointmentRequest:
             raise ValueError("a meeting addressed by join URL has no key before handle()")
         return (self.owner, self.meeting_id)
 
+    @property
+    def meeting(self) -> str:
+        """The meeting id, a join URL's once :func:`handle` has resolved it."""
+        return self.key[1]
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -345,14 +350,14 @@ def _put(
         )
     etag = etag_for(state)
     if current is None:
-        stored = _stored_object(_body_object(request), id_for(state), request.key[1], None)
+        stored = _stored_object(_body_object(request), id_for(state), request.meeting, None)
         status = 201
     else:
         previous = current.object()
         stored = _stored_object(
             _body_object(request),
             previous["id"],
-            request.key[1],
+            request.meeting,
             previous.get("appointmentClientJoinWebUrl"),
         )
         status = 200
@@ -393,7 +398,7 @@ def _join_url(state: State, request: AppointmentRequest) -> Outcome:
     stored appointment's URL when there is one, else the meeting's generated URL."""
     current = state.get(request.key)
     stored = current.object().get("appointmentClientJoinWebUrl") if current else None
-    url = stored if isinstance(stored, str) else join_web_url(request.key[1])
+    url = stored if isinstance(stored, str) else join_web_url(request.meeting)
     context = f"{request.service_root}/$metadata#Edm.String"
     return Outcome(200, {"@odata.context": context, "value": url})
 

@@ -68,7 +68,7 @@ class OwnerKind(StrEnum):
 # key. The retired virtualAppointment navigation was only ever under /me and /users/{id}.
 LIVE = frozenset({Resource.JOIN_URL, Resource.SMS, Resource.REMINDER_SMS})
 # Tenant-wide collections: no user segment.
-_TENANT_WIDE = {OwnerKind.COMMUNICATIONS.value: OwnerKind.COMMUNICATIONS, "app": OwnerKind.APP}
+_TENANT_WIDE = frozenset({OwnerKind.COMMUNICATIONS, OwnerKind.APP})
 
 # (resource, method) -> operation. A pair missing here is one of our URLs with a method
 # Graph would refuse: the route is still ours (so it never leaks upstream in replay), with
@@ -155,7 +155,7 @@ def _owner(segments: list[str]) -> tuple[OwnerKind, str | None] | None:
     if len(segments) == 2 and lowered[0] == "users" and segments[1]:
         return OwnerKind.USERS, lowered[1]
     if len(segments) == 1 and lowered[0] in _TENANT_WIDE:
-        return _TENANT_WIDE[lowered[0]], None
+        return OwnerKind(lowered[0]), None
     return None
 
 
@@ -213,7 +213,7 @@ def parse(method: str, url: str) -> Route | None:
         return None
     owner_kind, user = owner
     meeting_id, join_web_url = meeting
-    if (owner_kind in _TENANT_WIDE.values() or join_web_url is not None) and resource not in LIVE:
+    if (owner_kind in _TENANT_WIDE or join_web_url is not None) and resource not in LIVE:
         return None
     method = method.upper()
     return Route(
