@@ -71,7 +71,7 @@ def jwt_claims(token: str) -> dict[str, Any] | None:
         return None
     try:
         header, claims = _segment(parts[0]), _segment(parts[1])
-    except (binascii.Error, ValueError):  # bad base64, bad UTF-8, bad JSON
+    except (binascii.Error, ValueError, RecursionError):  # bad base64, UTF-8 or JSON
         return None
     if not isinstance(header, dict) or not isinstance(claims, dict):
         return None
