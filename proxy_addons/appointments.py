@@ -9,6 +9,12 @@ safe. Identifiers and ETags are derived from a per-store random ``epoch`` and a 
 counter that every write advances, so an ETag is never reused, not even after a delete and
 re-create, and a store reloaded from its file keeps issuing fresh ones.
 
+A meeting can also be addressed by alternate key, ``onlineMeetings(joinWebUrl='...')``. The
+store remembers every join URL it has issued (in a created or read appointment, or as the
+answer of ``getVirtualAppointmentJoinWebUrl``) and the meeting it issued it for: a join URL it
+issued names that meeting; any other join URL names a meeting of its own, keyed by the URL.
+The ETag rules themselves are :mod:`proxy_addons.etags`, shared with the fault injector.
+
 Persistence is here too because the file is just the state written down: one JSON document,
 replaced atomically (temp file, fsync, ``os.replace``), checked on load by a pydantic model so
 that a damaged file is reported, never silently reset.
@@ -30,10 +36,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from proxy_addons import etags
 from proxy_addons.files import replace_atomically
 from proxy_addons.graph import BAD_REQUEST, CONFLICT_CODE, CONFLICT_MESSAGE
 from proxy_addons.models import ODATA_TYPES, VirtualAppointment, errors_only
-from proxy_addons.routes import Operation
+from proxy_addons.routes import Operation, odata_string
 from proxy_addons.validation import invalid_body_message, request_problems
 
 Key = tuple[str, str]  # (owner, meeting id): "me" and "users/<id>" are separate owners
@@ -61,14 +68,20 @@ def _frozen(mapping: Mapping[Key, Appointment]) -> Mapping[Key, Appointment]:
     return MappingProxyType(dict(mapping))
 
 
+def _frozen_urls(mapping: Mapping[str, str]) -> Mapping[str, str]:
+    return MappingProxyType(dict(mapping))
+
+
 @dataclass(frozen=True)
 class State:
-    """Every appointment by (owner, meeting id), and the owners past their first-create 409."""
+    """Every appointment by (owner, meeting id), the owners past their first-create 409, and
+    the meeting of each join URL the store has issued."""
 
     epoch: str
     revision: int = 0
     appointments: Mapping[Key, Appointment] = field(default_factory=lambda: _frozen({}))
     provisioned: frozenset[str] = frozenset()
+    join_urls: Mapping[str, str] = field(default_factory=lambda: _frozen_urls({}))
 
     def get(self, key: Key) -> Appointment | None:
         return self.appointments.get(key)
@@ -82,6 +95,11 @@ class State:
             appointments[key] = appointment
         return replace(self, revision=self.revision + 1, appointments=_frozen(appointments))
 
+    def with_join_url(self, url: str, meeting_id: str) -> State:
+        """A new state that knows ``url`` as issued for ``meeting_id`` (no new revision: no
+        appointment changed)."""
+        return replace(self, join_urls=_frozen_urls({**self.join_urls, url: meeting_id}))
+
 
 def new_state() -> State:
     """An empty store with a fresh random epoch (the only impure step; pass it in tests)."""
@@ -94,15 +112,23 @@ class AppointmentRequest:
 
     operation: Operation
     owner: str
-    meeting_id: str
+    meeting_id: str | None  # None: addressed by ``join_web_url`` (resolved by handle)
     body: bytes | str | None = None
     if_match: str | None = None
     if_none_match: str | None = None
     service_root: str = "https://graph.microsoft.com/beta"  # for @odata.context
+    join_web_url: str | None = None  # the alternate key, onlineMeetings(joinWebUrl='...')
 
     @property
     def key(self) -> Key:
+        if self.meeting_id is None:
+            raise ValueError("a meeting addressed by join URL has no key before handle()")
         return (self.owner, self.meeting_id)
+
+    @property
+    def meeting(self) -> str:
+        """The meeting id, a join URL's once :func:`handle` has resolved it."""
+        return self.key[1]
 
 
 @dataclass(frozen=True)
@@ -157,29 +183,43 @@ def join_web_url(meeting_id: str) -> str:
 # --- preconditions ------------------------------------------------------------------------
 
 
-def _opaque(tag: str) -> str:
-    """The comparable part of an entity tag: weak prefix and quotes do not matter."""
-    tag = tag.strip()
-    tag = tag.removeprefix("W/").removeprefix("w/")
-    return tag.strip('"')
-
-
-def tag_matches(header: str | None, current: Appointment | None) -> bool:
-    """Whether an If-Match / If-None-Match list names the current version (``*``: any)."""
-    if header is None or current is None:
-        return False
-    tags = [t for t in header.split(",") if t.strip()]
-    if any(t.strip() == "*" for t in tags):
-        return True
-    return _opaque(current.etag) in {_opaque(t) for t in tags}
-
-
 def precondition_failure(request: AppointmentRequest, current: Appointment | None) -> bool:
-    """HTTP's rules: If-Match needs an existing item it names (so a missing item fails it);
-    If-None-Match fails when it names the existing item (``*``: any existing item)."""
-    if request.if_match is not None and not tag_matches(request.if_match, current):
-        return True
-    return request.if_none_match is not None and tag_matches(request.if_none_match, current)
+    """The one ETag rule (:func:`proxy_addons.etags.precondition_fails`) on this store."""
+    return etags.precondition_fails(
+        request.if_match, request.if_none_match, None if current is None else current.etag
+    )
+
+
+# --- meetings addressed by join URL ----------------------------------------------------------
+
+
+def meeting_for(state: State, join_web_url: str) -> str:
+    """The meeting a join URL names: the one the store issued it for; otherwise a meeting of
+    its own, keyed by the URL (as the alternate-key literal, so it cannot be taken for an id
+    the client chose)."""
+    return state.join_urls.get(join_web_url) or f"joinWebUrl={odata_string(join_web_url)}"
+
+
+def _addressed(state: State, request: AppointmentRequest) -> AppointmentRequest:
+    if request.join_web_url is None:
+        return request
+    return replace(request, meeting_id=meeting_for(state, request.join_web_url))
+
+
+def _issued_url(request: AppointmentRequest, outcome: Outcome) -> str | None:
+    """The join URL an answer hands out, if any: the function's value, or an appointment's."""
+    if outcome.error_code is not None or not isinstance(outcome.payload, dict):
+        return None
+    name = "value" if request.operation is Operation.JOIN_URL else "appointmentClientJoinWebUrl"
+    url = outcome.payload.get(name)
+    return url if isinstance(url, str) and url else None
+
+
+def _remember_issued(state: State, request: AppointmentRequest, outcome: Outcome) -> State:
+    url = _issued_url(request, outcome)
+    if url is None or request.meeting_id is None or state.join_urls.get(url) == request.meeting_id:
+        return state
+    return state.with_join_url(url, request.meeting_id)
 
 
 # --- bodies -------------------------------------------------------------------------------
@@ -239,6 +279,14 @@ def handle(
     problem = body_problem(request)
     if problem is not None:
         return state, problem
+    request = _addressed(state, request)
+    after, outcome = _transition(state, request, provisioning_delay)
+    return _remember_issued(after, request, outcome), outcome
+
+
+def _transition(
+    state: State, request: AppointmentRequest, provisioning_delay: int
+) -> tuple[State, Outcome]:
     operation = request.operation
     if operation is Operation.CREATE:
         return _put(state, request, provisioning_delay)
@@ -291,14 +339,14 @@ def _put(
         )
     etag = etag_for(state)
     if current is None:
-        stored = _stored_object(_body_object(request), id_for(state), request.meeting_id, None)
+        stored = _stored_object(_body_object(request), id_for(state), request.meeting, None)
         status = 201
     else:
         previous = current.object()
         stored = _stored_object(
             _body_object(request),
             previous["id"],
-            request.meeting_id,
+            request.meeting,
             previous.get("appointmentClientJoinWebUrl"),
         )
         status = 200
@@ -339,7 +387,7 @@ def _join_url(state: State, request: AppointmentRequest) -> Outcome:
     stored appointment's URL when there is one, else the meeting's generated URL."""
     current = state.get(request.key)
     stored = current.object().get("appointmentClientJoinWebUrl") if current else None
-    url = stored if isinstance(stored, str) else join_web_url(request.meeting_id)
+    url = stored if isinstance(stored, str) else join_web_url(request.meeting)
     context = f"{request.service_root}/$metadata#Edm.String"
     return Outcome(200, {"@odata.context": context, "value": url})
 
@@ -368,11 +416,12 @@ class _StateFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     format: Literal["graph-vcr-proxy-state"]
-    version: Literal[1]
+    version: Literal[1, 2]  # 2 added joinWebUrls
     epoch: str = Field(min_length=1)
     revision: int = Field(ge=0)
     provisioned: list[str]
     appointments: list[_StoredAppointment]
+    join_web_urls: dict[str, str] = Field(default_factory=dict, alias="joinWebUrls")
 
 
 def dumps_state(state: State) -> str:
@@ -382,11 +431,12 @@ def dumps_state(state: State) -> str:
     ]
     document = {
         "format": FORMAT,
-        "version": 1,
+        "version": 2,
         "epoch": state.epoch,
         "revision": state.revision,
         "provisioned": sorted(state.provisioned),
         "appointments": records,
+        "joinWebUrls": dict(sorted(state.join_urls.items())),
     }
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
@@ -418,6 +468,7 @@ def loads_state(text: str, source: str = "state") -> State:
         revision=parsed.revision,
         appointments=_frozen(appointments),
         provisioned=frozenset(parsed.provisioned),
+        join_urls=_frozen_urls(parsed.join_web_urls),
     )
 
 

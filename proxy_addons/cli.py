@@ -20,7 +20,7 @@ from typing import Any
 from mitmproxy import addons as mitm_addons
 from mitmproxy import ctx, exceptions, master, options
 
-from proxy_addons import web_ui
+from proxy_addons import permissions, web_ui
 from proxy_addons.emulator import Emulator
 from proxy_addons.fault_injection import FaultInjector
 from proxy_addons.record import RECORD_MODES, VALIDATE_MODES, Record
@@ -74,6 +74,10 @@ def simulate_mode(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
         "graph_provisioning_delay": args.provisioning_delay,
         "graph_deprecation_warnings": args.deprecation_warnings,
         "graph_require_auth": not args.allow_anonymous,
+        "graph_allow_any_token": args.allow_any_token,
+        "graph_accepted_scopes": list(args.accept_scope or []),
+        "graph_forbidden_code": args.forbidden_code,
+        "graph_forbidden_message": args.forbidden_message,
     }
     if args.reverse:
         # A plain-HTTP endpoint that parses every request as a graph.microsoft.com URL: what
@@ -346,6 +350,31 @@ def add_simulate_parser(sub: Any) -> None:
         "--allow-anonymous",
         action="store_true",
         help="accept requests without an 'Authorization: Bearer' header",
+    )
+    simulate.add_argument(
+        "--allow-any-token",
+        action="store_true",
+        help="do not judge what a JWT bearer token grants (by default app-only tokens, personal "
+        "accounts' tokens and tokens without an accepted scope get Graph's 403)",
+    )
+    simulate.add_argument(
+        "--accept-scope",
+        action="append",
+        metavar="SCOPE",
+        help="a delegated scope that grants every operation (repeatable; default: each "
+        "operation's documented scopes)",
+    )
+    simulate.add_argument(
+        "--forbidden-code",
+        default=permissions.FORBIDDEN_CODE,
+        metavar="CODE",
+        help="error code of that 403 (default: %(default)s, Graph's)",
+    )
+    simulate.add_argument(
+        "--forbidden-message",
+        default=permissions.FORBIDDEN_MESSAGE,
+        metavar="TEXT",
+        help="error message of that 403 (default: empty, Graph's)",
     )
     simulate.add_argument(
         "--reverse",

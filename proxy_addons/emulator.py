@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from mitmproxy import ctx, exceptions, http
 from mitmproxy.addonmanager import Loader
 from mitmproxy.proxy.mode_specs import ReverseMode
 
-from proxy_addons import appointments, flows
+from proxy_addons import appointments, flows, permissions
 from proxy_addons.answered_by import AnsweredBy
 from proxy_addons.appointments import AppointmentRequest, Outcome, State, StateFileError
 from proxy_addons.graph import (
@@ -59,8 +59,9 @@ DEPRECATION_HEADERS = (
 
 
 def auth_failure(headers: Mapping[str, str]) -> str | None:
-    """Why Graph would refuse this request's credentials, or None. Tokens are not checked:
-    the emulator has no tenant to check them against, only that one is presented."""
+    """Why Graph would refuse this request's credentials (401), or None. Tokens are not
+    verified: the emulator has no tenant to check them against, only that one is presented;
+    what a JWT grants is judged apart (403, :mod:`proxy_addons.permissions`)."""
     value = (headers.get("authorization") or "").strip()
     if not value:
         return "Access token is empty."
@@ -98,6 +99,7 @@ def appointment_request(route: Route, request: http.Request) -> AppointmentReque
         if_match=request.headers.get("if-match"),
         if_none_match=request.headers.get("if-none-match"),
         service_root=f"https://{route.host}/{route.version}",
+        join_web_url=route.join_web_url,
     )
 
 
@@ -106,6 +108,7 @@ class Emulator:
         self.state: State = appointments.new_state()
         self.path: Path | None = None
         self.warned: set[Operation] = set()
+        self.accepted: frozenset[str] | None = None  # None: each operation's documented scopes
         self._lock: int | None = None  # held on the state file while it is ours
 
     def load(self, loader: Loader) -> None:
@@ -136,8 +139,41 @@ class Emulator:
             True,
             "Answer requests without an 'Authorization: Bearer ...' header with Graph's 401.",
         )
+        loader.add_option(
+            "graph_allow_any_token",
+            bool,
+            False,
+            "Accept any bearer token. Off: a JWT (read, not verified) that is app-only, a "
+            "personal account's, or without an accepted delegated scope gets Graph's 403.",
+        )
+        loader.add_option(
+            "graph_accepted_scopes",
+            Sequence[str],
+            [],
+            "Delegated scopes that grant every operation. Empty: each operation's documented "
+            "ones (e.g. OnlineMeetings.ReadWrite or VirtualAppointment.ReadWrite to create).",
+        )
+        loader.add_option(
+            "graph_forbidden_code",
+            str,
+            permissions.FORBIDDEN_CODE,
+            "Error code of the 403 for a token without the permission (Graph's: Forbidden).",
+        )
+        loader.add_option(
+            "graph_forbidden_message",
+            str,
+            permissions.FORBIDDEN_MESSAGE,
+            "Error message of that 403 (Graph's is empty).",
+        )
 
     def configure(self, updated: set[str]) -> None:
+        if "graph_accepted_scopes" in updated:
+            scopes = ctx.options.graph_accepted_scopes
+            if any(not scope.strip() for scope in scopes):
+                raise exceptions.OptionsError("graph_accepted_scopes: a scope must not be empty")
+            self.accepted = permissions.parse_scopes(scopes) if scopes else None
+        if not ctx.options.graph_forbidden_code.strip():
+            raise exceptions.OptionsError("graph_forbidden_code must not be empty")
         if "graph_provisioning_delay" in updated and ctx.options.graph_provisioning_delay < 0:
             raise exceptions.OptionsError(
                 "graph_provisioning_delay must be 0 (off) or a number of seconds, got "
@@ -185,14 +221,10 @@ class Emulator:
             self._refuse_other_paths(flow)
             return
         headers = flow.request.headers
-        if ctx.options.graph_require_auth:
-            failure = auth_failure(headers)
-            if failure is not None:
-                reply = error_reply(
-                    401, INVALID_AUTHENTICATION_TOKEN, failure, headers, [AUTH_CHALLENGE]
-                )
-                flows.answer(flow, reply, by=AnsweredBy.EMULATOR)
-                return
+        refusal = self._refuse_credentials(route, flow.request)
+        if refusal is not None:
+            flows.answer(flow, refusal, by=AnsweredBy.EMULATOR)
+            return
         state, outcome = appointments.handle(
             self.state,
             appointment_request(route, flow.request),
@@ -206,6 +238,25 @@ class Emulator:
         flows.answer(
             flow, outcome_reply(outcome, headers, self._deprecation(route)), by=AnsweredBy.EMULATOR
         )
+
+    def _refuse_credentials(self, route: Route, request: http.Request) -> Reply | None:
+        """Graph's 401 for a request without a bearer token, its 403 for a token that lacks
+        the permission; None when the credentials pass."""
+        headers = request.headers
+        if ctx.options.graph_require_auth:
+            failure = auth_failure(headers)
+            if failure is not None:
+                return error_reply(
+                    401, INVALID_AUTHENTICATION_TOKEN, failure, headers, [AUTH_CHALLENGE]
+                )
+        if ctx.options.graph_allow_any_token:
+            return None
+        why = permissions.refusal(headers.get("authorization"), route.operation, self.accepted)
+        if why is None:
+            return None
+        logger.info("%s %s refused: %s", route.method, request.pretty_url, why)
+        code, message = ctx.options.graph_forbidden_code, ctx.options.graph_forbidden_message
+        return error_reply(403, code, message, headers)
 
     def _commit(self, state: State, request_headers: Mapping[str, str]) -> Reply | None:
         """Adopt ``state``, writing it first when persisting; on a write error keep the old

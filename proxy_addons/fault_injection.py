@@ -27,7 +27,7 @@ from typing import Any
 from mitmproxy import command, ctx, exceptions, http
 from mitmproxy.addonmanager import Loader
 
-from proxy_addons import control, flows
+from proxy_addons import control, etags, flows
 from proxy_addons.answered_by import AnsweredBy
 from proxy_addons.faults import (
     BrokenBody,
@@ -53,12 +53,6 @@ _BREAK_BODY = "graph_vcr_proxy.break_body"  # the BrokenBody a response must get
 OPTIONS = ("graph_faults", "graph_faults_file", "graph_fault_seed")
 
 
-def _opaque_tag(tag: str) -> str:
-    """The tag without its weak marker: clients echo ``W/"x"`` and ``"x"`` interchangeably."""
-    tag = tag.strip()
-    return tag[2:] if tag[:2].upper() == "W/" else tag
-
-
 class ETags:
     """The current ETag of each appointment, as learned from every answer the proxy passes on.
 
@@ -66,7 +60,8 @@ class ETags:
     the same in every mode. The last ETag seen is the current one (a 204 update without an
     ETag leaves it as it was); a successful DELETE forgets it. An appointment it has never
     seen an ETag for is not stale: the proxy cannot know better than the service, so it lets
-    the request through.
+    the request through. Staleness is the emulator's own rule (:mod:`proxy_addons.etags`), so
+    the fault and ``simulate`` never disagree about a header.
     """
 
     def __init__(self) -> None:
@@ -74,7 +69,7 @@ class ETags:
 
     @staticmethod
     def _key(route: Route) -> tuple[str, str, str]:
-        return (route.host, route.owner, route.meeting_id)
+        return (route.host, route.owner, route.meeting)
 
     def learn(self, route: Route, status: int, headers: Mapping[str, str]) -> None:
         if not 200 <= status < 300:
@@ -88,12 +83,14 @@ class ETags:
     def current(self, route: Route) -> str | None:
         return self._known.get(self._key(route))
 
-    def is_stale(self, route: Route, if_match: str | None) -> bool:
+    def is_stale(self, route: Route, headers: Mapping[str, str]) -> bool:
+        """Whether this write's If-Match / If-None-Match fail against the known ETag."""
         known = self.current(route)
-        if not if_match or known is None or if_match.strip() == "*":
+        if known is None or route.method not in etags.CONDITIONAL_METHODS:
             return False
-        sent = {_opaque_tag(tag) for tag in if_match.split(",") if tag.strip()}
-        return _opaque_tag(known) not in sent
+        return etags.precondition_fails(
+            headers.get("If-Match"), headers.get("If-None-Match"), known
+        )
 
 
 class RuleState:
@@ -278,12 +275,17 @@ class FaultInjector:
                     flow, rule.effect.reply(headers, retry_after=left), by=AnsweredBy.FAULT
                 )
                 return
-            if rule.stale_only and not self.etags.is_stale(route, headers.get("If-Match")):
+            if rule.stale_only and not self.etags.is_stale(route, headers):
+                continue
+            refusal = self._token_refusal(rule, route, headers)
+            if rule.permission_check is not None and refusal is None:
                 continue
             state.matched += 1
             if not rule.select.in_window(state.matched) or not rule.select.draw(state.rng):
                 continue
             state.injected += 1
+            if refusal is not None:
+                logger.info("%s %s refused: %s", route.method, flow.request.pretty_url, refusal)
             _mark(flow, rule.kind)
             effect = rule.effect
             if isinstance(effect, Delay):
@@ -301,6 +303,13 @@ class FaultInjector:
                     state.blocked_until = now + effect.retry_after
                 flows.answer(flow, reply, by=AnsweredBy.FAULT)
             return
+
+    @staticmethod
+    def _token_refusal(rule: Rule, route: Route, headers: Mapping[str, str]) -> str | None:
+        """Why Graph would refuse the token, for a ``permissions`` rule; else None."""
+        if rule.permission_check is None:
+            return None
+        return rule.permission_check.refusal(headers.get("Authorization"), route.operation)
 
     @flows.guarded
     def response(self, flow: http.HTTPFlow) -> None:

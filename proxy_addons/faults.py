@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from proxy_addons import permissions
 from proxy_addons.graph import (
     AUTH_CHALLENGE,
     CONFLICT_CODE,
@@ -56,6 +57,7 @@ class Kind(StrEnum):
     INSUFFICIENT_STORAGE = "insufficient-storage"
     UNAUTHORIZED = "unauthorized"
     FORBIDDEN = "forbidden"
+    PERMISSIONS = "permissions"
     LATENCY = "latency"
     RESET = "reset"
     MALFORMED = "malformed"
@@ -142,6 +144,17 @@ class BrokenBody:
 Effect = GraphError | Delay | Reset | BrokenBody
 
 
+@dataclass(frozen=True)
+class PermissionCheck:
+    """Let a ``permissions`` rule fire only where Graph would refuse the bearer token (see
+    :mod:`proxy_addons.permissions`); ``accepted`` None: each operation's documented scopes."""
+
+    accepted: frozenset[str] | None = None
+
+    def refusal(self, authorization: str | None, operation: Operation | None) -> str | None:
+        return permissions.refusal(authorization, operation, self.accepted)
+
+
 # --- what each kind answers by default ---------------------------------------------------
 
 ERROR_DEFAULTS: dict[Kind, GraphError] = {
@@ -180,6 +193,7 @@ ERROR_DEFAULTS: dict[Kind, GraphError] = {
     Kind.FORBIDDEN: GraphError(
         403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."
     ),
+    Kind.PERMISSIONS: GraphError(403, permissions.FORBIDDEN_CODE, permissions.FORBIDDEN_MESSAGE),
 }
 DEFAULT_LATENCY_MS = 1000
 
@@ -233,6 +247,7 @@ class Rule:
     text: str  # the rule as the user wrote it, for listings and messages
     stale_only: bool = False  # etag-mismatch when=stale
     enforce: bool = False  # throttle: a client back before Retry-After is throttled again
+    permission_check: PermissionCheck | None = None  # permissions: only refused tokens
 
 
 # --- parsing ------------------------------------------------------------------------------
@@ -251,6 +266,7 @@ KIND_KEYS: dict[Kind, tuple[str, ...]] = {
     **{kind: ERROR_KEYS for kind in ERROR_DEFAULTS},
     Kind.ETAG_MISMATCH: (*ERROR_KEYS, "when"),
     Kind.THROTTLE: (*ERROR_KEYS, "enforce"),
+    Kind.PERMISSIONS: (*ERROR_KEYS, "scopes"),
     Kind.LATENCY: ("ms",),
     Kind.RESET: (),
     Kind.MALFORMED: (),
@@ -411,7 +427,14 @@ def build_rule(kind_name: str, pairs: Iterable[tuple[str, str]], text: str) -> R
         text=text,
         stale_only=when == "stale",
         enforce=_bool("enforce", settings["enforce"]) if "enforce" in settings else False,
+        permission_check=_permission_check(settings) if kind is Kind.PERMISSIONS else None,
     )
+
+
+def _permission_check(settings: Mapping[str, str]) -> PermissionCheck:
+    if "scopes" not in settings:
+        return PermissionCheck()
+    return PermissionCheck(permissions.parse_scopes(_alternatives("scopes", settings["scopes"])))
 
 
 def parse_spec(spec: str) -> Rule:

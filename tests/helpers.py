@@ -6,20 +6,60 @@ tests/ on ``sys.path`` and this module imports as plain ``helpers``.
 
 from __future__ import annotations
 
+import base64
+import json
+import ssl
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from http.server import HTTPServer
 from pathlib import Path
+from typing import Any
 
+import httpx
+from kiota_abstractions.authentication import AccessTokenProvider, AllowedHostsValidator
 from mitmproxy import http
 from mitmproxy.test import tflow
 
-from proxy_addons.launcher import command
+from proxy_addons.launcher import RunningProxy, command
 
 PROXY_MODES = ("replay", "record", "simulate")
+WORK_TENANT = "a796be92-0000-4000-8000-000000000001"
+
+
+def _jwt_segment(value: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+
+def jwt(**claims: object) -> str:
+    """A JWT with these claims and a signature nobody checks: the proxy reads tokens without
+    verifying them, so tests need no keys."""
+    header = _jwt_segment({"typ": "JWT", "alg": "RS256"})
+    return f"{header}.{_jwt_segment(claims)}.c2lnbmF0dXJl"
+
+
+def kiota_url(
+    template: str,
+    *,
+    base: str = "https://graph.microsoft.com/beta",
+    user: str = "",
+    meeting: str = "",
+    join_web_url: str = "",
+) -> str:
+    """The URL Microsoft's generated SDKs send for a request builder's ``url_template``:
+    expanded by Kiota's own RequestInformation (std-uritemplate), as the SDKs expand it."""
+    from kiota_abstractions.method import Method
+    from kiota_abstractions.request_information import RequestInformation
+
+    parameters = {
+        "baseurl": base,
+        "user%2Did": user,
+        "onlineMeeting%2Did": meeting,
+        "joinWebUrl": join_web_url,
+    }
+    return RequestInformation(Method.GET, template, parameters).url
 
 
 def graph_flow(
@@ -80,3 +120,47 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], starts: str)
     assert "Traceback" not in result.stderr
     assert "proxy listening on" not in result.stdout
     return lines[0]
+
+
+class StaticToken(AccessTokenProvider):
+    """Kiota's bearer-token contract with one fixed token: no identity platform involved."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    async def get_authorization_token(
+        self, uri: str, additional_authentication_context: dict[str, Any] | None = None
+    ) -> str:
+        return self.token
+
+    def get_allowed_hosts_validator(self) -> AllowedHostsValidator:
+        return AllowedHostsValidator([])
+
+
+def proxied(proxy: RunningProxy) -> httpx.AsyncClient:
+    """An async httpx client that goes through the proxy and trusts only its CA."""
+    verify = ssl.create_default_context(cafile=str(proxy.ca))
+    return httpx.AsyncClient(proxy=proxy.url, verify=verify, timeout=30)
+
+
+@asynccontextmanager
+async def graph_sdk(proxy: RunningProxy, base_url: str, token: str) -> AsyncIterator[Any]:
+    """msgraph-sdk's ``GraphServiceClient`` as an application builds it, its HTTP client
+    going through the proxy: the SDK's own middleware options (the /me URL replacement,
+    telemetry), request adapter and bearer-token provider, with ``token``."""
+    from kiota_abstractions.authentication import BaseBearerTokenAuthenticationProvider
+    from msgraph import GraphServiceClient
+    from msgraph.graph_request_adapter import GraphRequestAdapter, options
+    from msgraph_core import GraphClientFactory
+
+    http_client = GraphClientFactory.create_with_default_middleware(
+        client=proxied(proxy), options=options
+    )
+    adapter = GraphRequestAdapter(
+        BaseBearerTokenAuthenticationProvider(StaticToken(token)), client=http_client
+    )
+    adapter.base_url = base_url
+    try:
+        yield GraphServiceClient(request_adapter=adapter)
+    finally:
+        await http_client.aclose()

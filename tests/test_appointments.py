@@ -161,11 +161,19 @@ def test_stale_if_match_patch_is_412_with_graphs_conflict_body_and_changes_nothi
     assert handle(state, call(Operation.GET))[1].payload["externalAppointmentId"] == "a"
 
 
-@pytest.mark.parametrize("form", ["{tag}", "{bare}", '"{bare}"', 'W/"x", {tag}', "*"])
-def test_if_match_accepts_weak_bare_listed_and_star_forms(form):
+@pytest.mark.parametrize("form", ["{tag}", '"{opaque}"', 'W/"x", {tag}', "*", ""])
+def test_if_match_accepts_weak_strong_listed_star_and_empty_forms(form):
     state, first = created()
-    header = form.format(tag=first.etag, bare=first.etag[3:-1])
+    header = form.format(tag=first.etag, opaque=first.etag[3:-1])
     assert handle(state, call(Operation.UPDATE, {}, if_match=header))[1].status == 204
+
+
+@pytest.mark.parametrize("form", ["{opaque}", 'w/"{opaque}"', 'W/"x", *'])
+def test_if_match_refuses_what_is_not_an_entity_tag(form):
+    state, first = created()
+    header = form.format(opaque=first.etag[3:-1])
+    after, outcome = handle(state, call(Operation.UPDATE, {}, if_match=header))
+    assert (outcome.status, after) == (412, state)
 
 
 def test_patch_of_a_missing_appointment_is_404():
@@ -215,6 +223,69 @@ def test_sms_actions_validate_and_answer_202_without_changing_state():
         assert (outcome.status, outcome.payload, after) == (202, None, state)
     _, bad = handle(fresh(), call(Operation.SMS, {**sms, "messageType": "shout"}))
     assert bad.status == 400 and "$.messageType" in bad.message
+
+
+# --- meetings addressed by join URL (onlineMeetings(joinWebUrl='...')) ----------------------
+
+TEAMS_URL = "https://teams.microsoft.com/l/meetup-join/19%3ameeting_N2E@thread.v2/0?context=x"
+
+
+def by_join_url(operation: Operation, url: str, body: object = None) -> AppointmentRequest:
+    return call(operation, body, meeting=None, join_web_url=url)
+
+
+def test_a_join_url_the_store_issued_names_the_meeting_it_was_issued_for():
+    state, issued = handle(fresh(), call(Operation.JOIN_URL))  # issued for MEETING
+    generated = issued.payload["value"]
+    assert state.join_urls == {generated: MEETING}
+    custom = json.dumps({"appointmentClientJoinWebUrl": "https://x.test/j"})
+    state, _ = created(state, body=custom)
+    _, outcome = handle(state, by_join_url(Operation.JOIN_URL, generated))
+    assert outcome.payload["value"] == "https://x.test/j"  # the same meeting's appointment
+    state, _ = handle(state, call(Operation.GET))  # issues https://x.test/j for MEETING too
+    assert handle(state, by_join_url(Operation.JOIN_URL, "https://x.test/j"))[1].payload == (
+        outcome.payload
+    )
+
+
+def test_a_join_url_the_store_never_issued_is_a_meeting_of_its_own():
+    state, first = handle(fresh(), by_join_url(Operation.JOIN_URL, TEAMS_URL))
+    assert first.status == 200
+    assert first.payload["value"] not in (join_web_url(MEETING), TEAMS_URL)
+    _, again = handle(state, by_join_url(Operation.JOIN_URL, TEAMS_URL))
+    assert again.payload == first.payload  # stable
+    _, other = handle(state, by_join_url(Operation.JOIN_URL, TEAMS_URL + "1"))
+    assert other.payload["value"] != first.payload["value"]
+    # Its answer was issued by the store, so it now names that same URL-keyed meeting.
+    assert handle(state, by_join_url(Operation.JOIN_URL, first.payload["value"]))[1] == first
+
+
+def test_sms_actions_by_join_url_are_accepted_without_a_meeting_id():
+    sms = {"attendees": [{"phoneNumber": "+1"}], "messageType": "confirmation"}
+    state = fresh()
+    after, outcome = handle(state, by_join_url(Operation.SMS, TEAMS_URL, sms))
+    assert (outcome.status, after) == (202, state)
+
+
+def test_issued_join_urls_survive_a_save_and_load(tmp_path: Path):
+    state, issued = handle(fresh(), call(Operation.JOIN_URL, meeting="m-1"))
+    path = tmp_path / "state.json"
+    save_state(path, state)
+    assert json.loads(path.read_text())["joinWebUrls"] == {issued.payload["value"]: "m-1"}
+    loaded = load_state(path)
+    assert loaded.join_urls == {issued.payload["value"]: "m-1"}
+    custom = json.dumps({"appointmentClientJoinWebUrl": "https://x.test/m1"})
+    loaded, _ = handle(loaded, call(Operation.CREATE, custom, meeting="m-1"))
+    by_url = by_join_url(Operation.JOIN_URL, issued.payload["value"])
+    assert handle(loaded, by_url)[1].payload["value"] == "https://x.test/m1"
+
+
+def test_a_version_1_state_file_without_join_urls_still_loads():
+    document = json.loads(appointments.dumps_state(created()[0]))
+    del document["joinWebUrls"]
+    document["version"] = 1
+    loaded = loads_state(json.dumps(document))
+    assert loaded.join_urls == {} and len(loaded.appointments) == 1
 
 
 # --- validation and provisioning ----------------------------------------------------------

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import graph_flow
+from helpers import WORK_TENANT, graph_flow, jwt
 from mitmproxy import exceptions, http
 from mitmproxy.test import taddons
 
@@ -70,6 +70,51 @@ def test_auth_can_be_switched_off(emulator):
     tctx.configure(addon, graph_require_auth=False)
     response, _ = send(addon, "GET", authorization="")
     assert response.status_code == 404
+
+
+APP_ONLY = "Bearer " + jwt(tid=WORK_TENANT, roles=["OnlineMeetings.ReadWrite.All"])
+
+
+def test_a_jwt_without_the_permission_is_403_forbidden_with_graphs_empty_message(emulator):
+    addon, _ = emulator
+    response, flow = send(addon, "PUT", body="{}", authorization=APP_ONLY)
+    assert response.status_code == 403
+    error = ErrorResponse.model_validate_json(response.content).error
+    assert (error.code, error.message) == ("Forbidden", "")
+    assert addon.state.appointments == {}
+    assert flows.answered_by(flow) == "emulator"
+    delegated = "Bearer " + jwt(tid=WORK_TENANT, scp="OnlineMeetings.ReadWrite")
+    assert send(addon, "PUT", body="{}", authorization=delegated)[0].status_code == 201
+    assert send(addon, "GET", authorization="Bearer not-a-jwt")[0].status_code == 200
+
+
+def test_the_403_code_message_and_scopes_are_options_and_any_token_can_be_allowed(emulator):
+    addon, tctx = emulator
+    tctx.configure(
+        addon,
+        graph_forbidden_code="Authorization_RequestDenied",
+        graph_forbidden_message="Insufficient privileges.",
+        graph_accepted_scopes=["Custom.Scope"],
+    )
+    refused, _ = send(addon, "GET", authorization="Bearer " + jwt(scp="OnlineMeetings.Read"))
+    error = ErrorResponse.model_validate_json(refused.content).error
+    assert (error.code, error.message) == (
+        "Authorization_RequestDenied",
+        "Insufficient privileges.",
+    )
+    assert (
+        send(addon, "GET", authorization="Bearer " + jwt(scp="custom.scope"))[0].status_code == 404
+    )
+    tctx.configure(addon, graph_allow_any_token=True)
+    assert send(addon, "GET", authorization=APP_ONLY)[0].status_code == 404
+
+
+def test_an_empty_scope_or_forbidden_code_is_an_options_error(emulator):
+    addon, tctx = emulator
+    with pytest.raises(exceptions.OptionsError, match="graph_accepted_scopes"):
+        tctx.configure(addon, graph_accepted_scopes=["  "])
+    with pytest.raises(exceptions.OptionsError, match="graph_forbidden_code"):
+        tctx.configure(addon, graph_forbidden_code=" ")
 
 
 def test_a_wrong_content_type_is_415_before_anything_is_stored(emulator):

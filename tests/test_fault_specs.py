@@ -15,6 +15,7 @@ from proxy_addons.faults import (
     FaultSpecError,
     GraphError,
     Kind,
+    PermissionCheck,
     Reset,
     Selector,
     load_rules_file,
@@ -73,6 +74,7 @@ def test_code_and_message_override_the_graph_defaults():
         ("insufficient-storage", 507, "quotaLimitReached"),
         ("unauthorized", 401, "InvalidAuthenticationToken"),
         ("forbidden", 403, "Authorization_RequestDenied"),
+        ("permissions", 403, "Forbidden"),
     ],
 )
 def test_each_error_kind_answers_with_graphs_status_and_envelope(kind, status, code):
@@ -90,6 +92,18 @@ def test_each_error_kind_answers_with_graphs_status_and_envelope(kind, status, c
 )
 def test_kinds_graph_asks_to_retry_carry_retry_after_by_default(kind, retry_after):
     assert parse_spec(kind).effect.reply(REQUEST_HEADERS).header("Retry-After") == retry_after
+
+
+def test_permissions_fault_answers_graphs_403_and_checks_the_documented_or_given_scopes():
+    rule = parse_spec("permissions")
+    assert rule.effect.reply(REQUEST_HEADERS).json()["error"]["message"] == ""
+    assert rule.permission_check == PermissionCheck(None)
+    assert parse_spec("forbidden").permission_check is None
+    custom = parse_spec("permissions:scopes=Custom.A|Custom.B,code=AccessDenied,message=no")
+    assert custom.permission_check == PermissionCheck(frozenset({"Custom.A", "Custom.B"}))
+    assert custom.effect == GraphError(403, "AccessDenied", "no")
+    from_yaml = rule_from_item({"kind": "permissions", "scopes": ["Custom.A", "Custom.B"]})
+    assert from_yaml.permission_check == custom.permission_check
 
 
 def test_unauthorized_says_how_to_authenticate():

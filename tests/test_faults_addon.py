@@ -6,7 +6,7 @@ import asyncio
 import json
 
 import pytest
-from helpers import graph_flow
+from helpers import WORK_TENANT, graph_flow, jwt
 from mitmproxy import exceptions, http
 from mitmproxy.addons import script
 from mitmproxy.test import taddons
@@ -408,3 +408,35 @@ def test_the_addon_loads_as_a_mitmdump_script():
         flow = send(addon, make_flow())
     assert type(addon).__name__ == "FaultInjector"
     assert flow.response.status_code == 429
+
+
+# --- permissions --------------------------------------------------------------------------
+
+
+def create_with(addon: FaultInjector, authorization: str | None) -> int | None:
+    headers = {"Authorization": authorization} if authorization is not None else {}
+    flow = send(addon, make_flow("PUT", ME, headers=headers))
+    return flow.response.status_code if flow.response else None
+
+
+def test_permissions_fault_refuses_only_tokens_graph_would_refuse(injector):
+    injector.configure_with("permissions")
+    app_only = "Bearer " + jwt(tid=WORK_TENANT, roles=["OnlineMeetings.ReadWrite.All"])
+    personal = "Bearer " + jwt(tid="9188040d-6c67-4c5b-b112-36a304b66dad", scp="x")
+    assert create_with(injector, app_only) == 403
+    assert create_with(injector, personal) == 403
+    assert create_with(injector, "Bearer " + jwt(tid=WORK_TENANT, scp="User.Read")) == 403
+    assert create_with(injector, "Bearer " + jwt(scp="OnlineMeetings.ReadWrite")) is None
+    assert create_with(injector, "Bearer x") is None  # not a JWT: not judged
+    assert create_with(injector, None) is None
+    assert injector.rule_table()[0]["matched"] == 3  # only the refused ones count
+
+
+def test_permissions_fault_answers_graphs_forbidden_envelope_and_takes_its_own_scopes(injector):
+    injector.configure_with("permissions:scopes=Custom.Scope,method=PUT")
+    flow = send(injector, make_flow("PUT", ME, headers={"Authorization": "Bearer " + jwt(scp="x")}))
+    assert flow.response is not None
+    error = json.loads(flow.response.content)["error"]
+    assert (error["code"], error["message"]) == ("Forbidden", "")
+    assert flows.answered_by(flow) == "fault"
+    assert create_with(injector, "Bearer " + jwt(scp="custom.scope")) is None

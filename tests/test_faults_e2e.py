@@ -11,12 +11,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import assert_one_line_error, run_cli
+from helpers import assert_one_line_error, jwt, run_cli
 from msgraph_core import GraphClientFactory
 from vcr.request import Request
 
 from proxy_addons import cassette, control, examples
-from proxy_addons.faults import ERROR_DEFAULTS
+from proxy_addons.faults import ERROR_DEFAULTS, Kind
 from proxy_addons.graph import format_seconds
 
 pytestmark = pytest.mark.e2e
@@ -125,9 +125,12 @@ def replay_proxy(start_proxy, client_for):
 
 def test_each_error_kind_reaches_the_client_with_graphs_status_and_code(replay_proxy):
     _, client = replay_proxy
+    app_only = {**HEADERS, "Authorization": "Bearer " + jwt(roles=["OnlineMeetings.ReadWrite.All"])}
     for kind, default in ERROR_DEFAULTS.items():
         set_faults(client, f"{kind}:times=1")
-        response = create(client)
+        # permissions fires only for a token Graph would refuse
+        headers = app_only if kind is Kind.PERMISSIONS else HEADERS
+        response = client.put(ME, content=examples.REQUEST_BODY, headers=headers)
         assert response.status_code == default.status, kind
         assert response.json()["error"]["code"] == default.code, kind
         retry_after = response.headers.get("Retry-After")
@@ -292,3 +295,33 @@ def test_faults_apply_in_record_mode_and_are_never_recorded(start_proxy, client_
     counts = read_summary(summary)
     assert (counts["recorded"], counts["faults"]) == (1, {"throttle": 1})
     assert counts["answered_by"]["upstream"] == 1
+
+
+# If-Match forms as functions of the current tag W/"o", and what Graph's rule says of them.
+IF_MATCH_FORMS = {
+    "o": 412,  # not an entity-tag
+    '"x", *': 412,  # * only alone
+    'w/"o"': 412,  # the weak prefix is W/
+    'W/"o"': 204,
+    '"o"': 204,  # weak comparison
+    '"x", W/"o"': 204,
+    "*": 204,
+}
+
+
+def test_simulate_and_the_stale_etag_fault_refuse_the_same_if_match_forms(start_proxy, client_for):
+    """One ETag rule: a simulate whose stale-ETag fault answers first (with its own code) and
+    a plain simulate refuse exactly the same If-Match headers."""
+    plain = client_for(start_proxy("simulate"))
+    faulted = client_for(
+        start_proxy("simulate", "--fault", "etag-mismatch:when=stale,code=FaultSaysStale")
+    )
+    for client, refused_by in ((plain, "ErrorIrresolvableConflict"), (faulted, "FaultSaysStale")):
+        for form, status in IF_MATCH_FORMS.items():
+            current = create(client).headers["ETag"]  # each form meets a fresh tag
+            opaque = current.removeprefix('W/"').removesuffix('"')
+            header = form.replace('"o"', f'"{opaque}"') if form != "o" else opaque
+            answer = client.patch(ME, content="{}", headers={**HEADERS, "If-Match": header})
+            assert answer.status_code == status, (form, answer.text)
+            if status == 412:
+                assert answer.json()["error"]["code"] == refused_by

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import pytest
+from helpers import kiota_url
 from hypothesis import given
 from hypothesis import strategies as st
 
 from proxy_addons import examples
-from proxy_addons.routes import GRAPH_HOSTS, Operation, Resource, parse
+from proxy_addons.routes import GRAPH_HOSTS, Operation, OwnerKind, Resource, odata_string, parse
 
 MEETING = examples.MEETING_ID
 GUID = examples.EXAMPLE_USER
@@ -143,8 +146,6 @@ def test_everything_else_is_not_ours(url):
     upn=st.emails(),
 )
 def test_any_percent_encoded_meeting_id_and_upn_round_trip(host, meeting, upn):
-    from urllib.parse import quote
-
     url = (
         f"https://{host}/beta/users/{quote(upn, safe='')}/onlineMeetings/"
         f"{quote(meeting, safe='')}/virtualAppointment"
@@ -153,3 +154,182 @@ def test_any_percent_encoded_meeting_id_and_upn_round_trip(host, meeting, upn):
     assert route is not None
     assert route.meeting_id == meeting
     assert route.user == upn.lower()
+
+
+# --- the URL forms Microsoft's generated SDKs send -----------------------------------------
+#
+# The request builders' url_template strings for the three live calls, as generated in
+# msgraph-sdk 1.65.0 (v1.0) and msgraph-beta-sdk 1.66.0 (beta), under
+# users/item/online_meetings/..., communications/online_meetings/..., app/online_meetings/...
+# and the online_meetings_with_join_web_url builders. The SDKs build /me calls from the users
+# templates with the id "me-token-to-replace", which msgraph's UrlReplaceHandler turns into
+# /me before sending: the /me rows are what goes on the wire. The templates are expanded
+# below by Kiota's own RequestInformation (kiota-abstractions, std-uritemplate), exactly as the
+# SDKs expand them.
+
+SDK_TEMPLATES = [
+    f"{{+baseurl}}/{owner}/{meeting}/{action}"
+    for owner in ("me", "users/{user%2Did}", "communications", "app")
+    for meeting in (
+        "onlineMeetings/{onlineMeeting%2Did}",
+        "onlineMeetings(joinWebUrl='{joinWebUrl}')",
+    )
+    for action in (
+        "getVirtualAppointmentJoinWebUrl()",
+        "sendVirtualAppointmentSms",
+        "sendVirtualAppointmentReminderSms",
+    )
+]
+ACTIONS = {
+    "getVirtualAppointmentJoinWebUrl()": ("GET", Operation.JOIN_URL),
+    "sendVirtualAppointmentSms": ("POST", Operation.SMS),
+    "sendVirtualAppointmentReminderSms": ("POST", Operation.REMINDER_SMS),
+}
+# A real Teams join URL has percent-escapes of its own, slashes, a query and quotes in JSON.
+TEAMS_JOIN_URL = (
+    "https://teams.microsoft.com/l/meetup-join/19%3ameeting_NzQ1@thread.v2/0"
+    "?context=%7b%22Tid%22%3a%22a796be92%22%2c%22Oid%22%3a%22b1%22%7d"
+)
+UPN = "Grady.Archie@contoso.com"
+ODD_MEETING = "MSo+ab/cd=="
+
+
+def sdk_url(template: str, host: str, version: str, join_web_url: str = TEAMS_JOIN_URL) -> str:
+    base = f"https://{host}/{version}"
+    return kiota_url(template, base=base, user=UPN, meeting=ODD_MEETING, join_web_url=join_web_url)
+
+
+@pytest.mark.parametrize("template", SDK_TEMPLATES)
+@pytest.mark.parametrize("host", sorted(GRAPH_HOSTS))
+@pytest.mark.parametrize("version", ["beta", "v1.0"])
+def test_every_sdk_template_is_ours_with_the_plain_forms_fields(template, host, version):
+    method, operation = ACTIONS[template.rsplit("/", 1)[1]]
+    route = parse(method, sdk_url(template, host, version))
+    assert route is not None
+    assert (route.host, route.version, route.method, route.operation) == (
+        host,
+        version,
+        method,
+        operation,
+    )
+    owner = template.split("/")[1]
+    assert route.owner == {"users": f"users/{UPN.lower()}"}.get(owner, owner)
+    if "joinWebUrl" in template:
+        assert (route.meeting_id, route.join_web_url) == (None, TEAMS_JOIN_URL)
+    else:
+        assert (route.meeting_id, route.join_web_url) == (ODD_MEETING, None)
+    plain = template.replace("{+baseurl}", f"https://{host}/{version}").replace("()", "")
+    plain = plain.replace("{user%2Did}", UPN).replace("{onlineMeeting%2Did}", "MSo%2Bab%2Fcd%3D%3D")
+    plain = plain.replace("{joinWebUrl}", quote(TEAMS_JOIN_URL, safe=""))
+    assert parse(method, plain) == route  # the documented spelling is the same route
+
+
+JOIN = "https://graph.microsoft.com/v1.0/me/onlineMeetings/M/getVirtualAppointmentJoinWebUrl"
+
+
+@pytest.mark.parametrize("call", ["()", "( )", "(\t)", "(%20)", "%28%29", "(%20%09)"])
+def test_the_function_call_forms_are_the_plain_function(call):
+    route = parse("GET", JOIN + call)
+    assert route == parse("GET", JOIN)
+    assert route is not None and route.path.endswith("/getvirtualappointmentjoinweburl")
+
+
+BETA_ME = "https://graph.microsoft.com/beta/me"
+SMS_BY_KEY = "/sendvirtualappointmentsms"
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "joinWebUrl=" + quote(odata_string(TEAMS_JOIN_URL), safe="'"),  # Kiota's encoding
+        "joinWebUrl=" + quote(odata_string(TEAMS_JOIN_URL), safe=""),  # quotes encoded too
+        "joinWebUrl=" + odata_string(quote(TEAMS_JOIN_URL, safe="/:@")),  # / and : as they are
+        "JoinWebUrl = " + quote(odata_string(TEAMS_JOIN_URL), safe="'") + " ",  # case, blanks
+    ],
+)
+def test_each_spelling_of_a_join_url_key_is_the_same_route(key):
+    route = parse("POST", f"{BETA_ME}/onlineMeetings({key})/sendVirtualAppointmentSms")
+    assert route is not None
+    assert route.join_web_url == TEAMS_JOIN_URL
+    assert route.path == (
+        f"/beta/me/onlinemeetings(joinweburl={odata_string(TEAMS_JOIN_URL)}){SMS_BY_KEY}"
+    )
+
+
+BY_KEY = "{+baseurl}/communications/onlineMeetings(joinWebUrl='{joinWebUrl}')"
+
+
+def test_quotes_inside_the_key_doubled_as_odata_escapes_them_or_alone_as_kiota_sends_them():
+    base = "https://graph.microsoft.com/beta/communications/onlineMeetings"
+    doubled = parse("GET", f"{base}(joinWebUrl='it''s%20here')/getVirtualAppointmentJoinWebUrl")
+    template = BY_KEY + "/getVirtualAppointmentJoinWebUrl()"
+    kiota = parse("GET", sdk_url(template, "graph.microsoft.com", "beta", "it's here"))
+    assert doubled is not None and doubled.join_web_url == "it's here"
+    assert doubled == kiota
+    assert "(joinweburl='it''s here')" in doubled.path
+
+
+def test_an_unencoded_join_url_is_decoded_once_as_graph_does():
+    unencoded = TEAMS_JOIN_URL.split("?")[0]  # a raw "?" would start the query
+    route = parse(
+        "GET",
+        f"{BETA_ME}/onlineMeetings(joinWebUrl='{unencoded}')/getVirtualAppointmentJoinWebUrl()",
+    )
+    assert route is not None
+    assert route.join_web_url == unencoded.replace("%3a", ":")
+
+
+def test_the_tenant_wide_owners_are_owners_of_their_own():
+    meeting = "onlineMeetings/M/getVirtualAppointmentJoinWebUrl()"
+    communications = parse("GET", f"https://graph.microsoft.com/beta/communications/{meeting}")
+    app = parse("GET", f"https://graph.microsoft.com/beta/app/{meeting}")
+    me = parse("GET", f"https://graph.microsoft.com/beta/me/{meeting}")
+    assert communications is not None and app is not None and me is not None
+    assert (communications.owner, communications.owner_kind) == (
+        "communications",
+        OwnerKind.COMMUNICATIONS,
+    )
+    assert (app.owner, app.user) == ("app", None)
+    assert len({communications.key, app.key, me.key}) == 3
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        # actions and navigation properties take no parameter list
+        "https://graph.microsoft.com/beta/me/onlineMeetings/M/sendVirtualAppointmentSms()",
+        "https://graph.microsoft.com/beta/me/onlineMeetings/M/virtualAppointment()",
+        # the function takes no parameters
+        "https://graph.microsoft.com/beta/me/onlineMeetings/M/getVirtualAppointmentJoinWebUrl(x=1)",
+        "https://graph.microsoft.com/beta/me/onlineMeetings/M/getVirtualAppointmentJoinWebUrl(",
+        # the retired resource only ever lived under /me and /users/{id}, by id
+        "https://graph.microsoft.com/beta/communications/onlineMeetings/M/virtualAppointment",
+        "https://graph.microsoft.com/beta/app/onlineMeetings/M/virtualAppointment",
+        "https://graph.microsoft.com/beta/me/onlineMeetings(joinWebUrl='u')/virtualAppointment",
+        # no other key, no empty key, no key and id together
+        "https://graph.microsoft.com/beta/me/onlineMeetings(id='u')/getVirtualAppointmentJoinWebUrl",
+        "https://graph.microsoft.com/beta/me/onlineMeetings(joinWebUrl='')/sendVirtualAppointmentSms",
+        "https://graph.microsoft.com/beta/me/onlineMeetings(joinWebUrl=u)/sendVirtualAppointmentSms",
+        "https://graph.microsoft.com/beta/me/onlineMeetings(joinWebUrl='u')/M/sendVirtualAppointmentSms",
+        "https://graph.microsoft.com/beta/communications/users/u/onlineMeetings/M/sendVirtualAppointmentSms",
+        "https://graph.microsoft.com/beta/app/x/onlineMeetings/M/sendVirtualAppointmentSms",
+    ],
+)
+def test_other_parenthesised_and_owner_forms_are_not_ours(url):
+    assert parse("POST", url) is None
+    assert parse("GET", url) is None
+
+
+@given(join_web_url=st.text(min_size=1, max_size=60))
+def test_any_join_url_round_trips_through_kiotas_expansion_and_odata_escaping(join_web_url):
+    template = BY_KEY + "/sendVirtualAppointmentSms"
+    kiota = parse("POST", sdk_url(template, "graph.microsoft.com", "v1.0", join_web_url))
+    escaped = quote(odata_string(join_web_url), safe="'")
+    odata = parse(
+        "POST",
+        f"https://graph.microsoft.com/v1.0/communications/onlineMeetings(joinWebUrl={escaped})"
+        "/sendVirtualAppointmentSms",
+    )
+    assert odata is not None and odata.join_web_url == join_web_url
+    if "''" not in join_web_url:  # Kiota does not double quotes: two in a row read as one
+        assert kiota == odata
