@@ -18,3 +18,10 @@ class AnsweredBy(StrEnum):
     FAULT = "fault"
     CHECK = "check"  # Graph's own request refusals (405, 413, 415, 400)
     NO_RESPONSE = "no-response"  # nobody answered (still in flight at exit, or failed)
+
+
+def answered(by: AnsweredBy | str | None, has_response: bool) -> AnsweredBy:
+    """Who answered, from a flow's tag: untagged means upstream, or nobody if no response."""
+    if by:
+        return AnsweredBy(by)
+    return AnsweredBy.UPSTREAM if has_response else AnsweredBy.NO_RESPONSE

@@ -20,12 +20,10 @@ from typing import Any
 from mitmproxy import addons as mitm_addons
 from mitmproxy import ctx, exceptions, master, options
 
-from proxy_addons.emulator import Emulator
 from proxy_addons.fault_injection import FaultInjector
 from proxy_addons.record import RECORD_MODES, VALIDATE_MODES, Record
 from proxy_addons.record_mode import RecordMode
 from proxy_addons.replay import ON_MISS, Replay
-from proxy_addons.summary import Summary
 
 USAGE_ERROR = 2
 logger = logging.getLogger("proxy_addons")
@@ -67,6 +65,8 @@ def record_mode(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
 
 def simulate_mode(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
     """``simulate``: the stateful emulator, as a proxy or (``--reverse``) as Graph itself."""
+    from proxy_addons.emulator import Emulator  # not needed by the other modes' start-up
+
     settings: dict[str, Any] = {
         "graph_state": args.state or "",
         "graph_provisioning_delay": args.provisioning_delay,
@@ -86,14 +86,23 @@ def common_addons(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
     Faults first: an answer given in its request hook is one the mode's addons never see.
     Bad rules are refused by the addon's ``configure`` (exit status 2, one line).
     """
+    from proxy_addons.summary import Summary  # rich: only for proxies that print a summary
+
     settings: dict[str, Any] = {
-        "graph_faults": list(args.fault or []),
-        "graph_faults_file": args.faults or "",
-        "graph_fault_seed": args.seed,
+        **fault_settings(args),
         "graph_summary": not args.no_summary,
         "graph_summary_json": args.summary_json or "",
     }
     return [FaultInjector(), Summary()], settings
+
+
+def fault_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The fault injector's options from the fault arguments every mode takes."""
+    return {
+        "graph_faults": list(args.fault or []),
+        "graph_faults_file": args.faults or "",
+        "graph_fault_seed": args.seed,
+    }
 
 
 MODES: dict[str, ModeBuilder] = {
@@ -194,6 +203,12 @@ class Parser(argparse.ArgumentParser):
 
 
 def add_proxy_arguments(parser: argparse.ArgumentParser) -> None:
+    add_listen_arguments(parser)
+    add_common_mode_arguments(parser)
+
+
+def add_listen_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the proxy listens and keeps its CA, and how loud it is: fixed for its lifetime."""
     parser.add_argument("--listen-host", default="127.0.0.1", help="default: 127.0.0.1")
     parser.add_argument("--listen-port", type=_port, default=8080, help="0 takes a free port")
     parser.add_argument(
@@ -202,7 +217,6 @@ def add_proxy_arguments(parser: argparse.ArgumentParser) -> None:
         help="where mitmproxy keeps its CA (default: %(default)s)",
     )
     parser.add_argument("--verbose", action="store_true", help="show mitmproxy's own log")
-    add_common_mode_arguments(parser)
 
 
 def add_common_mode_arguments(parser: argparse.ArgumentParser) -> None:

@@ -13,7 +13,8 @@ import queue
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,8 @@ class RunningProxy:
 
 def stop(process: subprocess.Popen[str], timeout: float = 15) -> int:
     """SIGTERM, as a user's Ctrl-C would, then the exit status (killed if it hangs)."""
+    if process.stdin is not None:
+        process.stdin.close()
     if process.poll() is None:
         process.terminate()
     try:
@@ -61,29 +64,36 @@ def _drain(stream: IO[str], sink: list[str], lines: queue.Queue[str | None]) -> 
     lines.put(None)
 
 
+def listen_arguments(confdir: Path) -> list[str]:
+    """A free loopback port and the given CA folder: how every launched proxy starts."""
+    return ["--listen-host", "127.0.0.1", "--listen-port", "0", "--confdir", str(confdir)]
+
+
 def command(mode: str, *args: str, confdir: Path) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "proxy_addons.cli",
-        mode,
-        "--listen-host",
-        "127.0.0.1",
-        "--listen-port",
-        "0",
-        "--confdir",
-        str(confdir),
-        *args,
-    ]
+    return [sys.executable, "-m", "proxy_addons.cli", mode, *listen_arguments(confdir), *args]
 
 
-@contextmanager
-def running_proxy(
-    mode: str, *args: str, confdir: Path, timeout: float = 60, env: dict[str, str] | None = None
-) -> Iterator[RunningProxy]:
-    """A proxy in ``mode`` on a free 127.0.0.1 port; stopped when the block ends."""
+def session_command(*args: str, confdir: Path) -> list[str]:
+    """The pytest plugin's proxy, switched per test over the control endpoint (session.py)."""
+    return [sys.executable, "-m", "proxy_addons.child", *listen_arguments(confdir), *args]
+
+
+def start(
+    argv: Sequence[str],
+    *,
+    timeout: float = 60,
+    env: dict[str, str] | None = None,
+    tie_stdin: bool = False,
+) -> RunningProxy:
+    """Run ``argv`` and wait for its two start-up lines; the caller stops it.
+
+    ``tie_stdin`` gives the child a pipe as stdin whose write end only this process holds:
+    when this process ends, however it ends, the child reads EOF (the session proxy then
+    stops itself).
+    """
     process = subprocess.Popen(
-        command(mode, *args, confdir=confdir),
+        list(argv),
+        stdin=subprocess.PIPE if tie_stdin else None,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -98,10 +108,11 @@ def running_proxy(
         target=_drain, args=(process.stderr, stderr, queue.Queue()), daemon=True
     ).start()
     url = ca = None
+    deadline = time.monotonic() + timeout
     try:
         while url is None or ca is None:
             try:
-                line = lines.get(timeout=timeout)
+                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 raise ProxyFailedToStart(f"no '{READY}' line within {timeout}s") from None
             if line is None:
@@ -113,7 +124,19 @@ def running_proxy(
                 url = line[len(READY) :].strip()
             elif line.startswith(CA_LINE):
                 ca = Path(line[len(CA_LINE) :].strip())
-        proxy = RunningProxy(url, ca, process, stdout, stderr)
+    except BaseException:
+        stop(process)
+        raise
+    return RunningProxy(url, ca, process, stdout, stderr)
+
+
+@contextmanager
+def running_proxy(
+    mode: str, *args: str, confdir: Path, timeout: float = 60, env: dict[str, str] | None = None
+) -> Iterator[RunningProxy]:
+    """A proxy in ``mode`` on a free 127.0.0.1 port; stopped when the block ends."""
+    proxy = start(command(mode, *args, confdir=confdir), timeout=timeout, env=env)
+    try:
         yield proxy
     finally:
-        stop(process)
+        proxy.stop()
