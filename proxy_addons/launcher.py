@@ -25,7 +25,9 @@ CA_LINE = "CA certificate: "
 
 
 class ProxyFailedToStart(RuntimeError):
-    pass
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason  # one line: the proxy's own last words, or what went wrong
 
 
 @dataclass
@@ -114,11 +116,15 @@ def start(
             try:
                 line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
-                raise ProxyFailedToStart(f"no '{READY}' line within {timeout}s") from None
+                message = f"no '{READY}' line within {timeout}s"
+                raise ProxyFailedToStart(message, message) from None
             if line is None:
                 process.wait(timeout)
+                said = "".join(stderr).strip()
+                last = said.splitlines()[-1] if said else f"exit status {process.returncode}"
                 raise ProxyFailedToStart(
-                    f"proxy exited with {process.returncode}: {''.join(stderr).strip()}"
+                    f"proxy exited with {process.returncode}: {said}",
+                    last.removeprefix("graph-vcr-proxy: "),
                 )
             if line.startswith(READY):
                 url = line[len(READY) :].strip()

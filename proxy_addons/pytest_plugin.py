@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
 import pytest
 
@@ -135,7 +135,7 @@ def graph_vcr_proxy(
             upstream=request.config.getoption("--graph-upstream"),
         )
     except GraphVcrError as exc:
-        pytest.fail(str(exc), pytrace=False)
+        fail(str(exc))
     own = SessionProxy(graph_vcr_confdir, session.start_args) if session.start_args else None
     proxy = own or graph_vcr_session_proxy
     try:
@@ -145,7 +145,7 @@ def graph_vcr_proxy(
     except ProxyError as exc:
         if own is not None:
             own.stop()
-        pytest.fail(str(exc), pytrace=False)
+        fail(str(exc))
     handle = GraphVcrProxy(proxy, running, session)
     request.node.stash[ACTIVE] = Active(handle, settings.allow_misses)
     try:
@@ -198,9 +198,14 @@ def fail_on_misses(item: pytest.Item, cause: BaseException | None = None) -> Non
     except ProxyError as exc:
         if cause is not None:
             return  # the test's own failure says more than a dead proxy
-        pytest.fail(str(exc), pytrace=False)
+        fail(str(exc))
     if message is None:
         return
     if cause is not None:
         message += f" (the test then failed: {type(cause).__name__})"
-    pytest.fail(message, pytrace=False)
+    fail(message)
+
+
+def fail(message: str) -> NoReturn:
+    """Fail the current test with one line: no traceback, no "during handling of..." echo."""
+    raise pytest.fail.Exception(message, pytrace=False) from None

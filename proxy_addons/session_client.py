@@ -37,8 +37,8 @@ def ca_lock(confdir: Path) -> Iterator[None]:
     """Held while a proxy may be creating the CA in ``confdir``: two xdist workers starting
     at once would each write a different CA, and one worker's clients would trust the other's.
     Once the CA exists, no lock is needed."""
-    if fcntl is None or (confdir / CA_KEY).exists():
-        yield
+    if fcntl is None or (confdir / CA_KEY).exists() or (confdir.exists() and not confdir.is_dir()):
+        yield  # (a confdir that is a file: the proxy itself refuses it, in one line)
         return
     confdir.mkdir(parents=True, exist_ok=True)
     with open(confdir / ".graph-vcr-proxy.lock", "w") as lock:
@@ -112,9 +112,11 @@ class SessionProxy:
         try:
             with ca_lock(self.confdir):
                 self.running = launcher.start(argv, timeout=self.timeout, tie_stdin=True)
-        except (launcher.ProxyFailedToStart, OSError) as exc:
-            lines = str(exc).strip().splitlines()
-            self.failure = f"graph-vcr-proxy could not start: {lines[-1] if lines else exc}"
+        except launcher.ProxyFailedToStart as exc:
+            self.failure = f"graph-vcr-proxy could not start: {exc.reason}"
+            raise ProxyError(self.failure) from None
+        except OSError as exc:  # no Python to run, say
+            self.failure = f"graph-vcr-proxy could not start: {exc}"
             raise ProxyError(self.failure) from None
         self.control = ControlClient(self.running.port, self.timeout)
         return self.running
