@@ -21,7 +21,8 @@ from pathlib import Path
 TESTS = 40
 RUNS = 3
 TARGET = 1.5
-CASSETTE = Path(__file__).resolve().parent.parent / "cassettes" / "create-virtualappointment-me.yaml"
+ROOT = Path(__file__).resolve().parent.parent
+CASSETTE = ROOT / "cassettes" / "create-virtualappointment-me.yaml"
 
 COMMON = '''\
 import json

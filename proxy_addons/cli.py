@@ -141,7 +141,14 @@ class Announce:
         print(f"CA certificate: {ca}", flush=True)
 
 
-async def serve(addons: list[Any], settings: dict[str, Any], args: argparse.Namespace) -> int:
+async def serve(
+    addons: list[Any],
+    settings: dict[str, Any],
+    args: argparse.Namespace,
+    base_addons: Callable[[], list[Any]] | None = None,
+) -> int:
+    """Run a proxy with ``addons`` after mitmproxy's own (``base_addons()``, by default all
+    of mitmproxy's default addons) until it is stopped; the exit status."""
     confdir = Path(args.confdir).expanduser()
     if confdir.exists() and not confdir.is_dir():
         # mitmproxy would start anyway and fail every TLS handshake without saying why.
@@ -150,7 +157,7 @@ async def serve(addons: list[Any], settings: dict[str, Any], args: argparse.Name
         listen_host=args.listen_host, listen_port=args.listen_port, confdir=args.confdir
     )
     proxy = master.Master(opts, with_termlog=args.verbose)
-    proxy.addons.add(*mitm_addons.default_addons())
+    proxy.addons.add(*(base_addons or mitm_addons.default_addons)())
     announce = Announce(f"{args.listen_host}:{args.listen_port}")
     try:
         proxy.addons.add(*addons, announce)

@@ -203,6 +203,36 @@ class Session:
         self._retire()
 
 
+def mitmproxy_base() -> list[Any]:
+    """mitmproxy's own addons that a loopback HTTP(S) proxy needs, in mitmproxy's order:
+    none of its user features (onboarding app, scripts, saving or replaying flows...)."""
+    from mitmproxy.addons import (
+        block,
+        core,
+        disable_h2c,
+        dns_resolver,
+        next_layer,
+        proxyserver,
+        strip_dns_https_records,
+        tlsconfig,
+        update_alt_svc,
+        upstream_auth,
+    )
+
+    return [
+        core.Core(),
+        block.Block(),
+        strip_dns_https_records.StripDnsHttpsRecords(),
+        disable_h2c.DisableH2C(),
+        proxyserver.Proxyserver(),
+        dns_resolver.DnsResolver(),
+        next_layer.NextLayer(),
+        tlsconfig.TlsConfig(),
+        upstream_auth.UpstreamAuth(),
+        update_alt_svc.UpdateAltSvc(),
+    ]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = cli.Parser(
         prog="graph-vcr-proxy session",
@@ -214,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cli.configure_logging(args.verbose)
         if not args.verbose:  # what each test's addons announce would only be noise
             cli.logger.setLevel(logging.WARNING)
-        return asyncio.run(cli.serve([Session()], {}, args))
+        return asyncio.run(cli.serve([Session()], {}, args, mitmproxy_base))
     except cli.UsageError as exc:
         print(f"graph-vcr-proxy: {exc}", file=sys.stderr)
         return cli.USAGE_ERROR
