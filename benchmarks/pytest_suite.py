@@ -24,7 +24,7 @@ TARGET = 1.5
 ROOT = Path(__file__).resolve().parent.parent
 CASSETTE = ROOT / "cassettes" / "create-virtualappointment-me.yaml"
 
-COMMON = '''\
+COMMON = """\
 import json
 from pathlib import Path
 
@@ -44,33 +44,33 @@ BODY = json.dumps({
     "externalAppointmentUrl": "https://anyschedulingsystem.com/api/appointments/MkADKnAAA=",
 })
 CASSETTES = Path(__file__).parent / "cassettes"
-'''
+"""
 
-PLUGIN = '''
+PLUGIN = """
 pytestmark = pytest.mark.graph_vcr(cassette="create.yaml")
 
 
 @pytest.fixture(scope="module")
 def graph_vcr_cassette_dir():
     return CASSETTES
-'''
+"""
 
-VCR = '''
+VCR = """
 pytestmark = [pytest.mark.vcr, pytest.mark.default_cassette("create.yaml")]
 
 
 @pytest.fixture(scope="module")
 def vcr_cassette_dir():
     return str(CASSETTES)
-'''
+"""
 
-TEST = '''
+TEST = """
 
 def test_create_{n:02d}({fixture}):
     response = requests.put(URL, data=BODY, headers=HEADERS, timeout=30)
     assert response.status_code == 201
     assert response.json()["id"] == "0c7fda79-ff00-f57f-37e3-28183b6d09b5"
-'''
+"""
 
 
 def write_suite(folder: Path, header: str, fixture: str) -> Path:
