@@ -120,7 +120,7 @@ class Session:
         try:
             ctx.options.update(**{**defaults, **cli.fault_settings(args), **settings})
             self._start(fresh)
-        except exceptions.OptionsError as exc:
+        except (exceptions.OptionsError, TypeError) as exc:  # refused by an addon, or mistyped
             raise SessionError(str(exc)) from None
         return {"mode": mode, "addons": [type(a).__name__ for a in self.active]}
 
@@ -198,9 +198,6 @@ class Session:
         if not os.read(sys.stdin.fileno(), 4096):
             asyncio.get_running_loop().remove_reader(sys.stdin.fileno())
             ctx.master.shutdown()
-
-    def done(self) -> None:
-        self._retire()
 
 
 def mitmproxy_base() -> list[Any]:

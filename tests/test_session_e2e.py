@@ -170,7 +170,7 @@ def test_a_child_whose_test_run_died_stops_by_itself(confdir):
 
 
 def test_workers_starting_together_on_a_new_confdir_share_one_ca(tmp_path):
-    proxies = [SessionProxy(tmp_path / "ca") for _ in range(3)]
+    proxies = [SessionProxy(tmp_path / "ca") for _ in range(2)]
     threads = [threading.Thread(target=p.ensure_started) for p in proxies]
     try:
         for thread in threads:
@@ -186,3 +186,27 @@ def test_workers_starting_together_on_a_new_confdir_share_one_ca(tmp_path):
         for p in proxies:
             p.stop()
     assert os.listdir(tmp_path / "ca")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "answer"),
+    [
+        ("GET", "/session", None, "GET is not allowed; use PUT."),
+        ("POST", "/calls", [], "POST is not allowed; use GET."),
+        ("PUT", "/session", {"mode": "replay", "args": "--seed 1"}, "args must be a list"),
+        ("PUT", "/session", {"mode": "playback"}, "mode must be one of replay, record, simulate"),
+        (
+            "PUT",
+            "/session",
+            {"mode": "replay", "args": ["--nope"]},
+            "unrecognized arguments: --nope",
+        ),
+        ("PUT", "/session", {"mode": "simulate", "args": ["--reverse"]}, "--reverse makes"),
+    ],
+)
+def test_the_session_endpoint_refuses_what_it_cannot_serve(proxy, method, path, body, answer):
+    proxy.ensure_started()
+    assert proxy.control is not None
+    with pytest.raises(ProxyError) as raised:
+        proxy.control.request(method, path, body)
+    assert str(raised.value).startswith(f"graph-vcr-proxy: {answer}")
