@@ -165,6 +165,14 @@ def test_simulated(graph_vcr_env, graph_vcr_proxy):
 @pytest.mark.graph_vcr(mode="simulate", allow_anonymous=True)
 def test_simulated_state_is_this_tests_own(graph_vcr_env):
     assert requests.get(URL, timeout=30).status_code == 404
+
+
+@pytest.mark.graph_vcr(record_mode="new_episodes", redact_fields=["emailAddress"])
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+def test_recorded(graph_vcr_env, graph_vcr_proxy, n):
+    assert create().status_code == 201
+    assert [c.answered_by for c in graph_vcr_proxy.calls] == ["upstream"]
+    note(graph_vcr_proxy)
 '''
 
 
@@ -177,8 +185,13 @@ def test_a_suite_using_only_the_documented_fixtures_runs_under_xdist(pytester):
         "shared",
     ]:
         put_cassette(pytester, f"cassettes/test_graph/{name}.yaml")
-    result = run(pytester, "-n", "2")
-    result.assert_outcomes(passed=7)
+    with documented_graph() as upstream:
+        result = run(pytester, "-n", "2", f"--graph-upstream={upstream}")
+    result.assert_outcomes(passed=11)
+    for n in range(1, 5):  # each worker wrote its own cassettes, whole and redacted
+        text = (pytester.path / "cassettes" / "test_graph" / f"test_recorded[{n}].yaml").read_text()
+        assert len(yaml.safe_load(text)["interactions"]) == 1
+        assert "gradya@contoso.com" not in text
     ports: dict[str, set[str]] = {}
     for line in (pytester.path / "ports.txt").read_text().splitlines():
         worker, port = line.split()
