@@ -8,12 +8,14 @@ and, before each test, sends one request to the control endpoint::
 ``mode`` is ``replay``, ``record`` or ``simulate`` and ``args`` are that mode's command-line
 arguments, parsed by the CLI's own parser and turned into addons and options by the CLI's
 own mode functions, so a test's proxy behaves exactly like ``graph-vcr-proxy MODE ARGS``.
-Switching retires the previous test's addons (their ``done`` hook closes cassettes and
-releases state-file locks), puts every option they declared back to its default, sets the new
-ones, and adds *fresh* addon instances (fault injection first, then the mode's addon). Fresh
-instances are what makes everything a test could leave behind new for the next one: fault
-rules and their counters, replay positions, the emulator's appointments, the recorder's
-state. The journal (``GET /calls``, see ``journal.py``) starts empty with each session.
+Switching retires the previous test's mode addon (its ``done`` hook closes cassettes and
+releases state-file locks), puts every option back to its default and sets the new ones
+(only those that differ: most tests of a run look alike), resets the fault injector (which
+stays, and keeps serving ``/faults``: its rules start counting afresh and it forgets every
+ETag) and adds a *fresh* instance of the mode's addon. A fresh instance is what makes
+everything a test could leave behind new for the next one: replay positions, the emulator's
+appointments, the recorder's state. The journal (``GET /calls``, see ``journal.py``) starts
+empty with each session.
 
 Until the first session, and after a refused one, Graph requests get a 503 of ours: with no
 addon to answer them they would otherwise go to the real Graph.
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import sys
@@ -34,6 +37,7 @@ from mitmproxy.addonmanager import Loader
 
 from proxy_addons import cli, control, flows
 from proxy_addons.answered_by import AnsweredBy, answered
+from proxy_addons.fault_injection import OPTIONS as FAULT_OPTIONS
 from proxy_addons.fault_injection import FaultInjector
 from proxy_addons.graph import error_reply
 from proxy_addons.journal import Call, parsed_body
@@ -93,33 +97,40 @@ def session_request(data: Any) -> tuple[str, list[str]]:
 
 class Session:
     def __init__(self) -> None:
-        self.active: list[Any] = []  # this test's addons, in chain order
+        # The fault injector stays for the whole run (and serves /faults); mitmproxy runs it
+        # right after this addon, and before the mode's addon, as every mode orders them.
+        self.faults = FaultInjector()
+        self.addons = [self.faults]
+        self.active: list[Any] = []  # this test's mode addon
         self.journal: list[Sent] = []
         self.declared: set[type] = set()
-        self.option_names: set[str] = set()  # every option our mode addons declared
+        self.option_names: set[str] = set(FAULT_OPTIONS)  # every option we set per session
 
-    @property
-    def faults(self) -> FaultInjector | None:
-        return next((a for a in self.active if isinstance(a, FaultInjector)), None)
+    @functools.cached_property
+    def parser(self) -> cli.Parser:
+        return cli.build_parser()
 
     # --- switching ------------------------------------------------------------------------
 
     def apply(self, request: Any) -> dict[str, Any]:
         mode, argv = session_request(request)
         try:
-            args = cli.build_parser().parse_args([mode, *argv])
+            args = self.parser.parse_args([mode, *argv])
         except cli.UsageError as exc:
             raise SessionError(str(exc)) from None
         if getattr(args, "reverse", False):
             raise SessionError("--reverse makes a different server, not a proxy setting")
         addons, settings = cli.MODES[mode](args)
-        fresh = [FaultInjector(), *addons]  # no exit summary: the journal tells the test
         self._retire()
-        self._declare(fresh)
-        defaults = {name: ctx.options.default(name) for name in self.option_names}
+        self._declare(addons)
+        wanted = {name: ctx.options.default(name) for name in self.option_names}
+        wanted |= {**cli.fault_settings(args), **settings}
+        changed = {k: v for k, v in wanted.items() if getattr(ctx.options, k) != v}
         try:
-            ctx.options.update(**{**defaults, **cli.fault_settings(args), **settings})
-            self._start(fresh)
+            if changed:
+                ctx.options.update(**changed)
+            self.faults.reset()
+            self._start(addons)
         except (exceptions.OptionsError, TypeError) as exc:  # refused by an addon, or mistyped
             raise SessionError(str(exc)) from None
         return {"mode": mode, "addons": [type(a).__name__ for a in self.active]}
