@@ -191,7 +191,7 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
 
 def fail_on_misses(item: pytest.Item, cause: BaseException | None = None) -> None:
     active = item.stash.get(ACTIVE, None)
-    if active is None or active.allow_misses:
+    if active is None or active.allow_misses or active.proxy.stopped:
         return
     try:
         message = misses_message(active.proxy.calls)

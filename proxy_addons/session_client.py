@@ -169,6 +169,11 @@ class GraphVcrProxy:
         return int(self.url.rsplit(":", 1)[1])
 
     @property
+    def stopped(self) -> bool:
+        """Whether ``stop()`` was called (a crashed proxy is not stopped, it is gone)."""
+        return self._proxy.running is None
+
+    @property
     def calls(self) -> tuple[Call, ...]:
         """This test's Graph requests so far, oldest first (read fresh on each access)."""
         return self._proxy.calls()

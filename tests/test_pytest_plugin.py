@@ -332,3 +332,15 @@ def test_record_then_replay_and_the_same_cassette_in_pytest_recording_and_vcrpy(
     assert answers.read_text().split() == ["upstream", "replay", "upstream"]
     assert "stale" not in recorded.read_text()
     assert len(yaml.safe_load(recorded.read_text())["interactions"]) == 1
+
+
+@pytest.mark.graph_vcr(cassette="create-virtualappointment-me.yaml")
+def test_a_test_may_stop_the_proxy_and_the_next_one_gets_another(graph_vcr_proxy):
+    graph_vcr_proxy.stop()
+    assert graph_vcr_proxy.stopped and graph_vcr_proxy.process.poll() is not None
+
+
+@pytest.mark.graph_vcr(cassette="create-virtualappointment-me.yaml")
+def test_after_a_stop_the_next_test_starts_a_proxy_again(graph_vcr_env, graph_vcr_proxy):
+    assert create().status_code == 201
+    assert not graph_vcr_proxy.stopped
