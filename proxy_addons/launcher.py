@@ -80,14 +80,47 @@ def session_command(*args: str, confdir: Path) -> list[str]:
     return [sys.executable, "-m", "proxy_addons.child", *listen_arguments(confdir), *args]
 
 
-def start(
-    argv: Sequence[str],
-    *,
-    timeout: float = 60,
-    env: dict[str, str] | None = None,
-    tie_stdin: bool = False,
-) -> RunningProxy:
-    """Run ``argv`` and wait for its two start-up lines; the caller stops it.
+@dataclass
+class Starting:
+    """A proxy child that was spawned and has not said yet where it listens."""
+
+    process: subprocess.Popen[str]
+    stdout: list[str]
+    stderr: list[str]
+    lines: queue.Queue[str | None]
+
+    def ready(self, timeout: float = 60) -> RunningProxy:
+        """Wait for the two start-up lines; a child that fails (or is too slow) is stopped."""
+        url = ca = None
+        deadline = time.monotonic() + timeout
+        try:
+            while url is None or ca is None:
+                try:
+                    line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    message = f"no '{READY}' line within {timeout}s"
+                    raise ProxyFailedToStart(message, message) from None
+                if line is None:
+                    self.process.wait(timeout)
+                    code, said = self.process.returncode, "".join(self.stderr).strip()
+                    last = said.splitlines()[-1] if said else f"exit status {code}"
+                    raise ProxyFailedToStart(
+                        f"proxy exited with {code}: {said}", last.removeprefix("graph-vcr-proxy: ")
+                    )
+                if line.startswith(READY):
+                    url = line[len(READY) :].strip()
+                elif line.startswith(CA_LINE):
+                    ca = Path(line[len(CA_LINE) :].strip())
+        except BaseException:
+            stop(self.process)
+            raise
+        return RunningProxy(url, ca, self.process, self.stdout, self.stderr)
+
+
+def spawn(
+    argv: Sequence[str], *, env: dict[str, str] | None = None, tie_stdin: bool = False
+) -> Starting:
+    """Run ``argv``, its output drained by threads so it never blocks on a full pipe.
 
     ``tie_stdin`` gives the child a pipe as stdin whose write end only this process holds:
     when this process ends, however it ends, the child reads EOF (the session proxy then
@@ -102,38 +135,25 @@ def start(
         env={**os.environ, **(env or {})},
     )
     assert process.stdout is not None and process.stderr is not None
-    stdout: list[str] = []
-    stderr: list[str] = []
-    lines: queue.Queue[str | None] = queue.Queue()
-    threading.Thread(target=_drain, args=(process.stdout, stdout, lines), daemon=True).start()
+    starting = Starting(process, [], [], queue.Queue())
     threading.Thread(
-        target=_drain, args=(process.stderr, stderr, queue.Queue()), daemon=True
+        target=_drain, args=(process.stdout, starting.stdout, starting.lines), daemon=True
     ).start()
-    url = ca = None
-    deadline = time.monotonic() + timeout
-    try:
-        while url is None or ca is None:
-            try:
-                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                message = f"no '{READY}' line within {timeout}s"
-                raise ProxyFailedToStart(message, message) from None
-            if line is None:
-                process.wait(timeout)
-                said = "".join(stderr).strip()
-                last = said.splitlines()[-1] if said else f"exit status {process.returncode}"
-                raise ProxyFailedToStart(
-                    f"proxy exited with {process.returncode}: {said}",
-                    last.removeprefix("graph-vcr-proxy: "),
-                )
-            if line.startswith(READY):
-                url = line[len(READY) :].strip()
-            elif line.startswith(CA_LINE):
-                ca = Path(line[len(CA_LINE) :].strip())
-    except BaseException:
-        stop(process)
-        raise
-    return RunningProxy(url, ca, process, stdout, stderr)
+    threading.Thread(
+        target=_drain, args=(process.stderr, starting.stderr, queue.Queue()), daemon=True
+    ).start()
+    return starting
+
+
+def start(
+    argv: Sequence[str],
+    *,
+    timeout: float = 60,
+    env: dict[str, str] | None = None,
+    tie_stdin: bool = False,
+) -> RunningProxy:
+    """Run ``argv`` and wait for its two start-up lines; the caller stops it."""
+    return spawn(argv, env=env, tie_stdin=tie_stdin).ready(timeout)
 
 
 @contextmanager

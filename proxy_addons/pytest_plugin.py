@@ -42,6 +42,9 @@ class Active(NamedTuple):
 
 
 ACTIVE = pytest.StashKey[Active]()
+PRESTARTED = pytest.StashKey[SessionProxy]()  # spawned at session start, not adopted yet
+USED = pytest.StashKey[bool]()  # a test of this run asked for the proxy
+USED_KEY = "graph-vcr-proxy/used"  # pytest's cache: whether the previous run did
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -52,6 +55,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="vcrpy's record mode for graph_vcr cassettes (default: none, replay only; "
         "rewrite deletes each cassette first)",
+    )
+    parser.addini(
+        "graph_vcr_prestart",
+        type="bool",
+        default=True,
+        help="start graph-vcr-proxy's proxy with the test run when the previous run needed "
+        "one (default: true; false: only when the first test needs it)",
     )
     group.addoption(
         "--graph-upstream",
@@ -74,9 +84,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def graph_vcr_confdir(pytestconfig: pytest.Config) -> Path:
-    """mitmproxy's confdir, so its CA, kept from run to run (the RSA key is made once):
-    pytest's cache folder, else a per-user cache folder."""
-    cache = getattr(pytestconfig, "cache", None)
+    """mitmproxy's confdir, so its CA, kept from run to run (the RSA key is made once)."""
+    return default_confdir(pytestconfig)
+
+
+def default_confdir(config: pytest.Config) -> Path:
+    """pytest's cache folder, else a per-user cache folder."""
+    cache = getattr(config, "cache", None)
     if cache is not None:
         try:
             return cache.mkdir(CA_FOLDER)
@@ -104,11 +118,54 @@ def graph_vcr_config() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def graph_vcr_session_proxy(graph_vcr_confdir: Path) -> Iterator[SessionProxy]:
+def graph_vcr_session_proxy(
+    graph_vcr_confdir: Path, pytestconfig: pytest.Config
+) -> Iterator[SessionProxy]:
     """The run's (this xdist worker's) proxy child, started on first use."""
-    proxy = SessionProxy(graph_vcr_confdir)
+    prestarted = pytestconfig.stash.get(PRESTARTED, None)
+    if prestarted is not None and prestarted.confdir == graph_vcr_confdir:
+        del pytestconfig.stash[PRESTARTED]
+        proxy = prestarted
+    else:
+        proxy = SessionProxy(graph_vcr_confdir)
+    pytestconfig.stash[USED] = True
     yield proxy
     proxy.stop()
+
+
+# --- starting early when this project's last run needed a proxy -------------------------
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """If the previous run needed a proxy, spawn this run's now, so that its start-up runs
+    beside pytest's own; the first test that needs it adopts it (it is stopped unused
+    otherwise). ``graph_vcr_prestart = false`` in the ini file turns this off."""
+    config = session.config
+    cache = getattr(config, "cache", None)
+    if cache is None or is_xdist_controller(config) or config.option.collectonly:
+        return
+    if not config.getini("graph_vcr_prestart") or not cache.get(USED_KEY, False):
+        return
+    proxy = SessionProxy(default_confdir(config))
+    if proxy.prestart():
+        config.stash[PRESTARTED] = proxy
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    unused = config.stash.get(PRESTARTED, None)
+    if unused is not None:
+        unused.stop()
+        del config.stash[PRESTARTED]
+    cache = getattr(config, "cache", None)
+    if cache is not None and not is_xdist_controller(config):
+        cache.set(USED_KEY, config.stash.get(USED, False))
+
+
+def is_xdist_controller(config: pytest.Config) -> bool:
+    """The process that hands tests to pytest-xdist workers and runs none itself."""
+    workers = config.getoption("numprocesses", default=None)
+    return bool(workers) and not hasattr(config, "workerinput")
 
 
 @pytest.fixture

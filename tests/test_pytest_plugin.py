@@ -332,6 +332,12 @@ def test_record_then_replay_and_the_same_cassette_in_pytest_recording_and_vcrpy(
     assert answers.read_text().split() == ["upstream", "replay", "upstream"]
     assert "stale" not in recorded.read_text()
     assert len(yaml.safe_load(recorded.read_text())["interactions"]) == 1
+    # Runs 2 and 3 started their proxy with the session (run 1 had needed one); a run that
+    # needs none stops the one it started early, and the next run starts lazily again.
+    used = pytester.path / ".pytest_cache" / "v" / "graph-vcr-proxy" / "used"
+    assert json.loads(used.read_text()) is True
+    run(pytester, "test_in_process.py", "-k", "plain_vcrpy").assert_outcomes(passed=1)
+    assert json.loads(used.read_text()) is False
 
 
 @pytest.mark.graph_vcr(cassette="create-virtualappointment-me.yaml")
