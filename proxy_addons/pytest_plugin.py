@@ -5,8 +5,9 @@
         ...  # code under test reads HTTPS_PROXY / SSL_CERT_FILE / REQUESTS_CA_BUNDLE
         assert [c.answered_by for c in graph_vcr_proxy.calls] == ["fault", "replay"]
 
-The proxy child starts on the first test that needs it (one per pytest-xdist worker) and is
-switched to each test's cassette, mode and faults with one request to its control endpoint;
+The proxy child starts on the first test that needs it (one per pytest-xdist worker; with the
+run itself when the previous run needed one) and is switched to each test's cassette, mode
+and faults with one request to its control endpoint;
 see the README's "pytest plugin" section. This module only assembles: the settings rules are
 in ``vcr_settings.py``, talking to the child in ``session_client.py``. It imports neither
 mitmproxy nor anything that does, so a test run pays nothing for it until a test asks.
@@ -133,41 +134,6 @@ def graph_vcr_session_proxy(
     proxy.stop()
 
 
-# --- starting early when this project's last run needed a proxy -------------------------
-
-
-def pytest_sessionstart(session: pytest.Session) -> None:
-    """If the previous run needed a proxy, spawn this run's now, so that its start-up runs
-    beside pytest's own; the first test that needs it adopts it (it is stopped unused
-    otherwise). ``graph_vcr_prestart = false`` in the ini file turns this off."""
-    config = session.config
-    cache = getattr(config, "cache", None)
-    if cache is None or is_xdist_controller(config) or config.option.collectonly:
-        return
-    if not config.getini("graph_vcr_prestart") or not cache.get(USED_KEY, False):
-        return
-    proxy = SessionProxy(default_confdir(config))
-    if proxy.prestart():
-        config.stash[PRESTARTED] = proxy
-
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    config = session.config
-    unused = config.stash.get(PRESTARTED, None)
-    if unused is not None:
-        unused.stop()
-        del config.stash[PRESTARTED]
-    cache = getattr(config, "cache", None)
-    if cache is not None and not is_xdist_controller(config):
-        cache.set(USED_KEY, config.stash.get(USED, False))
-
-
-def is_xdist_controller(config: pytest.Config) -> bool:
-    """The process that hands tests to pytest-xdist workers and runs none itself."""
-    workers = config.getoption("numprocesses", default=None)
-    return bool(workers) and not hasattr(config, "workerinput")
-
-
 @pytest.fixture
 def graph_vcr_proxy(
     request: pytest.FixtureRequest,
@@ -230,6 +196,41 @@ def graph_vcr_env(
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
     return env
+
+
+# --- starting early when this project's last run needed a proxy -------------------------
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """If the previous run needed a proxy, spawn this run's now, so that its start-up runs
+    beside pytest's own; the first test that needs it adopts it (it is stopped unused
+    otherwise). ``graph_vcr_prestart = false`` in the ini file turns this off."""
+    config = session.config
+    cache = getattr(config, "cache", None)
+    if cache is None or is_xdist_controller(config) or config.option.collectonly:
+        return
+    if not config.getini("graph_vcr_prestart") or not cache.get(USED_KEY, False):
+        return
+    proxy = SessionProxy(default_confdir(config))
+    if proxy.prestart():
+        config.stash[PRESTARTED] = proxy
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    unused = config.stash.get(PRESTARTED, None)
+    if unused is not None:
+        unused.stop()
+        del config.stash[PRESTARTED]
+    cache = getattr(config, "cache", None)
+    if cache is not None and not is_xdist_controller(config):
+        cache.set(USED_KEY, config.stash.get(USED, False))
+
+
+def is_xdist_controller(config: pytest.Config) -> bool:
+    """The process that hands tests to pytest-xdist workers and runs none itself."""
+    workers = config.getoption("numprocesses", default=None)
+    return bool(workers) and not hasattr(config, "workerinput")
 
 
 # --- a test that missed the cassette fails with the miss ---------------------------------
