@@ -13,6 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import lookup
+import pytest_suite
 import record_cost
 
 
@@ -20,6 +21,7 @@ def main() -> int:
     print(f"python {platform.python_version()} on {platform.machine()}, {platform.system()}")
     lookup.run()
     record_cost.run()
+    pytest_suite.run()
     return 0
 
 

@@ -20,3 +20,10 @@ class AnsweredBy(StrEnum):
     INTERNAL_ERROR = "internal-error"  # a bug in our hooks: 500 generalException, never a forward
     RECORDING_FAILED = "recording-failed"  # the recorder couldn't store it: 500 RecordingFailed
     NO_RESPONSE = "no-response"  # nobody answered (still in flight at exit, or failed)
+
+
+def answered(by: AnsweredBy | str | None, has_response: bool) -> AnsweredBy:
+    """Who answered, from a flow's tag: untagged means upstream, or nobody if no response."""
+    if by:
+        return AnsweredBy(by)
+    return AnsweredBy.UPSTREAM if has_response else AnsweredBy.NO_RESPONSE

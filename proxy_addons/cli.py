@@ -21,13 +21,10 @@ from mitmproxy import addons as mitm_addons
 from mitmproxy import ctx, exceptions, master, options
 
 from proxy_addons import permissions, web_ui
-from proxy_addons.emulator import Emulator
 from proxy_addons.fault_injection import FaultInjector
 from proxy_addons.record import RECORD_MODES, VALIDATE_MODES, Record
 from proxy_addons.record_mode import RecordMode
 from proxy_addons.replay import ON_MISS, Replay
-from proxy_addons.summary import Summary
-from proxy_addons.web_tags import WebTags
 
 USAGE_ERROR = 2
 logger = logging.getLogger("proxy_addons")
@@ -69,6 +66,8 @@ def record_mode(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
 
 def simulate_mode(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
     """``simulate``: the stateful emulator, as a proxy or (``--reverse``) as Graph itself."""
+    from proxy_addons.emulator import Emulator  # not needed by the other modes' start-up
+
     settings: dict[str, Any] = {
         "graph_state": args.state or "",
         "graph_provisioning_delay": args.provisioning_delay,
@@ -92,14 +91,23 @@ def common_addons(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
     Faults first: an answer given in its request hook is one the mode's addons never see.
     Bad rules are refused by the addon's ``configure`` (exit status 2, one line).
     """
+    from proxy_addons.summary import Summary  # rich: only for proxies that print a summary
+
     settings: dict[str, Any] = {
-        "graph_faults": list(args.fault or []),
-        "graph_faults_file": args.faults or "",
-        "graph_fault_seed": args.seed,
+        **fault_settings(args),
         "graph_summary": not args.no_summary,
         "graph_summary_json": args.summary_json or "",
     }
     return [FaultInjector(), Summary()], settings
+
+
+def fault_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The fault injector's options from the fault arguments every mode takes."""
+    return {
+        "graph_faults": list(args.fault or []),
+        "graph_faults_file": args.faults or "",
+        "graph_fault_seed": args.seed,
+    }
 
 
 MODES: dict[str, ModeBuilder] = {
@@ -144,7 +152,14 @@ class Announce:
             print(f"{web_ui.URL_LINE}{web_ui.url(ctx.master)}", flush=True)
 
 
-async def serve(addons: list[Any], settings: dict[str, Any], args: argparse.Namespace) -> int:
+async def serve(
+    addons: list[Any],
+    settings: dict[str, Any],
+    args: argparse.Namespace,
+    base_addons: Callable[[], list[Any]] | None = None,
+) -> int:
+    """Run a proxy with ``addons`` after mitmproxy's own (``base_addons()``, by default all
+    of mitmproxy's default addons) until it is stopped; the exit status."""
     confdir = Path(args.confdir).expanduser()
     if confdir.exists() and not confdir.is_dir():
         # mitmproxy would start anyway and fail every TLS handshake without saying why.
@@ -158,10 +173,12 @@ async def serve(addons: list[Any], settings: dict[str, Any], args: argparse.Name
     if args.web:
         web_port = web_ui.DEFAULT_PORT if args.web_port is None else args.web_port
         proxy = web_ui.web_master(opts, port=web_port, verbose=args.verbose)
+        from proxy_addons.web_tags import WebTags  # only the web view tags flows
+
         addons = [*addons, WebTags()]  # last: it reports what the others did to each flow
     else:
         proxy = master.Master(opts, with_termlog=args.verbose)
-        proxy.addons.add(*mitm_addons.default_addons())
+        proxy.addons.add(*(base_addons or mitm_addons.default_addons)())
     announce = Announce(f"{args.listen_host}:{args.listen_port}", web=args.web)
     try:
         proxy.addons.add(*addons, announce)
@@ -223,6 +240,12 @@ class Parser(argparse.ArgumentParser):
 
 
 def add_proxy_arguments(parser: argparse.ArgumentParser) -> None:
+    add_listen_arguments(parser)
+    add_common_mode_arguments(parser)
+
+
+def add_listen_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the proxy listens and keeps its CA, and how loud it is: fixed for its lifetime."""
     parser.add_argument("--listen-host", default="127.0.0.1", help="default: 127.0.0.1")
     parser.add_argument("--listen-port", type=_port, default=8080, help="0 takes a free port")
     parser.add_argument(
@@ -243,7 +266,6 @@ def add_proxy_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="P",
         help=f"the web UI's port (default: {web_ui.DEFAULT_PORT}; 0 takes a free port)",
     )
-    add_common_mode_arguments(parser)
 
 
 def add_common_mode_arguments(parser: argparse.ArgumentParser) -> None:

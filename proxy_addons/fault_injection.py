@@ -201,6 +201,12 @@ class FaultInjector:
             for i, rule in enumerate(rules)
         ]
 
+    def reset(self) -> None:
+        """Keep the rules but forget what they have seen (counters, random streams, throttle
+        windows) and every ETag learnt: how the pytest plugin's proxy starts each test."""
+        self.etags = ETags()
+        self._install([state.rule for state in self.states], keep_state=False)
+
     def rule_table(self) -> list[dict[str, Any]]:
         return [state.as_dict() for state in self.states]
 

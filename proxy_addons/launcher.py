@@ -13,7 +13,8 @@ import queue
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,9 @@ CA_LINE = "CA certificate: "
 
 
 class ProxyFailedToStart(RuntimeError):
-    pass
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason  # one line: the proxy's own last words, or what went wrong
 
 
 @dataclass
@@ -45,6 +48,8 @@ class RunningProxy:
 
 def stop(process: subprocess.Popen[str], timeout: float = 15) -> int:
     """SIGTERM, as a user's Ctrl-C would, then the exit status (killed if it hangs)."""
+    if process.stdin is not None:
+        process.stdin.close()
     if process.poll() is None:
         process.terminate()
     try:
@@ -61,20 +66,94 @@ def _drain(stream: IO[str], sink: list[str], lines: queue.Queue[str | None]) -> 
     lines.put(None)
 
 
+def listen_arguments(confdir: Path) -> list[str]:
+    """A free loopback port and the given CA folder: how every launched proxy starts."""
+    return ["--listen-host", "127.0.0.1", "--listen-port", "0", "--confdir", str(confdir)]
+
+
 def command(mode: str, *args: str, confdir: Path) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "proxy_addons.cli",
-        mode,
-        "--listen-host",
-        "127.0.0.1",
-        "--listen-port",
-        "0",
-        "--confdir",
-        str(confdir),
-        *args,
-    ]
+    return [sys.executable, "-m", "proxy_addons.cli", mode, *listen_arguments(confdir), *args]
+
+
+def session_command(*args: str, confdir: Path) -> list[str]:
+    """The pytest plugin's proxy, switched per test over the control endpoint (session.py)."""
+    return [sys.executable, "-m", "proxy_addons.child", *listen_arguments(confdir), *args]
+
+
+@dataclass
+class Starting:
+    """A proxy child that was spawned and has not said yet where it listens."""
+
+    process: subprocess.Popen[str]
+    stdout: list[str]
+    stderr: list[str]
+    lines: queue.Queue[str | None]
+
+    def ready(self, timeout: float = 60) -> RunningProxy:
+        """Wait for the two start-up lines; a child that fails (or is too slow) is stopped."""
+        url = ca = None
+        deadline = time.monotonic() + timeout
+        try:
+            while url is None or ca is None:
+                try:
+                    line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    message = f"no '{READY}' line within {timeout}s"
+                    raise ProxyFailedToStart(message, message) from None
+                if line is None:
+                    self.process.wait(timeout)
+                    code, said = self.process.returncode, "".join(self.stderr).strip()
+                    last = said.splitlines()[-1] if said else f"exit status {code}"
+                    raise ProxyFailedToStart(
+                        f"proxy exited with {code}: {said}", last.removeprefix("graph-vcr-proxy: ")
+                    )
+                if line.startswith(READY):
+                    url = line[len(READY) :].strip()
+                elif line.startswith(CA_LINE):
+                    ca = Path(line[len(CA_LINE) :].strip())
+        except BaseException:
+            stop(self.process)
+            raise
+        return RunningProxy(url, ca, self.process, self.stdout, self.stderr)
+
+
+def spawn(
+    argv: Sequence[str], *, env: dict[str, str] | None = None, tie_stdin: bool = False
+) -> Starting:
+    """Run ``argv``, its output drained by threads so it never blocks on a full pipe.
+
+    ``tie_stdin`` gives the child a pipe as stdin whose write end only this process holds:
+    when this process ends, however it ends, the child reads EOF (the session proxy then
+    stops itself).
+    """
+    process = subprocess.Popen(
+        list(argv),
+        stdin=subprocess.PIPE if tie_stdin else None,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    assert process.stdout is not None and process.stderr is not None
+    starting = Starting(process, [], [], queue.Queue())
+    threading.Thread(
+        target=_drain, args=(process.stdout, starting.stdout, starting.lines), daemon=True
+    ).start()
+    threading.Thread(
+        target=_drain, args=(process.stderr, starting.stderr, queue.Queue()), daemon=True
+    ).start()
+    return starting
+
+
+def start(
+    argv: Sequence[str],
+    *,
+    timeout: float = 60,
+    env: dict[str, str] | None = None,
+    tie_stdin: bool = False,
+) -> RunningProxy:
+    """Run ``argv`` and wait for its two start-up lines; the caller stops it."""
+    return spawn(argv, env=env, tie_stdin=tie_stdin).ready(timeout)
 
 
 @contextmanager
@@ -82,38 +161,8 @@ def running_proxy(
     mode: str, *args: str, confdir: Path, timeout: float = 60, env: dict[str, str] | None = None
 ) -> Iterator[RunningProxy]:
     """A proxy in ``mode`` on a free 127.0.0.1 port; stopped when the block ends."""
-    process = subprocess.Popen(
-        command(mode, *args, confdir=confdir),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **(env or {})},
-    )
-    assert process.stdout is not None and process.stderr is not None
-    stdout: list[str] = []
-    stderr: list[str] = []
-    lines: queue.Queue[str | None] = queue.Queue()
-    threading.Thread(target=_drain, args=(process.stdout, stdout, lines), daemon=True).start()
-    threading.Thread(
-        target=_drain, args=(process.stderr, stderr, queue.Queue()), daemon=True
-    ).start()
-    url = ca = None
+    proxy = start(command(mode, *args, confdir=confdir), timeout=timeout, env=env)
     try:
-        while url is None or ca is None:
-            try:
-                line = lines.get(timeout=timeout)
-            except queue.Empty:
-                raise ProxyFailedToStart(f"no '{READY}' line within {timeout}s") from None
-            if line is None:
-                process.wait(timeout)
-                raise ProxyFailedToStart(
-                    f"proxy exited with {process.returncode}: {''.join(stderr).strip()}"
-                )
-            if line.startswith(READY):
-                url = line[len(READY) :].strip()
-            elif line.startswith(CA_LINE):
-                ca = Path(line[len(CA_LINE) :].strip())
-        proxy = RunningProxy(url, ca, process, stdout, stderr)
         yield proxy
     finally:
-        stop(process)
+        proxy.stop()

@@ -1,63 +1,188 @@
-"""pytest plugin: a real graph-vcr-proxy per test, and the environment to send traffic to it.
+"""pytest plugin: one graph-vcr-proxy per test run, switched per test, in pytest-recording's ways.
 
-    @pytest.mark.graph_vcr(mode="replay", cassette="tests/cassettes/create.yaml",
-                           args=["--fault", "throttle:times=1"])
-    def test_create(graph_vcr_env):
+    @pytest.mark.graph_vcr(faults=["throttle:times=1"])
+    def test_create(graph_vcr_env, graph_vcr_proxy):
         ...  # code under test reads HTTPS_PROXY / SSL_CERT_FILE / REQUESTS_CA_BUNDLE
+        assert [c.answered_by for c in graph_vcr_proxy.calls] == ["fault", "replay"]
 
-Without the marker a test gets ``replay`` of the bundled cassettes.
+The proxy child starts on the first test that needs it (one per pytest-xdist worker; with the
+run itself when the previous run needed one) and is switched to each test's cassette, mode
+and faults with one request to its control endpoint;
+see the README's "pytest plugin" section. This module only assembles: the settings rules are
+in ``vcr_settings.py``, talking to the child in ``session_client.py``. It imports neither
+mitmproxy nor anything that does, so a test run pays nothing for it until a test asks.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, NamedTuple, NoReturn
 
 import pytest
 
-from proxy_addons.launcher import RunningProxy, running_proxy
+from proxy_addons.journal import misses_message
+from proxy_addons.session_client import GraphVcrProxy, ProxyError, SessionProxy
+from proxy_addons.vcr_settings import (
+    GraphVcrError,
+    TestRecordMode,
+    default_cassette_name,
+    merge,
+    plan,
+    settings_of,
+)
+
+MARKER = "graph_vcr"
+CA_FOLDER = "graph-vcr-proxy-ca"
+
+
+class Active(NamedTuple):
+    proxy: GraphVcrProxy
+    allow_misses: bool
+
+
+ACTIVE = pytest.StashKey[Active]()
+PRESTARTED = pytest.StashKey[SessionProxy]()  # spawned at session start, not adopted yet
+USED = pytest.StashKey[bool]()  # a test of this run asked for the proxy
+USED_KEY = "graph-vcr-proxy/used"  # pytest's cache: whether the previous run did
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("graph-vcr-proxy")
+    group.addoption(
+        "--graph-record-mode",
+        choices=tuple(TestRecordMode),
+        default=None,
+        help="vcrpy's record mode for graph_vcr cassettes (default: none, replay only; "
+        "rewrite deletes each cassette first)",
+    )
+    parser.addini(
+        "graph_vcr_prestart",
+        type="bool",
+        default=True,
+        help="start graph-vcr-proxy's proxy with the test run when the previous run needed "
+        "one (default: true; false: only when the first test needs it)",
+    )
+    group.addoption(
+        "--graph-upstream",
+        metavar="URL",
+        default=None,
+        help="when recording, send Graph calls to this base URL instead of the real host",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "graph_vcr(mode='replay', cassette=None, args=()): run the test against a "
-        "graph-vcr-proxy started in MODE with CASSETTE and extra command-line ARGS",
+        "graph_vcr(mode='replay', cassette=None, record_mode=None, faults=(), "
+        "allow_misses=False, args=(), ...): what the test's graph-vcr-proxy serves",
     )
 
 
+# --- fixtures a conftest may override ---------------------------------------------------
+
+
 @pytest.fixture(scope="session")
-def graph_vcr_confdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One confdir, so one CA, for the session's proxies."""
-    return tmp_path_factory.mktemp("graph-vcr-proxy-ca")
+def graph_vcr_confdir(pytestconfig: pytest.Config) -> Path:
+    """mitmproxy's confdir, so its CA, kept from run to run (the RSA key is made once)."""
+    return default_confdir(pytestconfig)
+
+
+def default_confdir(config: pytest.Config) -> Path:
+    """pytest's cache folder, else a per-user cache folder."""
+    cache = getattr(config, "cache", None)
+    if cache is not None:
+        try:
+            return cache.mkdir(CA_FOLDER)
+        except OSError:
+            pass
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    folder = base / "graph-vcr-proxy" / "ca"
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def graph_vcr_cassette_dir(request: pytest.FixtureRequest) -> Path:
+    """``<test file's folder>/cassettes/<module name>/``, as pytest-recording's vcr_cassette_dir."""
+    return request.path.parent / "cassettes" / request.path.stem
+
+
+@pytest.fixture
+def graph_vcr_config() -> dict[str, Any]:
+    """Defaults for every ``graph_vcr`` key (markers override them), like vcr_config."""
+    return {}
+
+
+# --- the proxy --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def graph_vcr_session_proxy(
+    graph_vcr_confdir: Path, pytestconfig: pytest.Config
+) -> Iterator[SessionProxy]:
+    """The run's (this xdist worker's) proxy child, started on first use."""
+    prestarted = pytestconfig.stash.get(PRESTARTED, None)
+    if prestarted is not None and prestarted.confdir == graph_vcr_confdir:
+        del pytestconfig.stash[PRESTARTED]
+        proxy = prestarted
+    else:
+        proxy = SessionProxy(graph_vcr_confdir)
+    pytestconfig.stash[USED] = True
+    yield proxy
+    proxy.stop()
 
 
 @pytest.fixture
 def graph_vcr_proxy(
-    request: pytest.FixtureRequest, graph_vcr_confdir: Path
-) -> Iterator[RunningProxy]:
-    """A running proxy configured by the test's ``graph_vcr`` marker; stopped afterwards."""
-    marker = request.node.get_closest_marker("graph_vcr")
-    kwargs = dict(marker.kwargs) if marker else {}
-    mode = kwargs.pop("mode", "replay")
-    args = [str(a) for a in kwargs.pop("args", ())]
-    cassette = kwargs.pop("cassette", None)
-    if kwargs:
-        raise pytest.UsageError(f"graph_vcr marker: unknown arguments {sorted(kwargs)}")
-    if cassette is not None:
-        # Relative to the project (pytest's rootdir), not to wherever pytest was started.
-        path = Path(cassette)
-        args = [
-            "--cassette",
-            str(path if path.is_absolute() else request.config.rootpath / path),
-            *args,
-        ]
-    with running_proxy(mode, *args, confdir=graph_vcr_confdir) as proxy:
-        yield proxy
+    request: pytest.FixtureRequest,
+    graph_vcr_config: dict[str, Any],
+    graph_vcr_cassette_dir: Path,
+    graph_vcr_confdir: Path,
+    graph_vcr_session_proxy: SessionProxy,
+) -> Iterator[GraphVcrProxy]:
+    """The proxy, switched to what this test's markers and config ask, with fresh state."""
+    markers = list(request.node.iter_markers(MARKER))
+    try:
+        if any(m.args for m in markers):
+            raise GraphVcrError(f"{MARKER} takes keyword arguments only, e.g. cassette='x.yaml'")
+        settings = settings_of(merge(graph_vcr_config, (m.kwargs for m in markers)))
+        session = plan(
+            settings,
+            cassette_dir=Path(graph_vcr_cassette_dir),
+            default_name=default_cassette_name(
+                request.node.name, request.cls.__name__ if request.cls else None
+            ),
+            record_mode=request.config.getoption("--graph-record-mode"),
+            upstream=request.config.getoption("--graph-upstream"),
+        )
+    except GraphVcrError as exc:
+        fail(str(exc))
+    own = SessionProxy(graph_vcr_confdir, session.start_args) if session.start_args else None
+    proxy = own or graph_vcr_session_proxy
+    try:
+        if session.rewrite and session.cassette is not None:
+            session.cassette.unlink(missing_ok=True)
+        running = proxy.switch(session)
+    except ProxyError as exc:
+        if own is not None:
+            own.stop()
+        fail(str(exc))
+    handle = GraphVcrProxy(proxy, running, session)
+    request.node.stash[ACTIVE] = Active(handle, settings.allow_misses)
+    try:
+        yield handle
+    finally:
+        del request.node.stash[ACTIVE]
+        if own is not None:
+            own.stop()
 
 
 @pytest.fixture
-def graph_vcr_env(graph_vcr_proxy: RunningProxy, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def graph_vcr_env(
+    graph_vcr_proxy: GraphVcrProxy, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
     """Points HTTPS clients that read the environment (requests, httpx, curl) at the proxy."""
     env = {
         "HTTPS_PROXY": graph_vcr_proxy.url,
@@ -71,3 +196,74 @@ def graph_vcr_env(graph_vcr_proxy: RunningProxy, monkeypatch: pytest.MonkeyPatch
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
     return env
+
+
+# --- starting early when this project's last run needed a proxy -------------------------
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """If the previous run needed a proxy, spawn this run's now, so that its start-up runs
+    beside pytest's own; the first test that needs it adopts it (it is stopped unused
+    otherwise). ``graph_vcr_prestart = false`` in the ini file turns this off."""
+    config = session.config
+    cache = getattr(config, "cache", None)
+    if cache is None or is_xdist_controller(config) or config.option.collectonly:
+        return
+    if not config.getini("graph_vcr_prestart") or not cache.get(USED_KEY, False):
+        return
+    proxy = SessionProxy(default_confdir(config))
+    if proxy.prestart():
+        config.stash[PRESTARTED] = proxy
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    unused = config.stash.get(PRESTARTED, None)
+    if unused is not None:
+        unused.stop()
+        del config.stash[PRESTARTED]
+    cache = getattr(config, "cache", None)
+    if cache is not None and not is_xdist_controller(config):
+        cache.set(USED_KEY, config.stash.get(USED, False))
+
+
+def is_xdist_controller(config: pytest.Config) -> bool:
+    """The process that hands tests to pytest-xdist workers and runs none itself."""
+    workers = config.getoption("numprocesses", default=None)
+    return bool(workers) and not hasattr(config, "workerinput")
+
+
+# --- a test that missed the cassette fails with the miss ---------------------------------
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    try:
+        result = yield
+    except Exception as exc:  # the test failed; a miss is the likelier cause
+        fail_on_misses(item, cause=exc)
+        raise
+    fail_on_misses(item)
+    return result
+
+
+def fail_on_misses(item: pytest.Item, cause: BaseException | None = None) -> None:
+    active = item.stash.get(ACTIVE, None)
+    if active is None or active.allow_misses or active.proxy.stopped:
+        return
+    try:
+        message = misses_message(active.proxy.calls)
+    except ProxyError as exc:
+        if cause is not None:
+            return  # the test's own failure says more than a dead proxy
+        fail(str(exc))
+    if message is None:
+        return
+    if cause is not None:
+        message += f" (the test then failed: {type(cause).__name__})"
+    fail(message)
+
+
+def fail(message: str) -> NoReturn:
+    """Fail the current test with one line: no traceback, no "during handling of..." echo."""
+    raise pytest.fail.Exception(message, pytrace=False) from None

@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from proxy_addons import flows
-from proxy_addons.answered_by import AnsweredBy
+from proxy_addons.answered_by import AnsweredBy, answered
 from proxy_addons.files import replace_atomically
 from proxy_addons.routes import Operation, Route, parse
 
@@ -57,10 +57,7 @@ class Seen(NamedTuple):
 
 
 def source_of(metadata: dict[str, Any], has_response: bool) -> str:
-    by = metadata.get(flows.ANSWERED_BY)
-    if by:
-        return str(by)
-    return AnsweredBy.UPSTREAM if has_response else AnsweredBy.NO_RESPONSE
+    return str(answered(metadata.get(flows.ANSWERED_BY), has_response))
 
 
 def fault_kinds(metadata: dict[str, Any]) -> list[str]:

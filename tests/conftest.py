@@ -12,6 +12,8 @@ import pytest
 
 from proxy_addons.launcher import RunningProxy, running_proxy
 
+pytest_plugins = ["pytester"]  # the pytest plugin's own tests run pytest on small projects
+
 
 @pytest.fixture(scope="session")
 def confdir(tmp_path_factory: pytest.TempPathFactory) -> Path:

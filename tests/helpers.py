@@ -164,3 +164,31 @@ async def graph_sdk(proxy: RunningProxy, base_url: str, token: str) -> AsyncIter
         yield GraphServiceClient(request_adapter=adapter)
     finally:
         await http_client.aclose()
+
+
+@contextmanager
+def documented_graph() -> Iterator[str]:
+    """A plain-HTTP stand-in for Graph on 127.0.0.1 that answers every PUT with the
+    documented 201 and every GET with 200 and the same object: what ``record --upstream``
+    points at. Yields its base URL."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from proxy_addons import examples
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = examples.RESPONSE_BODY.encode()
+            self.send_response(201 if self.command == "PUT" else 200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_PUT = do_GET = _answer
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), Handler)) as server:
+        yield f"http://127.0.0.1:{server.server_address[1]}"

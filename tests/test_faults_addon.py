@@ -440,3 +440,14 @@ def test_permissions_fault_answers_graphs_forbidden_envelope_and_takes_its_own_s
     assert (error["code"], error["message"]) == ("Forbidden", "")
     assert flows.answered_by(flow) == "fault"
     assert create_with(injector, "Bearer " + jwt(scp="custom.scope")) is None
+
+
+def test_reset_keeps_the_rules_but_forgets_their_counts_and_the_etags_learnt(injector):
+    injector.configure_with("etag-mismatch:when=stale", "throttle:times=1")
+    seen_get(injector, 'W/"v2"')  # the throttle took this one
+    seen_get(injector, 'W/"v2"')
+    assert patch(injector, 'W/"v1"') == 412
+    injector.reset()
+    assert [s["matched"] for s in injector.rule_table()] == [0, 0]
+    assert patch(injector, 'W/"v1"') == 429  # no ETag known any more; the throttle fires anew
+    assert patch(injector, 'W/"v1"') is None

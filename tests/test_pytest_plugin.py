@@ -1,71 +1,352 @@
-"""The pytest plugin: code under test that only reads the environment reaches the proxy."""
+"""The pytest plugin, used as its users use it.
+
+The first tests run in this very test run (the plugin is installed with the package), on the
+run's one session proxy. The rest write small projects and run pytest on them in a fresh
+process with pytester: under pytest-xdist, with every kind of bad use, and recording then
+replaying, the recorded cassettes also played by pytest-recording in-process.
+"""
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 import requests
+import yaml
+from helpers import documented_graph
 
-from proxy_addons import examples
+from proxy_addons import cassette, examples
+
+pytestmark = pytest.mark.e2e
+
+CREATED_ID = json.loads(examples.RESPONSE_BODY)["id"]
+BUNDLED_ME = cassette.bundled_cassettes() / "create-virtualappointment-me.yaml"
 
 
-@pytest.mark.graph_vcr(mode="replay")
-def test_requests_reading_the_environment_gets_the_replayed_201(graph_vcr_env):
-    response = requests.put(
+@pytest.fixture(scope="module")
+def graph_vcr_cassette_dir() -> Path:
+    """This module's cassettes are the bundled ones (the plugin's own override point)."""
+    return cassette.bundled_cassettes()
+
+
+def create() -> requests.Response:
+    return requests.put(
         examples.ME_URL, data=examples.REQUEST_BODY, headers=examples.REQUEST_HEADERS, timeout=30
     )
+
+
+@pytest.mark.graph_vcr(cassette="create-virtualappointment-me.yaml")
+def test_requests_reading_the_environment_gets_the_replayed_201(graph_vcr_env, graph_vcr_proxy):
+    response = create()
     assert response.status_code == 201
     assert response.json() == json.loads(examples.RESPONSE_BODY)
+    (call,) = graph_vcr_proxy.calls
+    assert (call.method, call.operation, call.status, call.answered_by) == (
+        "PUT",
+        "create",
+        201,
+        "replay",
+    )
+    assert call.body["appointmentClients"][0]["displayName"] == "Grady Archie"
 
 
-@pytest.mark.graph_vcr(mode="replay")
+@pytest.mark.graph_vcr(cassette="create-virtualappointment-users.yaml")
 def test_curl_reading_the_environment_gets_the_replayed_201(graph_vcr_env):
     result = subprocess.run(
         [
-            "curl",
-            "-sS",
-            "-X",
-            "PUT",
-            "-H",
-            "Content-Type: application/json",
-            "--data-binary",
-            examples.REQUEST_BODY,
-            "-w",
-            "\n%{http_code}",
-            examples.USERS_URL,
+            *("curl", "-sS", "-X", "PUT", "-H", "Content-Type: application/json"),
+            *("--data-binary", examples.REQUEST_BODY, "-w", "\n%{http_code}", examples.USERS_URL),
         ],
         capture_output=True,
         text=True,
         timeout=60,
-        env=None,
         check=False,
     )
     body, _, status = result.stdout.rpartition("\n")
     assert status == "201", result.stderr
-    assert json.loads(body)["id"] == "0c7fda79-ff00-f57f-37e3-28183b6d09b5"
+    assert json.loads(body)["id"] == CREATED_ID
 
 
-@pytest.mark.graph_vcr(cassette="does-not-exist.yaml")
-def test_marker_with_a_missing_cassette_fails_the_test_setup_with_the_reason(request):
-    from proxy_addons.launcher import ProxyFailedToStart
-
-    with pytest.raises(ProxyFailedToStart, match=r"does-not-exist\.yaml"):
-        request.getfixturevalue("graph_vcr_proxy")
-
-
-@pytest.fixture
-def elsewhere(monkeypatch, tmp_path):
-    """Run the rest of the test's set-up from a folder that holds no cassettes."""
-    monkeypatch.chdir(tmp_path)
+@pytest.mark.graph_vcr(cassette="create-virtualappointment-me.yaml", faults=["throttle:times=1"])
+def test_faults_from_the_marker_and_from_inside_the_test(graph_vcr_env, graph_vcr_proxy):
+    assert [create().status_code for _ in range(2)] == [429, 201]
+    graph_vcr_proxy.add_fault("unavailable:times=1")
+    assert create().status_code == 503
+    graph_vcr_proxy.clear_faults()
+    assert create().status_code == 201
+    assert [c.fault for c in graph_vcr_proxy.calls] == ["throttle", None, "unavailable", None]
 
 
-@pytest.mark.graph_vcr(cassette="cassettes/create-virtualappointment-me.yaml")
-def test_a_relative_marker_cassette_is_found_from_the_rootdir_wherever_pytest_runs(
-    elsewhere, graph_vcr_env
-):
-    response = requests.put(
-        examples.ME_URL, data=examples.REQUEST_BODY, headers=examples.REQUEST_HEADERS, timeout=30
+# --- fresh pytest processes -------------------------------------------------------------
+
+HEADER = f"""
+import json
+import os
+from pathlib import Path
+
+import pytest
+import requests
+
+URL = {examples.ME_URL!r}
+BODY = {examples.REQUEST_BODY!r}
+HEADERS = {{"Content-Type": "application/json", "Authorization": "Bearer t"}}
+
+
+def create():
+    return requests.put(URL, data=BODY, headers=HEADERS, timeout=30)
+"""
+
+
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    """pytest in a fresh process, as a user starts it (without hypothesis' slow plugin)."""
+    return pytester.runpytest_subprocess("-p", "no:hypothesispytest", *args, timeout=300)
+
+
+def put_cassette(pytester: pytest.Pytester, relative: str) -> None:
+    path = pytester.path / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(BUNDLED_ME, path)
+
+
+DOCUMENTED_USE = '''
+pytestmark = pytest.mark.graph_vcr(seed=7)
+
+
+def note(proxy):
+    """Which worker saw which proxy port: one proxy per worker, none shared."""
+    with open(Path(__file__).parent / "ports.txt", "a") as out:
+        out.write(f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')} {proxy.port}\\n")
+
+
+def test_default_cassette_is_named_after_the_test(graph_vcr_env, graph_vcr_proxy):
+    assert create().status_code == 201
+    folder, module, name = graph_vcr_proxy.cassette.parts[-3:]
+    assert (folder, module) == ("cassettes", "test_graph")
+    assert name == "test_default_cassette_is_named_after_the_test.yaml"
+    assert [(c.operation, c.answered_by) for c in graph_vcr_proxy.calls] == [("create", "replay")]
+    note(graph_vcr_proxy)
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_parametrized(graph_vcr_env, graph_vcr_proxy, n):
+    assert create().json()["id"] == "CREATED_ID"
+    assert graph_vcr_proxy.cassette.name == f"test_parametrized[{n}].yaml"
+    note(graph_vcr_proxy)
+
+
+@pytest.mark.graph_vcr(cassette="shared.yaml", faults=["unavailable:times=1"])
+class TestShared:
+    @pytest.mark.graph_vcr(faults=["throttle:times=1"])
+    def test_the_closest_marker_wins(self, graph_vcr_env, graph_vcr_proxy):
+        assert [create().status_code for _ in "ab"] == [429, 201]
+        assert [c.answered_by for c in graph_vcr_proxy.calls] == ["fault", "replay"]
+        note(graph_vcr_proxy)
+
+    def test_faults_from_inside_the_test(self, graph_vcr_env, graph_vcr_proxy):
+        assert create().status_code == 503  # the class marker's fault, counted afresh
+        graph_vcr_proxy.add_fault("etag-mismatch")
+        assert create().status_code == 412
+        graph_vcr_proxy.clear_faults()
+        assert create().status_code == 201
+        note(graph_vcr_proxy)
+
+
+@pytest.mark.graph_vcr(mode="simulate", allow_anonymous=True)
+def test_simulated(graph_vcr_env, graph_vcr_proxy):
+    assert create().status_code == 201
+    assert requests.get(URL, timeout=30).headers["ETag"].startswith('W/"')
+    assert [c.answered_by for c in graph_vcr_proxy.calls] == ["emulator", "emulator"]
+    note(graph_vcr_proxy)
+
+
+@pytest.mark.graph_vcr(mode="simulate", allow_anonymous=True)
+def test_simulated_state_is_this_tests_own(graph_vcr_env):
+    assert requests.get(URL, timeout=30).status_code == 404
+
+
+@pytest.mark.graph_vcr(record_mode="new_episodes", redact_fields=["emailAddress"])
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+def test_recorded(graph_vcr_env, graph_vcr_proxy, n):
+    assert create().status_code == 201
+    assert [c.answered_by for c in graph_vcr_proxy.calls] == ["upstream"]
+    note(graph_vcr_proxy)
+'''
+
+
+def test_a_suite_using_only_the_documented_fixtures_runs_under_xdist(pytester):
+    pytester.makepyfile(test_graph=HEADER + DOCUMENTED_USE.replace("CREATED_ID", CREATED_ID))
+    for name in [
+        "test_default_cassette_is_named_after_the_test",
+        "test_parametrized[1]",
+        "test_parametrized[2]",
+        "shared",
+    ]:
+        put_cassette(pytester, f"cassettes/test_graph/{name}.yaml")
+    with documented_graph() as upstream:
+        result = run(pytester, "-n", "2", f"--graph-upstream={upstream}")
+    result.assert_outcomes(passed=11)
+    for n in range(1, 5):  # each worker wrote its own cassettes, whole and redacted
+        text = (pytester.path / "cassettes" / "test_graph" / f"test_recorded[{n}].yaml").read_text()
+        assert len(yaml.safe_load(text)["interactions"]) == 1
+        assert "gradya@contoso.com" not in text
+    ports: dict[str, set[str]] = {}
+    for line in (pytester.path / "ports.txt").read_text().splitlines():
+        worker, port = line.split()
+        ports.setdefault(worker, set()).add(port)
+    assert set(ports) == {"gw0", "gw1"}
+    assert all(len(seen) == 1 for seen in ports.values())  # one proxy per worker...
+    assert len(set.union(*ports.values())) == 2  # ...and no port shared
+
+
+BAD_USE = """
+@pytest.mark.graph_vcr(casette="x.yaml")
+def test_unknown_marker_argument(graph_vcr_proxy):
+    pass
+
+
+@pytest.mark.graph_vcr(cassette="ok.yaml", faults=["throttle:tims=1"])
+def test_bad_fault_spec(graph_vcr_proxy):
+    pass
+
+
+def test_missing_cassette_in_none_mode(graph_vcr_proxy):
+    pass
+
+
+@pytest.mark.graph_vcr(cassette="../../outside.yaml", record_mode="all")
+def test_cassette_outside_the_folder(graph_vcr_proxy):
+    pass
+
+
+@pytest.mark.graph_vcr(cassette="ok.yaml", args=["--confdir", __file__])
+def test_proxy_that_cannot_start(graph_vcr_proxy):
+    pass
+
+
+@pytest.mark.graph_vcr(cassette="ok.yaml")
+def test_a_miss_fails_with_the_miss(graph_vcr_env):
+    response = requests.get(URL + "?$select=id", timeout=30)
+    assert response.json()["value"]  # the code under test chokes on the 501
+
+
+@pytest.mark.graph_vcr(cassette="ok.yaml", allow_misses=True)
+def test_allowed_misses(graph_vcr_env, graph_vcr_proxy):
+    assert requests.get(URL, timeout=30).status_code == 501
+    assert graph_vcr_proxy.calls[0].is_miss
+
+
+@pytest.mark.graph_vcr(cassette="ok.yaml")
+def test_the_next_test_still_runs(graph_vcr_env):
+    assert create().status_code == 201
+"""
+
+
+def test_bad_use_fails_only_that_test_with_one_line_naming_the_cause(pytester):
+    pytester.makepyfile(test_bad=HEADER + BAD_USE)
+    put_cassette(pytester, "cassettes/test_bad/ok.yaml")
+    result = run(pytester, "-rfE")
+    result.assert_outcomes(passed=2, failed=1, errors=5)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at setup of test_unknown_marker_argument*",
+            "graph_vcr: unknown argument 'casette'; allowed: mode, cassette, *",
+            "*ERROR at setup of test_bad_fault_spec*",
+            "graph-vcr-proxy: fault 'throttle:tims=1': unknown key 'tims' for throttle; *",
+            "*ERROR at setup of test_missing_cassette_in_none_mode*",
+            "cassette */cassettes/test_bad/test_missing_cassette_in_none_mode.yaml does not "
+            "exist (record mode none); record it with --graph-record-mode=once*",
+            "*ERROR at setup of test_cassette_outside_the_folder*",
+            "cassette '../../outside.yaml': must be a name inside */cassettes/test_bad *",
+            "*ERROR at setup of test_proxy_that_cannot_start*",
+            "graph-vcr-proxy could not start: --confdir *test_bad.py: not a folder",
+            "*_ test_a_miss_fails_with_the_miss _*",
+            "graph-vcr-proxy: cassette miss: No recorded interaction matches GET *?$select=id: "
+            "closest recorded request is PUT * (ok.yaml #0); differs in method (PUT recorded, "
+            "GET sent); * (the test then failed: KeyError)",
+        ]
     )
-    assert response.status_code == 201
+    assert "Traceback" not in result.stdout.str()
+    assert not (pytester.path / "outside.yaml").exists()
+
+
+RECORDED = """
+def test_create(graph_vcr_env, graph_vcr_proxy):
+    assert create().json()["id"] == "CREATED_ID"
+    with open(Path(__file__).parent / "answers.txt", "a") as out:
+        out.write(f"{graph_vcr_proxy.calls[0].answered_by}\\n")
+"""
+
+IN_PROCESS = """
+import requests
+import pytest
+import vcr
+
+
+@pytest.fixture(scope="module")
+def vcr_cassette_dir():
+    return str(Path(__file__).parent / "cassettes" / "test_recorded")
+
+
+@pytest.mark.vcr
+@pytest.mark.default_cassette("test_create.yaml")
+def test_pytest_recording_replays_our_cassette():
+    assert create().json()["id"] == "CREATED_ID"
+
+
+def test_plain_vcrpy_replays_our_cassette():
+    path = Path(__file__).parent / "cassettes" / "test_recorded" / "test_create.yaml"
+    with vcr.VCR(record_mode="none").use_cassette(str(path)) as tape:
+        assert create().status_code == 201
+    assert tape.all_played
+"""
+
+
+def test_record_then_replay_and_the_same_cassette_in_pytest_recording_and_vcrpy(pytester):
+    pytester.makepyfile(test_recorded=HEADER + RECORDED.replace("CREATED_ID", CREATED_ID))
+    pytester.makepyfile(test_in_process=HEADER + IN_PROCESS.replace("CREATED_ID", CREATED_ID))
+    recorded = pytester.path / "cassettes" / "test_recorded" / "test_create.yaml"
+    answers = pytester.path / "answers.txt"
+    with documented_graph() as upstream:
+        run(
+            pytester, "test_recorded.py", "--graph-record-mode=once", f"--graph-upstream={upstream}"
+        ).assert_outcomes(passed=1)
+        assert len(yaml.safe_load(recorded.read_text())["interactions"]) == 1
+        assert "Bearer t" not in recorded.read_text()
+        # Offline now: replayed by our plugin, by pytest-recording and by plain vcrpy.
+        run(pytester).assert_outcomes(passed=3)
+        # rewrite empties the cassette first: a stale interaction does not survive it.
+        data = yaml.safe_load(recorded.read_text())
+        stale = json.loads(json.dumps(data["interactions"][0]))
+        stale["request"]["uri"] += "?stale=1"
+        data["interactions"].append(stale)
+        recorded.write_text(yaml.safe_dump(data))
+        run(
+            pytester,
+            "test_recorded.py",
+            "--graph-record-mode=rewrite",
+            f"--graph-upstream={upstream}",
+        ).assert_outcomes(passed=1)
+    assert answers.read_text().split() == ["upstream", "replay", "upstream"]
+    assert "stale" not in recorded.read_text()
+    assert len(yaml.safe_load(recorded.read_text())["interactions"]) == 1
+    # Runs 2 and 3 started their proxy with the session (run 1 had needed one); a run that
+    # needs none stops the one it started early, and the next run starts lazily again.
+    used = pytester.path / ".pytest_cache" / "v" / "graph-vcr-proxy" / "used"
+    assert json.loads(used.read_text()) is True
+    run(pytester, "test_in_process.py", "-k", "plain_vcrpy").assert_outcomes(passed=1)
+    assert json.loads(used.read_text()) is False
+
+
+@pytest.mark.graph_vcr(cassette="create-virtualappointment-me.yaml")
+def test_a_test_may_stop_the_proxy_and_the_next_one_gets_another(graph_vcr_proxy):
+    graph_vcr_proxy.stop()
+    assert graph_vcr_proxy.stopped and graph_vcr_proxy.process.poll() is not None
+
+
+@pytest.mark.graph_vcr(cassette="create-virtualappointment-me.yaml")
+def test_after_a_stop_the_next_test_starts_a_proxy_again(graph_vcr_env, graph_vcr_proxy):
+    assert create().status_code == 201
+    assert not graph_vcr_proxy.stopped

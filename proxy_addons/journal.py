@@ -1,0 +1,82 @@
+"""The request journal: what a test's code sent to Graph, and who answered, as small records.
+
+Like WireMock's request verification: the proxy keeps one :class:`Call` per Graph request of
+the current test, the control endpoint serves them as JSON (``GET /calls``), and the pytest
+plugin turns them back into :class:`Call` objects for assertions::
+
+    assert [c.operation for c in graph_vcr_proxy.calls] == ["create"]
+
+Nothing here knows mitmproxy or pytest: both sides of the control endpoint use this module.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from proxy_addons.answered_by import AnsweredBy
+
+
+@dataclass(frozen=True)
+class Call:
+    """One Graph request of the test, as the client sent it, and how it was answered.
+
+    ``body`` is the request body parsed as JSON (a dict, usually), the text when it is not
+    JSON, None when there was none. ``status`` is None when no response was sent (a
+    ``reset`` fault, or a request still in flight). ``miss`` is the cassette-miss explanation
+    (closest recorded request, what differed) when ``answered_by`` is ``miss``.
+    """
+
+    method: str
+    url: str
+    operation: str | None
+    body: Any
+    status: int | None
+    answered_by: AnsweredBy
+    fault: str | None = None
+    miss: str | None = None
+
+    def __post_init__(self) -> None:
+        # Built from JSON, or by a test writing the call it expects: "replay" is fine too.
+        object.__setattr__(self, "answered_by", AnsweredBy(self.answered_by))
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Call:
+        return cls(**data)
+
+    @property
+    def is_miss(self) -> bool:
+        return self.answered_by is AnsweredBy.MISS
+
+
+def parsed_body(body: bytes | None) -> Any:
+    """A request body as a test would like to compare it: JSON parsed, else text or bytes."""
+    if not body:
+        return None
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        pass
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        return body.decode("latin-1")
+
+
+def calls_from_json(items: Iterable[Mapping[str, Any]]) -> tuple[Call, ...]:
+    return tuple(Call.from_json(item) for item in items)
+
+
+def misses_message(calls: Iterable[Call]) -> str | None:
+    """One line saying why a test's requests missed the cassette, or None when none did."""
+    misses = [c for c in calls if c.is_miss]
+    if not misses:
+        return None
+    first = misses[0].miss or f"{misses[0].method} {misses[0].url}"
+    more = f" (and {len(misses) - 1} more)" if len(misses) > 1 else ""
+    return f"graph-vcr-proxy: cassette miss{more}: {first}"

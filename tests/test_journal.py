@@ -1,0 +1,61 @@
+"""The request journal's records: what crosses the control endpoint and what tests assert on."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from proxy_addons.answered_by import AnsweredBy, answered
+from proxy_addons.journal import Call, calls_from_json, misses_message, parsed_body
+
+CREATE = Call("PUT", "https://graph.microsoft.com/beta/me/x", "create", {"a": 1}, 201, "replay")
+
+
+def miss(message: str) -> Call:
+    return Call(
+        "GET", "https://graph.microsoft.com/beta/me/x", "get", None, 501, "miss", None, message
+    )
+
+
+def test_a_call_survives_the_trip_through_json_and_compares_with_plain_strings():
+    (back,) = calls_from_json(json.loads(json.dumps([CREATE.to_json()])))
+    assert back == CREATE
+    assert back.answered_by is AnsweredBy.REPLAY and back.answered_by == "replay"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        back.status = 500  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("body", "parsed"),
+    [
+        (b'{"a": [1, 2]}', {"a": [1, 2]}),
+        (b"a=1&b=2", "a=1&b=2"),
+        (b"\xff\xfe", "\xff\xfe"),
+        (b"", None),
+        (None, None),
+    ],
+)
+def test_request_bodies_are_json_when_they_can_be_and_text_otherwise(body, parsed):
+    assert parsed_body(body) == parsed
+
+
+def test_no_miss_no_message_and_several_misses_name_the_first():
+    assert misses_message([CREATE]) is None
+    message = misses_message([CREATE, miss("No recorded interaction matches A"), miss("B")])
+    assert (
+        message == "graph-vcr-proxy: cassette miss (and 1 more): No recorded interaction matches A"
+    )
+
+
+@pytest.mark.parametrize(
+    ("tag", "has_response", "expected"),
+    [
+        ("fault", False, AnsweredBy.FAULT),
+        (None, True, AnsweredBy.UPSTREAM),
+        (None, False, AnsweredBy.NO_RESPONSE),
+    ],
+)
+def test_an_untagged_answer_came_from_upstream_or_from_nobody(tag, has_response, expected):
+    assert answered(tag, has_response) is expected

@@ -1,0 +1,212 @@
+"""The pytest plugin's proxy (session.py): one real child, switched between tests.
+
+One child serves the whole module, as one serves a whole test run: every test here switches
+it with ``PUT /session`` and proves that nothing of the previous session leaks into the next.
+Clients are real httpx clients over HTTPS; recording goes to a local stand-in for Graph.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from helpers import documented_graph
+
+from proxy_addons import cassette, examples
+from proxy_addons.answered_by import AnsweredBy
+from proxy_addons.journal import Call
+from proxy_addons.session_client import ProxyError, SessionProxy
+from proxy_addons.vcr_settings import Plan
+
+pytestmark = pytest.mark.e2e
+
+ME = examples.ME_URL
+BODY = examples.REQUEST_BODY
+HEADERS = {**examples.REQUEST_HEADERS, "Authorization": "Bearer t"}
+BUNDLED_ME = cassette.bundled_cassettes() / "create-virtualappointment-me.yaml"
+
+
+@pytest.fixture(scope="module")
+def proxy(confdir: Path) -> Iterator[SessionProxy]:
+    session = SessionProxy(confdir)
+    yield session
+    session.stop()
+
+
+def switch(proxy: SessionProxy, mode: str, *args: str) -> httpx.Client:
+    """Switch the proxy and give an httpx client through it (closed by the caller's with)."""
+    running = proxy.switch(Plan(mode, args))
+    verify = ssl.create_default_context(cafile=str(running.ca))
+    return httpx.Client(proxy=running.url, verify=verify, timeout=30)
+
+
+def two_answers_cassette(folder: Path) -> Path:
+    """Two recordings of the same GET: replay answers the first, then the second again."""
+    pairs = []
+    for n in (1, 2):
+        request, response = examples.documented_interaction(ME)
+        request.method, request.body = "GET", None
+        response["status"] = {"code": 200, "message": "OK"}
+        response["body"] = {"string": json.dumps({"id": f"answer-{n}"})}
+        pairs.append((request, response))
+    path = folder / "two.yaml"
+    path.write_text(cassette.cassette_text(pairs), encoding="utf-8")
+    return path
+
+
+def test_replay_positions_start_again_in_each_session(proxy, tmp_path):
+    path = two_answers_cassette(tmp_path)
+    with switch(proxy, "replay", "--cassette", str(path)) as client:
+        assert [client.get(ME).json()["id"] for _ in range(3)] == [
+            "answer-1",
+            "answer-2",
+            "answer-2",
+        ]
+    with switch(proxy, "replay", "--cassette", str(path)) as client:
+        assert client.get(ME).json()["id"] == "answer-1"
+
+
+def test_emulator_state_is_new_in_each_session(proxy):
+    with switch(proxy, "simulate") as client:
+        assert client.put(ME, content=BODY, headers=HEADERS).status_code == 201
+        assert client.get(ME, headers=HEADERS).status_code == 200
+    with switch(proxy, "simulate") as client:
+        assert client.get(ME, headers=HEADERS).status_code == 404
+
+
+def test_fault_rules_and_their_counters_are_new_in_each_session(proxy):
+    for _ in range(2):
+        with switch(
+            proxy, "replay", "--cassette", str(BUNDLED_ME), "--fault", "throttle:times=1"
+        ) as c:
+            assert [c.put(ME, content=BODY, headers=HEADERS).status_code for _ in "ab"] == [
+                429,
+                201,
+            ]
+
+
+def test_faults_added_during_a_session_last_until_the_next_one(proxy):
+    with switch(proxy, "simulate", "--allow-anonymous") as client:
+        proxy.add_faults(["unavailable:method=GET"])
+        assert client.get(ME).status_code == 503
+        proxy.clear_faults()
+        assert client.get(ME).status_code == 404
+        proxy.add_faults(["unavailable"])
+    with switch(proxy, "simulate", "--allow-anonymous") as client:
+        assert client.get(ME).status_code == 404
+
+
+def test_the_journal_lists_this_sessions_calls_with_who_answered(proxy):
+    with switch(proxy, "replay", "--cassette", str(BUNDLED_ME), "--fault", "reset:nth=2") as c:
+        assert c.put(ME, content=BODY, headers=HEADERS).status_code == 201
+        with pytest.raises(httpx.RemoteProtocolError):
+            c.put(ME, content=BODY, headers=HEADERS)
+        assert c.get(f"{ME}?$select=id").status_code == 501
+        assert c.get("http://127.0.0.1:1/").status_code == 502  # not ours: passed on
+        calls = proxy.calls()
+    create = Call(
+        method="PUT",
+        url=ME,
+        operation="create",
+        body=json.loads(BODY),
+        status=201,
+        answered_by=AnsweredBy.REPLAY,
+    )
+    assert calls[0] == create
+    assert (calls[1].answered_by, calls[1].fault, calls[1].status) == (
+        AnsweredBy.FAULT,
+        "reset",
+        None,
+    )
+    miss = calls[2]
+    assert (miss.method, miss.operation, miss.status, miss.is_miss) == ("GET", "get", 501, True)
+    assert miss.miss is not None and "closest recorded request is PUT" in miss.miss
+    assert len(calls) == 3  # other traffic is not journalled
+    with switch(proxy, "replay", "--cassette", str(BUNDLED_ME)):
+        assert proxy.calls() == ()
+
+
+def test_a_refused_session_is_one_line_and_graph_calls_then_go_nowhere(proxy):
+    with pytest.raises(ProxyError) as raised:
+        proxy.switch(Plan("replay", ("--cassette", str(BUNDLED_ME), "--fault", "throttle:x=1")))
+    assert str(raised.value).startswith("graph-vcr-proxy: fault 'throttle:x=1': unknown key 'x'")
+    running = proxy.ensure_started()
+    verify = ssl.create_default_context(cafile=str(running.ca))
+    with httpx.Client(proxy=running.url, verify=verify, timeout=30) as client:
+        answer = client.put(ME, content=BODY, headers=HEADERS)
+    assert answer.status_code == 503
+    assert answer.json()["error"]["code"] == "NoSession"
+    with pytest.raises(ProxyError, match="no such cassette file or folder"):
+        proxy.switch(Plan("replay", ("--cassette", "/nonexistent/c.yaml")))
+
+
+def test_a_record_session_writes_the_cassette_the_next_session_replays(proxy, tmp_path):
+    path = tmp_path / "rec" / "create.yaml"
+    with documented_graph() as upstream:
+        args = ("--cassette", str(path), "--record-mode", "once", "--upstream", upstream)
+        with switch(proxy, "record", *args) as client:
+            assert client.put(ME, content=BODY, headers=HEADERS).status_code == 201
+            assert [c.answered_by for c in proxy.calls()] == [AnsweredBy.UPSTREAM]
+    with switch(proxy, "replay", "--cassette", str(path)) as client:
+        assert (
+            client.put(ME, content=BODY, headers=HEADERS).json()["id"]
+            == json.loads(examples.RESPONSE_BODY)["id"]
+        )
+    assert "Bearer t" not in path.read_text(encoding="utf-8")
+
+
+def test_a_child_whose_test_run_died_stops_by_itself(confdir):
+    own = SessionProxy(confdir)
+    running = own.ensure_started()
+    assert running.process.stdin is not None
+    running.process.stdin.close()  # what the end of the pytest process does to the pipe
+    assert running.process.wait(30) == 0
+
+
+def test_workers_starting_together_on_a_new_confdir_share_one_ca(tmp_path):
+    proxies = [SessionProxy(tmp_path / "ca") for _ in range(2)]
+    threads = [threading.Thread(target=p.ensure_started) for p in proxies]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        cas = {p.ensure_started().ca.read_bytes() for p in proxies}
+        assert len(cas) == 1
+        for p in proxies:  # each one's TLS answers verify against the CA on disk
+            with switch(p, "simulate", "--allow-anonymous") as client:
+                assert client.get(ME).status_code == 404
+    finally:
+        for p in proxies:
+            p.stop()
+    assert os.listdir(tmp_path / "ca")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "answer"),
+    [
+        ("GET", "/session", None, "GET is not allowed; use PUT."),
+        ("POST", "/calls", [], "POST is not allowed; use GET."),
+        ("PUT", "/session", {"mode": "replay", "args": "--seed 1"}, "args must be a list"),
+        ("PUT", "/session", {"mode": "playback"}, "mode must be one of replay, record, simulate"),
+        (
+            "PUT",
+            "/session",
+            {"mode": "replay", "args": ["--nope"]},
+            "unrecognized arguments: --nope",
+        ),
+        ("PUT", "/session", {"mode": "simulate", "args": ["--reverse"]}, "--reverse makes"),
+    ],
+)
+def test_the_session_endpoint_refuses_what_it_cannot_serve(proxy, method, path, body, answer):
+    proxy.ensure_started()
+    assert proxy.control is not None
+    with pytest.raises(ProxyError) as raised:
+        proxy.control.request(method, path, body)
+    assert str(raised.value).startswith(f"graph-vcr-proxy: {answer}")
