@@ -63,6 +63,7 @@ def record_mode(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
         "graph_redact_headers": list(args.redact_header or []),
         "graph_redact_fields": list(args.redact_field or []),
         "graph_record_fsync": not args.no_fsync,
+        "graph_record_decode_compressed": args.decode_compressed_response,
     }
     return [Record()], settings
 
@@ -310,6 +311,12 @@ def add_record_parser(sub: Any) -> None:
         action="append",
         metavar="NAME",
         help="also redact this JSON field at any depth, e.g. emailAddress (repeatable)",
+    )
+    record.add_argument(
+        "--decode-compressed-response",
+        action="store_true",
+        help="store compressed response bodies decoded, without their Content-Encoding "
+        "(vcrpy's decode_compressed_response; default: as received, as vcrpy does)",
     )
     record.add_argument(
         "--no-fsync",
