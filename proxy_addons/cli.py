@@ -27,6 +27,7 @@ from proxy_addons.record import RECORD_MODES, VALIDATE_MODES, Record
 from proxy_addons.record_mode import RecordMode
 from proxy_addons.replay import ON_MISS, Replay
 from proxy_addons.summary import Summary
+from proxy_addons.unreachable_upstream import UnreachableUpstream
 from proxy_addons.web_tags import WebTags
 
 USAGE_ERROR = 2
@@ -50,7 +51,7 @@ def replay_mode(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
     }
     if args.cassette:
         settings["graph_cassette"] = args.cassette
-    return [Replay()], settings
+    return [Replay(), UnreachableUpstream()], settings
 
 
 def record_mode(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
@@ -65,7 +66,7 @@ def record_mode(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
         "graph_record_fsync": not args.no_fsync,
         "graph_record_decode_compressed": args.decode_compressed_response,
     }
-    return [Record()], settings
+    return [Record(), UnreachableUpstream()], settings
 
 
 def simulate_mode(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:

@@ -42,6 +42,7 @@ from proxy_addons.record_mode import RecordMode
 from proxy_addons.record_options import RECORD_MODES, VALIDATE_MODES
 from proxy_addons.redaction import RedactionRules
 from proxy_addons.rerecording import Rerecording
+from proxy_addons.unreachable_upstream import UnreachableUpstream
 from proxy_addons.upstream import Upstream
 from proxy_addons.validation_report import ValidateMode, check_request, check_response
 
@@ -153,4 +154,4 @@ class Record:
         flow.metadata[flows.RECORDED] = True
 
 
-addons = [Record()]
+addons = [Record(), UnreachableUpstream()]  # alone in mitmdump as in the CLI
