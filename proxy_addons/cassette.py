@@ -412,7 +412,7 @@ def recorded_reply(interaction: Interaction) -> Reply:
     """The stored response as it is sent again, headers in order, body as bytes.
 
     The body goes out byte for byte; a Content-Encoding that it does not carry (vcrpy under
-    aiohttp stores bodies decoded and keeps the header) is dropped rather than believed.
+    requests and aiohttp stores bodies decoded and keeps the header) is dropped, not believed.
     """
     response = interaction.response
     status = response["status"]

@@ -41,10 +41,9 @@ def header_lists(headers: http.Headers) -> dict[str, list[str]]:
 
 def stored_side(message: http.Message) -> Side:
     """A request's or response's headers and body as the client library saw them, before
-    redaction and framing: what vcrpy stores by default. A compressed body keeps its bytes
-    and its Content-Encoding (vcrpy under httpx and requests does the same), so a replay
-    sends what the recording received; redaction and validation read it decoded
-    (:func:`readable`).
+    redaction and framing: what vcrpy stores by default under httpx. A compressed body keeps
+    its bytes and its Content-Encoding, so a replay sends what the recording received;
+    redaction and validation read it decoded (:func:`readable`).
     """
     return Side(header_lists(message.headers), message.raw_content or b"")
 
