@@ -19,6 +19,7 @@ class AnsweredBy(StrEnum):
     CHECK = "check"  # Graph's own request refusals (405, 413, 415, 400)
     INTERNAL_ERROR = "internal-error"  # a bug in our hooks: 500 generalException, never a forward
     RECORDING_FAILED = "recording-failed"  # the recorder couldn't store it: 500 RecordingFailed
+    UNREACHABLE = "unreachable"  # forwarding found nobody upstream: 502 UpstreamUnreachable
     NO_RESPONSE = "no-response"  # nobody answered (still in flight at exit, or failed)
 
 

@@ -36,6 +36,7 @@ from vcr.request import Request
 from vcr.serialize import deserialize
 from vcr.serializers import compat, yamlserializer
 
+from proxy_addons import content_encoding
 from proxy_addons.graph import Reply
 from proxy_addons.yaml_loading import SAFE_LOADER, error_location
 
@@ -408,7 +409,11 @@ def _field_path(loc: list[int | str]) -> str:
 
 
 def recorded_reply(interaction: Interaction) -> Reply:
-    """The stored response as it was sent, headers in order, body as bytes."""
+    """The stored response as it is sent again, headers in order, body as bytes.
+
+    The body goes out byte for byte; a Content-Encoding that it does not carry (vcrpy under
+    requests and aiohttp stores bodies decoded and keeps the header) is dropped, not believed.
+    """
     response = interaction.response
     status = response["status"]
     headers = tuple(
@@ -419,4 +424,5 @@ def recorded_reply(interaction: Interaction) -> Reply:
     body = (response.get("body") or {}).get("string") or b""
     if isinstance(body, str):
         body = body.encode("utf-8")
+    headers = content_encoding.consistent_headers(headers, body)
     return Reply(int(status["code"]), headers, body, str(status.get("message") or ""))

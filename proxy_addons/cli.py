@@ -25,6 +25,7 @@ from proxy_addons.fault_injection import FaultInjector
 from proxy_addons.record import RECORD_MODES, VALIDATE_MODES, Record
 from proxy_addons.record_mode import RecordMode
 from proxy_addons.replay import ON_MISS, Replay
+from proxy_addons.unreachable_upstream import UnreachableUpstream
 
 USAGE_ERROR = 2
 logger = logging.getLogger("proxy_addons")
@@ -47,7 +48,7 @@ def replay_mode(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
     }
     if args.cassette:
         settings["graph_cassette"] = args.cassette
-    return [Replay()], settings
+    return [Replay(), UnreachableUpstream()], settings
 
 
 def record_mode(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
@@ -60,8 +61,9 @@ def record_mode(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
         "graph_redact_headers": list(args.redact_header or []),
         "graph_redact_fields": list(args.redact_field or []),
         "graph_record_fsync": not args.no_fsync,
+        "graph_record_decode_compressed": args.decode_compressed_response,
     }
-    return [Record()], settings
+    return [Record(), UnreachableUpstream()], settings
 
 
 def simulate_mode(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
@@ -326,6 +328,12 @@ def add_record_parser(sub: Any) -> None:
         "(default: %(default)s)",
     )
     add_redaction_arguments(record)
+    record.add_argument(
+        "--decode-compressed-response",
+        action="store_true",
+        help="store compressed response bodies decoded, without their Content-Encoding "
+        "(vcrpy's decode_compressed_response; default: as received, as vcrpy does)",
+    )
     record.add_argument(
         "--no-fsync",
         action="store_true",

@@ -69,9 +69,17 @@ def claim(flow: http.HTTPFlow) -> Route | None:
 
 
 def to_response(reply: Reply) -> http.Response:
-    """The mitmproxy response for a :class:`graph.Reply`."""
-    headers = [(k.encode(), v.encode()) for k, v in reply.headers]
-    response = http.Response.make(reply.status, reply.body, headers)
+    """The mitmproxy response for a :class:`graph.Reply`: its body sent byte for byte.
+
+    ``Response.make`` (and the ``content`` setter) would encode the body according to its
+    Content-Encoding, compressing a recorded gzip body a second time; a Reply's body is
+    already what goes on the wire, so it is set raw, with a Content-Length that states it.
+    """
+    response = http.Response.make(reply.status)
+    response.headers = http.Headers([(k.encode(), v.encode()) for k, v in reply.headers])
+    response.raw_content = reply.body
+    if "transfer-encoding" not in response.headers:
+        response.headers["content-length"] = str(len(reply.body))
     if reply.reason:
         response.reason = reply.reason
     return response

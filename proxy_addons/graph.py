@@ -45,7 +45,10 @@ INVALID_AUTHENTICATION_TOKEN = "InvalidAuthenticationToken"
 
 @dataclass(frozen=True)
 class Reply:
-    """A complete HTTP answer: status, headers (in order, repeatable) and body bytes."""
+    """A complete HTTP answer: status, headers (in order, repeatable) and body bytes.
+
+    ``body`` is what goes on the wire, encoded as a Content-Encoding header says it is.
+    """
 
     status: int
     headers: tuple[tuple[str, str], ...] = ()

@@ -12,7 +12,7 @@ from typing import NamedTuple
 from mitmproxy import http
 from vcr.request import Request
 
-from proxy_addons import cassette
+from proxy_addons import cassette, content_encoding
 from proxy_addons.graph import reason_phrase
 from proxy_addons.redaction import Placeholders, RedactionRules, Side, redact_exchange
 
@@ -40,23 +40,47 @@ def header_lists(headers: http.Headers) -> dict[str, list[str]]:
 
 
 def stored_side(message: http.Message) -> Side:
-    """A request's or response's headers and body as stored, before redaction and framing.
-
-    Like vcrpy's ``decode_compressed_response``, a gzip/deflate/br/zstd body is stored
-    decoded, so it loses its Content-Encoding: a header still saying gzip over a decoded body
-    would make every client that replays it fail to decode. A body that does not decode is
-    stored as it came, with its Content-Encoding. For a request this is the body
-    ``flows.request_body`` gives validation and matching.
+    """A request's or response's headers and body as the client library saw them, before
+    redaction and framing: what vcrpy stores by default under httpx. A compressed body keeps
+    its bytes and its Content-Encoding, so a replay sends what the recording received;
+    redaction and validation read it decoded (:func:`readable`).
     """
-    try:
-        body = message.get_content(strict=True) or b""
-        decoded = "content-encoding" in message.headers
-    except ValueError:
-        body, decoded = message.raw_content or b"", False
-    headers = header_lists(message.headers)
-    if decoded:
-        headers = {k: v for k, v in headers.items() if k.lower() != "content-encoding"}
-    return Side(headers, body)
+    return Side(header_lists(message.headers), message.raw_content or b"")
+
+
+def _encoding(side: Side) -> str | None:
+    return content_encoding.header_of((k, v) for k, vs in side.headers.items() for v in vs)
+
+
+def readable(side: Side) -> Side:
+    """``side`` with its body as the application reads it: decoded if it is encoded."""
+    return Side(side.headers, content_encoding.readable(side.body, _encoding(side)))
+
+
+def decoded(side: Side) -> Side:
+    """``side`` stored decoded, without the Content-Encoding its body no longer has: vcrpy's
+    ``decode_compressed_response``. A body that does not decode is kept as it came."""
+    examined = content_encoding.examine(side.body, _encoding(side))
+    if examined.form is not content_encoding.Form.ENCODED:
+        return side
+    headers = {k: v for k, v in side.headers.items() if k.lower() != content_encoding.HEADER}
+    return Side(headers, examined.content)
+
+
+def restored(original: Side, redacted: Side) -> Side:
+    """``redacted`` (worked on :func:`readable` content) in the form ``original`` came in:
+    the original bytes when redaction left the content as it was; otherwise the redacted
+    content, encoded again with the original's codings if the original was encoded, so a
+    stored body and its Content-Encoding always agree and no secret survives compressed.
+    """
+    header = _encoding(original)
+    examined = content_encoding.examine(original.body, header)
+    if redacted.body == examined.content:
+        return Side(redacted.headers, original.body)
+    if examined.form is content_encoding.Form.ENCODED:
+        body = content_encoding.encode(redacted.body, content_encoding.codings(header))
+        return Side(redacted.headers, body)
+    return redacted
 
 
 def stored_response(response: http.Response) -> tuple[int, str, Side]:
@@ -96,9 +120,15 @@ def interaction_block(
     rules: RedactionRules,
     placeholders: Placeholders,
 ) -> str:
-    """One interaction, redacted and framed, as the YAML block appended to the cassette."""
-    uri, request, response = redact_exchange(sent.uri, sent.side, response, rules, placeholders)
-    request, response = framed(request), framed(response)
+    """One interaction, redacted and framed, as the YAML block appended to the cassette.
+
+    Redaction works on the decoded bodies; a compressed body it changed is compressed again.
+    """
+    uri, request, redacted = redact_exchange(
+        sent.uri, readable(sent.side), readable(response), rules, placeholders
+    )
+    request = framed(restored(sent.side, request))
+    response = framed(restored(response, redacted))
     joined = {
         name: ("; " if name.lower() == "cookie" else ", ").join(values)
         for name, values in request.headers.items()

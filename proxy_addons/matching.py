@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
+from vcr.request import Request
+
+from proxy_addons import content_encoding
 from proxy_addons.cassette import PLACEHOLDER_PREFIX, Interaction
 from proxy_addons.routes import normalise_query, parse
 
@@ -41,9 +44,20 @@ class Shape(NamedTuple):
         return (self.method, self.host, self.path, self.query)
 
 
-def shape(method: str, uri: str, body: bytes | str | None, *, match_body: bool = True) -> Shape:
-    """The shape of a request; our routes normalise their path the way Graph reads it."""
-    parsed = parse_body(body) if match_body else None
+def shape(
+    method: str,
+    uri: str,
+    body: bytes | str | None,
+    *,
+    match_body: bool = True,
+    encoding: str | None = None,
+) -> Shape:
+    """The shape of a request; our routes normalise their path the way Graph reads it.
+
+    ``encoding`` is the body's Content-Encoding: a compressed body (vcrpy stores one as the
+    client sent it, e.g. through Kiota's compression handler) compares as what it decodes to.
+    """
+    parsed = parse_body(content_encoding.readable(body, encoding)) if match_body else None
     route = parse(method, uri)
     if route is not None:
         return Shape(*route.key, parsed)
@@ -55,6 +69,13 @@ def shape(method: str, uri: str, body: bytes | str | None, *, match_body: bool =
         normalise_query(parts.query),
         parsed,
     )
+
+
+def recorded_shape(request: Request, *, match_body: bool = True) -> Shape:
+    """The shape of a recorded request, its body decoded as its own headers say."""
+    encoding = request.headers.get(content_encoding.HEADER)
+    body = request.body
+    return shape(request.method, request.uri, body, match_body=match_body, encoding=encoding)
 
 
 def parse_body(body: bytes | str | None) -> Any:
@@ -204,8 +225,7 @@ class CassetteIndex:
         return shape(method, uri, body, match_body=self.match_body)
 
     def add(self, interaction: Interaction) -> None:
-        request = interaction.request
-        recorded = self._shape(request.method, request.uri, request.body)
+        recorded = recorded_shape(interaction.request, match_body=self.match_body)
         bucket = self._buckets.setdefault(recorded.key, _Bucket())
         body = recorded.body
         if has_placeholder(body):
@@ -258,8 +278,7 @@ class CassetteIndex:
         sent = self._shape(method, uri, body)
         best: tuple[Interaction, tuple[str, ...]] | None = None
         for candidate in self._all:
-            request = candidate.request
-            found = differences(self._shape(request.method, request.uri, request.body), sent)
+            found = differences(recorded_shape(candidate.request, match_body=self.match_body), sent)
             if best is None or len(found) < len(best[1]):
                 best = (candidate, found)
         if best is None:

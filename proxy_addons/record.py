@@ -27,7 +27,14 @@ from proxy_addons import flows, playback, record_options
 from proxy_addons.answered_by import AnsweredBy
 from proxy_addons.cassette_writer import CassetteWriteError
 from proxy_addons.graph import error_reply
-from proxy_addons.interactions import Sent, interaction_block, stored_response, stored_side
+from proxy_addons.interactions import (
+    Sent,
+    decoded,
+    interaction_block,
+    readable,
+    stored_response,
+    stored_side,
+)
 from proxy_addons.matching import CassetteIndex
 from proxy_addons.options import ensure_lazy_connections, require_choice
 from proxy_addons.record_cassette import CassetteRefused, OpenCassette, open_cassette
@@ -35,6 +42,7 @@ from proxy_addons.record_mode import RecordMode
 from proxy_addons.record_options import RECORD_MODES, VALIDATE_MODES
 from proxy_addons.redaction import RedactionRules
 from proxy_addons.rerecording import Rerecording
+from proxy_addons.unreachable_upstream import UnreachableUpstream
 from proxy_addons.upstream import Upstream
 from proxy_addons.validation_report import ValidateMode, check_request, check_response
 
@@ -52,6 +60,7 @@ class Record:
         self.upstream: Upstream | None = None
         self.validate = ValidateMode.WARN
         self.rules = RedactionRules.of()
+        self.decode_compressed = False  # vcrpy's decode_compressed_response
         self._opened_with: tuple[str, RecordMode, bool] | None = None
 
     def load(self, loader: Loader) -> None:
@@ -67,6 +76,8 @@ class Record:
                 self.upstream = Upstream.parse(opts.graph_upstream) if opts.graph_upstream else None
             except ValueError as exc:
                 raise exceptions.OptionsError(str(exc)) from None
+        if "graph_record_decode_compressed" in updated:
+            self.decode_compressed = opts.graph_record_decode_compressed
         if {"graph_redact_headers", "graph_redact_fields"} & updated:
             self.rules = RedactionRules.of(opts.graph_redact_headers, opts.graph_redact_fields)
         if {"graph_cassette", "graph_record_mode", "graph_record_fsync"} & updated:
@@ -124,10 +135,12 @@ class Record:
         if cassette is None or cassette.writer is None or flows.answered_by(flow) is not None:
             return  # only what upstream said is recorded
         status, reason, stored = stored_response(flow.response)
-        uri = sent.uri
-        check_response(flow, route, self.validate, status, stored.body, method=sent.method, uri=uri)
+        if self.decode_compressed:
+            stored = decoded(stored)
+        uri, content = sent.uri, readable(stored).body
+        check_response(flow, route, self.validate, status, content, method=sent.method, uri=uri)
         block = interaction_block(sent, status, reason, stored, self.rules, cassette.placeholders)
-        replacing = self.rerecording.replacement(sent.method, uri, sent.side.body)
+        replacing = self.rerecording.replacement(sent.method, uri, readable(sent.side).body)
         keep, committed = replacing or (None, None)
         try:
             # Off the event loop: other flows go on while this one waits for the disk.
@@ -141,4 +154,4 @@ class Record:
         flow.metadata[flows.RECORDED] = True
 
 
-addons = [Record()]
+addons = [Record(), UnreachableUpstream()]  # alone in mitmdump as in the CLI

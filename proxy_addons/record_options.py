@@ -61,3 +61,11 @@ def declare(loader: Loader) -> None:
         "fsync each interaction before its response is released (survives power loss, "
         "not only a killed proxy).",
     )
+    loader.add_option(
+        "graph_record_decode_compressed",
+        bool,
+        False,
+        "Store compressed (gzip, deflate, br, zstd) response bodies decoded, without their "
+        "Content-Encoding, like vcrpy's decode_compressed_response. Off: stored as received, "
+        "as vcrpy does by default.",
+    )

@@ -20,6 +20,7 @@ from proxy_addons import cassette, flows, playback
 from proxy_addons.matching import CassetteIndex
 from proxy_addons.options import declare_cassette, ensure_lazy_connections, require_choice
 from proxy_addons.playback import MISS_CODE, MISS_STATUS
+from proxy_addons.unreachable_upstream import UnreachableUpstream
 
 logger = logging.getLogger(__name__)
 
@@ -80,4 +81,4 @@ class Replay:
             playback.play(flow, self.index, answer_misses=ctx.options.graph_on_miss == "error")
 
 
-addons = [Replay()]
+addons = [Replay(), UnreachableUpstream()]  # alone in mitmdump as in the CLI

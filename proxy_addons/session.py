@@ -148,7 +148,8 @@ class Session:
         loader = Loader(ctx.master)
         for addon in addons:
             if type(addon) not in self.declared:
-                addon.load(loader)
+                if hasattr(addon, "load"):  # an addon may declare no options at all
+                    addon.load(loader)
                 self.declared.add(type(addon))
         self.option_names |= set(ctx.options.keys()) - before
 

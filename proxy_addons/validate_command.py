@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.table import Table
 
-from proxy_addons import cassette
+from proxy_addons import cassette, content_encoding
 from proxy_addons.models import Problem, errors_only
 from proxy_addons.routes import parse
 from proxy_addons.validation import request_problems, response_problems
@@ -24,9 +24,12 @@ def interaction_problems(interaction: cassette.Interaction) -> list[tuple[str, P
     route = parse(request.method, request.uri)
     if route is None:
         return []
+    # Compressed bodies (vcrpy keeps them as the client saw them) are checked decoded.
+    sent = content_encoding.readable(request.body, request.headers.get(content_encoding.HEADER))
     reply = cassette.recorded_reply(interaction)
-    return [("request", p) for p in request_problems(route.operation, request.body)] + [
-        ("response", p) for p in response_problems(route.operation, reply.status, reply.body)
+    answer = content_encoding.readable(reply.body, content_encoding.header_of(reply.headers))
+    return [("request", p) for p in request_problems(route.operation, sent)] + [
+        ("response", p) for p in response_problems(route.operation, reply.status, answer)
     ]
 
 

@@ -34,6 +34,7 @@ MARKERS: Mapping[AnsweredBy, str] = {
     AnsweredBy.UPSTREAM: ":globe_with_meridians:",
     AnsweredBy.FAULT: ":boom:",
     AnsweredBy.CHECK: ":no_entry:",
+    AnsweredBy.UNREACHABLE: ":satellite:",
     AnsweredBy.NO_RESPONSE: ":electric_plug:",
     AnsweredBy.INTERNAL_ERROR: ":bug:",
     AnsweredBy.RECORDING_FAILED: ":warning:",
@@ -82,6 +83,8 @@ def tag_for(facts: FlowFacts) -> Tag:
         head = f"{RECORDED}: answered by {facts.upstream}" if facts.upstream else RECORDED
     elif by is AnsweredBy.UPSTREAM and facts.upstream:
         head = f"upstream: {facts.upstream}"
+    elif by is AnsweredBy.UNREACHABLE and facts.upstream:
+        head = f"unreachable: {facts.upstream} (502 UpstreamUnreachable)"
     elif by is AnsweredBy.NO_RESPONSE and facts.error:
         head = f"no-response: {facts.error}"
     else:

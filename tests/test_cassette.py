@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import gzip
 import json
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,10 @@ from hypothesis import strategies as st
 from mitmproxy.net.http.http1.assemble import assemble_response
 from vcr.request import Request
 
-from proxy_addons import cassette, examples
+from proxy_addons import cassette, content_encoding, examples
 from proxy_addons.cassette import CassetteError, Interaction
 from proxy_addons.flows import to_response
+from proxy_addons.graph import Reply
 from proxy_addons.matching import CassetteIndex, Shape, differences, shape
 from proxy_addons.playback import replayed_reply
 from proxy_addons.validate_command import interaction_problems
@@ -613,6 +615,51 @@ def test_recorded_reply_keeps_repeated_headers_in_order_and_encodes_str_bodies()
     reply = cassette.recorded_reply(item)
     assert reply.headers == (("Set-Cookie", "a=1"), ("Set-Cookie", "b=2"), ("ETag", 'W/"1"'))
     assert reply.body == b'{"n": 0}'
+
+
+def compressed_put(body: dict[str, Any], coding: str = "gzip") -> Interaction:
+    """A create as vcrpy stores it from Kiota's compression handler: the bytes as sent."""
+    sent = content_encoding.encode(json.dumps(body).encode(), (coding,))
+    headers = {"Content-Type": "application/json", "Content-Encoding": coding}
+    item = interaction("PUT", ME)
+    return Interaction(Request("PUT", ME, sent, headers), item.response, Path("k.yaml"), 0)
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate", "br", "zstd"])
+def test_a_compressed_recorded_body_matches_the_same_json_sent_plain(coding):
+    index = CassetteIndex([compressed_put({"externalAppointmentId": "a", "n": 1}, coding)])
+    assert index.lookup("PUT", ME, b'{"n": 1,  "externalAppointmentId": "a"}') is not None
+
+
+def test_a_miss_against_a_compressed_recording_names_the_json_path():
+    index = CassetteIndex([compressed_put({"externalAppointmentId": "a"})])
+    miss = index.explain_miss("PUT", ME, b'{"externalAppointmentId": "b"}')
+    assert miss.differences == ("body at $.externalAppointmentId",)
+
+
+def test_a_recorded_body_that_says_gzip_but_is_plain_json_matches_as_json():
+    plain = Request("PUT", ME, b'{"n": 1}', {"Content-Encoding": "gzip"})
+    index = CassetteIndex([Interaction(plain, interaction("PUT", ME).response, Path("a"), 0)])
+    assert index.lookup("PUT", ME, b'{ "n": 1 }') is not None
+
+
+def test_a_recorded_reply_drops_a_content_encoding_its_body_does_not_carry():
+    item = interaction("GET", ME)
+    item.response["headers"] = {"Content-Encoding": ["gzip"], "ETag": ['W/"1"']}
+    assert cassette.recorded_reply(item).headers == (("ETag", 'W/"1"'),)
+    item.response["body"]["string"] = gzip.compress(b'{"n": 0}')
+    assert cassette.recorded_reply(item).headers == (
+        ("Content-Encoding", "gzip"),
+        ("ETag", 'W/"1"'),
+    )
+
+
+def test_a_compressed_reply_goes_out_byte_for_byte_with_its_true_length():
+    wire = gzip.compress(b'{"n": 0}')
+    response = to_response(Reply(200, (("Content-Encoding", "gzip"),), wire))
+    assert response.raw_content == wire
+    assert response.headers["content-length"] == str(len(wire))
+    assert response.content == b'{"n": 0}'  # decoded once, not twice
 
 
 def test_loading_never_writes_to_the_cassette(tmp_path):

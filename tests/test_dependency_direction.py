@@ -15,6 +15,7 @@ PURE_MODULES = (
     "answered_by",
     "appointments",
     "cassette",
+    "content_encoding",
     "faults",
     "files",
     "graph",

@@ -64,9 +64,11 @@ def test_flows_are_stored_as_the_recorder_stores_them(tmp_path):
     put, get = cassette.load(output)
     assert put.request.headers["Authorization"] == "<redacted:authorization:1>"
     reply = cassette.recorded_reply(get)
-    # Stored decoded, without its Content-Encoding, with a Content-Length that fits.
-    assert reply.header("content-encoding") is None
-    assert json.loads(reply.body)["externalAppointmentId"] == "echo <redacted:authorization:1>"
+    # Stored as the recorder stores it (and vcrpy under httpx): compressed as it came, with
+    # its Content-Encoding, redacted inside, with a Content-Length that fits.
+    assert reply.header("content-encoding") == "gzip"
+    document = json.loads(gzip.decompress(reply.body))
+    assert document["externalAppointmentId"] == "echo <redacted:authorization:1>"
     assert reply.header("content-length") == str(len(reply.body))
 
 

@@ -14,14 +14,15 @@ from pathlib import Path
 
 import brotli
 import pytest
+import zstandard
 from helpers import graph_flow
 from mitmproxy import exceptions, http
 from mitmproxy.test import taddons
 from vcr.cassette import Cassette
 from vcr.request import Request
 
-from proxy_addons import cassette, cassette_writer, examples, flows
-from proxy_addons.interactions import framed, stored_response, stored_side
+from proxy_addons import cassette, cassette_writer, content_encoding, examples, flows
+from proxy_addons.interactions import decoded, framed, readable, stored_response, stored_side
 from proxy_addons.record import Record
 from proxy_addons.redaction import Side
 
@@ -113,29 +114,50 @@ def test_upstream_gets_the_request_while_the_cassette_keeps_the_graph_url(record
     assert only.request.headers["Host"] == "graph.microsoft.com"
 
 
-@pytest.mark.parametrize(
-    ("encoding", "encode"),
-    [("gzip", gzip.compress), ("deflate", zlib.compress), ("br", brotli.compress)],
-)
-def test_compressed_responses_are_stored_decoded_with_framing_to_match(encoding, encode):
+CODINGS = [
+    ("gzip", gzip.compress),
+    ("deflate", zlib.compress),
+    ("br", brotli.compress),
+    ("zstd", zstandard.ZstdCompressor().compress),
+]
+
+
+@pytest.mark.parametrize(("encoding", "encode"), CODINGS)
+def test_compressed_responses_are_stored_as_received_with_their_encoding_and_true_length(
+    encoding, encode
+):
+    """What vcrpy keeps by default under httpx and requests: the bytes the client saw."""
     body = json.dumps({"id": "x" * 300}).encode()
     response = http.Response.make(200, b"", {"Content-Encoding": encoding, "Content-Length": "1"})
     response.raw_content = encode(body)  # as it came over the wire
     status, reason, side = stored_response(response)
-    assert (status, reason, side.body) == (200, "OK", body)
+    assert (status, reason, side.body) == (200, "OK", encode(body))
+    assert side.headers["Content-Encoding"] == [encoding]
+    assert framed(side).headers["Content-Length"] == [str(len(encode(body)))]
+    assert readable(side).body == body
+
+
+@pytest.mark.parametrize(("encoding", "encode"), CODINGS)
+def test_decode_compressed_response_stores_the_body_decoded_without_its_encoding(encoding, encode):
+    body = json.dumps({"id": "x" * 300}).encode()
+    response = http.Response.make(200, b"", {"Content-Encoding": encoding, "Content-Length": "1"})
+    response.raw_content = encode(body)
+    side = decoded(stored_response(response)[2])
+    assert side.body == body
     assert "Content-Encoding" not in side.headers
     assert framed(side).headers["Content-Length"] == [str(len(body))]
 
 
-def test_a_gzip_request_body_is_stored_decoded_without_its_content_encoding():
+def test_a_gzip_request_body_is_stored_as_sent_and_read_decoded():
     body = examples.REQUEST_BODY.encode()
     request = graph_flow("PUT", ME, None, {**JSON, "Content-Encoding": "gzip"}).request
     request.raw_content = gzip.compress(body)
     request.headers["Content-Length"] = str(len(request.raw_content))
     side = framed(stored_side(request))
-    assert side.body == body
-    assert "Content-Encoding" not in side.headers
-    assert side.headers["Content-Length"] == [str(len(body))]
+    assert side.body == request.raw_content
+    assert side.headers["Content-Encoding"] == ["gzip"]
+    assert side.headers["Content-Length"] == [str(len(request.raw_content))]
+    assert readable(side).body == body
 
 
 @pytest.mark.parametrize(
@@ -163,10 +185,61 @@ def test_every_stored_content_length_states_the_body_as_redacted(record, tmp_pat
     asyncio.run(addon.response(flow))
     (only,) = Cassette.load(path=str(path), record_mode="none").data
     request, response = only
-    assert b"<redacted:emailAddress:1>" in request.body
+    assert request.headers["Content-Encoding"] == "gzip"  # redacted, then compressed again
+    sent = json.loads(gzip.decompress(request.body))
+    assert sent["appointmentClients"][0]["emailAddress"] == "<redacted:emailAddress:1>"
     assert request.headers["Content-Length"] == str(len(request.body))
-    assert "Content-Encoding" not in request.headers
     assert response["headers"]["Content-Length"] == [str(len(response["body"]["string"]))]
+
+
+@pytest.mark.parametrize(("encoding", "encode"), CODINGS)
+def test_a_compressed_body_is_redacted_decoded_and_stored_compressed_again(
+    record, tmp_path, encoding, encode
+):
+    path = tmp_path / f"redacted-{encoding}.yaml"
+    addon = record(graph_cassette=str(path), graph_redact_fields=["emailAddress"])
+    flow = graph_flow("GET", ME, None, {"Authorization": "Bearer token-1234"})
+    addon.request(flow)
+    answer = json.dumps(
+        {"appointmentClients": [{"emailAddress": "grady@contoso.com"}], "echo": "token-1234"}
+    ).encode()
+    upstream_answers(flow, 200, b"", **{"Content-Encoding": encoding})
+    flow.response.raw_content = encode(answer)
+    asyncio.run(addon.response(flow))
+    (only,) = recorded(path)
+    stored = only.response["body"]["string"]
+    headers = {name.lower(): values for name, values in only.response["headers"].items()}
+    assert headers["content-encoding"] == [encoding]
+    assert headers["content-length"] == [str(len(stored))]
+    plain = content_encoding.decode(stored, (encoding,))
+    assert b"grady@contoso.com" not in plain and b"token-1234" not in plain
+    assert json.loads(plain)["appointmentClients"][0]["emailAddress"].startswith("<redacted:")
+    assert json.loads(plain)["echo"].startswith("<redacted:authorization")
+
+
+def test_a_compressed_body_redaction_leaves_alone_keeps_its_bytes(record, tmp_path):
+    path = tmp_path / "untouched.yaml"
+    addon = record(graph_cassette=str(path))
+    flow = get("m1")
+    addon.request(flow)
+    on_the_wire = gzip.compress(b'{"id": "kept"}', mtime=12345)
+    upstream_answers(flow, 200, b"", **{"Content-Encoding": "gzip"})
+    flow.response.raw_content = on_the_wire
+    asyncio.run(addon.response(flow))
+    (only,) = recorded(path)
+    assert only.response["body"]["string"] == on_the_wire
+
+
+def test_validation_reads_a_compressed_response_decoded(record, tmp_path):
+    addon = record(graph_cassette=str(tmp_path / "checked.yaml"))
+    flow = get("m1")
+    addon.request(flow)
+    upstream_answers(flow, 200, b"", **{"Content-Encoding": "br"})
+    flow.response.raw_content = brotli.compress(b'{"id": 5}')
+    asyncio.run(addon.response(flow))
+    assert [str(p) for p in flow.metadata[flows.PROBLEMS]] == [
+        "$.id: expected a valid string, got 5"
+    ]
 
 
 def test_a_body_that_does_not_decode_is_stored_as_it_came_with_its_encoding():
