@@ -14,7 +14,7 @@ import gc
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import partial
+from functools import cached_property, partial
 from io import BytesIO
 from pathlib import Path
 from typing import Annotated, Any
@@ -91,6 +91,12 @@ class Interaction:
     def label(self) -> str:
         return f"{self.request.method} {self.request.uri} ({self.source.name} #{self.position})"
 
+    @cached_property
+    def reply(self) -> Reply:
+        """:func:`recorded_reply`, made on first use and kept: replay sends it again and
+        again, and only its fresh headers change."""
+        return recorded_reply(self)
+
 
 def bundled_cassettes() -> Path:
     """The cassettes shipped with the package (installed) or beside it (source checkout)."""
@@ -116,14 +122,16 @@ def load(path: Path | str) -> list[Interaction]:
         # Most likely a typo'd or not yet populated folder: replaying nothing from it would
         # answer every request with a miss and hide the real mistake.
         raise CassetteError(path, None, "folder holds no .yaml or .yml cassettes")
-    with _no_cyclic_gc():
+    with no_cyclic_gc():
         return [i for f in files for i in load_file(f)]
 
 
 @contextmanager
-def _no_cyclic_gc() -> Iterator[None]:
+def no_cyclic_gc() -> Iterator[None]:
     """Building a big cassette's objects makes the cyclic collector rescan them over and over
-    (a third of a 10,000-interaction load); they hold no cycles, so it can wait."""
+    (two thirds of vcrpy's 10,000-interaction load); they hold no cycles, so it can wait.
+    The index built from them waits too (``matching.CassetteIndex``), and a proxy then moves
+    the lot out of the collector's sight for good (``gc.freeze`` in ``cli.serve``)."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -145,13 +153,15 @@ class _KeepParsed:
         return self.data
 
 
-def load_file(path: Path) -> list[Interaction]:
-    """One cassette file, refused with its line unless every interaction has vcrpy's shape.
+def load_file(path: Path, text: str | None = None) -> list[Interaction]:
+    """One cassette file, refused with its line unless every interaction has vcrpy's shape;
+    ``text`` is the file's, when the caller has read it already (:func:`read_text`).
 
     vcrpy checks almost nothing: a response whose body is ``5`` loads fine and breaks the
     request that replays it. Checking the shape here turns that into a load-time error.
     """
-    text = _read_text(path)
+    if text is None:
+        text = read_text(path)
     parsed = _KeepParsed()
     failure: Exception | None = None
     try:
@@ -172,7 +182,8 @@ def load_file(path: Path) -> list[Interaction]:
     ]
 
 
-def _read_text(path: Path) -> str:
+def read_text(path: Path) -> str:
+    """A cassette file's text; :class:`CassetteError` if it can't be read or isn't UTF-8."""
     try:
         data = path.read_bytes()
     except OSError as exc:

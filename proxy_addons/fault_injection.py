@@ -20,6 +20,7 @@ import logging
 import math
 import time
 import typing
+import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from random import Random
 from typing import Any
@@ -48,7 +49,6 @@ logger = logging.getLogger(__name__)
 # flows.FAULTS_INJECTED lists every kind injected into a flow, in order (a latency and then an
 # error is two); flows.FAULT holds the one that decided the answer, or "latency" when only a
 # delay happened.
-_BREAK_BODY = "graph_vcr_proxy.break_body"  # the BrokenBody a response must get
 
 OPTIONS = ("graph_faults", "graph_faults_file", "graph_fault_seed")
 
@@ -149,6 +149,11 @@ class FaultInjector:
         self.sleep = sleep
         self.states: list[RuleState] = []
         self.etags = ETags()
+        # The BrokenBody each flow's response must get, beside the flow (not in metadata,
+        # which mitmproxy saves with the flow and which holds plain values only).
+        self._breaks: weakref.WeakKeyDictionary[http.HTTPFlow, BrokenBody] = (
+            weakref.WeakKeyDictionary()
+        )
 
     # --- options and commands -------------------------------------------------------------
 
@@ -257,8 +262,9 @@ class FaultInjector:
 
     @flows.guarded
     async def request(self, flow: http.HTTPFlow) -> None:
-        if control.is_control_request(flow):
-            control.handle(flow, self)
+        if flows.route_of(flow) is None:  # the control endpoint's host is none of Graph's
+            if control.is_control_request(flow):
+                control.handle(flow, self)
             return
         route = flows.claim(flow)
         if route is None:
@@ -294,7 +300,7 @@ class FaultInjector:
             if isinstance(effect, Reset):
                 flows.answer(flow, None, by=AnsweredBy.FAULT)
             elif isinstance(effect, BrokenBody):
-                flow.metadata[_BREAK_BODY] = effect
+                self._breaks[flow] = effect
             else:
                 reply = effect.reply(headers)
                 if rule.enforce and effect.retry_after is not None:
@@ -307,7 +313,7 @@ class FaultInjector:
         route = flows.route_of(flow)
         if route is None or flow.response is None:
             return
-        breaker: BrokenBody | None = flow.metadata.pop(_BREAK_BODY, None)
+        breaker = self._breaks.pop(flow, None)
         if breaker is None and flows.answered_by(flow) == AnsweredBy.FAULT:
             return
         self.etags.learn(route, flow.response.status_code, flow.response.headers)

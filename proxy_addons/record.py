@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from pathlib import Path
 
 from mitmproxy import ctx, exceptions, http
@@ -40,8 +41,6 @@ from proxy_addons.validation_report import ValidateMode, check_request, check_re
 
 logger = logging.getLogger(__name__)
 
-SENT = "graph_vcr_proxy.record.sent"  # flow.metadata: the request as the client sent it
-
 
 class Record:
     def __init__(self) -> None:
@@ -53,6 +52,9 @@ class Record:
         self.validate = ValidateMode.WARN
         self.rules = RedactionRules.of()
         self._opened_with: tuple[str, RecordMode, bool] | None = None
+        # Each forwarded request as the client sent it, beside its flow (not in metadata,
+        # which mitmproxy saves with the flow and which holds plain values only).
+        self._sent: weakref.WeakKeyDictionary[http.HTTPFlow, Sent] = weakref.WeakKeyDictionary()
 
     def load(self, loader: Loader) -> None:
         record_options.declare(loader)
@@ -111,13 +113,13 @@ class Record:
         if self.mode.replays and playback.play(flow, self.index, answer_misses=answer_misses):
             return
         request = flow.request
-        flow.metadata[SENT] = Sent(request.method, request.pretty_url, stored_side(request))
+        self._sent[flow] = Sent(request.method, request.pretty_url, stored_side(request))
         if self.upstream is not None:
             self.upstream.redirect(request)
 
     @flows.guarded
     async def response(self, flow: http.HTTPFlow) -> None:
-        sent: Sent | None = flow.metadata.get(SENT)
+        sent = self._sent.pop(flow, None)
         route, cassette = flows.route_of(flow), self.cassette
         if sent is None or route is None or flow.response is None:
             return
@@ -127,7 +129,7 @@ class Record:
         uri = sent.uri
         check_response(flow, route, self.validate, status, stored.body, method=sent.method, uri=uri)
         block = interaction_block(sent, status, reason, stored, self.rules, cassette.placeholders)
-        replacing = self.rerecording.replacement(sent.method, uri, sent.side.body)
+        replacing = self.rerecording.replacement(flows.shape_of(flow))
         keep, committed = replacing or (None, None)
         try:
             # Off the event loop: other flows go on while this one waits for the disk.

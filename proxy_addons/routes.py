@@ -91,6 +91,8 @@ class Route:
 
 def normalise_query(query: str) -> tuple[tuple[str, str], ...]:
     """Query parameters in any order are the same query; OData names are case-insensitive."""
+    if not query:
+        return ()
     pairs = parse_qsl(query, keep_blank_values=True)
     return tuple(sorted((name.lower(), value) for name, value in pairs))
 
@@ -98,10 +100,18 @@ def normalise_query(query: str) -> tuple[tuple[str, str], ...]:
 def parse(method: str, url: str) -> Route | None:
     """The route of ``method url``, or None when the URL is not one of ours."""
     parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
+    return parse_parts(method, (parts.hostname or "").lower(), parts.path, parts.query)
+
+
+def parse_parts(method: str, host: str, path: str, query: str) -> Route | None:
+    """The route of a request already split: lowercase host, path and query (no ``?``).
+
+    A proxy has these apart already; joining them into a URL only to split it again would
+    be wasted work on every request.
+    """
     if host not in GRAPH_HOSTS:
         return None
-    segments = [unquote(s) for s in parts.path.split("/") if s]
+    segments = [unquote(s) for s in path.split("/") if s]
     lowered = [s.lower() for s in segments]
     if len(segments) == 5 and lowered[1] == "me":
         user = None
@@ -125,5 +135,5 @@ def parse(method: str, url: str) -> Route | None:
         resource=resource,
         method=method,
         operation=_OPERATIONS.get((resource, method)),
-        query=normalise_query(parts.query),
+        query=normalise_query(query),
     )

@@ -38,7 +38,7 @@ def report(
     """Keep ``problems`` in the flow for the summary and log one line each."""
     if not problems:
         return
-    flow.metadata.setdefault(flows.PROBLEMS, []).extend(problems)
+    flows.add_problems(flow, problems)
     path = urlsplit(uri).path
     for problem in problems:
         level = logging.WARNING if problem.severity == "error" else logging.DEBUG
@@ -50,7 +50,7 @@ def check_request(flow: http.HTTPFlow, route: Route, mode: ValidateMode) -> bool
     if mode is ValidateMode.OFF:
         return True
     request = flow.request
-    problems = request_problems(route.operation, flows.request_body(request))
+    problems = request_problems(route.operation, flows.body_of(flow))
     report(flow, "request", problems, request.method, request.pretty_url)
     errors = errors_only(problems)
     if not errors or mode is not ValidateMode.ENFORCE:

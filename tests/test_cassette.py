@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 from pathlib import Path
@@ -538,6 +539,42 @@ def test_a_redaction_placeholder_matches_any_value_in_its_place():
     assert index.lookup("PUT", ME, b'{"name": "Grady", "phone": "+1 206 555 0100"}') is recorded
     assert index.lookup("PUT", ME, b'{"name": "Other", "phone": "+1"}') is None
     assert index.lookup("PUT", ME, b'{"name": "Grady"}') is None
+
+
+def test_a_placeholder_body_stands_for_a_value_not_for_no_body_at_all():
+    recorded = interaction("PUT", ME, '"<redacted:x:1>"')
+    index = CassetteIndex([recorded])
+    assert index.lookup("PUT", ME, b'"anything"') is recorded
+    assert index.lookup("PUT", ME, None) is None
+    assert index.explain_miss("PUT", ME, None).differences == ("body (recorded one, none sent)",)
+
+
+def test_an_old_cassette_whose_request_body_vcrpy_kept_as_a_file_still_replays(tmp_path):
+    body = base64.b64encode(b'{"a": 1}').decode()
+    path = write(
+        tmp_path,
+        f"""interactions:
+- request:
+    body: !!python/object/new:_io.BytesIO
+      state: !!python/tuple
+      - !!binary |
+        {body}
+      - 0
+      - null
+    headers: {{}}
+    method: PUT
+    uri: {ME}
+  response:
+    body: {{string: '{{}}'}}
+    headers: {{}}
+    status: {{code: 201, message: Created}}
+version: 1
+""",
+    )
+    (recorded,) = cassette.load(path)
+    index = CassetteIndex([recorded])
+    assert index.lookup("PUT", ME, b'{"a":1}') is recorded
+    assert index.explain_miss("PUT", ME, b'{"a": 2}').differences == ("body at $.a",)
 
 
 def test_non_json_bodies_compare_as_bytes():
