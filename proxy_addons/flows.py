@@ -15,7 +15,6 @@ everything we put in ``metadata`` is a str, bool, number, or a list or dict of t
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import inspect
 import logging
@@ -140,7 +139,7 @@ def shape_of(flow: http.HTTPFlow) -> Shape:
 def add_problems(flow: http.HTTPFlow, problems: Iterable[Problem]) -> None:
     """Keep validation's findings in the flow, for the summary and the web tags, as plain
     dicts that mitmproxy can save with it."""
-    flow.metadata.setdefault(PROBLEMS, []).extend(dataclasses.asdict(p) for p in problems)
+    flow.metadata.setdefault(PROBLEMS, []).extend(dict(vars(p)) for p in problems)
 
 
 def problems(metadata: Mapping[str, Any]) -> list[Problem]:

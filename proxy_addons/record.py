@@ -17,6 +17,7 @@ the cassette is opened or refused by ``record_cassette.py``, modes ``new_episode
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import weakref
 from pathlib import Path
@@ -131,9 +132,13 @@ class Record:
         block = interaction_block(sent, status, reason, stored, self.rules, cassette.placeholders)
         replacing = self.rerecording.replacement(flows.shape_of(flow))
         keep, committed = replacing or (None, None)
+        append = functools.partial(cassette.writer.append, block, keep=keep, committed=committed)
         try:
-            # Off the event loop: other flows go on while this one waits for the disk.
-            await asyncio.to_thread(cassette.writer.append, block, keep=keep, committed=committed)
+            if cassette.writer.fsync or keep is not None:
+                # Off the event loop: other flows go on while this one waits for the disk.
+                await asyncio.to_thread(append)
+            else:
+                append()  # one write into the page cache: quicker than a hand-off to a thread
         except CassetteWriteError as exc:
             logger.error("not recorded, response withheld: %s", exc)
             message = f"graph-vcr-proxy could not record this interaction: {exc}"

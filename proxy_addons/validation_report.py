@@ -33,13 +33,13 @@ class ValidateMode(StrEnum):
 
 
 def report(
-    flow: http.HTTPFlow, side: str, problems: Sequence[Problem], method: str, uri: str
+    flow: http.HTTPFlow, side: str, problems: Sequence[Problem], method: str, path: str
 ) -> None:
-    """Keep ``problems`` in the flow for the summary and log one line each."""
+    """Keep ``problems`` in the flow for the summary and log one line each, naming the
+    request by its method and path (without the query)."""
     if not problems:
         return
     flows.add_problems(flow, problems)
-    path = urlsplit(uri).path
     for problem in problems:
         level = logging.WARNING if problem.severity == "error" else logging.DEBUG
         logger.log(level, "%s %s: %s (%s)", method, path, problem, side)
@@ -51,7 +51,8 @@ def check_request(flow: http.HTTPFlow, route: Route, mode: ValidateMode) -> bool
         return True
     request = flow.request
     problems = request_problems(route.operation, flows.body_of(flow))
-    report(flow, "request", problems, request.method, request.pretty_url)
+    path = request.path.partition("?")[0].partition("#")[0]  # as sent: before --upstream
+    report(flow, "request", problems, request.method, path)
     errors = errors_only(problems)
     if not errors or mode is not ValidateMode.ENFORCE:
         return True
@@ -76,4 +77,4 @@ def check_response(
     """
     if mode is not ValidateMode.OFF:
         problems = response_problems(route.operation, status, body)
-        report(flow, f"response {status}", problems, method, uri)
+        report(flow, f"response {status}", problems, method, urlsplit(uri).path)

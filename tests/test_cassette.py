@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from mitmproxy.net.http.http1.assemble import assemble_response
 from vcr.request import Request
+from vcr.serializers import compat, yamlserializer
 
 from proxy_addons import cassette, examples
 from proxy_addons.cassette import CassetteError, Interaction
@@ -56,6 +57,38 @@ def test_bundled_cassettes_are_exactly_the_documented_example():
     folder = cassette.bundled_cassettes()
     on_disk = {p.name: p.read_text(encoding="utf-8") for p in folder.glob("*.yaml")}
     assert on_disk == examples.bundled_cassette_texts()
+
+
+TEXT = st.text(max_size=40)
+HEADERS = st.dictionaries(st.text(min_size=1, max_size=12), st.lists(TEXT, max_size=2), max_size=3)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    method=st.sampled_from(["GET", "PUT", "PATCH"]),
+    request_body=st.none() | TEXT | st.binary(max_size=40),
+    request_headers=st.dictionaries(st.text(min_size=1, max_size=12), TEXT, max_size=3),
+    status=st.integers(100, 599),
+    reason=TEXT,
+    response_headers=HEADERS,
+    response_body=TEXT | st.binary(max_size=40),
+)
+def test_an_interaction_is_written_exactly_as_vcrpys_own_dumper_writes_it(
+    method, request_body, request_headers, status, reason, response_headers, response_body
+):
+    request = Request(method, ME + "?q=1", request_body, request_headers)
+    response = {
+        "status": {"code": status, "message": reason},
+        "headers": response_headers,
+        "body": {"string": response_body},
+    }
+    kept = copy.deepcopy(response)
+    vcrpy_item = {
+        "request": compat.convert_to_unicode(request._to_dict()),
+        "response": compat.convert_to_unicode(copy.deepcopy(response)),
+    }
+    assert cassette.interaction_yaml(request, response) == yamlserializer.serialize([vcrpy_item])
+    assert response == kept  # the caller's dict is left as it was
 
 
 def test_bundled_cassettes_hold_the_documented_request_and_201_for_me_and_users():
