@@ -54,10 +54,12 @@ class _Parsed:
 
     def __init__(self, request: http.Request) -> None:
         self._request = request
-        self.headers = FoldedHeaders.of(
+        pairs = [
             (name.decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape"))
             for name, value in request.headers.fields
-        )
+        ]
+        headers = FoldedHeaders((name.lower(), value) for name, value in pairs)
+        self.headers = headers if len(headers) == len(pairs) else FoldedHeaders.of(pairs)
         self.route = _route(request, self.headers)
         self._body: JsonBody | None = None
 

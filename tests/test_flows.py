@@ -85,3 +85,12 @@ def test_a_flows_url_and_body_are_parsed_once_however_many_addons_read_them(monk
         assert summary.summary()["replayed"] == 1
     assert flow.response is not None and flow.response.status_code == 201
     assert len(parsed_urls) == 1 and len(parsed_bodies) == 1
+
+
+def test_the_headers_read_once_per_flow_answer_as_mitmproxys_own_do():
+    flow = graph_flow("GET", examples.ME_URL, headers={"Client-Request-Id": "c-1", "X-A": "1"})
+    flow.request.headers.add("x-a", "2")
+    headers = flows.request_headers(flow)
+    for name in ("client-request-id", "x-a", "host", "content-type"):
+        assert headers.get(name) == flow.request.headers.get(name)
+    assert headers["x-a"] == "1, 2"
