@@ -6,8 +6,9 @@ one of our routes; the first addon to answer a flow wins and later ones leave it
 request Graph would refuse outright is refused before any addon looks anything up; and each
 answer is tagged with who gave it, which the recorder and the summary read.
 
-What every addon needs of a request (its route, its decoded body, that body's JSON) is
-worked out once per flow and shared (:func:`route_of`, :func:`body_of`, :func:`shape_of`).
+What every addon needs of a request (its headers, its route, its decoded body and that
+body's JSON) is worked out once per flow and shared (:func:`request_headers`,
+:func:`route_of`, :func:`body_of`, :func:`shape_of`).
 It is kept beside the flow, not in ``flow.metadata``: mitmproxy saves metadata with the flow
 (``mitmdump -w``, mitmweb's File > Save), and its flow format holds only plain values, so
 everything we put in ``metadata`` is a str, bool, number, or a list or dict of them.

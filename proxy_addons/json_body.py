@@ -58,10 +58,6 @@ class JsonBody:
         return self._read[1]
 
     @property
-    def is_json(self) -> bool:
-        return self.raw is not None and self._read[1] is None
-
-    @property
     def comparable(self) -> Any:
         """The body as matching compares it: the JSON document, the bytes of a body that is
         not JSON, None for no body."""

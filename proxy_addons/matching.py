@@ -272,8 +272,10 @@ class CassetteIndex:
             if verbatim is not None:
                 return verbatim
         exact = bucket.exact.get(None if sent.body is None else canonical(sent.body))
-        if exact is not None or sent.body is None:  # a placeholder stands in for a value, not for
-            return exact  # a missing body: body_difference says so too
+        if exact is not None or sent.body is None:
+            # A placeholder stands in for a value, never for a missing body (body_difference
+            # says they differ, so the index must not match them).
+            return exact
         return next((s for p, s in bucket.patterns if first_difference(p, sent.body) is None), None)
 
     def lookup(self, method: str, uri: str, body: Body) -> Interaction | None:
