@@ -350,6 +350,6 @@ def print_rows(rows: Sequence[Row], title: str = "graph-vcr-proxy benchmarks") -
         table.add_column(column, justify="right" if column in ("ratio", "met") else "left")
     for row in rows:
         met = {True: "yes", False: "NO", None: ""}[row.met]
-        ratio = "" if row.ratio is None else f"{row.ratio:.2f}"
+        ratio = "" if row.ratio is None else f"{row.ratio:.3f}"
         table.add_row(row.name, row.ours, row.peer, ratio, row.target, met, row.note)
     Console(width=TABLE_WIDTH).print(table)

@@ -52,7 +52,7 @@ def run(large: Path) -> Row:
         vcrpy.append(harness.time_child(VCRPY, str(large)))
     mine, theirs = statistics.median(ours), statistics.median(vcrpy)
     return Row(
-        f"loading {lookup.LARGE:,} interactions vs vcrpy Cassette.load",
+        f"loading {lookup.LARGE:,} interactions vs vcrpy's",
         harness.seconds(mine),
         harness.seconds(theirs),
         mine / theirs,

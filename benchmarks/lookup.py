@@ -117,7 +117,6 @@ def run(folder: Path, large: tuple[Path, Request] | None = None) -> list[Row]:
             f"lookup, last of {LARGE:,} interactions (time)",
             _time(ours_large),
             f"vcrpy {_time(vcr_large)}",
-            ours_large / vcr_large,
             note=f"{vcr_large / ours_large:,.0f}x faster",
         ),
         Row(

@@ -137,7 +137,7 @@ def large_vs_small(folder: Path, confdir: Path, large: Path) -> list[Row]:
         rss_small = harness.peak_rss_mb(little.process.pid)
     return [
         Row(
-            "last of 10,000 interactions vs a 1-interaction cassette",
+            "last of 10,000 interactions vs a 1-interaction one",
             harness.rate(mine.rate),
             harness.rate(theirs.rate),
             ratio,

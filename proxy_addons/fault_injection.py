@@ -21,7 +21,7 @@ import math
 import time
 import typing
 import weakref
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from random import Random
 from typing import Any
 
@@ -76,10 +76,10 @@ class ETags:
     def _key(route: Route) -> tuple[str, str, str]:
         return (route.host, route.owner, route.meeting_id)
 
-    def learn(self, route: Route, status: int, headers: Mapping[str, str]) -> None:
+    def learn(self, route: Route, status: int, etag: str | None) -> None:
+        """What an answer with ``status`` and this ``ETag`` header (None: none) teaches."""
         if not 200 <= status < 300:
             return
-        etag = headers.get("ETag")
         if route.method == "DELETE":
             self._known.pop(self._key(route), None)
         elif etag and route.method in ("GET", "PUT", "PATCH"):
@@ -316,7 +316,9 @@ class FaultInjector:
         breaker = self._breaks.pop(flow, None)
         if breaker is None and flows.answered_by(flow) == AnsweredBy.FAULT:
             return
-        self.etags.learn(route, flow.response.status_code, flow.response.headers)
+        # get_all, not get: most answers carry no ETag, and get finds that out by an exception
+        etags = flow.response.headers.get_all("ETag")
+        self.etags.learn(route, flow.response.status_code, ", ".join(etags) if etags else None)
         if breaker is not None:
             real = Reply(
                 flow.response.status_code,
