@@ -4,7 +4,7 @@ Every contender is a real process started the way a user starts it (``graph-vcr-
 ours, ``mitmdump`` for mitmproxy's own tools) on 127.0.0.1 with a port the OS picks, all
 trusting one CA made once with mitmproxy's own ``CertStore``, and all stopped when the row
 ends. Throughput is measured by one httpx client per proxy, keep-alive, HTTPS through the
-proxy, in rounds that alternate between the contenders, so a noisy neighbour slows both
+proxy, the contenders taking turns request by request, so a noisy neighbour slows both
 sides of a ratio alike; a row's figure is the median of its rounds.
 """
 

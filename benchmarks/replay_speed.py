@@ -5,8 +5,9 @@
 Rows (each a function of its own):
 
 - ``vs_trivial``: ``graph-vcr-proxy replay`` of the documented create against a mitmdump addon
-  that answers every request with the same fixed 201 (``trivial_201.py``): the price of
-  everything replay does (checks, matching, fresh headers, the summary, the fault hook).
+  that answers every request with the same prebuilt 201, the same bytes replay sends
+  (``trivial_201.py``): the price of everything replay does (checks, matching, fresh
+  headers, the summary, the fault hook).
 - ``vs_server_replay``: against mitmproxy's own ``mitmdump --server-replay FILE`` of the same
   exchange, the flow file made by mitmdump itself (``-w``) in front of our replay addon.
 - ``large_vs_small``: the last request of a 10,000-interaction cassette against the only one
@@ -15,9 +16,9 @@ Rows (each a function of its own):
 - ``startup``: seconds from starting ``graph-vcr-proxy replay`` to its "proxy listening"
   line, with the bundled cassettes and with the 10,000 interactions.
 
-Throughput is requests per second of one httpx client (keep-alive, HTTPS through the proxy)
-sending the documented create one after another; each ratio is the median of rounds that
-alternate between ours and the peer.
+Throughput is requests per second of one httpx client per proxy (keep-alive, HTTPS through
+the proxy) sending the documented create one after another; the two take turns request by
+request, and each ratio is the median of the rounds' ratios (``harness.race``).
 """
 
 from __future__ import annotations
