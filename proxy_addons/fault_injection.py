@@ -313,7 +313,7 @@ class FaultInjector:
         route = flows.route_of(flow)
         if route is None or flow.response is None:
             return
-        breaker = self._breaks.pop(flow, None)
+        breaker = self._breaks.pop(flow, None) if self._breaks else None
         if breaker is None and flows.answered_by(flow) == AnsweredBy.FAULT:
             return
         # get_all, not get: most answers carry no ETag, and get finds that out by an exception
