@@ -10,6 +10,7 @@ Matching lives in ``matching.py``, durable appending in ``cassette_writer.py``.
 from __future__ import annotations
 
 import base64
+import functools
 import gc
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -67,14 +68,33 @@ def interaction_yaml(request: Request, response: dict[str, Any]) -> str:
         }
     ]
     try:
-        return yaml.serialize(_yaml_nodes(item, set()), Dumper=_DUMPER)
+        return yaml.serialize(_yaml_nodes(item, set()), Dumper=_Dumper)
     except _NotPlain:
         return yamlserializer.serialize(item)
 
 
 # What vcrpy's dumper (yaml.dump's defaults: keys sorted, block style) makes of each plain
 # value; tests/test_cassette.py holds the two to the same text for any interaction.
-_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+_BASE_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+_RESOLVER = yaml.resolver.Resolver()  # the safe dumper's, without its stream
+
+
+@functools.lru_cache(maxsize=1024)
+def _scalar_tag(value: str, implicit: tuple[bool, bool]) -> str:
+    return _RESOLVER.resolve(yaml.ScalarNode, value, implicit)
+
+
+class _Dumper(_BASE_DUMPER):  # type: ignore[misc, valid-type]
+    """PyYAML's safe dumper, remembering the tag each short scalar resolves to: the writer
+    asks twice per scalar, and the keys, header names and most header values of one block
+    are those of the last (a pure function of the text: no path resolvers are set)."""
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        if kind is yaml.ScalarNode and len(value) <= 64:
+            return _scalar_tag(value, implicit)
+        return super().resolve(kind, value, implicit)
+
+
 _STR, _INT, _NULL = "tag:yaml.org,2002:str", "tag:yaml.org,2002:int", "tag:yaml.org,2002:null"
 _BINARY, _MAP, _SEQ = "tag:yaml.org,2002:binary", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
 
