@@ -27,7 +27,7 @@ from harness import Contender, Row
 
 from proxy_addons import cassette
 
-ROUNDS = 15
+ROUNDS = 25
 REQUESTS = 40  # per round, through each
 
 

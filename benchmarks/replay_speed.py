@@ -40,7 +40,7 @@ from vcr.request import Request
 from proxy_addons import cassette, examples
 from proxy_addons.launcher import running_proxy
 
-ROUNDS = 15
+ROUNDS = 25
 REQUESTS = 60  # per round, through each, taking turns
 STARTS = 3  # start-up timings per cassette
 
