@@ -1,5 +1,7 @@
 """Cost of recording one more interaction into a cassette of 100 vs 10,000 interactions.
 
+    python benchmarks/record_cost.py
+
 Ours: one ``CassetteWriter.append`` (lock, layout check, one write, fsync as shipped), and
 the same without fsync (``--no-fsync``) to show what the fsync itself costs on this disk.
 vcrpy: ``Cassette._save()`` after appending, which is how vcrpy persists: it serialises and
@@ -18,7 +20,9 @@ from pathlib import Path
 from vcr.cassette import Cassette
 from vcr.request import Request
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import Row, print_rows
 
 from proxy_addons import cassette, examples
 from proxy_addons.cassette_writer import CassetteWriter
@@ -65,33 +69,42 @@ def vcrpy_per_save(path: Path, size: int) -> float:
     return statistics.median(times)
 
 
-def run() -> dict[str, float]:
-    with tempfile.TemporaryDirectory(prefix="graph-vcr-record-cost-") as tmp:
-        folder = Path(tmp)
-        results: dict[str, float] = {}
-        for size in SIZES:
-            results[f"ours_{size}_ms"] = ours_per_append(prepared(folder, size), size) * 1e3
-            results[f"ours_nofsync_{size}_ms"] = (
-                ours_per_append(prepared(folder, size), size, fsync=False) * 1e3
-            )
-            results[f"vcrpy_{size}_ms"] = vcrpy_per_save(prepared(folder, size), size) * 1e3
-    for name in ("ours", "ours_nofsync", "vcrpy"):
-        results[f"{name}_ratio"] = results[f"{name}_10000_ms"] / results[f"{name}_100_ms"]
-    print("record cost: one more interaction (median), cassette of 100 vs 10,000")
-    print(
-        f"  ours  (append + fsync): {results['ours_100_ms']:8.3f} ms vs "
-        f"{results['ours_10000_ms']:8.3f} ms  ratio {results['ours_ratio']:.2f}x"
-    )
-    print(
-        f"  ours  (append, no fsync): {results['ours_nofsync_100_ms']:6.3f} ms vs "
-        f"{results['ours_nofsync_10000_ms']:8.3f} ms  ratio {results['ours_nofsync_ratio']:.2f}x"
-    )
-    print(
-        f"  vcrpy (whole-file save): {results['vcrpy_100_ms']:7.3f} ms vs "
-        f"{results['vcrpy_10000_ms']:8.3f} ms  ratio {results['vcrpy_ratio']:.1f}x"
-    )
-    return results
+def _ms(value: float) -> str:
+    return f"{value:,.0f} ms" if value >= 100 else f"{value:.3g} ms"
+
+
+def run(folder: Path) -> list[Row]:
+    """Median ms per added interaction at each size, ours (with and without fsync) and
+    vcrpy's, as rows."""
+    ms: dict[str, float] = {}
+    for size in SIZES:
+        ms[f"ours_{size}"] = ours_per_append(prepared(folder, size), size) * 1e3
+        ms[f"nofsync_{size}"] = ours_per_append(prepared(folder, size), size, fsync=False) * 1e3
+        ms[f"vcrpy_{size}"] = vcrpy_per_save(prepared(folder, size), size) * 1e3
+    small, large = SIZES
+
+    def pair(name: str) -> str:
+        return f"{_ms(ms[f'{name}_{small}'])} / {_ms(ms[f'{name}_{large}'])}"
+
+    def growth(name: str) -> float:
+        return ms[f"{name}_{large}"] / ms[f"{name}_{small}"]
+
+    return [
+        Row(
+            f"record one more, into {small} / {large:,} (fsync)",
+            pair("ours"),
+            f"vcrpy {pair('vcrpy')}",
+            note=f"growth: ours {growth('ours'):.2f}x, vcrpy {growth('vcrpy'):.0f}x",
+        ),
+        Row(
+            f"record one more, into {small} / {large:,} (no fsync)",
+            pair("nofsync"),
+            "",
+            note=f"growth: {growth('nofsync'):.2f}x",
+        ),
+    ]
 
 
 if __name__ == "__main__":
-    run()
+    with tempfile.TemporaryDirectory(prefix="graph-vcr-record-cost-") as tmp:
+        print_rows(run(Path(tmp)))

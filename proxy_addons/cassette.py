@@ -9,12 +9,13 @@ Matching lives in ``matching.py``, durable appending in ``cassette_writer.py``.
 
 from __future__ import annotations
 
-import copy
+import base64
+import functools
 import gc
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import partial
+from functools import cached_property, partial
 from io import BytesIO
 from pathlib import Path
 from typing import Annotated, Any
@@ -54,13 +55,78 @@ HEADER = "version: 1\ninteractions:\n"
 def interaction_yaml(request: Request, response: dict[str, Any]) -> str:
     """One interaction as a YAML list item, to follow ``HEADER`` or earlier items.
 
-    vcrpy's own dict conversion and dumper, so vcrpy reads back exactly what it would write.
+    vcrpy's own dict conversion, and exactly the text vcrpy's dumper writes for it (so vcrpy
+    reads back exactly what it would write): :func:`_yaml_nodes` builds the YAML nodes vcrpy's
+    dumper would, in a fraction of its time, and PyYAML's C serializer writes them; anything
+    but the plain values a cassette holds goes to vcrpy's dumper itself.
     """
-    item = {
-        "request": compat.convert_to_unicode(request._to_dict()),
-        "response": compat.convert_to_unicode(copy.deepcopy(response)),
-    }
-    return yamlserializer.serialize([item])
+    body = response.get("body")
+    response = {**response, "body": dict(body)} if isinstance(body, dict) else dict(response)
+    item = [
+        {
+            "request": compat.convert_to_unicode(request._to_dict()),
+            "response": compat.convert_to_unicode(response),  # converts our copy, in place
+        }
+    ]
+    try:
+        return yaml.serialize(_yaml_nodes(item, set()), Dumper=_Dumper)
+    except _NotPlain:
+        return yamlserializer.serialize(item)
+
+
+# What vcrpy's dumper (yaml.dump's defaults: keys sorted, block style) makes of each plain
+# value; tests/test_cassette.py holds the two to the same text for any interaction.
+_BASE_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+_RESOLVER = yaml.resolver.Resolver()  # the safe dumper's, without its stream
+
+
+@functools.lru_cache(maxsize=1024)
+def _scalar_tag(value: str, implicit: tuple[bool, bool]) -> str:
+    return _RESOLVER.resolve(yaml.ScalarNode, value, implicit)
+
+
+class _Dumper(_BASE_DUMPER):  # type: ignore[misc, valid-type]
+    """PyYAML's safe dumper, remembering the tag each short scalar resolves to: the writer
+    asks twice per scalar, and the keys, header names and most header values of one block
+    are those of the last (a pure function of the text: no path resolvers are set)."""
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        if kind is yaml.ScalarNode and len(value) <= 64:
+            return _scalar_tag(value, implicit)
+        return super().resolve(kind, value, implicit)
+
+
+_STR, _INT, _NULL = "tag:yaml.org,2002:str", "tag:yaml.org,2002:int", "tag:yaml.org,2002:null"
+_BINARY, _MAP, _SEQ = "tag:yaml.org,2002:binary", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
+
+
+class _NotPlain(Exception):
+    """A value :func:`_yaml_nodes` leaves to vcrpy's dumper."""
+
+
+def _yaml_nodes(value: Any, seen: set[int]) -> yaml.Node:
+    """The YAML node of a plain value: str, bytes, int, None, and lists and str-keyed dicts
+    of them, each list or dict once (the dumper writes one seen twice as an alias)."""
+    kind = type(value)
+    if kind is str:
+        return yaml.ScalarNode(_STR, value)
+    if kind is dict or kind is list:
+        if id(value) in seen:
+            raise _NotPlain
+        seen.add(id(value))
+        if kind is list:
+            return yaml.SequenceNode(_SEQ, [_yaml_nodes(v, seen) for v in value], flow_style=False)
+        if any(type(k) is not str for k in value):
+            raise _NotPlain
+        pairs = [(yaml.ScalarNode(_STR, k), _yaml_nodes(v, seen)) for k, v in sorted(value.items())]
+        return yaml.MappingNode(_MAP, pairs, flow_style=False)
+    if kind is bytes:
+        return yaml.ScalarNode(_BINARY, base64.encodebytes(value).decode("ascii"), style="|")
+    if kind is int:
+        return yaml.ScalarNode(_INT, str(value))
+    if value is None:
+        return yaml.ScalarNode(_NULL, "null")
+    raise _NotPlain
 
 
 def cassette_text(interactions: Iterable[tuple[Request, dict[str, Any]]]) -> str:
@@ -92,6 +158,12 @@ class Interaction:
     def label(self) -> str:
         return f"{self.request.method} {self.request.uri} ({self.source.name} #{self.position})"
 
+    @cached_property
+    def reply(self) -> Reply:
+        """:func:`recorded_reply`, made on first use and kept: replay sends it again and
+        again, and only its fresh headers change."""
+        return recorded_reply(self)
+
 
 def bundled_cassettes() -> Path:
     """The cassettes shipped with the package (installed) or beside it (source checkout)."""
@@ -117,14 +189,16 @@ def load(path: Path | str) -> list[Interaction]:
         # Most likely a typo'd or not yet populated folder: replaying nothing from it would
         # answer every request with a miss and hide the real mistake.
         raise CassetteError(path, None, "folder holds no .yaml or .yml cassettes")
-    with _no_cyclic_gc():
+    with no_cyclic_gc():
         return [i for f in files for i in load_file(f)]
 
 
 @contextmanager
-def _no_cyclic_gc() -> Iterator[None]:
+def no_cyclic_gc() -> Iterator[None]:
     """Building a big cassette's objects makes the cyclic collector rescan them over and over
-    (a third of a 10,000-interaction load); they hold no cycles, so it can wait."""
+    (two thirds of vcrpy's 10,000-interaction load); they hold no cycles, so it can wait.
+    The index built from them waits too (``matching.CassetteIndex``), and a proxy then moves
+    the lot out of the collector's sight for good (``gc.freeze`` in ``cli.serve``)."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -146,13 +220,15 @@ class _KeepParsed:
         return self.data
 
 
-def load_file(path: Path) -> list[Interaction]:
-    """One cassette file, refused with its line unless every interaction has vcrpy's shape.
+def load_file(path: Path, text: str | None = None) -> list[Interaction]:
+    """One cassette file, refused with its line unless every interaction has vcrpy's shape;
+    ``text`` is the file's, when the caller has read it already (:func:`read_text`).
 
     vcrpy checks almost nothing: a response whose body is ``5`` loads fine and breaks the
     request that replays it. Checking the shape here turns that into a load-time error.
     """
-    text = _read_text(path)
+    if text is None:
+        text = read_text(path)
     parsed = _KeepParsed()
     failure: Exception | None = None
     try:
@@ -173,7 +249,8 @@ def load_file(path: Path) -> list[Interaction]:
     ]
 
 
-def _read_text(path: Path) -> str:
+def read_text(path: Path) -> str:
+    """A cassette file's text; :class:`CassetteError` if it can't be read or isn't UTF-8."""
     try:
         data = path.read_bytes()
     except OSError as exc:

@@ -227,7 +227,7 @@ def _report(
 ) -> None:
     """The recorder's validation lines, prefixed with where in the file the exchange is."""
     for problem in problems:
-        line = problem_line(sent.method, sent.uri, side, problem)
+        line = problem_line(sent.method, urlsplit(sent.uri).path, side, problem)
         logger.log(log_level(problem), "%s: %s: %s", source_path, source.where, line)
 
 

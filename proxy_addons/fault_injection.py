@@ -20,6 +20,7 @@ import logging
 import math
 import time
 import typing
+import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from random import Random
 from typing import Any
@@ -48,7 +49,6 @@ logger = logging.getLogger(__name__)
 # flows.FAULTS_INJECTED lists every kind injected into a flow, in order (a latency and then an
 # error is two); flows.FAULT holds the one that decided the answer, or "latency" when only a
 # delay happened.
-_BREAK_BODY = "graph_vcr_proxy.break_body"  # the BrokenBody a response must get
 
 OPTIONS = ("graph_faults", "graph_faults_file", "graph_fault_seed")
 
@@ -71,10 +71,10 @@ class ETags:
     def _key(route: Route) -> tuple[str, str, str]:
         return (route.host, route.owner, route.meeting)
 
-    def learn(self, route: Route, status: int, headers: Mapping[str, str]) -> None:
+    def learn(self, route: Route, status: int, etag: str | None) -> None:
+        """What an answer with ``status`` and this ``ETag`` header (None: none) teaches."""
         if not 200 <= status < 300:
             return
-        etag = headers.get("ETag")
         if route.method == "DELETE":
             self._known.pop(self._key(route), None)
         elif etag and route.method in ("GET", "PUT", "PATCH"):
@@ -146,6 +146,11 @@ class FaultInjector:
         self.sleep = sleep
         self.states: list[RuleState] = []
         self.etags = ETags()
+        # The BrokenBody each flow's response must get, beside the flow (not in metadata,
+        # which mitmproxy saves with the flow and which holds plain values only).
+        self._breaks: weakref.WeakKeyDictionary[http.HTTPFlow, BrokenBody] = (
+            weakref.WeakKeyDictionary()
+        )
 
     # --- options and commands -------------------------------------------------------------
 
@@ -260,8 +265,9 @@ class FaultInjector:
 
     @flows.guarded
     async def request(self, flow: http.HTTPFlow) -> None:
-        if control.is_control_request(flow):
-            control.handle(flow, self)
+        if flows.route_of(flow) is None:  # the control endpoint's host is none of Graph's
+            if control.is_control_request(flow):
+                control.handle(flow, self)
             return
         route = flows.claim(flow)
         if route is None:
@@ -302,7 +308,7 @@ class FaultInjector:
             if isinstance(effect, Reset):
                 flows.answer(flow, None, by=AnsweredBy.FAULT)
             elif isinstance(effect, BrokenBody):
-                flow.metadata[_BREAK_BODY] = effect
+                self._breaks[flow] = effect
             else:
                 reply = effect.reply(headers)
                 if rule.enforce and effect.retry_after is not None:
@@ -322,10 +328,12 @@ class FaultInjector:
         route = flows.route_of(flow)
         if route is None or flow.response is None:
             return
-        breaker: BrokenBody | None = flow.metadata.pop(_BREAK_BODY, None)
+        breaker = self._breaks.pop(flow, None) if self._breaks else None
         if breaker is None and flows.answered_by(flow) == AnsweredBy.FAULT:
             return
-        self.etags.learn(route, flow.response.status_code, flow.response.headers)
+        # get_all, not get: most answers carry no ETag, and get finds that out by an exception
+        sent = flow.response.headers.get_all("ETag")
+        self.etags.learn(route, flow.response.status_code, ", ".join(sent) if sent else None)
         if breaker is not None:
             real = Reply(
                 flow.response.status_code,

@@ -5,6 +5,13 @@ rules that keep them from stepping on each other live here: a flow is ours only 
 one of our routes; the first addon to answer a flow wins and later ones leave it alone; a
 request Graph would refuse outright is refused before any addon looks anything up; and each
 answer is tagged with who gave it, which the recorder and the summary read.
+
+What every addon needs of a request (its headers, its route, its decoded body and that
+body's JSON) is worked out once per flow and shared (:func:`request_headers`,
+:func:`route_of`, :func:`body_of`, :func:`shape_of`).
+It is kept beside the flow, not in ``flow.metadata``: mitmproxy saves metadata with the flow
+(``mitmdump -w``, mitmweb's File > Save), and its flow format holds only plain values, so
+everything we put in ``metadata`` is a str, bool, number, or a list or dict of them.
 """
 
 from __future__ import annotations
@@ -12,22 +19,26 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from mitmproxy import http
 
 from proxy_addons.answered_by import AnsweredBy
-from proxy_addons.graph import GENERAL_EXCEPTION, Reply, error_reply
+from proxy_addons.graph import GENERAL_EXCEPTION, FoldedHeaders, Reply, error_reply
+from proxy_addons.json_body import JsonBody
+from proxy_addons.matching import Shape, route_shape, shape
+from proxy_addons.models import Problem
 from proxy_addons.request_checks import check_request
-from proxy_addons.routes import Route, parse
+from proxy_addons.routes import Route, parse_parts
 
-# flow.metadata keys. The summary reads them; each addon writes only its own.
-ANSWERED_BY = "graph_vcr_proxy.answered_by"  # an AnsweredBy; absent: upstream answered
-ROUTE = "graph_vcr_proxy.route"
+# flow.metadata keys, each holding plain values only (see above). The summary and the web
+# tags read them; each addon writes only its own.
+ANSWERED_BY = "graph_vcr_proxy.answered_by"  # an AnsweredBy (a str); absent: upstream answered
 CHECKED = "graph_vcr_proxy.checked"  # Graph's request checks have passed
 RECORDED = "graph_vcr_proxy.recorded"  # True once the recorder has the interaction on disk
-PROBLEMS = "graph_vcr_proxy.problems"  # list[models.Problem] found by validation
+PROBLEMS = "graph_vcr_proxy.problems"  # validation's findings: see add_problems, problems
 FAULT = "graph_vcr_proxy.fault"  # the kind of the fault injected into this flow
 FAULTS_INJECTED = "graph_vcr_proxy.faults_injected"  # every kind injected, in order
 REPLAYED = "graph_vcr_proxy.replayed"  # (cassette path, interaction index) replay answered with
@@ -36,17 +47,107 @@ logger = logging.getLogger(__name__)
 Hook = TypeVar("Hook", bound=Callable[..., Any])
 
 
+class _Parsed:
+    """What is worked out once about one flow's request: its headers and route at once,
+    its body when first asked for."""
+
+    __slots__ = ("_body", "_request", "headers", "route")
+
+    def __init__(self, request: http.Request) -> None:
+        self._request = request
+        pairs = [
+            (name.decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape"))
+            for name, value in request.headers.fields
+        ]
+        headers = FoldedHeaders((name.lower(), value) for name, value in pairs)
+        self.headers = headers if len(headers) == len(pairs) else FoldedHeaders.of(pairs)
+        self.route = _route(request, self.headers)
+        self._body: JsonBody | None = None
+
+    @property
+    def body(self) -> JsonBody:
+        if self._body is None:
+            request = self._request
+            # request_body's answer; without a Content-Encoding, that is the bytes as they came
+            encoded = self.headers.get("content-encoding")
+            self._body = JsonBody(request_body(request) if encoded else request.raw_content)
+        return self._body
+
+
+# Beside each flow while it lives, gone with it; a copy of a flow (mitmproxy's replay,
+# duplicate) works its own out again.
+_parsed: weakref.WeakKeyDictionary[http.HTTPFlow, _Parsed] = weakref.WeakKeyDictionary()
+
+
+def _parsed_of(flow: http.HTTPFlow) -> _Parsed:
+    found = _parsed.get(flow)
+    if found is None:
+        found = _parsed[flow] = _Parsed(flow.request)
+    return found
+
+
+def _route(request: http.Request, headers: FoldedHeaders) -> Route | None:
+    """``routes.parse`` of the request's ``pretty_url``, from the parts mitmproxy holds.
+
+    The host is the Host header's (HTTP/2's ``:authority``) without its port, else the
+    connection's: the host ``pretty_url`` names for any of our hosts, all plain DNS names,
+    without the IDNA decoding and checks that make ``pretty_url`` cost as much as the rest
+    of a replay.
+    """
+    h2 = request.is_http2 or request.is_http3
+    authority = (h2 and request.authority) or headers.get("host")
+    if authority:
+        name, colon, port = authority.rpartition(":")
+        host = name if colon and port.isdigit() else authority
+    else:
+        host = request.host
+    target, _, query = request.path.partition("?")
+    return parse_parts(
+        request.method, host.lower(), target.partition("#")[0], query.partition("#")[0]
+    )
+
+
 def route_of(flow: http.HTTPFlow) -> Route | None:
-    """The flow's route, parsed once per flow."""
-    if ROUTE not in flow.metadata:
-        flow.metadata[ROUTE] = parse(flow.request.method, flow.request.pretty_url)
-    return flow.metadata[ROUTE]
+    """The flow's route, parsed once per flow: the first addon to ask fixes it, so a later
+    rewrite of the request (the recorder's ``--upstream``) leaves it as the client sent it."""
+    return _parsed_of(flow).route
+
+
+def request_headers(flow: http.HTTPFlow) -> FoldedHeaders:
+    """The request's headers as the client sent them, read once per flow: what the request
+    checks and every answer (the echoed ``client-request-id``) look up."""
+    return _parsed_of(flow).headers
 
 
 def request_body(request: http.Request) -> bytes | None:
     """The body as the client meant it: a gzip- or deflate-encoded one decoded (Kiota's
     compression handler sends those), an undecodable one as it came."""
     return request.get_content(strict=False)
+
+
+def body_of(flow: http.HTTPFlow) -> JsonBody:
+    """The flow's request body (as :func:`request_body` gives it), decoded and read as JSON
+    once per flow, for the request checks, matching and validation alike."""
+    return _parsed_of(flow).body
+
+
+def shape_of(flow: http.HTTPFlow) -> Shape:
+    """The request's shape for matching, from its route and body as already parsed."""
+    parsed = _parsed_of(flow)
+    if parsed.route is None:  # not ours: no route to reuse
+        return shape(flow.request.method, flow.request.pretty_url, parsed.body)
+    return route_shape(parsed.route, parsed.body.comparable)
+
+
+def add_problems(flow: http.HTTPFlow, problems: Iterable[Problem]) -> None:
+    """Keep validation's findings in the flow, for the summary and the web tags, as plain
+    dicts that mitmproxy can save with it."""
+    flow.metadata.setdefault(PROBLEMS, []).extend(dict(vars(p)) for p in problems)
+
+
+def problems(metadata: Mapping[str, Any]) -> list[Problem]:
+    """The findings :func:`add_problems` kept in a flow's metadata, or in a saved flow's."""
+    return [Problem(**found) for found in metadata.get(PROBLEMS) or ()]
 
 
 def claim(flow: http.HTTPFlow) -> Route | None:
@@ -56,12 +157,13 @@ def claim(flow: http.HTTPFlow) -> Route | None:
     """
     if flow.response is not None or flow.error is not None:
         return None
-    route = route_of(flow)
+    parsed = _parsed_of(flow)
+    route = parsed.route
     if route is None:
         return None
     if not flow.metadata.get(CHECKED):  # several addons claim one flow; check it once
         flow.metadata[CHECKED] = True
-        refusal = check_request(route, flow.request.headers, request_body(flow.request))
+        refusal = check_request(route, parsed.headers, parsed.body)
         if refusal is not None:
             answer(flow, refusal, by=AnsweredBy.CHECK)
             return None

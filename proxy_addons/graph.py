@@ -10,12 +10,14 @@ here knows mitmproxy: ``flows.to_response`` is the one place that makes it a res
 
 from __future__ import annotations
 
+import functools
 import json
-import uuid
+import os
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.utils import format_datetime
+from email.utils import format_datetime, formatdate
 from http import HTTPStatus
 from typing import Any
 
@@ -64,17 +66,49 @@ class Reply:
 
 
 def new_request_id() -> str:
-    return str(uuid.uuid4())
+    """A random (version 4) GUID, as Graph's ``request-id``: ``uuid.uuid4()``'s bits, written
+    straight from the bytes (every answer makes one; the UUID object is work for nothing)."""
+    h = os.urandom(16).hex()
+    variant = "89ab"[int(h[16], 16) & 3]
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:]}"
 
 
 def graph_date(now: datetime | None = None) -> str:
-    return format_datetime(now or datetime.now(UTC), usegmt=True)
+    if now is None:
+        return _http_date(int(time.time()))  # every answer has one: made once a second
+    return format_datetime(now, usegmt=True)
+
+
+@functools.lru_cache(maxsize=1)
+def _http_date(second: int) -> str:
+    return formatdate(second, usegmt=True)
+
+
+class FoldedHeaders(dict[str, str]):
+    """Headers by lowercase name, a repeated one's values joined with ", " as HTTP folds
+    them: a request's headers read once, then each looked up in one step, however many
+    answers and checks ask (``flows.request_headers``)."""
+
+    @classmethod
+    def of(cls, pairs: Iterable[tuple[str, str]]) -> FoldedHeaders:
+        folded = cls()
+        for name, value in pairs:
+            key = name.lower()
+            folded[key] = f"{folded[key]}, {value}" if key in folded else value
+        return folded
 
 
 def header_value(headers: Mapping[str, str] | Iterable[tuple[str, str]], name: str) -> str | None:
     """A header by lowercase name from a mapping or a list of pairs, whatever its case."""
-    items = headers.items() if isinstance(headers, Mapping) else headers
-    return next((v for k, v in items if k.lower() == name), None)
+    if isinstance(headers, FoldedHeaders):
+        return headers.get(name)
+    if isinstance(headers, dict):  # a plain dict is case-sensitive: search it by name
+        return next((v for k, v in headers.items() if k.lower() == name), None)
+    if isinstance(headers, Mapping):
+        # Every other header mapping (mitmproxy's, httpx's, vcrpy's) ignores case: ask it.
+        # Never through items(): mitmproxy's looks each name up again, all of them each time.
+        return headers.get(name)
+    return next((v for k, v in headers if k.lower() == name), None)
 
 
 def response_headers(
@@ -109,14 +143,19 @@ PER_RESPONSE_HEADERS = frozenset(
 )
 
 
+# What a refreshed answer never keeps from the recording: the per-response headers, and those
+# every Graph answer carries (response_headers), which are sent fresh instead.
+_REFRESHED = PER_RESPONSE_HEADERS | {
+    name.lower() for name, _ in response_headers({"client-request-id": "-"}, content_type=None)
+}
+
+
 def refresh_headers(
     recorded: Iterable[tuple[str, str]], request_headers: Mapping[str, str]
 ) -> list[tuple[str, str]]:
     """Recorded headers with the per-response ones made new, the way Graph would send them."""
-    kept = [(k, v) for k, v in recorded if k.lower() not in PER_RESPONSE_HEADERS]
-    fresh = response_headers(request_headers, content_type=None)
-    fresh_names = {k.lower() for k, _ in fresh}
-    return [(k, v) for k, v in kept if k.lower() not in fresh_names] + fresh
+    kept = [(k, v) for k, v in recorded if k.lower() not in _REFRESHED]
+    return kept + response_headers(request_headers, content_type=None)
 
 
 def error_body(

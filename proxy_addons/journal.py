@@ -11,12 +11,12 @@ Nothing here knows mitmproxy or pytest: both sides of the control endpoint use t
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from proxy_addons.answered_by import AnsweredBy
+from proxy_addons.json_body import JsonBody
 
 
 @dataclass(frozen=True)
@@ -54,18 +54,24 @@ class Call:
         return self.answered_by is AnsweredBy.MISS
 
 
-def parsed_body(body: bytes | None) -> Any:
-    """A request body as a test would like to compare it: JSON parsed, else text or bytes."""
-    if not body:
+def parsed_body(body: JsonBody | bytes | None) -> Any:
+    """A request body as a test would like to compare it: JSON parsed, else text or bytes.
+
+    ``body`` may come already read (``flows.body_of``): the JSON the request checks and
+    matching parse is then parsed once for the journal too.
+    """
+    read = JsonBody.of(body)
+    raw = read.raw
+    if raw is None:
         return None
+    if read.error is None:
+        return read.document
+    if isinstance(raw, str):
+        return raw
     try:
-        return json.loads(body)
-    except (ValueError, RecursionError):
-        pass
-    try:
-        return body.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError:
-        return body.decode("latin-1")
+        return raw.decode("latin-1")
 
 
 def calls_from_json(items: Iterable[Mapping[str, Any]]) -> tuple[Call, ...]:

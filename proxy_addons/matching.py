@@ -14,14 +14,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from io import BytesIO
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from vcr.request import Request
 
 from proxy_addons import content_encoding
-from proxy_addons.cassette import PLACEHOLDER_PREFIX, Interaction
-from proxy_addons.routes import normalise_query, parse
+from proxy_addons.cassette import PLACEHOLDER_PREFIX, Interaction, no_cyclic_gc
+from proxy_addons.json_body import JsonBody
+from proxy_addons.routes import Route, normalise_query, parse
 
 Key = tuple[str, str, str, tuple[tuple[str, str], ...]]
 Group = int  # which recorded request an interaction answers: one per distinct request
@@ -44,10 +46,13 @@ class Shape(NamedTuple):
         return (self.method, self.host, self.path, self.query)
 
 
+Body = JsonBody | bytes | str | None  # already read (``flows.body_of``), or to be read here
+
+
 def shape(
     method: str,
     uri: str,
-    body: bytes | str | None,
+    body: Body,
     *,
     match_body: bool = True,
     encoding: str | None = None,
@@ -56,11 +61,12 @@ def shape(
 
     ``encoding`` is the body's Content-Encoding: a compressed body (vcrpy stores one as the
     client sent it, e.g. through Kiota's compression handler) compares as what it decodes to.
+    A :class:`JsonBody` is already the content (``flows.body_of`` decodes it).
     """
     parsed = parse_body(content_encoding.readable(body, encoding)) if match_body else None
     route = parse(method, uri)
     if route is not None:
-        return Shape(*route.key, parsed)
+        return route_shape(route, parsed)
     parts = urlsplit(uri)
     return Shape(
         method.upper(),
@@ -71,21 +77,20 @@ def shape(
     )
 
 
+def route_shape(route: Route, body: Any) -> Shape:
+    """The shape of a request already parsed: its route, and its body as
+    :func:`parse_body` gives it (None when bodies are not compared)."""
+    return Shape(*route.key, body)
+
+
 def recorded_shape(request: Request, *, match_body: bool = True) -> Shape:
     """The shape of a recorded request, its body decoded as its own headers say."""
-    encoding = request.headers.get(content_encoding.HEADER)
-    body = request.body
-    return shape(request.method, request.uri, body, match_body=match_body, encoding=encoding)
+    return shape(request.method, request.uri, recorded_body(request), match_body=match_body)
 
 
-def parse_body(body: bytes | str | None) -> Any:
+def parse_body(body: Body) -> Any:
     """JSON bodies compare as JSON; anything else compares as bytes."""
-    if body is None or body in (b"", ""):
-        return None
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return body.encode() if isinstance(body, str) else body
+    return JsonBody.of(body).comparable
 
 
 def canonical(value: Any) -> str | bytes:
@@ -93,6 +98,26 @@ def canonical(value: Any) -> str | bytes:
     if isinstance(value, bytes):
         return value
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def recorded_body(request: Request) -> bytes | str | None:
+    """A recorded request's body as text or bytes, as the application reads it: an old
+    cassette's file-like body (vcrpy's ``Request`` hands those out as ``BytesIO``) as the
+    bytes it holds, a compressed one decoded as the recorded request's own headers say."""
+    body = request.body
+    if isinstance(body, BytesIO):
+        body = body.getvalue()
+    return content_encoding.readable(body, request.headers.get(content_encoding.HEADER))
+
+
+def may_hold_placeholder(raw: bytes | str | None) -> bool:
+    """False when a body's text cannot hold a placeholder: it has no ``<``, written or
+    escaped. Most bodies don't, and this spares them :func:`has_placeholder`'s walk."""
+    if not raw:
+        return False
+    if isinstance(raw, str):
+        return "<" in raw or "\\u" in raw
+    return b"<" in raw or b"\\u" in raw
 
 
 def has_placeholder(value: Any) -> bool:
@@ -182,10 +207,13 @@ class _Slot:
 @dataclass
 class _Bucket:
     """The slots of one :attr:`Shape.key`: by canonical body, and those whose recorded body
-    holds placeholders, which are tried in turn."""
+    holds placeholders, which are tried in turn. ``verbatim`` finds an exact slot by the
+    recorded body's very bytes: a client that sends what was recorded, byte for byte (the
+    usual case when a test runs again), is found without its body being re-serialised."""
 
     exact: dict[str | bytes | None, _Slot] = field(default_factory=dict)
     patterns: list[tuple[Any, _Slot]] = field(default_factory=list)
+    verbatim: dict[bytes, _Slot] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -212,8 +240,9 @@ class CassetteIndex:
         self._all: list[Interaction] = []
         self._groups: list[Group] = []  # the group of each interaction, in order of adding
         self._slots = 0
-        for interaction in interactions:
-            self.add(interaction)
+        with no_cyclic_gc():
+            for interaction in interactions:
+                self.add(interaction)
 
     def __len__(self) -> int:
         return len(self._all)
@@ -221,14 +250,20 @@ class CassetteIndex:
     def __iter__(self) -> Iterator[Interaction]:
         return iter(self._all)
 
-    def _shape(self, method: str, uri: str, body: bytes | str | None) -> Shape:
+    def shape(self, method: str, uri: str, body: Body) -> Shape:
+        """A request's shape as this index compares it."""
         return shape(method, uri, body, match_body=self.match_body)
 
+    def _compared(self, sent: Shape) -> Shape:
+        return sent if self.match_body or sent.body is None else sent._replace(body=None)
+
     def add(self, interaction: Interaction) -> None:
-        recorded = recorded_shape(interaction.request, match_body=self.match_body)
+        request = interaction.request
+        raw = recorded_body(request)  # what recorded_shape reads; kept for the checks below
+        recorded = self.shape(request.method, request.uri, raw)
         bucket = self._buckets.setdefault(recorded.key, _Bucket())
         body = recorded.body
-        if has_placeholder(body):
+        if may_hold_placeholder(raw) and has_placeholder(body):
             slot = next((s for p, s in bucket.patterns if p == body), None)
             if slot is None:
                 slot = _Slot(self._next_group())
@@ -238,6 +273,8 @@ class CassetteIndex:
             slot = bucket.exact.get(exact)
             if slot is None:
                 slot = bucket.exact[exact] = _Slot(self._next_group())
+            if self.match_body and isinstance(raw, bytes):
+                bucket.verbatim.setdefault(raw, slot)  # the same bytes: the same canonical body
         slot.interactions.append(interaction)
         self._all.append(interaction)
         self._groups.append(slot.group)
@@ -246,36 +283,51 @@ class CassetteIndex:
         self._slots += 1
         return self._slots - 1
 
-    def _slot(self, method: str, uri: str, body: bytes | None) -> _Slot | None:
-        sent = self._shape(method, uri, body)
+    def _slot(self, sent: Shape, raw: bytes | None = None) -> _Slot | None:
+        sent = self._compared(sent)
         bucket = self._buckets.get(sent.key)
         if bucket is None:
             return None
+        if raw and self.match_body:
+            verbatim = bucket.verbatim.get(raw)
+            if verbatim is not None:
+                return verbatim
         exact = bucket.exact.get(None if sent.body is None else canonical(sent.body))
-        if exact is not None:
+        if exact is not None or sent.body is None:
+            # A placeholder stands in for a value, never for a missing body (body_difference
+            # says they differ, so the index must not match them).
             return exact
         return next((s for p, s in bucket.patterns if first_difference(p, sent.body) is None), None)
 
-    def lookup(self, method: str, uri: str, body: bytes | None) -> Interaction | None:
+    def lookup(self, method: str, uri: str, body: Body) -> Interaction | None:
         """The next recorded interaction for this request, or None."""
-        slot = self._slot(method, uri, body)
+        raw = body.raw if isinstance(body, JsonBody) else body
+        return self.play(self.shape(method, uri, body), raw if isinstance(raw, bytes) else None)
+
+    def play(self, sent: Shape, raw: bytes | None = None) -> Interaction | None:
+        """The next recorded interaction for a request of this shape, or None; ``raw``, the
+        body's bytes as sent, when the caller has them, finds a verbatim match sooner."""
+        slot = self._slot(sent, raw)
         return slot.next() if slot else None
 
-    def group(self, method: str, uri: str, body: bytes | None) -> Group | None:
+    def group(self, sent: Shape) -> Group | None:
         """Which recorded request this one is, without playing an answer; None if none."""
-        slot = self._slot(method, uri, body)
+        slot = self._slot(sent)
         return slot.group if slot else None
 
     def groups(self) -> list[Group]:
         """The group of each interaction, in the order they were added."""
         return list(self._groups)
 
-    def explain_miss(self, method: str, uri: str, body: bytes | None) -> Miss:
+    def explain_miss(self, method: str, uri: str, body: Body) -> Miss:
+        return self.explain(self.shape(method, uri, body))
+
+    def explain(self, sent: Shape) -> Miss:
         """Closest recorded request by how many of method/host/path/query/body differ.
 
         A linear scan, but only on a miss, which ends the request with an error anyway.
         """
-        sent = self._shape(method, uri, body)
+        sent = self._compared(sent)
         best: tuple[Interaction, tuple[str, ...]] | None = None
         for candidate in self._all:
             found = differences(recorded_shape(candidate.request, match_body=self.match_body), sent)

@@ -9,6 +9,7 @@ report. Nothing here knows about mitmproxy or about URLs.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from enum import StrEnum
@@ -177,18 +178,13 @@ def _unknown_properties(
     """Keys a strict reader would not know, recursing into nested models."""
     if not isinstance(data, dict):
         return []
-    known = {
-        wire: field
-        for name, field in model.model_fields.items()
-        for wire in _wire_names(name, field)
-    }
+    known = _known_keys(model)
     problems: list[Problem] = []
     for key, value in data.items():
-        field = known.get(key)
-        if field is None:
+        if key not in known:
             problems.append(Problem(_json_path((*loc, key)), "a known property", "unknown"))
             continue
-        nested = _nested_model(field.annotation)
+        nested = known[key]
         if nested is None:
             continue
         if isinstance(value, list):
@@ -197,6 +193,27 @@ def _unknown_properties(
         else:
             problems += _unknown_properties(nested, value, (*loc, key))
     return problems
+
+
+@functools.cache
+def _known_keys(model: type[BaseModel]) -> dict[str, type[BaseModel] | None]:
+    """Every key a reader accepts for a field of ``model``, with the model nested in that
+    field (None for a plain value): worked out once per model, not once per body."""
+    return {
+        wire: _nested_model(field.annotation)
+        for name, field in model.model_fields.items()
+        for wire in _wire_names(name, field)
+    }
+
+
+@functools.cache
+def _nested_fields(model: type[BaseModel]) -> tuple[tuple[str, type[BaseModel]], ...]:
+    """The key and nested model of each field of ``model`` that holds a model."""
+    found = (
+        (field.alias or name, _nested_model(field.annotation))
+        for name, field in model.model_fields.items()
+    )
+    return tuple((key, nested) for key, nested in found if nested is not None)
 
 
 def _wire_names(name: str, field: FieldInfo) -> set[str]:
@@ -228,14 +245,13 @@ def _odata_type_problems(model: type[BaseModel], data: Any, loc: tuple) -> list[
     declared = data.get("@odata.type")
     if expected and isinstance(declared, str) and declared.lstrip("#") != expected:
         problems.append(Problem(_json_path((*loc, "@odata.type")), f"#{expected}", declared))
-    for name, field in model.model_fields.items():
-        nested = _nested_model(field.annotation)
-        value = data.get(field.alias or name)
-        if nested is None or value is None:
+    for key, nested in _nested_fields(model):
+        value = data.get(key)
+        if value is None:
             continue
         items = enumerate(value) if isinstance(value, list) else [(None, value)]
         for i, item in items:
-            sub = (*loc, field.alias or name) + ((i,) if i is not None else ())
+            sub = (*loc, key) + ((i,) if i is not None else ())
             problems += _odata_type_problems(nested, item, sub)
     return problems
 

@@ -9,15 +9,17 @@ tagged and logged the same way wherever a cassette answers it, and a miss is the
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 
 from mitmproxy import http
 
-from proxy_addons import cassette, flows
+from proxy_addons import flows
 from proxy_addons.answered_by import AnsweredBy
 from proxy_addons.cassette import Interaction
 from proxy_addons.graph import Reply, error_reply, refresh_headers
+from proxy_addons.json_body import JsonBody
 from proxy_addons.matching import CassetteIndex
 
 logger = logging.getLogger(__name__)
@@ -28,12 +30,9 @@ MISS_CODE = "CassetteMiss"
 
 def replayed_reply(interaction: Interaction, request_headers: Mapping[str, str]) -> Reply:
     """A recorded response with fresh request-id, echoed client-request-id and a new Date."""
-    recorded = cassette.recorded_reply(interaction)
-    return Reply(
-        recorded.status,
-        tuple(refresh_headers(recorded.headers, request_headers)),
-        recorded.body,
-        recorded.reason,
+    recorded = interaction.reply  # made from the recording once, then reused
+    return dataclasses.replace(
+        recorded, headers=tuple(refresh_headers(recorded.headers, request_headers))
     )
 
 
@@ -41,7 +40,7 @@ def miss_reply(
     index: CassetteIndex,
     method: str,
     uri: str,
-    body: bytes | None,
+    body: JsonBody | bytes | None,
     request_headers: Mapping[str, str],
 ) -> Reply:
     """Graph's error envelope for a request ``index`` has no recording of, saying why."""
@@ -57,20 +56,20 @@ def miss_reply(
 def answer_miss(flow: http.HTTPFlow, index: CassetteIndex) -> None:
     """Answer a request ``index`` has no recording for with 501 CassetteMiss, and log it."""
     request = flow.request
-    reply = miss_reply(
-        index, request.method, request.pretty_url, flows.request_body(request), request.headers
-    )
+    url = request.pretty_url
+    headers = flows.request_headers(flow)
+    reply = miss_reply(index, request.method, url, flows.body_of(flow), headers)
     flows.answer(flow, reply, by=AnsweredBy.MISS)
-    logger.warning("cassette miss: %s %s", request.method, request.pretty_url)
+    logger.warning("cassette miss: %s %s", request.method, url)
 
 
 def play(flow: http.HTTPFlow, index: CassetteIndex, *, answer_misses: bool) -> bool:
     """Answer ``flow`` with its next recording from ``index`` or, with ``answer_misses``,
     with a miss; False when it was left unanswered (to be forwarded)."""
-    request = flow.request
-    hit = index.lookup(request.method, request.pretty_url, flows.request_body(request))
+    hit = index.play(flows.shape_of(flow), flows.body_of(flow).raw)
     if hit is not None:
-        flows.answer(flow, replayed_reply(hit, request.headers), by=AnsweredBy.REPLAY)
+        reply = replayed_reply(hit, flows.request_headers(flow))
+        flows.answer(flow, reply, by=AnsweredBy.REPLAY)
         flow.metadata[flows.REPLAYED] = (str(hit.source), hit.position)
         return True
     if answer_misses:

@@ -17,7 +17,9 @@ the cassette is opened or refused by ``record_cassette.py``, modes ``new_episode
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import weakref
 from pathlib import Path
 
 from mitmproxy import ctx, exceptions, http
@@ -48,8 +50,6 @@ from proxy_addons.validation_report import ValidateMode, check_request, check_re
 
 logger = logging.getLogger(__name__)
 
-SENT = "graph_vcr_proxy.record.sent"  # flow.metadata: the request as the client sent it
-
 
 class Record:
     def __init__(self) -> None:
@@ -62,6 +62,9 @@ class Record:
         self.rules = RedactionRules.of()
         self.decode_compressed = False  # vcrpy's decode_compressed_response
         self._opened_with: tuple[str, RecordMode, bool] | None = None
+        # Each forwarded request as the client sent it, beside its flow (not in metadata,
+        # which mitmproxy saves with the flow and which holds plain values only).
+        self._sent: weakref.WeakKeyDictionary[http.HTTPFlow, Sent] = weakref.WeakKeyDictionary()
 
     def load(self, loader: Loader) -> None:
         record_options.declare(loader)
@@ -122,13 +125,13 @@ class Record:
         if self.mode.replays and playback.play(flow, self.index, answer_misses=answer_misses):
             return
         request = flow.request
-        flow.metadata[SENT] = Sent(request.method, request.pretty_url, stored_side(request))
+        self._sent[flow] = Sent(request.method, request.pretty_url, stored_side(request))
         if self.upstream is not None:
             self.upstream.redirect(request)
 
     @flows.guarded
     async def response(self, flow: http.HTTPFlow) -> None:
-        sent: Sent | None = flow.metadata.get(SENT)
+        sent = self._sent.pop(flow, None)
         route, cassette = flows.route_of(flow), self.cassette
         if sent is None or route is None or flow.response is None:
             return
@@ -140,11 +143,15 @@ class Record:
         uri, content = sent.uri, readable(stored).body
         check_response(flow, route, self.validate, status, content, method=sent.method, uri=uri)
         block = interaction_block(sent, status, reason, stored, self.rules, cassette.placeholders)
-        replacing = self.rerecording.replacement(sent.method, uri, readable(sent.side).body)
+        replacing = self.rerecording.replacement(flows.shape_of(flow))
         keep, committed = replacing or (None, None)
+        append = functools.partial(cassette.writer.append, block, keep=keep, committed=committed)
         try:
-            # Off the event loop: other flows go on while this one waits for the disk.
-            await asyncio.to_thread(cassette.writer.append, block, keep=keep, committed=committed)
+            if cassette.writer.fsync or keep is not None:
+                # Off the event loop: other flows go on while this one waits for the disk.
+                await asyncio.to_thread(append)
+            else:
+                append()  # one write into the page cache: quicker than a hand-off to a thread
         except CassetteWriteError as exc:
             logger.error("not recorded, response withheld: %s", exc)
             message = f"graph-vcr-proxy could not record this interaction: {exc}"

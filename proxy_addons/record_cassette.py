@@ -88,11 +88,8 @@ def open_cassette(path: Path, mode: RecordMode, *, fsync: bool) -> OpenCassette 
         raise CassetteRefused(reason)
     writer = CassetteWriter(path, fsync=fsync) if mode.records else None
     try:
-        interactions = _held(path, writer)
-        if writer is not None and path.is_file():
-            placeholders = Placeholders.continuing(path.read_text(encoding="utf-8"))
-        else:
-            placeholders = Placeholders()
+        interactions, text = _held(path, writer)
+        placeholders = Placeholders.continuing(text) if text is not None else Placeholders()
     except BaseException:
         if writer is not None:
             writer.close()
@@ -100,18 +97,22 @@ def open_cassette(path: Path, mode: RecordMode, *, fsync: bool) -> OpenCassette 
     return OpenCassette(path, writer, interactions, placeholders)
 
 
-def _held(path: Path, writer: CassetteWriter | None) -> list[Interaction]:
-    """The interactions already in the cassette, after healing a torn tail if we write."""
+def _held(path: Path, writer: CassetteWriter | None) -> tuple[list[Interaction], str | None]:
+    """The interactions already in the cassette, after healing a torn tail if we write; and,
+    if we write, the file's text, read once for both (its placeholders continue)."""
     if not path.exists():
-        return []
-    if writer is not None:
+        return [], None
+    try:
+        if writer is None:
+            return cassette.load(path), None
         try:
             healed = writer.heal()
         except OSError as exc:
             raise CassetteRefused(f"{writer.path}: {exc.strerror or exc}") from None
         if healed:
             logger.warning("%s", healed)
-    try:
-        return cassette.load(path)
+        text = cassette.read_text(path)
+        with cassette.no_cyclic_gc():
+            return cassette.load_file(path, text), text
     except cassette.CassetteError as exc:
         raise CassetteRefused(str(exc)) from None

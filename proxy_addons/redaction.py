@@ -222,11 +222,26 @@ def redact_body(
             return body
         redacted, changed = redact_pairs(pairs, rules, placeholders, secrets)
         return urlencode(redacted).encode() if changed else body
+    text = _plain_text(body)
+    if text is not None and not any(f'"{name}"' in text.lower() for name in rules.fields):
+        return body  # no key can be a named field: nothing to parse
     data = _json(body)
     if data is _NOT_JSON:
         return body
     redacted = redact_json(data, rules, placeholders, secrets)
     return body if redacted == data else compact_json(redacted)
+
+
+def _plain_text(body: bytes) -> str | None:
+    """The body as text when what it says is what it shows: UTF-8 without a backslash, so
+    no escape can spell a field name or a secret its text does not hold. None otherwise,
+    and the body is parsed to find out."""
+    if b"\\" in body:
+        return None
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 def sweep(text: str, secrets: Mapping[str, str]) -> str:
@@ -247,6 +262,9 @@ def sweep_body(body: bytes, secrets: Mapping[str, str]) -> bytes:
     pairs = _sweepable(secrets)
     if not pairs or not body:
         return body
+    text = _plain_text(body)
+    if text is not None and not any(secret in text for secret, _ in pairs):
+        return body  # no secret in it, written or escaped: nothing to parse
     data = _json(body)
     if data is _NOT_JSON:
         for secret, placeholder in pairs:

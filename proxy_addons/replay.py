@@ -31,6 +31,7 @@ class Replay:
     def __init__(self) -> None:
         self.index = CassetteIndex()
         self.is_running = False
+        self.answer_misses = True  # graph_on_miss == "error", read once per change
 
     def load(self, loader: Loader) -> None:
         declare_cassette(loader)
@@ -52,6 +53,7 @@ class Replay:
 
     def configure(self, updated: set[str]) -> None:
         require_choice(updated, "graph_on_miss", ON_MISS)
+        self.answer_misses = ctx.options.graph_on_miss == "error"
         if {"graph_cassette", "graph_match_body"} & updated:
             try:
                 interactions = cassette.load(ctx.options.graph_cassette)
@@ -78,7 +80,7 @@ class Replay:
     @flows.guarded
     def request(self, flow: http.HTTPFlow) -> None:
         if flows.claim(flow) is not None:
-            playback.play(flow, self.index, answer_misses=ctx.options.graph_on_miss == "error")
+            playback.play(flow, self.index, answer_misses=self.answer_misses)
 
 
 addons = [Replay(), UnreachableUpstream()]  # alone in mitmdump as in the CLI

@@ -11,6 +11,7 @@ import json
 from collections.abc import Mapping
 
 from proxy_addons.graph import BAD_REQUEST, JSON, Reply, error_reply, header_value
+from proxy_addons.json_body import JsonBody
 from proxy_addons.routes import ALLOWED_METHODS, Route
 
 # Graph refuses request bodies over 4 MB on most resources.
@@ -18,8 +19,14 @@ MAX_BODY_BYTES = 4 * 1024 * 1024
 _METHODS_WITH_BODY = frozenset({"PUT", "PATCH", "POST"})
 
 
-def check_request(route: Route, headers: Mapping[str, str], body: bytes | None) -> Reply | None:
-    """The Graph error this request earns before any lookup, or None when it is well formed."""
+def check_request(
+    route: Route, headers: Mapping[str, str], body: JsonBody | bytes | None
+) -> Reply | None:
+    """The Graph error this request earns before any lookup, or None when it is well formed.
+
+    ``body`` may come already read (``flows.body_of``): its JSON is then parsed once for
+    these checks, matching and validation alike.
+    """
     if route.operation is None:
         allowed = ", ".join(ALLOWED_METHODS[route.resource])
         return error_reply(
@@ -29,14 +36,16 @@ def check_request(route: Route, headers: Mapping[str, str], body: bytes | None) 
             headers,
             extra_headers=[("Allow", allowed)],
         )
-    if body and len(body) > MAX_BODY_BYTES:
+    body = JsonBody.of(body)
+    size = len(body.raw) if body.raw is not None else 0
+    if size > MAX_BODY_BYTES:
         return error_reply(
             413,
             "RequestEntityTooLarge",
-            f"The request body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}.",
+            f"The request body is {size} bytes; the limit is {MAX_BODY_BYTES}.",
             headers,
         )
-    if route.method not in _METHODS_WITH_BODY or not body:
+    if route.method not in _METHODS_WITH_BODY or body.empty:
         return None
     content_type = header_value(headers, "content-type") or ""
     if content_type.split(";")[0].strip().lower() != JSON:
@@ -46,24 +55,22 @@ def check_request(route: Route, headers: Mapping[str, str], body: bytes | None) 
             f"Content-Type {content_type or '(none)'!r} is not supported; send application/json.",
             headers,
         )
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
+    error = body.error
+    if isinstance(error, UnicodeDecodeError):
         return error_reply(
             400,
             BAD_REQUEST,
-            f"The request body is not valid UTF-8 (byte {exc.start}).",
+            f"The request body is not valid UTF-8 (byte {error.start}).",
             headers,
         )
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return _unreadable(f"{exc.msg} at line {exc.lineno} column {exc.colno}", headers)
-    except RecursionError:
+    if isinstance(error, json.JSONDecodeError):
+        return _unreadable(f"{error.msg} at line {error.lineno} column {error.colno}", headers)
+    if isinstance(error, RecursionError):
         return _unreadable("nested too deeply", headers)
-    if not isinstance(document, dict):
+    if not isinstance(body.document, dict):
         # Every body our routes take is one JSON object; Graph refuses anything else.
-        return _unreadable(f"the body is a JSON {type(document).__name__}, not an object", headers)
+        kind = type(body.document).__name__
+        return _unreadable(f"the body is a JSON {kind}, not an object", headers)
     return None
 
 

@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 from proxy_addons.cassette import Interaction
 from proxy_addons.cassette_writer import Committed, Keep
-from proxy_addons.matching import CassetteIndex, Group
+from proxy_addons.matching import CassetteIndex, Group, Shape
 
 
 class Replacement(NamedTuple):
@@ -35,11 +35,12 @@ class Rerecording:
         self._front: list[Group] = self._index.groups()  # the old blocks' groups, file order
         self._stale = set(self._front)
 
-    def replacement(self, method: str, uri: str, body: bytes | None) -> Replacement | None:
-        """How to replace the old answers to this request, if any are still in the file."""
+    def replacement(self, sent: Shape) -> Replacement | None:
+        """How to replace the old answers to a request of this shape, if any are still in
+        the file."""
         if not self._stale:
             return None
-        group = self._index.group(method, uri, body)
+        group = self._index.group(sent)
         if group is None or group not in self._stale:
             return None
 

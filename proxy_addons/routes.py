@@ -18,6 +18,7 @@ another:
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -143,6 +144,8 @@ class Route:
 
 def normalise_query(query: str) -> tuple[tuple[str, str], ...]:
     """Query parameters in any order are the same query; OData names are case-insensitive."""
+    if not query:
+        return ()
     pairs = parse_qsl(query, keep_blank_values=True)
     return tuple(sorted((name.lower(), value) for name, value in pairs))
 
@@ -194,10 +197,21 @@ def _meeting(raw: list[str]) -> tuple[str | None, str | None] | None:
 def parse(method: str, url: str) -> Route | None:
     """The route of ``method url``, or None when the URL is not one of ours."""
     parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
+    return parse_parts(method, (parts.hostname or "").lower(), parts.path, parts.query)
+
+
+@functools.lru_cache(maxsize=4096)
+def parse_parts(method: str, host: str, path: str, query: str) -> Route | None:
+    """The route of a request already split: lowercase host, path and query (no ``?``).
+
+    A proxy has these apart already; joining them into a URL only to split it again would
+    be wasted work on every request. A pure function of four strings with a frozen answer,
+    remembered for the URLs seen last (as ``urllib.parse.urlsplit`` remembers its own): a
+    test suite calls the same few URLs again and again.
+    """
     if host not in GRAPH_HOSTS:
         return None
-    raw = parts.path.split("/")
+    raw = path.split("/")
     filled = [i for i, segment in enumerate(raw) if segment]  # empty ones are not segments
     if len(filled) < 4:
         return None
@@ -224,7 +238,7 @@ def parse(method: str, url: str) -> Route | None:
         resource=resource,
         method=method,
         operation=_OPERATIONS.get((resource, method)),
-        query=normalise_query(parts.query),
+        query=normalise_query(query),
         owner_kind=owner_kind,
         join_web_url=join_web_url,
     )

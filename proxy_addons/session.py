@@ -180,11 +180,10 @@ class Session:
 
     @flows.guarded
     def request(self, flow: http.HTTPFlow) -> None:
-        if control.is_control_request(flow):
-            control.handle(flow, self.faults, self)
-            return
         route = flows.route_of(flow)
-        if route is None:
+        if route is None:  # the control endpoint's host is none of Graph's
+            if control.is_control_request(flow):
+                control.handle(flow, self.faults, self)
             return
         request = flow.request
         if not self.active:
@@ -197,7 +196,7 @@ class Session:
             flows.answer(flow, reply, by=AnsweredBy.CHECK)
             return
         operation = route.operation.value if route.operation else None
-        body = parsed_body(flows.request_body(request))
+        body = parsed_body(flows.body_of(flow))
         self.journal.append(Sent(flow, request.method, request.pretty_url, operation, body))
 
     def running(self) -> None:

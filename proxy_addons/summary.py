@@ -9,7 +9,10 @@ recorder marks a flow recorded, and validation attaches problems, in hooks that 
 this addon's, so each flow's metadata is kept and tallied at ``done`` (a small dict per
 flow, not the flow and its bodies). A flow counts from the moment its request headers
 arrive, so one still in flight when the proxy stops (held by a latency fault, or a slow
-upstream) shows as ``no-response`` instead of vanishing. Only our Graph routes count.
+upstream) shows as ``no-response`` instead of vanishing. Only our Graph routes count: a flow
+is ours by ``flows.route_of``, the route every addon shares, worked out when an addon first
+needs it (when our hooks claim the request, after mitmproxy's own ``request`` hooks, such as
+``map_remote``, had their say), so arriving costs a flow nothing here.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from rich.table import Table
 from proxy_addons import flows
 from proxy_addons.answered_by import AnsweredBy, answered
 from proxy_addons.files import replace_atomically
-from proxy_addons.routes import Operation, Route, parse
+from proxy_addons.routes import Operation, Route
 
 # The answer sources, as columns; a flow nobody answered went upstream (or got no answer).
 SOURCES = tuple(AnsweredBy)
@@ -48,12 +51,7 @@ class Seen(NamedTuple):
 
     metadata: dict[str, Any]
     has_response: bool
-    arrived_as: Route | None = None  # the route parsed when the request arrived
-
-    @property
-    def route(self) -> Route | None:
-        """The route the addons settled on, else the one the request arrived with."""
-        return self.metadata.get(flows.ROUTE) or self.arrived_as
+    route: Route
 
 
 def source_of(metadata: dict[str, Any], has_response: bool) -> str:
@@ -80,8 +78,8 @@ def tally(seen: Iterable[Seen]) -> dict[str, Any]:
         row["requests"] += 1
         row[source_of(metadata, flow.has_response)] += 1
         row["recorded"] += bool(metadata.get(flows.RECORDED))
-        problems = metadata.get(flows.PROBLEMS) or ()
-        notes = sum(getattr(p, "severity", "error") == "note" for p in problems)
+        problems = flows.problems(metadata)
+        notes = sum(p.severity == "note" for p in problems)
         row["problems"] += len(problems) - notes
         row["notes"] += notes
         faults.update(fault_kinds(metadata))
@@ -144,7 +142,8 @@ def check_summary_path(value: str, cassette: str | None) -> None:
 
 class Summary:
     def __init__(self) -> None:
-        self.seen: dict[str, Seen] = {}  # by flow id, in order of arrival
+        self.seen: dict[str, Seen] = {}  # our flows that got an answer or an error, by id
+        self.in_flight: dict[str, http.HTTPFlow] = {}  # every request still going, by id
 
     def load(self, loader: Loader) -> None:
         loader.add_option(
@@ -161,11 +160,8 @@ class Summary:
             check_summary_path(ctx.options.graph_summary_json, cassette)
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
-        # Parsed, not flows.route_of: that caches the route in the flow, and an addon's
-        # request hook (mitmproxy's map_remote, say) may still change the URL.
-        route = parse(flow.request.method, flow.request.pretty_url)
-        if route is not None and flow.id not in self.seen:
-            self.seen[flow.id] = Seen(flow.metadata, False, route)
+        # Not parsed here: whether it is ours is decided when the addons claim it (above).
+        self.in_flight[flow.id] = flow
 
     def response(self, flow: http.HTTPFlow) -> None:
         self._see(flow, has_response=True)
@@ -174,15 +170,21 @@ class Summary:
         self._see(flow, has_response=flow.response is not None)
 
     def _see(self, flow: http.HTTPFlow, *, has_response: bool) -> None:
-        earlier = self.seen.get(flow.id)
-        if earlier is None and flows.route_of(flow) is None:
+        self.in_flight.pop(flow.id, None)
+        route = flows.route_of(flow)
+        if route is None:
             return
-        arrived_as = earlier.arrived_as if earlier else None
+        earlier = self.seen.get(flow.id)
         responded = has_response or (earlier is not None and earlier.has_response)
-        self.seen[flow.id] = Seen(flow.metadata, responded, arrived_as)
+        self.seen[flow.id] = Seen(flow.metadata, responded, route)
 
     def summary(self) -> dict[str, Any]:
-        return tally(self.seen.values())
+        unanswered = [
+            Seen(flow.metadata, False, route)
+            for flow in self.in_flight.values()
+            if (route := flows.route_of(flow)) is not None
+        ]
+        return tally([*self.seen.values(), *unanswered])
 
     def done(self) -> None:
         summary = self.summary()

@@ -6,12 +6,12 @@ check the same thing the same way.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel
 
+from proxy_addons.json_body import JsonBody
 from proxy_addons.models import (
     ErrorResponse,
     JoinWebUrlResponse,
@@ -40,16 +40,19 @@ RESPONSE_MODELS: dict[Operation, type[BaseModel]] = {
 NO_BODY = object()  # an absent or empty body, which is not the JSON document ``null``
 
 
-def _parse(body: bytes | str | None) -> tuple[Any, list[Problem]]:
-    if body is None or body in (b"", ""):
+Body = JsonBody | bytes | str | None  # already read (``flows.body_of``), or to be read here
+
+
+def _parse(body: Body) -> tuple[Any, list[Problem]]:
+    read = JsonBody.of(body)
+    if read.empty:
         return NO_BODY, []
-    try:
-        return json.loads(body), []
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError too
-        return NO_BODY, [Problem("$", "a JSON document", f"unparseable ({exc})")]
+    if read.error is not None:
+        return NO_BODY, [Problem("$", "a JSON document", f"unparseable ({read.error})")]
+    return read.document, []
 
 
-def request_problems(operation: Operation | None, body: bytes | str | None) -> list[Problem]:
+def request_problems(operation: Operation | None, body: Body) -> list[Problem]:
     model = REQUEST_MODELS.get(operation) if operation else None
     data, problems = _parse(body)
     if problems or model is None:
@@ -59,9 +62,7 @@ def request_problems(operation: Operation | None, body: bytes | str | None) -> l
     return strict_problems(model, data)
 
 
-def response_problems(
-    operation: Operation | None, status: int, body: bytes | str | None
-) -> list[Problem]:
+def response_problems(operation: Operation | None, status: int, body: Body) -> list[Problem]:
     data, problems = _parse(body)
     if problems:
         return problems

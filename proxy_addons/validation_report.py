@@ -33,19 +33,21 @@ class ValidateMode(StrEnum):
 
 
 def report(
-    flow: http.HTTPFlow, side: str, problems: Sequence[Problem], method: str, uri: str
+    flow: http.HTTPFlow, side: str, problems: Sequence[Problem], method: str, path: str
 ) -> None:
-    """Keep ``problems`` in the flow for the summary and log one line each."""
+    """Keep ``problems`` in the flow for the summary and log one line each, naming the
+    request by its method and path (without the query)."""
     if not problems:
         return
-    flow.metadata.setdefault(flows.PROBLEMS, []).extend(problems)
+    flows.add_problems(flow, problems)
     for problem in problems:
-        logger.log(log_level(problem), "%s", problem_line(method, uri, side, problem))
+        logger.log(log_level(problem), "%s", problem_line(method, path, side, problem))
 
 
-def problem_line(method: str, uri: str, side: str, problem: Problem) -> str:
-    """One finding as the recorder and the imports log it: the request, then the problem."""
-    return f"{method} {urlsplit(uri).path}: {problem} ({side})"
+def problem_line(method: str, path: str, side: str, problem: Problem) -> str:
+    """One finding as the recorder and the imports log it: the request (its method and
+    path, without the query), then the problem."""
+    return f"{method} {path}: {problem} ({side})"
 
 
 def log_level(problem: Problem) -> int:
@@ -59,8 +61,9 @@ def check_request(flow: http.HTTPFlow, route: Route, mode: ValidateMode) -> bool
     if mode is ValidateMode.OFF:
         return True
     request = flow.request
-    problems = request_problems(route.operation, flows.request_body(request))
-    report(flow, "request", problems, request.method, request.pretty_url)
+    problems = request_problems(route.operation, flows.body_of(flow))
+    path = request.path.partition("?")[0].partition("#")[0]  # as sent: before --upstream
+    report(flow, "request", problems, request.method, path)
     errors = errors_only(problems)
     if not errors or mode is not ValidateMode.ENFORCE:
         return True
@@ -85,4 +88,4 @@ def check_response(
     """
     if mode is not ValidateMode.OFF:
         problems = response_problems(route.operation, status, body)
-        report(flow, f"response {status}", problems, method, uri)
+        report(flow, f"response {status}", problems, method, urlsplit(uri).path)

@@ -107,7 +107,7 @@ def facts_of(flow: http.HTTPFlow) -> FlowFacts:
         recorded=bool(metadata.get(flows.RECORDED)),
         upstream=f"{flow.request.host}:{flow.request.port}",
         error=flow.error.msg if flow.error else "",
-        problems=len(errors_only(metadata.get(flows.PROBLEMS) or [])),
+        problems=len(errors_only(flows.problems(metadata))),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import gzip
 import json
@@ -14,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from mitmproxy.net.http.http1.assemble import assemble_response
 from vcr.request import Request
+from vcr.serializers import compat, yamlserializer
 
 from proxy_addons import cassette, content_encoding, examples
 from proxy_addons.cassette import CassetteError, Interaction
@@ -57,6 +59,38 @@ def test_bundled_cassettes_are_exactly_the_documented_example():
     folder = cassette.bundled_cassettes()
     on_disk = {p.name: p.read_text(encoding="utf-8") for p in folder.glob("*.yaml")}
     assert on_disk == examples.bundled_cassette_texts()
+
+
+TEXT = st.text(max_size=40)
+HEADERS = st.dictionaries(st.text(min_size=1, max_size=12), st.lists(TEXT, max_size=2), max_size=3)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    method=st.sampled_from(["GET", "PUT", "PATCH"]),
+    request_body=st.none() | TEXT | st.binary(max_size=40),
+    request_headers=st.dictionaries(st.text(min_size=1, max_size=12), TEXT, max_size=3),
+    status=st.integers(100, 599),
+    reason=TEXT,
+    response_headers=HEADERS,
+    response_body=TEXT | st.binary(max_size=40),
+)
+def test_an_interaction_is_written_exactly_as_vcrpys_own_dumper_writes_it(
+    method, request_body, request_headers, status, reason, response_headers, response_body
+):
+    request = Request(method, ME + "?q=1", request_body, request_headers)
+    response = {
+        "status": {"code": status, "message": reason},
+        "headers": response_headers,
+        "body": {"string": response_body},
+    }
+    kept = copy.deepcopy(response)
+    vcrpy_item = {
+        "request": compat.convert_to_unicode(request._to_dict()),
+        "response": compat.convert_to_unicode(copy.deepcopy(response)),
+    }
+    assert cassette.interaction_yaml(request, response) == yamlserializer.serialize([vcrpy_item])
+    assert response == kept  # the caller's dict is left as it was
 
 
 def test_bundled_cassettes_hold_the_documented_request_and_201_for_me_and_users():
@@ -542,6 +576,42 @@ def test_a_redaction_placeholder_matches_any_value_in_its_place():
     assert index.lookup("PUT", ME, b'{"name": "Grady"}') is None
 
 
+def test_a_placeholder_body_stands_for_a_value_not_for_no_body_at_all():
+    recorded = interaction("PUT", ME, '"<redacted:x:1>"')
+    index = CassetteIndex([recorded])
+    assert index.lookup("PUT", ME, b'"anything"') is recorded
+    assert index.lookup("PUT", ME, None) is None
+    assert index.explain_miss("PUT", ME, None).differences == ("body (recorded one, none sent)",)
+
+
+def test_an_old_cassette_whose_request_body_vcrpy_kept_as_a_file_still_replays(tmp_path):
+    body = base64.b64encode(b'{"a": 1}').decode()
+    path = write(
+        tmp_path,
+        f"""interactions:
+- request:
+    body: !!python/object/new:_io.BytesIO
+      state: !!python/tuple
+      - !!binary |
+        {body}
+      - 0
+      - null
+    headers: {{}}
+    method: PUT
+    uri: {ME}
+  response:
+    body: {{string: '{{}}'}}
+    headers: {{}}
+    status: {{code: 201, message: Created}}
+version: 1
+""",
+    )
+    (recorded,) = cassette.load(path)
+    index = CassetteIndex([recorded])
+    assert index.lookup("PUT", ME, b'{"a":1}') is recorded
+    assert index.explain_miss("PUT", ME, b'{"a": 2}').differences == ("body at $.a",)
+
+
 def test_non_json_bodies_compare_as_bytes():
     recorded = interaction("POST", "https://example.com/x", "a=1&b=2")
     index = CassetteIndex([recorded])
@@ -629,6 +699,16 @@ def compressed_put(body: dict[str, Any], coding: str = "gzip") -> Interaction:
 def test_a_compressed_recorded_body_matches_the_same_json_sent_plain(coding):
     index = CassetteIndex([compressed_put({"externalAppointmentId": "a", "n": 1}, coding)])
     assert index.lookup("PUT", ME, b'{"n": 1,  "externalAppointmentId": "a"}') is not None
+
+
+def test_a_compressed_recorded_body_is_indexed_by_its_content_placeholders_and_bytes_alike():
+    redacted = CassetteIndex([compressed_put({"emailAddress": "<redacted:emailAddress:1>"})])
+    assert redacted.lookup("PUT", ME, b'{"emailAddress": "g@contoso.com"}') is not None
+    plain = json.dumps({"externalAppointmentId": "a"}).encode()
+    index = CassetteIndex([compressed_put({"externalAppointmentId": "a"})])
+    assert index.play(index.shape("PUT", ME, plain), plain) is not None  # the verbatim path
+    wire = content_encoding.encode(plain, ("gzip",))  # bytes that are no request's content
+    assert index.play(index.shape("PUT", ME, b'{"externalAppointmentId": "b"}'), wire) is None
 
 
 def test_a_miss_against_a_compressed_recording_names_the_json_path():

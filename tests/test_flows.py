@@ -9,9 +9,11 @@ import json
 from helpers import graph_flow
 from mitmproxy.test import taddons
 
-from proxy_addons import cassette, examples, flows
+from proxy_addons import cassette, examples, flows, json_body, routes
+from proxy_addons.fault_injection import FaultInjector
 from proxy_addons.models import ErrorResponse
 from proxy_addons.replay import Replay
+from proxy_addons.summary import Summary
 
 
 class Broken:
@@ -60,3 +62,35 @@ def test_a_gzip_encoded_request_body_is_checked_and_matched_decoded():
         replay.request(flow)
     assert flow.response is not None and flow.response.status_code == 201
     assert json.loads(flow.response.content) == json.loads(examples.RESPONSE_BODY)
+
+
+def test_a_flows_url_and_body_are_parsed_once_however_many_addons_read_them(monkeypatch):
+    faults, summary, replay = FaultInjector(), Summary(), Replay()
+    with taddons.context(faults, summary, replay) as tctx:
+        tctx.configure(replay, graph_cassette=str(cassette.bundled_cassettes()))
+        flow = graph_flow("PUT", examples.ME_URL, examples.REQUEST_BODY, examples.REQUEST_HEADERS)
+        parsed_urls, parsed_bodies = [], []
+        real_parse, real_loads = routes.parse_parts, json_body.json.loads
+        monkeypatch.setattr(
+            flows, "parse_parts", lambda *a: parsed_urls.append(a) or real_parse(*a)
+        )
+        monkeypatch.setattr(
+            json_body.json, "loads", lambda *a: parsed_bodies.append(a) or real_loads(*a)
+        )
+        summary.requestheaders(flow)  # counts it, parsing nothing
+        asyncio.run(faults.request(flow))  # checks the request: route, body, JSON
+        replay.request(flow)  # matches it: the same route and JSON
+        faults.response(flow)
+        summary.response(flow)
+        assert summary.summary()["replayed"] == 1
+    assert flow.response is not None and flow.response.status_code == 201
+    assert len(parsed_urls) == 1 and len(parsed_bodies) == 1
+
+
+def test_the_headers_read_once_per_flow_answer_as_mitmproxys_own_do():
+    flow = graph_flow("GET", examples.ME_URL, headers={"Client-Request-Id": "c-1", "X-A": "1"})
+    flow.request.headers.add("x-a", "2")
+    headers = flows.request_headers(flow)
+    for name in ("client-request-id", "x-a", "host", "content-type"):
+        assert headers.get(name) == flow.request.headers.get(name)
+    assert headers["x-a"] == "1, 2"

@@ -24,6 +24,8 @@ from vcr.request import Request
 from proxy_addons import cassette, cassette_writer, content_encoding, examples, flows
 from proxy_addons.interactions import decoded, framed, readable, stored_response, stored_side
 from proxy_addons.record import Record
+from proxy_addons.record_cassette import open_cassette
+from proxy_addons.record_mode import RecordMode
 from proxy_addons.redaction import Side
 
 ME = examples.ME_URL
@@ -237,7 +239,7 @@ def test_validation_reads_a_compressed_response_decoded(record, tmp_path):
     upstream_answers(flow, 200, b"", **{"Content-Encoding": "br"})
     flow.response.raw_content = brotli.compress(b'{"id": 5}')
     asyncio.run(addon.response(flow))
-    assert [str(p) for p in flow.metadata[flows.PROBLEMS]] == [
+    assert [str(p) for p in flows.problems(flow.metadata)] == [
         "$.id: expected a valid string, got 5"
     ]
 
@@ -327,8 +329,8 @@ def test_a_note_is_logged_at_debug_level_and_counted_but_prints_nothing_by_defau
         exchange(addon, flow, 201, examples.RESPONSE_BODY.encode())
     notes = [r for r in caplog.records if "allowClientToJoinUsingBrowser" in r.getMessage()]
     assert notes and all(r.levelno == logging.DEBUG for r in notes)
-    assert flow.metadata[flows.PROBLEMS]
-    assert all(p.severity != "error" for p in flow.metadata[flows.PROBLEMS])
+    assert flows.problems(flow.metadata)
+    assert all(p.severity != "error" for p in flows.problems(flow.metadata))
 
 
 def test_warn_logs_one_line_per_problem_and_keeps_them_for_the_summary(record, tmp_path, caplog):
@@ -345,7 +347,7 @@ def test_warn_logs_one_line_per_problem_and_keeps_them_for_the_summary(record, t
     )
     assert any(line.startswith(f"PUT {path}: $.bogus: expected a known property") for line in lines)
     assert any("$.id: expected a valid string, got 5 (response 201)" in line for line in lines)
-    assert len(flow.metadata[flows.PROBLEMS]) == len(lines) == 3
+    assert len(flows.problems(flow.metadata)) == len(lines) == 3
     assert flow.metadata[flows.RECORDED] is True  # warn still forwards and records
 
 
@@ -452,3 +454,33 @@ def test_a_cassette_refused_after_healing_leaves_no_descriptor_open(record, tmp_
     with pytest.raises(exceptions.OptionsError, match=re.escape(str(path))):
         record(graph_cassette=str(path), graph_record_mode="new_episodes")
     assert descriptors_naming(path) == []
+
+
+def test_opening_a_cassette_to_add_to_reads_it_once_and_numbers_placeholders_after_its_own(
+    tmp_path, monkeypatch
+):
+    path = tmp_path / "held.yaml"
+    request, response = examples.documented_interaction(ME)
+    response["body"]["string"] = json.dumps({"phone": "<redacted:phone:4>"})
+    path.write_text(cassette.cassette_text([(request, response)]))
+    reads: list[Path] = []
+    real_read_bytes, real_read_text = Path.read_bytes, Path.read_text
+
+    def read_bytes(self: Path) -> bytes:
+        reads.append(self)
+        return real_read_bytes(self)
+
+    def read_text(self: Path, *args: object, **kwargs: object) -> str:
+        reads.append(self)
+        return real_read_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    monkeypatch.setattr(Path, "read_text", read_text)
+    opened = open_cassette(path, RecordMode.NEW_EPISODES, fsync=False)
+    assert opened is not None
+    try:
+        assert [p for p in reads if p == path] == [path]
+        assert len(opened.interactions) == 1
+        assert opened.placeholders("phone", "+1 206 555 0100") == "<redacted:phone:5>"
+    finally:
+        opened.close()

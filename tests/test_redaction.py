@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import string
+from unittest import mock
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from vcr.request import Request
 
+from proxy_addons import redaction
 from proxy_addons.cassette import PLACEHOLDER_PREFIX, Interaction
 from proxy_addons.interactions import Sent, interaction_block
 from proxy_addons.matching import CassetteIndex
@@ -21,6 +23,7 @@ from proxy_addons.redaction import (
     redact_exchange,
     redact_headers,
     redact_uri,
+    sweep_body,
 )
 
 JSON = {"Content-Type": ["application/json"]}
@@ -214,3 +217,33 @@ def test_no_bearer_token_or_cookie_ever_reaches_the_serialised_interaction(token
     assert token not in block
     assert cookie not in block
     assert block.count(PLACEHOLDER_PREFIX) >= 2
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    body=st.recursive(
+        st.sampled_from(["tok3n", "x", "Bearer tok3n", "\\u0074ok3n", "pass", 1, None]),
+        lambda inner: (
+            st.lists(inner, max_size=3)
+            | st.dictionaries(st.sampled_from(["password", "PassWord", "note", "tok3n"]), inner)
+        ),
+        max_leaves=6,
+    ).map(lambda value: json.dumps(value, ensure_ascii=False).encode()),
+    escaped=st.booleans(),
+)
+def test_bodies_skipped_without_parsing_come_out_as_parsing_them_would(body, escaped):
+    """Bodies with no field name and no secret in their text are left unparsed: the answer
+    must be the one parsing gives, for any body."""
+    if escaped:
+        body = body.replace(b"t", b"\\u0074")
+    rules = RedactionRules.of(fields=["note"])
+
+    def both() -> tuple[bytes, bytes]:
+        secrets: dict[str, str] = {"tok3n": "<redacted:authorization:1>"}
+        redacted = redact_body(body, "application/json", rules, Placeholders(), secrets)
+        return redacted, sweep_body(redacted, secrets)
+
+    quick = both()
+    with mock.patch.object(redaction, "_plain_text", lambda _: None):
+        parsed = both()
+    assert quick == parsed

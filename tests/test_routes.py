@@ -5,11 +5,11 @@ from __future__ import annotations
 from urllib.parse import quote
 
 import pytest
-from helpers import kiota_url
+from helpers import graph_flow, kiota_url
 from hypothesis import given
 from hypothesis import strategies as st
 
-from proxy_addons import examples
+from proxy_addons import examples, flows
 from proxy_addons.routes import GRAPH_HOSTS, Operation, OwnerKind, Resource, odata_string, parse
 
 MEETING = examples.MEETING_ID
@@ -333,3 +333,36 @@ def test_any_join_url_round_trips_through_kiotas_expansion_and_odata_escaping(jo
     assert odata is not None and odata.join_web_url == join_web_url
     if "''" not in join_web_url:  # Kiota does not double quotes: two in a row read as one
         assert kiota == odata
+
+
+# --- the same forms as the proxy parses them: from the request's parts, not its URL --------
+
+SPELLINGS = [
+    *(
+        (ACTIONS[t.rsplit("/", 1)[1]][0], sdk_url(t, "graph.microsoft.com", "beta"))
+        for t in SDK_TEMPLATES
+    ),
+    *(("GET", JOIN + call) for call in ["()", "( )", "(%20)", "%28%29", "(%20%09)"]),
+    ("POST", f"{BETA_ME}/onlineMeetings(joinWebUrl='it''s%20here')/sendVirtualAppointmentSms"),
+    (
+        "GET",
+        f"{BETA_ME}/onlineMeetings(joinWebUrl='{TEAMS_JOIN_URL.split('?')[0]}')/getVirtualAppointmentJoinWebUrl()",
+    ),
+    (
+        "GET",
+        f"https://graph.microsoft.us/v1.0/users/{quote(UPN)}/onlineMeetings/M/virtualAppointment?$select=id",
+    ),
+]
+
+
+@pytest.mark.parametrize(("method", "url"), SPELLINGS)
+@pytest.mark.parametrize("host_header", [False, True])
+def test_the_proxy_parses_every_form_from_the_requests_parts_as_from_its_url(
+    method, url, host_header
+):
+    flow = graph_flow(method, url)
+    if host_header:  # as a client sends it through a proxy: any case, maybe a port
+        flow.request.headers["Host"] = f"{flow.request.host.upper()}:443"
+    route = flows.route_of(flow)
+    assert route is not None
+    assert route == parse(method, url) == parse(method, flow.request.pretty_url)

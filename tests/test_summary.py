@@ -76,11 +76,14 @@ def test_counts_per_route_answer_source_fault_kind_recorded_and_problems(summary
     )
     # the recorder's hooks run after the summary's: what they add later still counts
     recorded.metadata[flows.RECORDED] = True
-    recorded.metadata[flows.PROBLEMS] = [
-        Problem("$.id", "a string", "42"),
-        Problem("$.id", "a string", "43"),
-        Problem("$.settings.x", "boolean", "'true' (accepted)", severity="note"),
-    ]
+    flows.add_problems(
+        recorded,
+        [
+            Problem("$.id", "a string", "42"),
+            Problem("$.id", "a string", "43"),
+            Problem("$.settings.x", "boolean", "'true' (accepted)", severity="note"),
+        ],
+    )
     result = addon.summary()
     assert result["requests"] == 6
     assert result["answered_by"] == {

@@ -148,10 +148,13 @@ def test_validation_problems_count_errors_not_notes() -> None:
         flow = documented_put()
         flow.response = http.Response.make(201)
         flow.metadata[flows.RECORDED] = True
-        flow.metadata[flows.PROBLEMS] = [
-            Problem("$.id", "a valid string", "5"),
-            Problem("$.settings.x", "a valid boolean", "'true'", severity="note"),
-        ]
+        flows.add_problems(
+            flow,
+            [
+                Problem("$.id", "a valid string", "5"),
+                Problem("$.settings.x", "a valid boolean", "'true'", severity="note"),
+            ],
+        )
         tags.response(flow)
     assert flow.marked == ":floppy_disk:"
     assert flow.comment == "recorded: answered by graph.microsoft.com:443; 1 validation problem"
