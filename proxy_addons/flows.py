@@ -101,10 +101,10 @@ def _route(request: http.Request, headers: FoldedHeaders) -> Route | None:
         host = name if colon and port.isdigit() else authority
     else:
         host = request.host
-    target, _, query = request.path.partition("?")
-    return parse_parts(
-        request.method, host.lower(), target.partition("#")[0], query.partition("#")[0]
-    )
+    # As urlsplit reads a URL: a fragment first (nothing after "#" is path or query), then
+    # the query.
+    target, _, query = request.path.partition("#")[0].partition("?")
+    return parse_parts(request.method, host.lower(), target, query)
 
 
 def route_of(flow: http.HTTPFlow) -> Route | None:

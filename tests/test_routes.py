@@ -366,3 +366,13 @@ def test_the_proxy_parses_every_form_from_the_requests_parts_as_from_its_url(
     route = flows.route_of(flow)
     assert route is not None
     assert route == parse(method, url) == parse(method, flow.request.pretty_url)
+
+
+def test_a_fragment_in_the_request_target_hides_what_follows_it_as_in_the_url():
+    flow = graph_flow("GET", examples.ME_URL)
+    flow.request.path += "#frag?$select=id"  # a raw request line; clients never send one
+    assert (
+        flows.route_of(flow)
+        == parse("GET", flow.request.pretty_url)
+        == parse("GET", examples.ME_URL)
+    )
