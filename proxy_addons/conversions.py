@@ -32,7 +32,13 @@ from vcr.serializers import yamlserializer
 
 from proxy_addons import cassette, routes
 from proxy_addons.files import create_new, replace_atomically
-from proxy_addons.interactions import Sent, interaction_block, stored_response, stored_side
+from proxy_addons.interactions import (
+    Sent,
+    interaction_block,
+    readable,
+    stored_response,
+    stored_side,
+)
 from proxy_addons.models import Problem, errors_only
 from proxy_addons.redaction import Placeholders, RedactionRules
 from proxy_addons.request_checks import check_request
@@ -196,7 +202,9 @@ def _convert(
         error = f" ({flow.error.msg})" if flow.error else ""
         return skip(f"no response{error}")
     sent = Sent(request.method, request.pretty_url, stored_side(request))
-    request_body = sent.side.body if source.request_body_known else None
+    # Stored as it came (compressed stays compressed); checked and validated decoded, as the
+    # recorder reads them.
+    request_body = readable(sent.side).body if source.request_body_known else None
     refusal = check_request(route, request.headers, request_body)
     if refusal is not None:
         return skip(
@@ -212,7 +220,7 @@ def _convert(
             if errors_only(found) and settings.validate == "enforce":
                 report.invalid += 1
                 return skip("invalid request (--validate enforce)")
-        answer = response_problems(route.operation, status, stored.body)
+        answer = response_problems(route.operation, status, readable(stored).body)
         _report(source_path, source, sent, f"response {status}", answer)
         report.invalid += bool(errors_only(found + answer))
     block = interaction_block(sent, status, reason, stored, settings.rules, placeholders)

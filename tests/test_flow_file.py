@@ -72,6 +72,25 @@ def test_flows_are_stored_as_the_recorder_stores_them(tmp_path):
     assert reply.header("content-length") == str(len(reply.body))
 
 
+def test_compressed_bodies_are_checked_and_validated_decoded_and_stored_as_they_came(
+    tmp_path, caplog
+):
+    caplog.set_level(logging.WARNING)
+    put = graph_flow("PUT", URL, None, {**JSON, "Content-Encoding": "gzip"})
+    put.request.raw_content = gzip.compress(examples.REQUEST_BODY.encode())  # Kiota's way
+    answered(put, 201, examples.RESPONSE_BODY.encode(), **{"Content-Encoding": "gzip"})
+    source = write_flows(tmp_path / "s.mitm", put)
+    output = tmp_path / "out.yaml"
+
+    report = import_flow_file(source, ImportSettings(output))
+
+    assert (report.imported, report.skipped, report.invalid) == (1, 0, 0)
+    assert "unparseable" not in caplog.text
+    (stored,) = cassette.load(output)
+    assert stored.request.headers["Content-Encoding"] == "gzip"
+    assert json.loads(gzip.decompress(stored.request.body)) == json.loads(examples.REQUEST_BODY)
+
+
 def test_placeholders_continue_after_those_already_in_the_file(tmp_path):
     old = graph_flow("GET", URL, headers={"Authorization": "<redacted:authorization:1>"})
     source = write_flows(tmp_path / "s.mitm", answered(old, 200, b"{}"), created())
