@@ -4,12 +4,14 @@ Load it alone with::
 
     mitmdump -s proxy_addons/summary.py --set graph_summary_json=summary.json
 
-It only reads what the other addons wrote into ``flow.metadata`` (see ``flows.py``). The
-recorder marks a flow recorded, and validation attaches problems, in hooks that may run after
-this addon's, so each flow's metadata is kept and tallied at ``done`` (a small dict per
-flow, not the flow and its bodies). A flow counts from the moment its request headers
-arrive, so one still in flight when the proxy stops (held by a latency fault, or a slow
-upstream) shows as ``no-response`` instead of vanishing. Only our Graph routes count.
+It only reads what the other addons wrote into ``flow.metadata`` (see ``flows.py``), so it
+is loaded after the addons whose work it reports, as the CLI does (the recorder marks a flow
+recorded, and validation attaches problems, in their own ``response`` hooks). A flow is
+counted when its response or error reaches this addon, and then forgotten: a proxy that runs
+for days holds only the flows in flight, not one entry per request it ever answered. A flow
+counts from the moment its request headers arrive, so one still in flight when the proxy
+stops (held by a latency fault, or a slow upstream) shows as ``no-response`` instead of
+vanishing. Only our Graph routes count.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -41,10 +42,13 @@ OTHER_ROUTE = "other"  # one of our URLs with a method Graph refuses
 TABLE_WIDTH = 160
 
 
+# flow.metadata: the summary has counted this flow (a later error hook must not count it again)
+COUNTED = "graph_vcr_proxy.summary.counted"
+
+
 class Seen(NamedTuple):
-    """One of our flows as far as the summary knows it: read again at exit, because other
-    addons keep writing into ``metadata`` after this addon's hooks have run. (A NamedTuple:
-    a dataclass can't be defined in a module that mitmproxy loads as a script.)"""
+    """One of our flows as far as the summary knows it. (A NamedTuple: a dataclass can't be
+    defined in a module that mitmproxy loads as a script.)"""
 
     metadata: dict[str, Any]
     has_response: bool
@@ -71,15 +75,20 @@ def fault_kinds(metadata: dict[str, Any]) -> list[str]:
     return [str(kind) for kind in kinds]
 
 
-def tally(seen: Iterable[Seen]) -> dict[str, Any]:
-    """The summary of every flow seen: per route, per answer source, per fault kind."""
-    order = [op.value for op in Operation] + [OTHER_ROUTE]
-    routes: dict[str, Counter[str]] = {}
-    faults: Counter[str] = Counter()
-    for flow in seen:
+class Counts(NamedTuple):
+    """What the flows counted so far add up to: per route a row of columns, and the faults."""
+
+    routes: dict[str, Counter[str]]
+    faults: Counter[str]
+
+    @classmethod
+    def empty(cls) -> Counts:
+        return cls({}, Counter())
+
+    def add(self, flow: Seen) -> None:
         metadata, route = flow.metadata, flow.route
         name = route.operation.value if route and route.operation else OTHER_ROUTE
-        row = routes.setdefault(name, Counter())
+        row = self.routes.setdefault(name, Counter())
         row["requests"] += 1
         row[source_of(metadata, flow.has_response)] += 1
         row["recorded"] += bool(metadata.get(flows.RECORDED))
@@ -87,7 +96,16 @@ def tally(seen: Iterable[Seen]) -> dict[str, Any]:
         notes = sum(getattr(p, "severity", "error") == "note" for p in problems)
         row["problems"] += len(problems) - notes
         row["notes"] += notes
-        faults.update(fault_kinds(metadata))
+        self.faults.update(fault_kinds(metadata))
+
+    def copy(self) -> Counts:
+        return Counts({name: row.copy() for name, row in self.routes.items()}, self.faults.copy())
+
+
+def report(counts: Counts) -> dict[str, Any]:
+    """The summary of what was counted: per route, per answer source, per fault kind."""
+    order = [op.value for op in Operation] + [OTHER_ROUTE]
+    routes, faults = counts
     per_route = {
         name: {column: routes[name][column] for column in COLUMNS}
         for name in sorted(routes, key=order.index)
@@ -147,7 +165,8 @@ def check_summary_path(value: str, cassette: str | None) -> None:
 
 class Summary:
     def __init__(self) -> None:
-        self.seen: dict[str, Seen] = {}  # by flow id, in order of arrival
+        self.in_flight: dict[str, Seen] = {}  # by flow id: arrived, not yet answered
+        self.counts = Counts.empty()  # every flow answered or failed so far
 
     def load(self, loader: Loader) -> None:
         loader.add_option(
@@ -167,25 +186,29 @@ class Summary:
         # Parsed, not flows.route_of: that caches the route in the flow, and an addon's
         # request hook (mitmproxy's map_remote, say) may still change the URL.
         route = parse(flow.request.method, flow.request.pretty_url)
-        if route is not None and flow.id not in self.seen:
-            self.seen[flow.id] = Seen(flow.metadata, False, route)
+        if route is not None and flow.id not in self.in_flight:
+            self.in_flight[flow.id] = Seen(flow.metadata, False, route)
 
     def response(self, flow: http.HTTPFlow) -> None:
-        self._see(flow, has_response=True)
+        self._count(flow, has_response=True)
 
     def error(self, flow: http.HTTPFlow) -> None:
-        self._see(flow, has_response=flow.response is not None)
+        self._count(flow, has_response=flow.response is not None)
 
-    def _see(self, flow: http.HTTPFlow, *, has_response: bool) -> None:
-        earlier = self.seen.get(flow.id)
-        if earlier is None and flows.route_of(flow) is None:
+    def _count(self, flow: http.HTTPFlow, *, has_response: bool) -> None:
+        arrived = self.in_flight.pop(flow.id, None)
+        if flow.metadata.get(COUNTED) or (arrived is None and flows.route_of(flow) is None):
             return
-        arrived_as = earlier.arrived_as if earlier else None
-        responded = has_response or (earlier is not None and earlier.has_response)
-        self.seen[flow.id] = Seen(flow.metadata, responded, arrived_as)
+        flow.metadata[COUNTED] = True
+        arrived_as = arrived.arrived_as if arrived else None
+        self.counts.add(Seen(flow.metadata, has_response, arrived_as))
 
     def summary(self) -> dict[str, Any]:
-        return tally(self.seen.values())
+        """Every flow so far, those still in flight as they stand now."""
+        counts = self.counts.copy()
+        for flow in self.in_flight.values():
+            counts.add(flow)
+        return report(counts)
 
     def done(self) -> None:
         summary = self.summary()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import signal
 import threading
 import time
+import weakref
 
 import httpx
 import pytest
@@ -54,6 +56,13 @@ def pass_through(addon: Summary, *flows_: http.HTTPFlow) -> None:
 def test_counts_per_route_answer_source_fault_kind_recorded_and_problems(summary):
     addon, _ = summary
     recorded = finished_flow("GET", ME)
+    # the recorder's response hook runs before the summary's (the summary is loaded after it)
+    recorded.metadata[flows.RECORDED] = True
+    recorded.metadata[flows.PROBLEMS] = [
+        Problem("$.id", "a string", "42"),
+        Problem("$.id", "a string", "43"),
+        Problem("$.settings.x", "boolean", "'true' (accepted)", severity="note"),
+    ]
     pass_through(
         addon,
         finished_flow("PUT", ME, **{flows.ANSWERED_BY: "replay"}),
@@ -74,13 +83,6 @@ def test_counts_per_route_answer_source_fault_kind_recorded_and_problems(summary
         finished_flow("POST", ME, **{flows.ANSWERED_BY: "check"}),
         finished_flow("GET", "https://example.com/beta/me/onlineMeetings/x/virtualAppointment"),
     )
-    # the recorder's hooks run after the summary's: what they add later still counts
-    recorded.metadata[flows.RECORDED] = True
-    recorded.metadata[flows.PROBLEMS] = [
-        Problem("$.id", "a string", "42"),
-        Problem("$.id", "a string", "43"),
-        Problem("$.settings.x", "boolean", "'true' (accepted)", severity="note"),
-    ]
     result = addon.summary()
     assert result["requests"] == 6
     assert result["answered_by"] == {
@@ -111,6 +113,25 @@ def test_a_flow_seen_twice_counts_once(summary):
     addon.response(flow)
     addon.error(flow)
     assert addon.summary()["requests"] == 1
+
+
+def test_a_counted_flow_is_forgotten_so_memory_does_not_grow_with_requests(summary):
+    """A proxy left running answers requests for days: the summary keeps counts, not flows."""
+    addon, _ = summary
+
+    class Kept:
+        """Something an addon left in a flow's metadata (a cached body, say)."""
+
+    kept = Kept()
+    alive = weakref.ref(kept)
+    flow = finished_flow("PUT", ME, **{flows.ANSWERED_BY: "replay", "cached": kept})
+    addon.requestheaders(flow)
+    pass_through(addon, flow)
+    del flow, kept
+    gc.collect()
+    assert alive() is None
+    assert addon.in_flight == {}
+    assert addon.summary()["answered_by"]["replay"] == 1
 
 
 def test_done_prints_a_table_and_writes_json_atomically(summary, tmp_path, capsys):
