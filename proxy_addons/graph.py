@@ -11,6 +11,7 @@ here knows mitmproxy: ``flows.to_response`` is the one place that makes it a res
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -74,6 +75,26 @@ def header_value(headers: Mapping[str, str] | Iterable[tuple[str, str]], name: s
     return next((v for k, v in items if k.lower() == name), None)
 
 
+# The longest client-request-id echoed back. Graph's clients send a GUID (36 characters); a
+# value much longer, say 100 KB, would make the answer's header block more than many clients
+# read (h11, under httpx, stops at 16 KB) and turn a good answer into a protocol error.
+MAX_ECHOED_ID = 256
+# Visible ASCII, spaces only inside: what a header value carries safely, byte for byte.
+_ECHOABLE = re.compile(r"[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?")
+
+
+def client_request_id(request_headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> str | None:
+    """The client's request id as it may be echoed, or None as if none had been sent.
+
+    A value with a line break or NUL in it (a client smuggling a header of its own into the
+    answer), bytes that are not text, or an oversized value is never sent back.
+    """
+    value = header_value(request_headers, "client-request-id")
+    if value and len(value) <= MAX_ECHOED_ID and _ECHOABLE.fullmatch(value):
+        return value
+    return None
+
+
 def response_headers(
     request_headers: Mapping[str, str] | Iterable[tuple[str, str]],
     *,
@@ -85,9 +106,9 @@ def response_headers(
     if content_type:
         headers.append(("Content-Type", content_type))
     headers.append(("request-id", request_id or new_request_id()))
-    client_request_id = header_value(request_headers, "client-request-id")
-    if client_request_id:
-        headers.append(("client-request-id", client_request_id))
+    echoed = client_request_id(request_headers)
+    if echoed:
+        headers.append(("client-request-id", echoed))
     headers += [("x-ms-ags-diagnostic", AGS_DIAGNOSTIC), ("Date", graph_date())]
     return headers
 
@@ -171,7 +192,7 @@ def error_reply(
         code,
         message,
         request_id=request_id,
-        client_request_id=header_value(request_headers, "client-request-id"),
+        client_request_id=client_request_id(request_headers),
     )
     return json_reply(status, body, request_headers, extra_headers, request_id=request_id)
 
