@@ -20,6 +20,14 @@ _METHODS_WITH_BODY = frozenset({"PUT", "PATCH", "POST"})
 
 def check_request(route: Route, headers: Mapping[str, str], body: bytes | None) -> Reply | None:
     """The Graph error this request earns before any lookup, or None when it is well formed."""
+    if not _url_is_text(route):
+        return error_reply(
+            400,
+            BAD_REQUEST,
+            "Invalid request URL: its path or query holds bytes that are not UTF-8; "
+            "percent-encode them.",
+            headers,
+        )
     if route.operation is None:
         allowed = ", ".join(ALLOWED_METHODS[route.resource])
         return error_reply(
@@ -61,10 +69,26 @@ def check_request(route: Route, headers: Mapping[str, str], body: bytes | None) 
         return _unreadable(f"{exc.msg} at line {exc.lineno} column {exc.colno}", headers)
     except RecursionError:
         return _unreadable("nested too deeply", headers)
+    except ValueError:  # Python's limit on the digits of one integer (4300 by default)
+        return _unreadable("a number has too many digits", headers)
     if not isinstance(document, dict):
         # Every body our routes take is one JSON object; Graph refuses anything else.
         return _unreadable(f"the body is a JSON {type(document).__name__}, not an object", headers)
     return None
+
+
+def _url_is_text(route: Route) -> bool:
+    """False for a URL sent with raw bytes that are not UTF-8 (mitmproxy hands them on as
+    surrogate escapes): no id or query value of Graph's can be such bytes, and nothing that
+    stores or hashes the URL could encode it."""
+    parts = (route.meeting_id, route.user or "", *(text for pair in route.query for text in pair))
+    if all(part.isascii() for part in parts):
+        return True
+    try:
+        "".join(parts).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _unreadable(reason: str, headers: Mapping[str, str]) -> Reply:
