@@ -97,8 +97,11 @@ def normalise_query(query: str) -> tuple[tuple[str, str], ...]:
 
 def parse(method: str, url: str) -> Route | None:
     """The route of ``method url``, or None when the URL is not one of ours."""
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+    except ValueError:  # e.g. an unclosed "[" (IPv6) in the host: no Graph host looks so
+        return None
     if host not in GRAPH_HOSTS:
         return None
     segments = [unquote(s) for s in parts.path.split("/") if s]
