@@ -9,8 +9,17 @@ from pathlib import Path
 
 import httpx
 import pytest
+from reliability import LEVEL
 
 from proxy_addons.launcher import RunningProxy, running_proxy
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Reliability tests get the time their level allows (the long run's soak alone takes
+    minutes), unless a test sets its own."""
+    for item in items:
+        if item.get_closest_marker("reliability") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(LEVEL.timeout))
 
 
 @pytest.fixture(scope="session")
