@@ -9,9 +9,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from reliability import LEVEL
+from reliability import LEVEL, check_level
 
 from proxy_addons.launcher import RunningProxy, running_proxy
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    check_level()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
