@@ -88,11 +88,12 @@ def simulate_mode(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
     return [Emulator()], settings
 
 
-def common_addons(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
-    """Addons every proxy mode carries (faults, summary), placed before the mode's own.
+def common_addons(args: argparse.Namespace) -> tuple[list[Any], list[Any], dict[str, Any]]:
+    """Addons every proxy mode carries: faults before the mode's own, the summary after.
 
     Faults first: an answer given in its request hook is one the mode's addons never see.
-    Bad rules are refused by the addon's ``configure`` (exit status 2, one line).
+    Bad rules are refused by the addon's ``configure`` (exit status 2, one line). The summary
+    last: it counts each flow once the others have done their work on it.
     """
     from proxy_addons.summary import Summary  # rich: only for proxies that print a summary
 
@@ -101,7 +102,7 @@ def common_addons(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
         "graph_summary": not args.no_summary,
         "graph_summary_json": args.summary_json or "",
     }
-    return [FaultInjector(), Summary()], settings
+    return [FaultInjector()], [Summary()], settings
 
 
 def fault_settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -603,8 +604,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_demo()
         addons, settings = MODES[args.command](args)
-        extra_addons, extra_settings = common_addons(args)
-        return asyncio.run(serve([*extra_addons, *addons], {**extra_settings, **settings}, args))
+        first, last, extra_settings = common_addons(args)
+        return asyncio.run(serve([*first, *addons, *last], {**extra_settings, **settings}, args))
     except UsageError as exc:
         print(f"graph-vcr-proxy: {exc}", file=sys.stderr)
         return USAGE_ERROR

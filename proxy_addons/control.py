@@ -68,7 +68,10 @@ def specs_in(body: bytes) -> list[str]:
     """
     text = body.decode("utf-8")
     if text.lstrip()[:1] in ("[", '"'):
-        data = json.loads(text)
+        try:
+            data = json.loads(text)
+        except RecursionError:  # "[[[[...": refused like any other JSON that isn't specs
+            raise FaultSpecError("expected a JSON list of spec strings") from None
         data = [data] if isinstance(data, str) else data
         if not isinstance(data, list) or not all(isinstance(s, str) for s in data):
             raise FaultSpecError("expected a JSON list of spec strings")

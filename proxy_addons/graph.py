@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -111,6 +112,26 @@ def header_value(headers: Mapping[str, str] | Iterable[tuple[str, str]], name: s
     return next((v for k, v in headers if k.lower() == name), None)
 
 
+# The longest client-request-id echoed back. Graph's clients send a GUID (36 characters); a
+# value much longer, say 100 KB, would make the answer's header block more than many clients
+# read (h11, under httpx, stops at 16 KB) and turn a good answer into a protocol error.
+MAX_ECHOED_ID = 256
+# Visible ASCII, spaces only inside: what a header value carries safely, byte for byte.
+_ECHOABLE = re.compile(r"[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?")
+
+
+def client_request_id(request_headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> str | None:
+    """The client's request id as it may be echoed, or None as if none had been sent.
+
+    A value with a line break or NUL in it (a client smuggling a header of its own into the
+    answer), bytes that are not text, or an oversized value is never sent back.
+    """
+    value = header_value(request_headers, "client-request-id")
+    if value and len(value) <= MAX_ECHOED_ID and _ECHOABLE.fullmatch(value):
+        return value
+    return None
+
+
 def response_headers(
     request_headers: Mapping[str, str] | Iterable[tuple[str, str]],
     *,
@@ -122,9 +143,9 @@ def response_headers(
     if content_type:
         headers.append(("Content-Type", content_type))
     headers.append(("request-id", request_id or new_request_id()))
-    client_request_id = header_value(request_headers, "client-request-id")
-    if client_request_id:
-        headers.append(("client-request-id", client_request_id))
+    echoed = client_request_id(request_headers)
+    if echoed:
+        headers.append(("client-request-id", echoed))
     headers += [("x-ms-ags-diagnostic", AGS_DIAGNOSTIC), ("Date", graph_date())]
     return headers
 
@@ -213,7 +234,7 @@ def error_reply(
         code,
         message,
         request_id=request_id,
-        client_request_id=header_value(request_headers, "client-request-id"),
+        client_request_id=client_request_id(request_headers),
     )
     return json_reply(status, body, request_headers, extra_headers, request_id=request_id)
 

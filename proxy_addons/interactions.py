@@ -7,6 +7,7 @@ so an imported interaction is stored exactly as a recorded one would be.
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 from mitmproxy import http
@@ -31,12 +32,32 @@ class Sent(NamedTuple):
 
 
 def header_lists(headers: http.Headers) -> dict[str, list[str]]:
-    """Headers as vcrpy stores them: each name once (first spelling), all its values."""
+    """Headers as vcrpy stores them: each name once (first spelling), all its values, each as
+    a cassette can hold it (:func:`storable`). A name that is not an HTTP token can't be
+    stored at all and is left out: headers are never matched, and one such name would make
+    the whole cassette unloadable."""
     out: dict[str, list[str]] = {}
     spelling: dict[str, str] = {}
     for name, value in headers.items(multi=True):
-        out.setdefault(spelling.setdefault(name.lower(), name), []).append(value)
+        if _TOKEN.match(name):
+            out.setdefault(spelling.setdefault(name.lower(), name), []).append(storable(value))
     return out
+
+
+_TOKEN = re.compile(cassette.TOKEN)
+_UNSTORABLE = re.compile(r"[\r\n\x00]+[ \t]*")
+
+
+def storable(text: str) -> str:
+    """Header text as one line a cassette holds: bytes that were not UTF-8 (which mitmproxy
+    keeps as surrogate escapes) read as Latin-1, as HTTP/1.1 reads them, and each run of CR,
+    LF and NUL with the blanks after it (a folded line, or a client smuggling in a header of
+    its own) one space."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "surrogateescape").decode("latin-1")
+    return _UNSTORABLE.sub(" ", text)
 
 
 def stored_side(message: http.Message) -> Side:
@@ -85,7 +106,7 @@ def restored(original: Side, redacted: Side) -> Side:
 
 def stored_response(response: http.Response) -> tuple[int, str, Side]:
     """Status, reason and the response as :func:`stored_side` stores it."""
-    reason = response.reason or reason_phrase(response.status_code)
+    reason = storable(response.reason or reason_phrase(response.status_code))
     return response.status_code, reason, stored_side(response)
 
 

@@ -27,6 +27,14 @@ def check_request(
     ``body`` may come already read (``flows.body_of``): its JSON is then parsed once for
     these checks, matching and validation alike.
     """
+    if not _url_is_text(route):
+        return error_reply(
+            400,
+            BAD_REQUEST,
+            "Invalid request URL: its path or query holds bytes that are not UTF-8; "
+            "percent-encode them.",
+            headers,
+        )
     if route.operation is None:
         allowed = ", ".join(ALLOWED_METHODS[route.resource])
         return error_reply(
@@ -67,11 +75,32 @@ def check_request(
         return _unreadable(f"{error.msg} at line {error.lineno} column {error.colno}", headers)
     if isinstance(error, RecursionError):
         return _unreadable("nested too deeply", headers)
+    if error is not None:  # Python's limit on the digits of one integer (4300 by default)
+        return _unreadable("a number has too many digits", headers)
     if not isinstance(body.document, dict):
         # Every body our routes take is one JSON object; Graph refuses anything else.
         kind = type(body.document).__name__
         return _unreadable(f"the body is a JSON {kind}, not an object", headers)
     return None
+
+
+def _url_is_text(route: Route) -> bool:
+    """False for a URL sent with raw bytes that are not UTF-8 (mitmproxy hands them on as
+    surrogate escapes): no id or query value of Graph's can be such bytes, and nothing that
+    stores or hashes the URL could encode it."""
+    parts = (
+        route.meeting_id or "",
+        route.join_web_url or "",
+        route.user or "",
+        *(text for pair in route.query for text in pair),
+    )
+    if all(part.isascii() for part in parts):
+        return True
+    try:
+        "".join(parts).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _unreadable(reason: str, headers: Mapping[str, str]) -> Reply:

@@ -196,8 +196,12 @@ def _meeting(raw: list[str]) -> tuple[str | None, str | None] | None:
 
 def parse(method: str, url: str) -> Route | None:
     """The route of ``method url``, or None when the URL is not one of ours."""
-    parts = urlsplit(url)
-    return parse_parts(method, (parts.hostname or "").lower(), parts.path, parts.query)
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+    except ValueError:  # e.g. an unclosed "[" (IPv6) in the host: no Graph host looks so
+        return None
+    return parse_parts(method, host, parts.path, parts.query)
 
 
 @functools.lru_cache(maxsize=4096)

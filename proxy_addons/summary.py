@@ -4,15 +4,17 @@ Load it alone with::
 
     mitmdump -s proxy_addons/summary.py --set graph_summary_json=summary.json
 
-It only reads what the other addons wrote into ``flow.metadata`` (see ``flows.py``). The
-recorder marks a flow recorded, and validation attaches problems, in hooks that may run after
-this addon's, so each flow's metadata is kept and tallied at ``done`` (a small dict per
-flow, not the flow and its bodies). A flow counts from the moment its request headers
-arrive, so one still in flight when the proxy stops (held by a latency fault, or a slow
-upstream) shows as ``no-response`` instead of vanishing. Only our Graph routes count: a flow
-is ours by ``flows.route_of``, the route every addon shares, worked out when an addon first
-needs it (when our hooks claim the request, after mitmproxy's own ``request`` hooks, such as
-``map_remote``, had their say), so arriving costs a flow nothing here.
+It only reads what the other addons wrote into ``flow.metadata`` (see ``flows.py``), so it
+is loaded after the addons whose work it reports, as the CLI does (the recorder marks a flow
+recorded, and validation attaches problems, in their own ``response`` hooks). A flow is
+counted when its response or error reaches this addon, and then forgotten: a proxy that runs
+for days holds only the flows in flight, not one entry per request it ever answered. A flow
+counts from the moment its request headers arrive, so one still in flight when the proxy
+stops (held by a latency fault, or a slow upstream) shows as ``no-response`` instead of
+vanishing. Only our Graph routes count: a flow is ours by ``flows.route_of``, the route every
+addon shares, worked out when an addon first needs it (when our hooks claim the request,
+after mitmproxy's own ``request`` hooks, such as ``map_remote``, had their say), so arriving
+costs a flow nothing here.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -45,9 +46,8 @@ TABLE_WIDTH = 160
 
 
 class Seen(NamedTuple):
-    """One of our flows as far as the summary knows it: read again at exit, because other
-    addons keep writing into ``metadata`` after this addon's hooks have run. (A NamedTuple:
-    a dataclass can't be defined in a module that mitmproxy loads as a script.)"""
+    """One of our flows as the summary counts it. (A NamedTuple: a dataclass can't be
+    defined in a module that mitmproxy loads as a script.)"""
 
     metadata: dict[str, Any]
     has_response: bool
@@ -66,15 +66,20 @@ def fault_kinds(metadata: dict[str, Any]) -> list[str]:
     return [str(kind) for kind in kinds]
 
 
-def tally(seen: Iterable[Seen]) -> dict[str, Any]:
-    """The summary of every flow seen: per route, per answer source, per fault kind."""
-    order = [op.value for op in Operation] + [OTHER_ROUTE]
-    routes: dict[str, Counter[str]] = {}
-    faults: Counter[str] = Counter()
-    for flow in seen:
+class Counts(NamedTuple):
+    """What the flows counted so far add up to: per route a row of columns, and the faults."""
+
+    routes: dict[str, Counter[str]]
+    faults: Counter[str]
+
+    @classmethod
+    def empty(cls) -> Counts:
+        return cls({}, Counter())
+
+    def add(self, flow: Seen) -> None:
         metadata, route = flow.metadata, flow.route
         name = route.operation.value if route and route.operation else OTHER_ROUTE
-        row = routes.setdefault(name, Counter())
+        row = self.routes.setdefault(name, Counter())
         row["requests"] += 1
         row[source_of(metadata, flow.has_response)] += 1
         row["recorded"] += bool(metadata.get(flows.RECORDED))
@@ -82,7 +87,16 @@ def tally(seen: Iterable[Seen]) -> dict[str, Any]:
         notes = sum(p.severity == "note" for p in problems)
         row["problems"] += len(problems) - notes
         row["notes"] += notes
-        faults.update(fault_kinds(metadata))
+        self.faults.update(fault_kinds(metadata))
+
+    def copy(self) -> Counts:
+        return Counts({name: row.copy() for name, row in self.routes.items()}, self.faults.copy())
+
+
+def report(counts: Counts) -> dict[str, Any]:
+    """The summary of what was counted: per route, per answer source, per fault kind."""
+    order = [op.value for op in Operation] + [OTHER_ROUTE]
+    routes, faults = counts
     per_route = {
         name: {column: routes[name][column] for column in COLUMNS}
         for name in sorted(routes, key=order.index)
@@ -142,8 +156,8 @@ def check_summary_path(value: str, cassette: str | None) -> None:
 
 class Summary:
     def __init__(self) -> None:
-        self.seen: dict[str, Seen] = {}  # our flows that got an answer or an error, by id
         self.in_flight: dict[str, http.HTTPFlow] = {}  # every request still going, by id
+        self.counts = Counts.empty()  # our flows answered or failed so far
 
     def load(self, loader: Loader) -> None:
         loader.add_option(
@@ -164,27 +178,29 @@ class Summary:
         self.in_flight[flow.id] = flow
 
     def response(self, flow: http.HTTPFlow) -> None:
-        self._see(flow, has_response=True)
+        self._count(flow, has_response=True)
 
     def error(self, flow: http.HTTPFlow) -> None:
-        self._see(flow, has_response=flow.response is not None)
+        # Every flow arrives through requestheaders, so one that is no longer in flight and
+        # has a response was counted by the response hook; nothing is written into the flow
+        # to say so, since a saved flow read back (``mitmdump -r``) must count again.
+        if flow.id not in self.in_flight and flow.response is not None:
+            return
+        self._count(flow, has_response=flow.response is not None)
 
-    def _see(self, flow: http.HTTPFlow, *, has_response: bool) -> None:
+    def _count(self, flow: http.HTTPFlow, *, has_response: bool) -> None:
         self.in_flight.pop(flow.id, None)
         route = flows.route_of(flow)
-        if route is None:
-            return
-        earlier = self.seen.get(flow.id)
-        responded = has_response or (earlier is not None and earlier.has_response)
-        self.seen[flow.id] = Seen(flow.metadata, responded, route)
+        if route is not None:
+            self.counts.add(Seen(flow.metadata, has_response, route))
 
     def summary(self) -> dict[str, Any]:
-        unanswered = [
-            Seen(flow.metadata, False, route)
-            for flow in self.in_flight.values()
-            if (route := flows.route_of(flow)) is not None
-        ]
-        return tally([*self.seen.values(), *unanswered])
+        """Every flow so far, those still in flight as they stand now."""
+        counts = self.counts.copy()
+        for flow in self.in_flight.values():
+            if (route := flows.route_of(flow)) is not None:
+                counts.add(Seen(flow.metadata, False, route))
+        return report(counts)
 
     def done(self) -> None:
         summary = self.summary()

@@ -9,10 +9,23 @@ from pathlib import Path
 
 import httpx
 import pytest
+from reliability import LEVEL, check_level
 
 from proxy_addons.launcher import RunningProxy, running_proxy
 
 pytest_plugins = ["pytester"]  # the pytest plugin's own tests run pytest on small projects
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    check_level()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Reliability tests get the time their level allows (the long run's soak alone takes
+    minutes), unless a test sets its own."""
+    for item in items:
+        if item.get_closest_marker("reliability") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(LEVEL.timeout))
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from vcr.serialize import serialize
 from vcr.serializers import yamlserializer
 
 from proxy_addons import cassette
-from proxy_addons.cassette_writer import CassetteWriteError, CassetteWriter
+from proxy_addons.cassette_writer import PAGE, CassetteWriteError, CassetteWriter, on_one_page
 
 GRAPH = "https://graph.microsoft.com/beta/me/onlineMeetings"
 
@@ -63,6 +63,31 @@ def test_each_append_adds_one_block_at_the_end_without_rewriting_the_file(tmp_pa
     assert path.stat().st_ino == inode
     assert path.read_bytes() == before + (block(1) + block(2)).encode()
     assert vcrpy_uris(path) == [f"{GRAPH}/m{n}/virtualAppointment" for n in range(3)]
+
+
+def test_a_block_that_fits_in_a_page_is_never_written_across_a_page_boundary(tmp_path):
+    """A SIGKILL can cut one write between two pages: a block within one page is whole or
+    absent, so a kill never leaves a file vcrpy refuses."""
+    path = tmp_path / "pages.yaml"
+    writer = CassetteWriter(path)
+    writer.append(block(0))
+    for n in range(1, 40):
+        data = block(n, "x" * (n * 331 % 3000)).encode()
+        before = path.stat().st_size
+        writer.append(data.decode())
+        after = path.stat().st_size
+        start = after - len(data)
+        assert start // PAGE == (after - 1) // PAGE, f"block {n} straddles a page boundary"
+        assert path.read_bytes()[before:start].strip(b" ") in (b"", b"\n")  # a blank line
+    expected = [f"{GRAPH}/m{n}/virtualAppointment" for n in range(40)]
+    assert vcrpy_uris(path) == uris(path) == expected
+
+
+def test_a_block_larger_than_a_page_is_appended_as_it_is():
+    big = b"x" * (PAGE + 1)
+    assert on_one_page(10, big) == big
+    assert on_one_page(PAGE - 5, b"12345") == b"12345"  # fits exactly in what is left
+    assert on_one_page(PAGE - 5, b"123456") == b"    \n123456"  # to the next page
 
 
 def test_binary_bodies_are_stored_so_they_load_back_byte_for_byte(tmp_path):

@@ -155,7 +155,9 @@ def test_bad_specs_are_refused_naming_the_key_and_what_is_allowed(spec, fragment
 
 # --- fuzzing ------------------------------------------------------------------------------
 
-_spec_alphabet = st.sampled_from(list("=,:|-.0123456789 abcdefghijklmnopqrstuvwxyzA_\u0661\x00"))
+_spec_alphabet = st.sampled_from(
+    list("=,:|-.0123456789 abcdefghijklmnopqrstuvwxyzA_\u0661\x00\r\n\t\x1b\x85\u2028")
+)
 _KEYS = ("method", "route", "nth", "times", "rate", "code", "message", "retry-after", "when")
 _keys = st.sampled_from([*_KEYS, "enforce", "ms", "kind", ""])
 _values = st.one_of(
@@ -178,7 +180,7 @@ def test_spec_parser_raises_nothing_but_fault_spec_errors(spec):
     try:
         rule = parse_spec(spec)
     except FaultSpecError as exc:
-        assert str(exc)
+        assert_one_line(exc)
     else:
         assert rule.kind in Kind
         assert 0.0 <= rule.select.rate <= 1.0
@@ -207,7 +209,7 @@ def test_yaml_items_raise_nothing_but_fault_spec_errors(item):
     try:
         rule_from_item(item)
     except FaultSpecError as exc:
-        assert str(exc)
+        assert_one_line(exc)
 
 
 @settings(max_examples=200, deadline=None)
@@ -217,6 +219,13 @@ def test_faults_file_text_raises_nothing_but_fault_spec_errors(text):
         parse_rules_text(text, "faults.yaml")
     except FaultSpecError as exc:
         assert str(exc).startswith("faults.yaml")
+        assert_one_line(exc)
+
+
+def assert_one_line(exc: FaultSpecError) -> None:
+    """What the CLI prints is one line: no line break of the input may survive in it."""
+    message = str(exc)
+    assert message and not any(c in message for c in "\r\n\x85\u2028"), message
 
 
 # --- selectors ----------------------------------------------------------------------------

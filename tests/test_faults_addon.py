@@ -393,6 +393,14 @@ def test_control_endpoint_refuses_bad_specs_and_other_paths_and_methods(injector
     assert injector.rule_table() == []
 
 
+def test_control_endpoint_refuses_json_nested_too_deeply_with_a_graph_400(injector):
+    """Python's JSON reader gives up on deep nesting with RecursionError, not ValueError."""
+    refused = send(injector, control_flow("PUT", "[" * 100_000)).response
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "BadRequest"
+    assert injector.rule_table() == []
+
+
 @pytest.mark.parametrize("peer", ["10.0.0.7", "192.168.1.20", "::ffff:10.0.0.1"])
 def test_control_endpoint_serves_loopback_clients_only(injector, peer):
     refused = send(injector, control_flow("DELETE", peer=peer)).response

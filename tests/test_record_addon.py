@@ -244,6 +244,29 @@ def test_validation_reads_a_compressed_response_decoded(record, tmp_path):
     ]
 
 
+def test_headers_are_stored_as_one_line_text_that_the_cassette_loader_accepts(record, tmp_path):
+    """One request with a folded or smuggled line, or bytes that aren't UTF-8, in a header
+    must not make the whole cassette unloadable: headers are never matched."""
+    path = tmp_path / "odd-headers.yaml"
+    addon = record(graph_cassette=str(path))
+    flow = graph_flow("GET", ME)
+    flow.request.headers["client-request-id"] = "abc\r\n X-Injected: 1\x00"
+    flow.request.headers["X-Latin"] = b"caf\xe9".decode("utf-8", "surrogateescape")
+    flow.request.headers["X Not-A-Token"] = "1"
+    addon.request(flow)
+    upstream_answers(flow, 200, b"{}", **{"X-Reply": "a\rb"})
+    flow.response.reason = "O\rK"
+    asyncio.run(addon.response(flow))
+    (stored,) = cassette.load(path)  # ours loads it
+    headers = stored.request.headers
+    assert headers["client-request-id"] == "abc X-Injected: 1 "
+    assert headers["X-Latin"] == "café"
+    assert "X Not-A-Token" not in headers
+    assert stored.response["headers"]["X-Reply"] == ["a b"]
+    assert stored.response["status"]["message"] == "O K"
+    assert len(Cassette.load(path=str(path), record_mode="none").data) == 1  # and vcrpy
+
+
 def test_a_body_that_does_not_decode_is_stored_as_it_came_with_its_encoding():
     response = http.Response.make(200, b"", {"Content-Encoding": "gzip"})
     response.raw_content = b"not gzip"

@@ -88,6 +88,20 @@ def test_answers_carry_fresh_request_id_echoed_client_request_id_and_date(replay
     assert one["Content-Length"] == str(len(first.response.raw_content))
 
 
+@pytest.mark.parametrize(
+    "sent",
+    ["abc\rX-Injected: 1", "abc\x00", "abc\r\n X-Injected: 1", "\udcff\udcfe", "a" * 257, " a"],
+)
+def test_a_client_request_id_a_header_cannot_carry_safely_is_not_echoed(replay, sent):
+    """A line break a client smuggles in must not become a header of its own in the answer,
+    and 100 KB of id must not outgrow what clients read of a header block."""
+    addon, _ = replay
+    flow = documented_flow(**{"client-request-id": sent})
+    addon.request(flow)
+    assert flow.response.status_code == 201
+    assert "client-request-id" not in flow.response.headers
+
+
 def test_recorded_per_response_headers_are_replaced_and_the_rest_kept(tmp_path):
     addon = Replay()
     with taddons.context(addon) as tctx:

@@ -97,3 +97,30 @@ def test_a_body_that_is_not_one_json_object_gets_400_naming_why(body, reason):
     status, code, message, _ = refused(ME_PUT, {"Content-Type": "application/json"}, body)
     assert (status, code) == (400, "BadRequest")
     assert reason in message
+
+
+def test_a_number_with_more_digits_than_python_reads_is_400_not_a_crash():
+    body = b'{"externalAppointmentId": ' + b"1" * 5_000 + b"}"
+    status, code, message, _ = refused(ME_PUT, JSON_HEADERS, body)
+    assert (status, code) == (400, "BadRequest")
+    assert "too many digits" in message
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        examples.ME_URL.replace(examples.MEETING_ID, "m\udcff"),
+        examples.ME_URL + "?$select=\udcff",
+        examples.USERS_URL.replace(examples.EXAMPLE_USER, "a\udce9@contoso.com"),
+    ],
+)
+def test_a_url_sent_with_bytes_that_are_not_utf8_is_400_before_anything_stores_it(url):
+    """mitmproxy hands such raw bytes on as surrogate escapes, which nothing can encode."""
+    status, code, message, _ = refused(parse("GET", url), {}, None)
+    assert (status, code) == (400, "BadRequest")
+    assert "not UTF-8" in message
+
+
+def test_a_percent_encoded_id_is_not_refused_whatever_it_decodes_to():
+    url = examples.ME_URL.replace(examples.MEETING_ID, "m%FF%0D%0A%C3%A9")
+    assert check_request(parse("GET", url), {}, None) is None

@@ -133,6 +133,7 @@ def test_our_url_with_a_method_graph_refuses_is_ours_without_an_operation():
         "https://graph.microsoft.com/beta/groups/g/onlineMeetings/x/virtualAppointment",
         "https://graph.microsoft.com/beta/me/onlineMeetings/x/virtualAppointment/extra",
         "https://graph.microsoft.com/",
+        "https://[graph.microsoft.com/beta/me/onlineMeetings/x/virtualAppointment",
         "not a url",
     ],
 )

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import io
 import json
 import signal
 import threading
 import time
+import weakref
 
 import httpx
 import pytest
@@ -14,6 +17,7 @@ from conftest import httpx_client
 from helpers import assert_one_line_error, graph_flow, run_cli
 from mitmproxy import exceptions, http
 from mitmproxy.addons import script
+from mitmproxy.io import FlowReader, FlowWriter
 from mitmproxy.test import taddons, tflow
 
 from proxy_addons import cassette, examples, flows
@@ -54,6 +58,16 @@ def pass_through(addon: Summary, *flows_: http.HTTPFlow) -> None:
 def test_counts_per_route_answer_source_fault_kind_recorded_and_problems(summary):
     addon, _ = summary
     recorded = finished_flow("GET", ME)
+    # the recorder's response hook runs before the summary's (the summary is loaded after it)
+    recorded.metadata[flows.RECORDED] = True
+    flows.add_problems(
+        recorded,
+        [
+            Problem("$.id", "a string", "42"),
+            Problem("$.id", "a string", "43"),
+            Problem("$.settings.x", "boolean", "'true' (accepted)", severity="note"),
+        ],
+    )
     pass_through(
         addon,
         finished_flow("PUT", ME, **{flows.ANSWERED_BY: "replay"}),
@@ -73,16 +87,6 @@ def test_counts_per_route_answer_source_fault_kind_recorded_and_problems(summary
         finished_flow("GET", JOIN_URL, **{flows.ANSWERED_BY: "emulator"}),
         finished_flow("POST", ME, **{flows.ANSWERED_BY: "check"}),
         finished_flow("GET", "https://example.com/beta/me/onlineMeetings/x/virtualAppointment"),
-    )
-    # the recorder's hooks run after the summary's: what they add later still counts
-    recorded.metadata[flows.RECORDED] = True
-    flows.add_problems(
-        recorded,
-        [
-            Problem("$.id", "a string", "42"),
-            Problem("$.id", "a string", "43"),
-            Problem("$.settings.x", "boolean", "'true' (accepted)", severity="note"),
-        ],
     )
     result = addon.summary()
     assert result["requests"] == 6
@@ -109,12 +113,53 @@ def test_counts_per_route_answer_source_fault_kind_recorded_and_problems(summary
     }
 
 
-def test_a_flow_seen_twice_counts_once(summary):
+@pytest.mark.parametrize("arrived", [True, False])
+def test_a_flow_seen_twice_counts_once(summary, arrived):
     addon, _ = summary
     flow = finished_flow("PUT", ME)
+    if arrived:
+        addon.requestheaders(flow)
     addon.response(flow)
     addon.error(flow)
     assert addon.summary()["requests"] == 1
+
+
+def test_a_counted_flow_saved_and_read_back_counts_again(summary):
+    """Nothing the summary does is written into the flow: ``mitmdump -r`` of a saved flow
+    file, with the summary loaded, counts every flow in it."""
+    addon, _ = summary
+    flow = finished_flow("PUT", ME, **{flows.ANSWERED_BY: "replay"})
+    addon.requestheaders(flow)
+    addon.response(flow)
+    buffer = io.BytesIO()
+    FlowWriter(buffer).add(flow)
+    buffer.seek(0)
+    (read,) = FlowReader(buffer).stream()
+    reader = Summary()
+    reader.requestheaders(read)
+    reader.response(read)
+    assert (
+        reader.summary()["answered_by"]["replay"] == addon.summary()["answered_by"]["replay"] == 1
+    )
+
+
+def test_a_counted_flow_is_forgotten_so_memory_does_not_grow_with_requests(summary):
+    """A proxy left running answers requests for days: the summary keeps counts, not flows."""
+    addon, _ = summary
+
+    class Kept:
+        """Something an addon left in a flow's metadata (a cached body, say)."""
+
+    kept = Kept()
+    alive = weakref.ref(kept)
+    flow = finished_flow("PUT", ME, **{flows.ANSWERED_BY: "replay", "cached": kept})
+    addon.requestheaders(flow)
+    pass_through(addon, flow)
+    del flow, kept
+    gc.collect()
+    assert alive() is None
+    assert addon.in_flight == {}
+    assert addon.summary()["answered_by"]["replay"] == 1
 
 
 def test_done_prints_a_table_and_writes_json_atomically(summary, tmp_path, capsys):
