@@ -53,6 +53,8 @@ def storable(text: str) -> str:
     keeps as surrogate escapes) read as Latin-1, as HTTP/1.1 reads them, and each run of CR,
     LF and NUL with the blanks after it (a folded line, or a client smuggling in a header of
     its own) one space."""
+    if text.isascii() and text.isprintable():
+        return text  # nearly every header: nothing to change
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

@@ -112,6 +112,8 @@ def test_a_number_with_more_digits_than_python_reads_is_400_not_a_crash():
         examples.ME_URL.replace(examples.MEETING_ID, "m\udcff"),
         examples.ME_URL + "?$select=\udcff",
         examples.USERS_URL.replace(examples.EXAMPLE_USER, "a\udce9@contoso.com"),
+        f"{examples.GRAPH_BETA}/communications/onlineMeetings(joinWebUrl='https://t/\udcff')"
+        "/getVirtualAppointmentJoinWebUrl()",
     ],
 )
 def test_a_url_sent_with_bytes_that_are_not_utf8_is_400_before_anything_stores_it(url):
