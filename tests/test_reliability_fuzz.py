@@ -22,10 +22,12 @@ from reliability import LEVEL, assert_graph_answer, call, https_client, plain_ex
 
 from proxy_addons import cassette, control, examples, routes
 from proxy_addons.cassette import CassetteError
+from proxy_addons.control_api import CALLS_PATH, SESSION_PATH
 from proxy_addons.flows import to_response
 from proxy_addons.launcher import RunningProxy, running_proxy
 from proxy_addons.models import ErrorResponse
 from proxy_addons.request_checks import check_request
+from proxy_addons.session_client import SessionProxy
 
 pytestmark = pytest.mark.reliability
 
@@ -307,3 +309,72 @@ def test_the_control_proxy_still_replays_after_the_fuzzing(control_proxy, contro
         answer = sent.send(client)
     assert_graph_answer(sent, answer)
     assert answer.content == examples.RESPONSE_BODY.encode()
+
+
+# --- the pytest plugin's session endpoint -------------------------------------------------
+
+SESSION_WORDS = st.sampled_from(
+    [
+        *("--cassette", "--record-mode", "--on-miss", "--fault", "--faults", "--seed"),
+        *("--upstream", "--ignore-body", "--validate", "--redact-field", "--listen-port"),
+        *("--web", "--reverse", "--summary-json", "--state", "--allow-any-token", "--"),
+        *("none", "once", "all", "new_episodes", "error", "forward", "enforce", "0", "-1"),
+        *("throttle:times=1", "latency:ms=0", "reset:nth=x", "missing.yaml", "../../etc/passwd"),
+        *("/proc/self/status", "/", "http://127.0.0.1:9", "ftp://x", "\n", "\x00", "é", ""),
+    ]
+)
+SESSION_BODIES = st.one_of(
+    st.builds(
+        lambda mode, args: json.dumps({"mode": mode, "args": args}).encode(),
+        st.sampled_from(["replay", "record", "simulate", "demo", "validate", "", "x"]),
+        st.lists(SESSION_WORDS | st.text(max_size=6), max_size=6),
+    ),
+    JSON_VALUES.map(lambda v: json.dumps(v).encode()),
+    st.binary(max_size=60),
+    st.sampled_from([b"[" * 100_000, b'{"mode": "replay", "args": ' + b"[" * 50_000]),
+)
+SESSION = f"http://{control.HOST}{SESSION_PATH}"
+CALLS = f"http://{control.HOST}{CALLS_PATH}"
+
+
+@pytest.fixture(scope="module")
+def session_proxy(confdir: Path) -> Iterator[RunningProxy]:
+    """The pytest plugin's child, as the plugin starts it."""
+    session = SessionProxy(confdir)
+    try:
+        yield session.ensure_started()
+    finally:
+        session.stop()
+
+
+@pytest.fixture(scope="module")
+def session_control(session_proxy: RunningProxy) -> Iterator[httpx.Client]:
+    with httpx.Client(proxy=session_proxy.url, timeout=30) as client:
+        yield client
+
+
+@settings(FUZZ, max_examples=LEVEL.proxy_fuzz_examples)
+@given(body=SESSION_BODIES)
+@example(body=b"[" * 100_000)
+@example(body=json.dumps({"mode": "record", "args": ["--record-mode", "nonsense"]}).encode())
+def test_any_session_body_is_200_or_a_graph_400_and_the_child_keeps_serving(session_control, body):
+    answer = session_control.put(SESSION, content=body)
+    if answer.status_code == 400:
+        assert graph_error(answer.content).error.code == "BadRequest"
+    else:
+        assert answer.status_code == 200, answer.text
+        assert "session" in answer.json()
+    assert session_control.get(CALLS).status_code == 200
+
+
+def test_the_session_child_still_replays_after_the_fuzzing(session_proxy, session_control):
+    bundled = cassette.bundled_cassettes() / "create-virtualappointment-me.yaml"
+    switched = session_control.put(
+        SESSION, json={"mode": "replay", "args": ["--cassette", str(bundled)]}
+    )
+    assert switched.status_code == 200, switched.text
+    with https_client(session_proxy) as client:
+        sent = call("PUT", examples.ME_URL, [201], examples.REQUEST_BODY.encode())
+        answer = sent.send(client)
+    assert_graph_answer(sent, answer)
+    assert [c["answered_by"] for c in session_control.get(CALLS).json()["calls"]] == ["replay"]
