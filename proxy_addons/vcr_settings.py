@@ -32,12 +32,12 @@ START_ARGUMENTS = {
     "--listen-port": True,
     "--confdir": True,
     "--verbose": False,
-    "--web": False,
-    "--web-port": True,
 }
 REFUSED_ARGUMENTS = {
     "--reverse": "makes a plain-HTTP Graph endpoint, not the proxy the test's clients are sent to",
     "--summary-json": "the pytest plugin's proxy prints no exit summary; use graph_vcr_proxy.calls",
+    "--web": "a web UI would close with the test; run graph-vcr-proxy MODE --web by hand",
+    "--web-port": "a web UI would close with the test; run graph-vcr-proxy MODE --web by hand",
 }
 
 

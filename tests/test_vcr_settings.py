@@ -187,7 +187,7 @@ def test_start_arguments_ask_for_a_proxy_of_the_tests_own():
     assert rest == ("--seed=3", "--x")
 
 
-@pytest.mark.parametrize("arg", ["--reverse", "--summary-json=s.json"])
+@pytest.mark.parametrize("arg", ["--reverse", "--summary-json=s.json", "--web", "--web-port=0"])
 def test_arguments_that_make_no_sense_in_a_test_are_refused(arg):
     with pytest.raises(GraphVcrError, match=f"args {arg.split('=')[0]}: "):
         split_start_arguments([arg])
