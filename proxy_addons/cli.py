@@ -18,7 +18,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from mitmproxy import addons as mitm_addons
 from mitmproxy import ctx, exceptions, master, options
 
 from proxy_addons import permissions, web_ui
@@ -124,6 +123,52 @@ MODES: dict[str, ModeBuilder] = {
 # --- running a proxy ----------------------------------------------------------------------
 
 
+def mitmproxy_base(*, onboarding: bool = True) -> list[Any]:
+    """mitmproxy's own addons that our proxies use, in mitmproxy's order.
+
+    mitmproxy calls every addon of its chain for every hook of every flow (eight per
+    request), and each costs about as much as a small hook does, whatever it does: half of
+    mitmdump's own cost per request. mitmproxy's user features (scripts, saving, replaying
+    and rewriting flows, cookies, anti-cache, proxy auth, the export and cut commands) are
+    off unless one of their options is set, and no command of ours sets them, so they are
+    left out. What a proxy does with its default options stays: the proxy server, TLS, DNS,
+    ``block_global``, h2c refusal, Alt-Svc in reverse mode, ``upstream_auth``, and (for the
+    command, not the pytest plugin's proxy) the ``mitm.it`` page that hands clients the CA.
+    The web view keeps all of mitmweb's, whose options a user can set in it.
+    """
+    from mitmproxy.addons import (
+        block,
+        core,
+        disable_h2c,
+        dns_resolver,
+        next_layer,
+        proxyserver,
+        strip_dns_https_records,
+        tlsconfig,
+        update_alt_svc,
+        upstream_auth,
+    )
+
+    welcome = []
+    if onboarding:  # flask: only where it is served
+        from mitmproxy.addons.onboarding import Onboarding
+
+        welcome = [Onboarding()]
+    return [
+        core.Core(),
+        block.Block(),
+        strip_dns_https_records.StripDnsHttpsRecords(),
+        disable_h2c.DisableH2C(),
+        *welcome,
+        proxyserver.Proxyserver(),
+        dns_resolver.DnsResolver(),
+        next_layer.NextLayer(),
+        tlsconfig.TlsConfig(),
+        upstream_auth.UpstreamAuth(),
+        update_alt_svc.UpdateAltSvc(),
+    ]
+
+
 class Announce:
     """Prints where the proxy listens once it does, or stops it with status 2 if it can't.
 
@@ -162,8 +207,8 @@ async def serve(
     args: argparse.Namespace,
     base_addons: Callable[[], list[Any]] | None = None,
 ) -> int:
-    """Run a proxy with ``addons`` after mitmproxy's own (``base_addons()``, by default all
-    of mitmproxy's default addons) until it is stopped; the exit status."""
+    """Run a proxy with ``addons`` after mitmproxy's own (``base_addons()``, by default
+    :func:`mitmproxy_base`'s) until it is stopped; the exit status."""
     confdir = Path(args.confdir).expanduser()
     if confdir.exists() and not confdir.is_dir():
         # mitmproxy would start anyway and fail every TLS handshake without saying why.
@@ -182,7 +227,7 @@ async def serve(
         addons = [*addons, WebTags()]  # last: it reports what the others did to each flow
     else:
         proxy = master.Master(opts, with_termlog=args.verbose)
-        proxy.addons.add(*(base_addons or mitm_addons.default_addons)())
+        proxy.addons.add(*(base_addons or mitmproxy_base)())
     announce = Announce(f"{args.listen_host}:{args.listen_port}", web=args.web)
     try:
         proxy.addons.add(*addons, announce)

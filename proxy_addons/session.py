@@ -212,33 +212,9 @@ class Session:
 
 
 def mitmproxy_base() -> list[Any]:
-    """mitmproxy's own addons that a loopback HTTP(S) proxy needs, in mitmproxy's order:
-    none of its user features (onboarding app, scripts, saving or replaying flows...)."""
-    from mitmproxy.addons import (
-        block,
-        core,
-        disable_h2c,
-        dns_resolver,
-        next_layer,
-        proxyserver,
-        strip_dns_https_records,
-        tlsconfig,
-        update_alt_svc,
-        upstream_auth,
-    )
-
-    return [
-        core.Core(),
-        block.Block(),
-        strip_dns_https_records.StripDnsHttpsRecords(),
-        disable_h2c.DisableH2C(),
-        proxyserver.Proxyserver(),
-        dns_resolver.DnsResolver(),
-        next_layer.NextLayer(),
-        tlsconfig.TlsConfig(),
-        upstream_auth.UpstreamAuth(),
-        update_alt_svc.UpdateAltSvc(),
-    ]
+    """The command's mitmproxy addons without the ``mitm.it`` page (and flask): a test's
+    client trusts the CA the plugin hands it."""
+    return cli.mitmproxy_base(onboarding=False)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

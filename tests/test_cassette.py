@@ -93,6 +93,54 @@ def test_an_interaction_is_written_exactly_as_vcrpys_own_dumper_writes_it(
     assert response == kept  # the caller's dict is left as it was
 
 
+PLAIN_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=20)
+    | st.binary(max_size=20)
+    # what PyYAML reads its own way: octal, hex, sexagesimal, underscores, YAML 1.1 booleans
+    | st.sampled_from(["0o17", "0x1F", "017", "1_000", "1:30", "+5", "-0", "~", "yes", "On"])
+)
+YAML_VALUES = st.recursive(
+    PLAIN_SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(max_size=8) | st.integers() | st.booleans(), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+YAML_SCRAPS = st.lists(
+    st.sampled_from(["\n", " ", "- ", ": ", "? ", "[", "]", "{", "}", ",", "&a ", "*a"])
+    | st.sampled_from(["!!binary ", "!!python/tuple ", "!!int ", "!!str ", "<<: ", "= ", "'"])
+    | st.sampled_from(["eA==", "3", "07", "x", "true", "null", "1.5", "2001-12-14", "|"]),
+    max_size=30,
+).map("".join)
+
+
+def loaded_by(load: Any, text: str) -> str:
+    """What a YAML loader makes of ``text``: the value's repr (types included: True is not
+    1), or the kind of error and its message."""
+    try:
+        return repr(load(text))
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+@settings(max_examples=500, deadline=None)
+@given(YAML_VALUES.map(yaml.safe_dump) | YAML_SCRAPS | st.text(max_size=40))
+def test_cassette_yaml_is_read_exactly_as_vcrpys_serializer_reads_it(text):
+    assert loaded_by(cassette.deserialize_yaml, text) == loaded_by(yamlserializer.deserialize, text)
+
+
+def test_a_plain_cassette_is_built_without_vcrpys_constructor(monkeypatch):
+    text = cassette.cassette_text([examples.documented_interaction(ME)])
+    expected = yamlserializer.deserialize(text)
+    monkeypatch.setattr(yamlserializer, "deserialize", lambda text: pytest.fail("not plain"))
+    assert cassette.deserialize_yaml(text) == expected
+
+
 def test_bundled_cassettes_hold_the_documented_request_and_201_for_me_and_users():
     loaded = cassette.load(cassette.bundled_cassettes())
     assert sorted(i.request.uri for i in loaded) == sorted([examples.USERS_URL, ME])
