@@ -318,6 +318,13 @@ def race(ours: Contender, peer: Contender, *, rounds: int, requests: int) -> flo
     return median([a / b for a, b in zip(ours.rates, peer.rates, strict=True)])
 
 
+def throughput_row(
+    name: str, ratio: float, ours: Contender, peer: Contender, target: str = "report"
+) -> Row:
+    """The row of a :func:`race`: both rates, the ratio, and each side's CPU per request."""
+    return Row(name, rate(ours.rate), rate(peer.rate), ratio, target, cpu_note(ours, peer))
+
+
 def rate(value: float) -> str:
     return f"{value:,.0f} req/s"
 

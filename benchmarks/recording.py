@@ -77,20 +77,11 @@ def run(folder: Path, confdir: Path) -> list[Row]:
     ratio, mine, theirs = race(folder, confdir, fsync=False)
     durable, durable_mine, durable_theirs = race(folder, confdir, fsync=True)
     return [
-        Row(
-            "recording (--no-fsync) vs mitmdump -w",
-            harness.rate(mine.rate),
-            harness.rate(theirs.rate),
-            ratio,
-            ">= 0.90",
-            harness.cpu_note(mine, theirs),
+        harness.throughput_row(
+            "recording (--no-fsync) vs mitmdump -w", ratio, mine, theirs, ">= 0.90"
         ),
-        Row(
-            "recording as shipped (fsync) vs mitmdump -w",
-            harness.rate(durable_mine.rate),
-            harness.rate(durable_theirs.rate),
-            durable,
-            note=harness.cpu_note(durable_mine, durable_theirs),
+        harness.throughput_row(
+            "recording as shipped (fsync) vs mitmdump -w", durable, durable_mine, durable_theirs
         ),
     ]
 

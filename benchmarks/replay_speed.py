@@ -64,13 +64,8 @@ def vs_trivial(folder: Path, confdir: Path) -> Row:
         mine = harness.contender("ours", ours, confdir)
         theirs = harness.contender("trivial", peer, confdir)
         ratio = harness.race(mine, theirs, rounds=ROUNDS, requests=REQUESTS)
-    return Row(
-        "replay vs a trivial addon answering 201",
-        harness.rate(mine.rate),
-        harness.rate(theirs.rate),
-        ratio,
-        ">= 0.95",
-        harness.cpu_note(mine, theirs),
+    return harness.throughput_row(
+        "replay vs a trivial addon answering 201", ratio, mine, theirs, ">= 0.95"
     )
 
 
@@ -111,13 +106,8 @@ def vs_server_replay(folder: Path, confdir: Path) -> Row:
         mine = harness.contender("ours", ours, confdir)
         theirs = harness.contender("server-replay", peer, confdir)
         ratio = harness.race(mine, theirs, rounds=ROUNDS, requests=REQUESTS)
-    return Row(
-        "replay vs mitmdump --server-replay",
-        harness.rate(mine.rate),
-        harness.rate(theirs.rate),
-        ratio,
-        ">= 1.00",
-        harness.cpu_note(mine, theirs),
+    return harness.throughput_row(
+        "replay vs mitmdump --server-replay", ratio, mine, theirs, ">= 1.00"
     )
 
 
@@ -137,13 +127,8 @@ def large_vs_small(folder: Path, confdir: Path, large: Path) -> list[Row]:
         rss_large = harness.peak_rss_mb(big.process.pid)
         rss_small = harness.peak_rss_mb(little.process.pid)
     return [
-        Row(
-            "last of 10,000 interactions vs a 1-interaction one",
-            harness.rate(mine.rate),
-            harness.rate(theirs.rate),
-            ratio,
-            ">= 0.95",
-            harness.cpu_note(mine, theirs),
+        harness.throughput_row(
+            "last of 10,000 interactions vs a 1-interaction one", ratio, mine, theirs, ">= 0.95"
         ),
         Row(
             "peak RSS replaying 10,000 interactions (vs 1)",
