@@ -43,9 +43,6 @@ class Active(NamedTuple):
 
 
 ACTIVE = pytest.StashKey[Active]()
-PRESTARTED = pytest.StashKey[SessionProxy]()  # spawned at session start, not adopted yet
-USED = pytest.StashKey[bool]()  # a test of this run asked for the proxy
-USED_KEY = "graph-vcr-proxy/used"  # pytest's cache: whether the previous run did
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -56,13 +53,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="vcrpy's record mode for graph_vcr cassettes (default: none, replay only; "
         "rewrite deletes each cassette first)",
-    )
-    parser.addini(
-        "graph_vcr_prestart",
-        type="bool",
-        default=True,
-        help="start graph-vcr-proxy's proxy with the test run when the previous run needed "
-        "one (default: true; false: only when the first test needs it)",
     )
     group.addoption(
         "--graph-upstream",
@@ -119,17 +109,9 @@ def graph_vcr_config() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def graph_vcr_session_proxy(
-    graph_vcr_confdir: Path, pytestconfig: pytest.Config
-) -> Iterator[SessionProxy]:
+def graph_vcr_session_proxy(graph_vcr_confdir: Path) -> Iterator[SessionProxy]:
     """The run's (this xdist worker's) proxy child, started on first use."""
-    prestarted = pytestconfig.stash.get(PRESTARTED, None)
-    if prestarted is not None and prestarted.confdir == graph_vcr_confdir:
-        del pytestconfig.stash[PRESTARTED]
-        proxy = prestarted
-    else:
-        proxy = SessionProxy(graph_vcr_confdir)
-    pytestconfig.stash[USED] = True
+    proxy = SessionProxy(graph_vcr_confdir)
     yield proxy
     proxy.stop()
 
@@ -196,41 +178,6 @@ def graph_vcr_env(
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
     return env
-
-
-# --- starting early when this project's last run needed a proxy -------------------------
-
-
-def pytest_sessionstart(session: pytest.Session) -> None:
-    """If the previous run needed a proxy, spawn this run's now, so that its start-up runs
-    beside pytest's own; the first test that needs it adopts it (it is stopped unused
-    otherwise). ``graph_vcr_prestart = false`` in the ini file turns this off."""
-    config = session.config
-    cache = getattr(config, "cache", None)
-    if cache is None or is_xdist_controller(config) or config.option.collectonly:
-        return
-    if not config.getini("graph_vcr_prestart") or not cache.get(USED_KEY, False):
-        return
-    proxy = SessionProxy(default_confdir(config))
-    if proxy.prestart():
-        config.stash[PRESTARTED] = proxy
-
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    config = session.config
-    unused = config.stash.get(PRESTARTED, None)
-    if unused is not None:
-        unused.stop()
-        del config.stash[PRESTARTED]
-    cache = getattr(config, "cache", None)
-    if cache is not None and not is_xdist_controller(config):
-        cache.set(USED_KEY, config.stash.get(USED, False))
-
-
-def is_xdist_controller(config: pytest.Config) -> bool:
-    """The process that hands tests to pytest-xdist workers and runs none itself."""
-    workers = config.getoption("numprocesses", default=None)
-    return bool(workers) and not hasattr(config, "workerinput")
 
 
 # --- a test that missed the cassette fails with the miss ---------------------------------

@@ -98,18 +98,9 @@ class SessionProxy:
         self.confdir = confdir
         self.start_args = start_args
         self.timeout = timeout
-        self.starting: launcher.Starting | None = None
         self.running: launcher.RunningProxy | None = None
         self.control: ControlClient | None = None
         self.failure: str | None = None
-
-    def prestart(self) -> bool:
-        """Spawn the child now, without waiting for it: its start-up (mostly imports) then
-        overlaps with pytest's own. Only where the CA exists already (no lock to take)."""
-        if self.starting is not None or not (self.confdir / CA_KEY).is_file():
-            return False
-        self.starting = launcher.spawn(self._argv(), tie_stdin=True)
-        return True
 
     def _argv(self) -> list[str]:
         return launcher.session_command(*self.start_args, confdir=self.confdir)
@@ -122,14 +113,8 @@ class SessionProxy:
         if self.running is not None:
             self.stop()  # a child that died since: start another
         try:
-            if self.starting is not None:
-                starting, self.starting = self.starting, None
-                self.running = starting.ready(self.timeout)
-            else:
-                with ca_lock(self.confdir):
-                    self.running = launcher.start(
-                        self._argv(), timeout=self.timeout, tie_stdin=True
-                    )
+            with ca_lock(self.confdir):
+                self.running = launcher.start(self._argv(), timeout=self.timeout, tie_stdin=True)
         except launcher.ProxyFailedToStart as exc:
             self.failure = f"graph-vcr-proxy could not start: {exc.reason}"
             raise ProxyError(self.failure) from None
@@ -164,9 +149,6 @@ class SessionProxy:
         if self.control is not None:
             self.control.close()
             self.control = None
-        if self.starting is not None:
-            launcher.stop(self.starting.process)
-            self.starting = None
         if self.running is not None:
             self.running.stop()
             self.running = None

@@ -332,12 +332,45 @@ def test_record_then_replay_and_the_same_cassette_in_pytest_recording_and_vcrpy(
     assert answers.read_text().split() == ["upstream", "replay", "upstream"]
     assert "stale" not in recorded.read_text()
     assert len(yaml.safe_load(recorded.read_text())["interactions"]) == 1
-    # Runs 2 and 3 started their proxy with the session (run 1 had needed one); a run that
-    # needs none stops the one it started early, and the next run starts lazily again.
-    used = pytester.path / ".pytest_cache" / "v" / "graph-vcr-proxy" / "used"
-    assert json.loads(used.read_text()) is True
-    run(pytester, "test_in_process.py", "-k", "plain_vcrpy").assert_outcomes(passed=1)
-    assert json.loads(used.read_text()) is False
+
+
+LAZY = """
+def proxy_children():
+    \"\"\"This pytest process's graph-vcr-proxy children, from /proc.\"\"\"
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rpartition(")")[2].split()[1])
+            command = (stat.parent / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue  # a process that ended meanwhile
+        if parent == os.getpid() and b"proxy_addons.child" in command:
+            found.append(stat.parent.name)
+    return found
+
+
+def test_plain_first():
+    assert proxy_children() == []
+
+
+@pytest.mark.graph_vcr(mode="simulate", allow_anonymous=True)
+def test_graph(graph_vcr_env):
+    assert len(proxy_children()) == 1
+    assert create().status_code == 201
+
+
+def test_plain_after():
+    assert len(proxy_children()) == 1  # the run's one proxy, kept for later tests
+"""
+
+
+def test_the_proxy_starts_at_the_first_test_that_needs_it_and_never_for_a_run_without_one(
+    pytester,
+):
+    pytester.makepyfile(test_lazy=HEADER + LAZY)
+    run(pytester).assert_outcomes(passed=3)
+    # The previous run needed a proxy; this one, of plain tests only, starts none.
+    run(pytester, "-k", "plain_first").assert_outcomes(passed=1, deselected=2)
 
 
 @pytest.mark.graph_vcr(cassette="create-virtualappointment-me.yaml")
