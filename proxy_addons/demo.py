@@ -151,7 +151,8 @@ def _summary(path: Path) -> dict[str, Any]:
 
 
 def run_demo() -> int:
-    # Wide enough for the summary table even when stdout is a pipe (rich assumes 80 there).
+    # Wide enough for a request line with its status even when stdout is a pipe (rich assumes
+    # 80 there); the summaries show only their counted columns, which fit in 80.
     console = Console(highlight=False, soft_wrap=True, width=max(120, Console().width))
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="graph-vcr-proxy-demo-") as scratch:
@@ -179,7 +180,7 @@ def run_demo() -> int:
         console.rule("4. what the proxies saw (their exit summaries)")
         for name, path in (("replay", replay_json), ("simulate", simulate_json)):
             console.print(f"  graph-vcr-proxy {name}:")
-            render(_summary(path), console)
+            render(_summary(path), console, counted_only=True)
 
     ok = replayed and etags and throttled
     steps = {"replay": replayed, "ETag flow": etags, "throttle and retry": throttled}

@@ -114,16 +114,24 @@ def report(counts: Counts) -> dict[str, Any]:
     }
 
 
-def render(summary: dict[str, Any], console: Console) -> None:
+def render(summary: dict[str, Any], console: Console, *, counted_only: bool = False) -> None:
+    """The summary as tables. ``counted_only`` leaves out the columns that are 0 in every row,
+    for a reader who wants what happened at a glance (the demo): the full table is wider
+    than most terminals."""
+    routes = summary["routes"]
+    columns = [
+        column
+        for column in COLUMNS
+        if not counted_only or column == "requests" or any(row[column] for row in routes.values())
+    ]
     table = Table(title="graph-vcr-proxy summary", title_justify="left")
     table.add_column("route")
-    for column in COLUMNS:
+    for column in columns:
         table.add_column(column, justify="right")
-    for name, row in summary["routes"].items():
-        table.add_row(name, *(str(row[c]) for c in COLUMNS))
-    totals = [summary["requests"], *summary["answered_by"].values()]
-    totals += [summary["recorded"], summary["validation_problems"], summary["validation_notes"]]
-    table.add_row("total", *(str(n) for n in totals), style="bold")
+    for name, row in routes.items():
+        table.add_row(name, *(str(row[c]) for c in columns))
+    totals = {column: sum(row[column] for row in routes.values()) for column in columns}
+    table.add_row("total", *(str(totals[c]) for c in columns), style="bold")
     console.print(table)
     if summary["faults"]:
         faults = Table(title="faults injected", title_justify="left")

@@ -265,6 +265,7 @@ def test_demo_tells_replay_the_etag_flow_and_a_throttle_in_order_and_exits_0(tmp
         found = out.find(step, at)
         assert found >= 0, f"{step!r} missing after offset {at}:\n{out}"
         at = found + len(step)
+    assert "…" not in out  # the summaries show only counted columns, none cut short
 
 
 def test_a_confdir_that_is_a_file_is_one_line_exit_2(tmp_path, confdir):

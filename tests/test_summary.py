@@ -19,6 +19,7 @@ from mitmproxy import exceptions, http
 from mitmproxy.addons import script
 from mitmproxy.io import FlowReader, FlowWriter
 from mitmproxy.test import taddons, tflow
+from rich.console import Console
 
 from proxy_addons import cassette, examples, flows
 from proxy_addons import summary as summary_module
@@ -251,6 +252,29 @@ def test_the_table_has_a_miss_column(summary, capsys):
         "replay",
         "miss",
     ]
+
+
+def test_the_at_a_glance_table_has_only_counted_columns_and_fits_80_columns(summary):
+    addon, _ = summary
+    pass_through(
+        addon,
+        finished_flow("PUT", ME, **{flows.ANSWERED_BY: AnsweredBy.EMULATOR}),
+        finished_flow("GET", JOIN_URL, **{flows.ANSWERED_BY: AnsweredBy.FAULT}),
+    )
+    report = summary_module.report(addon.counts)
+    out = io.StringIO()
+    summary_module.render(report, Console(file=out, width=80), counted_only=True)
+    lines = out.getvalue().splitlines()
+    header = next(line for line in lines if "requests" in line)
+    total = next(line for line in lines if "total" in line)
+    assert [c.strip() for c in header.strip("┃ ").split("┃")] == [
+        "route",
+        "requests",
+        "emulator",
+        "fault",
+    ]
+    assert [c.strip() for c in total.strip("│ ").split("│")] == ["total", "2", "1", "1"]
+    assert "…" not in out.getvalue()  # no name cut short
 
 
 def test_a_request_still_in_flight_at_exit_counts_as_no_response(summary):
