@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -93,6 +94,12 @@ class Counts(NamedTuple):
         return Counts({name: row.copy() for name, row in self.routes.items()}, self.faults.copy())
 
 
+def column_totals(
+    routes: Mapping[str, Mapping[str, int]], columns: Sequence[str]
+) -> dict[str, int]:
+    return {column: sum(row[column] for row in routes.values()) for column in columns}
+
+
 def report(counts: Counts) -> dict[str, Any]:
     """The summary of what was counted: per route, per answer source, per fault kind."""
     order = [op.value for op in Operation] + [OTHER_ROUTE]
@@ -101,7 +108,7 @@ def report(counts: Counts) -> dict[str, Any]:
         name: {column: routes[name][column] for column in COLUMNS}
         for name in sorted(routes, key=order.index)
     }
-    totals = {column: sum(row[column] for row in per_route.values()) for column in COLUMNS}
+    totals = column_totals(per_route, COLUMNS)
     return {
         "requests": totals["requests"],
         "answered_by": {source: totals[source] for source in SOURCES},
@@ -130,7 +137,7 @@ def render(summary: dict[str, Any], console: Console, *, counted_only: bool = Fa
         table.add_column(column, justify="right")
     for name, row in routes.items():
         table.add_row(name, *(str(row[c]) for c in columns))
-    totals = {column: sum(row[column] for row in routes.values()) for column in columns}
+    totals = column_totals(routes, columns)
     table.add_row("total", *(str(totals[c]) for c in columns), style="bold")
     console.print(table)
     if summary["faults"]:
