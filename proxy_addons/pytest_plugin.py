@@ -5,9 +5,8 @@
         ...  # code under test reads HTTPS_PROXY / SSL_CERT_FILE / REQUESTS_CA_BUNDLE
         assert [c.answered_by for c in graph_vcr_proxy.calls] == ["fault", "replay"]
 
-The proxy child starts on the first test that needs it (one per pytest-xdist worker; with the
-run itself when the previous run needed one) and is switched to each test's cassette, mode
-and faults with one request to its control endpoint;
+The proxy child starts on the first test that needs it (one per pytest-xdist worker) and is
+switched to each test's cassette, mode and faults with one request to its control endpoint;
 see the README's "pytest plugin" section. This module only assembles: the settings rules are
 in ``vcr_settings.py``, talking to the child in ``session_client.py``. It imports neither
 mitmproxy nor anything that does, so a test run pays nothing for it until a test asks.
