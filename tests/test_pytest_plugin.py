@@ -368,9 +368,11 @@ def test_the_proxy_starts_at_the_first_test_that_needs_it_and_never_for_a_run_wi
     pytester,
 ):
     pytester.makepyfile(test_lazy=HEADER + LAZY)
-    run(pytester).assert_outcomes(passed=3)
+    # The retired setting that started the proxy early is still accepted, and does nothing.
+    pytester.makeini("[pytest]\ngraph_vcr_prestart = true\n")
+    run(pytester, "--strict-config").assert_outcomes(passed=3)
     # The previous run needed a proxy; this one, of plain tests only, starts none.
-    run(pytester, "-k", "plain_first").assert_outcomes(passed=1, deselected=2)
+    run(pytester, "--strict-config", "-k", "plain_first").assert_outcomes(passed=1, deselected=2)
 
 
 @pytest.mark.graph_vcr(cassette="create-virtualappointment-me.yaml")
