@@ -197,7 +197,7 @@ def no_cyclic_gc() -> Iterator[None]:
     """Building a big cassette's objects makes the cyclic collector rescan them over and over
     (two thirds of vcrpy's 10,000-interaction load); they hold no cycles, so it can wait.
     The index built from them waits too (``matching.CassetteIndex``), and a proxy then moves
-    the lot out of the collector's sight for good (``gc.freeze`` in ``cli.serve``)."""
+    the lot out of the collector's sight for good (``gc.freeze`` in ``serving.serve``)."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:

@@ -1,267 +1,27 @@
-"""graph-vcr-proxy: assembles the addons for one mode, runs mitmproxy, and reports.
-
-Every mode is one function from parsed arguments to (addons, option settings); the rest of
-the file is the shared machinery: argument parsing, a mitmproxy master bound to loopback,
-the one "proxy listening on" line, clean stops on SIGINT/SIGTERM, and exit status 2 with one
+"""graph-vcr-proxy's command line: every command's arguments, and exit status 2 with one
 line for any user mistake.
+
+A command that runs a proxy (``replay``, ``record``, ``simulate``) is handed to
+``serving.py``, imported only then; the others (``show``, ``schema``, ``validate``,
+``import``, ``export``, ``demo``) import only what they use.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import gc
 import logging
-import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from mitmproxy import ctx, exceptions, master, options
-
 from proxy_addons import permissions, web_ui
-from proxy_addons.fault_injection import FaultInjector
-from proxy_addons.record import RECORD_MODES, VALIDATE_MODES, Record
+from proxy_addons.on_miss import OnMiss
 from proxy_addons.record_mode import RecordMode
-from proxy_addons.replay import ON_MISS, Replay
-from proxy_addons.unreachable_upstream import UnreachableUpstream
+from proxy_addons.usage import USAGE_ERROR, UsageError
+from proxy_addons.validation import ValidateMode
 
-USAGE_ERROR = 2
 logger = logging.getLogger("proxy_addons")
-
-
-class UsageError(Exception):
-    """A user mistake: printed as one line, exit status 2."""
-
-
-ModeBuilder = Callable[[argparse.Namespace], tuple[list[Any], dict[str, Any]]]
-
-
-# --- modes --------------------------------------------------------------------------------
-
-
-def replay_mode(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
-    settings: dict[str, Any] = {
-        "graph_on_miss": args.on_miss,
-        "graph_match_body": not args.ignore_body,
-    }
-    if args.cassette:
-        settings["graph_cassette"] = args.cassette
-    return [Replay(), UnreachableUpstream()], settings
-
-
-def record_mode(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
-    """``record``: forward, validate, redact and append each interaction to the cassette."""
-    settings: dict[str, Any] = {
-        "graph_cassette": args.cassette,
-        "graph_record_mode": args.record_mode,
-        "graph_upstream": args.upstream,
-        "graph_validate": args.validate,
-        "graph_redact_headers": list(args.redact_header or []),
-        "graph_redact_fields": list(args.redact_field or []),
-        "graph_record_fsync": not args.no_fsync,
-        "graph_record_decode_compressed": args.decode_compressed_response,
-    }
-    return [Record(), UnreachableUpstream()], settings
-
-
-def simulate_mode(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
-    """``simulate``: the stateful emulator, as a proxy or (``--reverse``) as Graph itself."""
-    from proxy_addons.emulator import Emulator  # not needed by the other modes' start-up
-
-    settings: dict[str, Any] = {
-        "graph_state": args.state or "",
-        "graph_provisioning_delay": args.provisioning_delay,
-        "graph_deprecation_warnings": args.deprecation_warnings,
-        "graph_require_auth": not args.allow_anonymous,
-        "graph_allow_any_token": args.allow_any_token,
-        "graph_accepted_scopes": list(args.accept_scope or []),
-        "graph_forbidden_code": args.forbidden_code,
-        "graph_forbidden_message": args.forbidden_message,
-    }
-    if args.reverse:
-        # A plain-HTTP endpoint that parses every request as a graph.microsoft.com URL: what
-        # the recorder's --upstream points at. The emulator answers; nothing goes upstream.
-        settings["mode"] = ["reverse:https://graph.microsoft.com"]
-    return [Emulator()], settings
-
-
-def common_addons(args: argparse.Namespace) -> tuple[list[Any], list[Any], dict[str, Any]]:
-    """Addons every proxy mode carries: faults before the mode's own, the summary after.
-
-    Faults first: an answer given in its request hook is one the mode's addons never see.
-    Bad rules are refused by the addon's ``configure`` (exit status 2, one line). The summary
-    last: it counts each flow once the others have done their work on it.
-    """
-    from proxy_addons.summary import Summary  # rich: only for proxies that print a summary
-
-    settings: dict[str, Any] = {
-        **fault_settings(args),
-        "graph_summary": not args.no_summary,
-        "graph_summary_json": args.summary_json or "",
-    }
-    return [FaultInjector()], [Summary()], settings
-
-
-def fault_settings(args: argparse.Namespace) -> dict[str, Any]:
-    """The fault injector's options from the fault arguments every mode takes."""
-    return {
-        "graph_faults": list(args.fault or []),
-        "graph_faults_file": args.faults or "",
-        "graph_fault_seed": args.seed,
-    }
-
-
-MODES: dict[str, ModeBuilder] = {
-    "replay": replay_mode,
-    "record": record_mode,
-    "simulate": simulate_mode,
-}
-
-
-# --- running a proxy ----------------------------------------------------------------------
-
-
-def mitmproxy_base(*, onboarding: bool = True) -> list[Any]:
-    """mitmproxy's own addons that our proxies use, in mitmproxy's order.
-
-    mitmproxy calls every addon of its chain for every hook of every flow (eight per
-    request), and each costs about as much as a small hook does, whatever it does: about a
-    third of mitmdump's own CPU per request goes to handing hooks out. mitmproxy's user
-    features (scripts, saving, replaying and rewriting flows, cookies, anti-cache, proxy
-    auth, the export and cut commands) are off unless one of their options is set, and no
-    command of ours sets them, so they are left out. What a proxy does with its default
-    options stays: the proxy server, TLS, DNS, ``block_global``, h2c refusal, Alt-Svc in
-    reverse mode, ``upstream_auth``, and (for the command, not the pytest plugin's proxy)
-    the ``mitm.it`` page that hands clients the CA. The web view keeps all of mitmweb's,
-    whose options a user can set in it.
-    """
-    from mitmproxy.addons import (
-        block,
-        core,
-        disable_h2c,
-        dns_resolver,
-        next_layer,
-        proxyserver,
-        strip_dns_https_records,
-        tlsconfig,
-        update_alt_svc,
-        upstream_auth,
-    )
-
-    welcome = []
-    if onboarding:  # flask: only where it is served
-        from mitmproxy.addons.onboarding import Onboarding
-
-        welcome = [Onboarding()]
-    return [
-        core.Core(),
-        block.Block(),
-        strip_dns_https_records.StripDnsHttpsRecords(),
-        disable_h2c.DisableH2C(),
-        *welcome,
-        proxyserver.Proxyserver(),
-        dns_resolver.DnsResolver(),
-        next_layer.NextLayer(),
-        tlsconfig.TlsConfig(),
-        upstream_auth.UpstreamAuth(),
-        update_alt_svc.UpdateAltSvc(),
-    ]
-
-
-class Announce:
-    """Prints where the proxy listens once it does, or stops it with status 2 if it can't.
-
-    Other tools parse the first two lines; the web UI's URL, when there is one, comes third.
-    """
-
-    def __init__(self, listen: str, web: bool = False) -> None:
-        self.listen = listen
-        self.web = web
-        self.exit_code = 0
-
-    def running(self) -> None:
-        addrs = ctx.master.addons.get("proxyserver").listen_addrs()
-        if not addrs:
-            print(
-                f"graph-vcr-proxy: cannot listen on {self.listen} (address in use or not "
-                "available)",
-                file=sys.stderr,
-                flush=True,
-            )
-            self.exit_code = USAGE_ERROR
-            ctx.master.shutdown()
-            return
-        host, port = addrs[0][:2]
-        ca = Path(ctx.options.confdir).expanduser() / "mitmproxy-ca-cert.pem"
-        host = f"[{host}]" if ":" in host else host  # an IPv6 address in a URL
-        print(f"proxy listening on http://{host}:{port}", flush=True)
-        print(f"CA certificate: {ca}", flush=True)
-        if self.web:
-            print(f"{web_ui.URL_LINE}{web_ui.url(ctx.master)}", flush=True)
-
-
-async def serve(
-    addons: list[Any],
-    settings: dict[str, Any],
-    args: argparse.Namespace,
-    base_addons: Callable[[], list[Any]] | None = None,
-) -> int:
-    """Run a proxy with ``addons`` after mitmproxy's own (``base_addons()``, by default
-    :func:`mitmproxy_base`'s) until it is stopped; the exit status."""
-    confdir = Path(args.confdir).expanduser()
-    if confdir.exists() and not confdir.is_dir():
-        # mitmproxy would start anyway and fail every TLS handshake without saying why.
-        raise UsageError(f"--confdir {args.confdir}: not a folder")
-    if args.web_port is not None and not args.web:
-        raise UsageError("--web-port: only with --web")
-    opts = options.Options(
-        listen_host=args.listen_host, listen_port=args.listen_port, confdir=args.confdir
-    )
-    proxy: master.Master
-    if args.web:
-        web_port = web_ui.DEFAULT_PORT if args.web_port is None else args.web_port
-        proxy = web_ui.web_master(opts, port=web_port, verbose=args.verbose)
-        from proxy_addons.web_tags import WebTags  # only the web view tags flows
-
-        addons = [*addons, WebTags()]  # last: it reports what the others did to each flow
-    else:
-        proxy = master.Master(opts, with_termlog=args.verbose)
-        proxy.addons.add(*(base_addons or mitmproxy_base)())
-    announce = Announce(f"{args.listen_host}:{args.listen_port}", web=args.web)
-    try:
-        proxy.addons.add(*addons, announce)
-        opts.update(connection_strategy="lazy", **settings)
-    except exceptions.OptionsError as exc:
-        raise UsageError(str(exc)) from None
-    # Everything built so far (modules, the cassettes just loaded: a 10,000-interaction one
-    # is a million objects) lives until the proxy stops. Out of the cyclic collector's sight,
-    # it is never scanned again: no collection pause grows with the cassette.
-    gc.freeze()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, proxy.shutdown)
-    loop.set_exception_handler(_quiet_cancelled)
-    try:
-        await proxy.run()
-    except OSError:
-        if not args.web:
-            raise
-        # mitmweb binds its UI port when it starts running, and raises if it can't.
-        raise UsageError(
-            f"cannot listen on {web_ui.WEB_HOST}:{opts.web_port} for the web UI (address in "
-            "use or not available; --web-port 0 takes a free port)"
-        ) from None
-    return announce.exit_code
-
-
-def _quiet_cancelled(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-    """Python 3.11's asyncio reports client connections still open at a stop as errors, with a
-    traceback; they were cancelled on purpose (SIGTERM, Ctrl-C), so say nothing."""
-    if isinstance(context.get("exception"), asyncio.CancelledError):
-        return
-    loop.default_exception_handler(context)
 
 
 def configure_logging(verbose: bool) -> None:
@@ -349,7 +109,7 @@ def add_replay_parser(sub: Any) -> None:
     replay = sub.add_parser("replay", help="answer Graph calls from cassettes, offline")
     add_proxy_arguments(replay)
     replay.add_argument("--cassette", help="cassette file or folder (default: bundled)")
-    replay.add_argument("--on-miss", choices=ON_MISS, default="error")
+    replay.add_argument("--on-miss", choices=tuple(OnMiss), default=OnMiss.ERROR.value)
     replay.add_argument(
         "--ignore-body", action="store_true", help="match on method, URL and query only"
     )
@@ -361,7 +121,7 @@ def add_record_parser(sub: Any) -> None:
     record.add_argument("--cassette", required=True, help="cassette file to record into")
     record.add_argument(
         "--record-mode",
-        choices=RECORD_MODES,
+        choices=tuple(RecordMode),
         default=str(RecordMode.ONCE),
         help="vcrpy's record modes (default: %(default)s, which refuses an existing cassette)",
     )
@@ -374,7 +134,7 @@ def add_record_parser(sub: Any) -> None:
     )
     record.add_argument(
         "--validate",
-        choices=VALIDATE_MODES,
+        choices=tuple(ValidateMode),
         default="warn",
         help="warn: log each problem; enforce: also refuse invalid requests with Graph's 400 "
         "(default: %(default)s)",
@@ -570,7 +330,7 @@ def add_import_parsers(sub: Any) -> None:
         each.add_argument("--force", action="store_true", help="replace an existing CASSETTE")
         each.add_argument(
             "--validate",
-            choices=VALIDATE_MODES,
+            choices=tuple(ValidateMode),
             default="warn",
             help="warn: log each problem, as record does; enforce: also leave out invalid "
             "requests (default: %(default)s)",
@@ -649,9 +409,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             from proxy_addons.demo import run_demo
 
             return run_demo()
-        addons, settings = MODES[args.command](args)
-        first, last, extra_settings = common_addons(args)
-        return asyncio.run(serve([*first, *addons, *last], {**extra_settings, **settings}, args))
+        from proxy_addons import serving  # mitmproxy's proxy: only for a command that runs one
+
+        return serving.run(args)
     except UsageError as exc:
         print(f"graph-vcr-proxy: {exc}", file=sys.stderr)
         return USAGE_ERROR

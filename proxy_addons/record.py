@@ -46,7 +46,8 @@ from proxy_addons.redaction import RedactionRules
 from proxy_addons.rerecording import Rerecording
 from proxy_addons.unreachable_upstream import UnreachableUpstream
 from proxy_addons.upstream import Upstream
-from proxy_addons.validation_report import ValidateMode, check_request, check_response
+from proxy_addons.validation import ValidateMode
+from proxy_addons.validation_report import check_request, check_response
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from mitmproxy.addonmanager import Loader
 
 from proxy_addons.options import declare_cassette
 from proxy_addons.record_mode import RecordMode
-from proxy_addons.validation_report import ValidateMode
+from proxy_addons.validation import ValidateMode
 
 RECORD_MODES = tuple(RecordMode)
 VALIDATE_MODES = tuple(ValidateMode)

@@ -18,27 +18,28 @@ from mitmproxy.addonmanager import Loader
 
 from proxy_addons import cassette, flows, playback
 from proxy_addons.matching import CassetteIndex
+from proxy_addons.on_miss import OnMiss
 from proxy_addons.options import declare_cassette, ensure_lazy_connections, require_choice
 from proxy_addons.playback import MISS_CODE, MISS_STATUS
 from proxy_addons.unreachable_upstream import UnreachableUpstream
 
 logger = logging.getLogger(__name__)
 
-ON_MISS = ("error", "forward")
+ON_MISS = tuple(OnMiss)
 
 
 class Replay:
     def __init__(self) -> None:
         self.index = CassetteIndex()
         self.is_running = False
-        self.answer_misses = True  # graph_on_miss == "error", read once per change
+        self.answer_misses = True  # graph_on_miss is OnMiss.ERROR, read once per change
 
     def load(self, loader: Loader) -> None:
         declare_cassette(loader)
         loader.add_option(
             "graph_on_miss",
             str,
-            "error",
+            OnMiss.ERROR.value,
             "What to do with a Graph request the cassette has no answer for: answer it with "
             f"a Graph-shaped {MISS_STATUS} {MISS_CODE} error naming the closest recorded "
             "request, or forward it upstream.",
@@ -53,7 +54,7 @@ class Replay:
 
     def configure(self, updated: set[str]) -> None:
         require_choice(updated, "graph_on_miss", ON_MISS)
-        self.answer_misses = ctx.options.graph_on_miss == "error"
+        self.answer_misses = ctx.options.graph_on_miss == OnMiss.ERROR
         if {"graph_cassette", "graph_match_body"} & updated:
             try:
                 interactions = cassette.load(ctx.options.graph_cassette)

@@ -35,12 +35,13 @@ from typing import Any, NamedTuple
 from mitmproxy import ctx, exceptions, hooks, http
 from mitmproxy.addonmanager import Loader
 
-from proxy_addons import cli, control, flows
+from proxy_addons import cli, control, flows, serving
 from proxy_addons.answered_by import AnsweredBy, answered
 from proxy_addons.fault_injection import OPTIONS as FAULT_OPTIONS
 from proxy_addons.fault_injection import FaultInjector
 from proxy_addons.graph import error_reply
 from proxy_addons.journal import Call, parsed_body
+from proxy_addons.usage import USAGE_ERROR, UsageError
 
 logger = logging.getLogger(__name__)
 
@@ -90,8 +91,8 @@ def session_request(data: Any) -> tuple[str, list[str]]:
     args = data.get("args", [])
     if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
         raise SessionError("args must be a list of strings")
-    if data["mode"] not in cli.MODES:
-        raise SessionError(f"mode must be one of {', '.join(cli.MODES)}, not {data['mode']!r}")
+    if data["mode"] not in serving.MODES:
+        raise SessionError(f"mode must be one of {', '.join(serving.MODES)}, not {data['mode']!r}")
     return data["mode"], args
 
 
@@ -116,15 +117,15 @@ class Session:
         mode, argv = session_request(request)
         try:
             args = self.parser.parse_args([mode, *argv])
-        except cli.UsageError as exc:
+        except UsageError as exc:
             raise SessionError(str(exc)) from None
         if getattr(args, "reverse", False):
             raise SessionError("--reverse makes a different server, not a proxy setting")
-        addons, settings = cli.MODES[mode](args)
+        addons, settings = serving.MODES[mode](args)
         self._retire()
         self._declare(addons)
         wanted = {name: ctx.options.default(name) for name in self.option_names}
-        wanted |= {**cli.fault_settings(args), **settings}
+        wanted |= {**serving.fault_settings(args), **settings}
         changed = {k: v for k, v in wanted.items() if getattr(ctx.options, k) != v}
         try:
             if changed:
@@ -214,7 +215,7 @@ class Session:
 def mitmproxy_base() -> list[Any]:
     """The command's mitmproxy addons without the ``mitm.it`` page (and flask): a test's
     client trusts the CA the plugin hands it."""
-    return cli.mitmproxy_base(onboarding=False)
+    return serving.mitmproxy_base(onboarding=False)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -228,9 +229,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         cli.configure_logging(args.verbose)
         if not args.verbose:  # what each test's addons announce would only be noise
             cli.logger.setLevel(logging.WARNING)
-        return asyncio.run(cli.serve([Session()], {}, args, mitmproxy_base))
-    except cli.UsageError as exc:
+        return asyncio.run(serving.serve([Session()], {}, args, mitmproxy_base))
+    except UsageError as exc:
         print(f"graph-vcr-proxy: {exc}", file=sys.stderr)
-        return cli.USAGE_ERROR
+        return USAGE_ERROR
     except KeyboardInterrupt:
         return 130

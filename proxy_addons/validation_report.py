@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from enum import StrEnum
 from urllib.parse import urlsplit
 
 from mitmproxy import http
@@ -21,15 +20,14 @@ from proxy_addons.answered_by import AnsweredBy
 from proxy_addons.graph import BAD_REQUEST, error_reply
 from proxy_addons.models import Problem, errors_only
 from proxy_addons.routes import Route
-from proxy_addons.validation import invalid_body_message, request_problems, response_problems
+from proxy_addons.validation import (
+    ValidateMode,
+    invalid_body_message,
+    request_problems,
+    response_problems,
+)
 
 logger = logging.getLogger(__name__)
-
-
-class ValidateMode(StrEnum):
-    WARN = "warn"  # log and count each problem
-    ENFORCE = "enforce"  # also answer a request with errors with Graph's 400
-    OFF = "off"  # check nothing
 
 
 def report(

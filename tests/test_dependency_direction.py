@@ -11,6 +11,8 @@ import json
 import subprocess
 import sys
 
+from proxy_addons.cassette import bundled_cassettes
+
 PURE_MODULES = (
     "answered_by",
     "appointments",
@@ -21,10 +23,12 @@ PURE_MODULES = (
     "graph",
     "matching",
     "models",
+    "on_miss",
     "record_mode",
     "redaction",
     "request_checks",
     "routes",
+    "usage",
     "validation",
     "yaml_loading",
 )
@@ -76,3 +80,29 @@ def test_the_blocker_really_refuses_mitmproxy():
         "proxy_addons.flows": "mitmproxy is blocked",
         "mitmproxy.http": "mitmproxy is blocked",
     }
+
+
+# Runs the command in a fresh interpreter, then prints which of the proxy's modules it loaded.
+PROXY_MODULES_LOADED = """
+import contextlib, io, json, sys
+from proxy_addons import cli
+with contextlib.redirect_stdout(io.StringIO()):
+    status = cli.main(sys.argv[1:])
+watched = ("proxy_addons.serving", "mitmproxy.master", "mitmproxy.addons")
+print(json.dumps([status, [name for name in watched if name in sys.modules]]))
+"""
+
+
+def test_commands_that_only_read_cassettes_start_without_the_proxy_machinery():
+    """``show`` and ``schema`` are run by hand, often: they pay for no proxy."""
+    bundled = str(bundled_cassettes())
+    for command in (["schema"], ["show", bundled], ["show", "--json", bundled]):
+        result = subprocess.run(
+            [sys.executable, "-c", PROXY_MODULES_LOADED, *command],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout) == [0, []], command

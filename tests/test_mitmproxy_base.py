@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from mitmproxy import addons, master, options
 
-from proxy_addons import cli, session
+from proxy_addons import serving, session
 from proxy_addons.launcher import RunningProxy
 
 # Each default addon the command leaves out, with the options that would switch it on (it
@@ -57,7 +57,7 @@ def defaults_of(addon: Any) -> dict[str, Any]:
 
 def test_the_command_runs_every_default_addon_except_those_switched_off_by_default():
     default = names(addons.default_addons())
-    ours = names(cli.mitmproxy_base())
+    ours = names(serving.mitmproxy_base())
     assert [name for name in default if name not in LEFT_OUT] == ours  # same order, too
     assert "Onboarding" in ours and "Block" in ours and "DisableH2C" in ours
 
@@ -75,7 +75,7 @@ def test_each_addon_left_out_is_off_with_its_default_options(addon):
 
 def test_the_pytest_plugins_proxy_runs_the_same_without_the_ca_page():
     assert names(session.mitmproxy_base()) == [
-        name for name in names(cli.mitmproxy_base()) if name != "Onboarding"
+        name for name in names(serving.mitmproxy_base()) if name != "Onboarding"
     ]
 
 
