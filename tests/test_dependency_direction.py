@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from typing import Any
 
 from proxy_addons.cassette import bundled_cassettes
 
@@ -56,9 +57,10 @@ print(json.dumps(results))
 """
 
 
-def import_without_mitmproxy(*modules: str) -> dict[str, str | None]:
+def fresh_python(code: str, *args: str) -> Any:
+    """What ``code``, run in a fresh interpreter with ``args``, prints as JSON."""
     result = subprocess.run(
-        [sys.executable, "-c", WITHOUT_MITMPROXY, *modules],
+        [sys.executable, "-c", code, *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -66,6 +68,10 @@ def import_without_mitmproxy(*modules: str) -> dict[str, str | None]:
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
+
+
+def import_without_mitmproxy(*modules: str) -> dict[str, str | None]:
+    return fresh_python(WITHOUT_MITMPROXY, *modules)
 
 
 def test_the_pure_modules_import_where_mitmproxy_cannot():
@@ -97,12 +103,4 @@ def test_commands_that_only_read_cassettes_start_without_the_proxy_machinery():
     """``show`` and ``schema`` are run by hand, often: they pay for no proxy."""
     bundled = str(bundled_cassettes())
     for command in (["schema"], ["show", bundled], ["show", "--json", bundled]):
-        result = subprocess.run(
-            [sys.executable, "-c", PROXY_MODULES_LOADED, *command],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            stdin=subprocess.DEVNULL,
-        )
-        assert result.returncode == 0, result.stderr
-        assert json.loads(result.stdout) == [0, []], command
+        assert fresh_python(PROXY_MODULES_LOADED, *command) == [0, []], command
