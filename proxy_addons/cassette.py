@@ -391,6 +391,10 @@ def _status_code(value: int) -> int:
     return value
 
 
+# An HTTP status code, wherever a file states one (a cassette, a Dev Proxy mocks file).
+HttpStatus = Annotated[int, AfterValidator(_status_code)]
+
+
 HeaderName = Annotated[str, Field(pattern=TOKEN)]
 HeaderValue = Annotated[str, Field(pattern=ONE_LINE)]
 # vcrpy's Request keeps the first value of each header, so a request header needs one.
@@ -419,7 +423,7 @@ class RecordedRequest(_Schema):
 
 
 class RecordedStatus(_Schema):
-    code: Annotated[int, AfterValidator(_status_code)]
+    code: HttpStatus
     message: Annotated[str, Field(pattern=LATIN_1_LINE)] | None = None
 
 

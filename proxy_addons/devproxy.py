@@ -35,7 +35,6 @@ from typing import Annotated, Any, Literal, get_args
 
 from mitmproxy import http
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -82,12 +81,6 @@ def _body(value: Any) -> Any:
     return value
 
 
-def _status(value: int) -> int:
-    if not 100 <= value <= 599:
-        raise ValueError(f"must be 100..599, got {value}")
-    return value
-
-
 class _Part(BaseModel):
     # The schema leaves the parts open (``additionalProperties`` only at the top): Dev Proxy
     # ignores what it does not know, and so do we.
@@ -108,7 +101,7 @@ class MockHeader(_Part):
 
 class MockResponse(_Part):
     body: Annotated[Any, PlainValidator(_body)] = None
-    status_code: Annotated[int, AfterValidator(_status)] = Field(default=200, alias="statusCode")
+    status_code: cassette.HttpStatus = Field(default=200, alias="statusCode")
     headers: list[MockHeader] = []
 
     def wire(self) -> dict[str, Any]:
