@@ -22,7 +22,7 @@ from typing import Any, NamedTuple, NoReturn
 import pytest
 
 from proxy_addons.journal import misses_message
-from proxy_addons.session_client import GraphVcrProxy, ProxyError, SessionProxy
+from proxy_addons.session_client import GraphVcrProxy, ProxyError, SessionProxy, session_root
 from proxy_addons.vcr_settings import (
     GraphVcrError,
     TestRecordMode,
@@ -114,9 +114,12 @@ def graph_vcr_config() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def graph_vcr_session_proxy(graph_vcr_confdir: Path) -> Iterator[SessionProxy]:
-    """The run's (this xdist worker's) proxy child, started on first use."""
-    proxy = SessionProxy(graph_vcr_confdir)
+def graph_vcr_session_proxy(
+    graph_vcr_confdir: Path, pytestconfig: pytest.Config
+) -> Iterator[SessionProxy]:
+    """The run's (this xdist worker's) proxy child, started on first use, for files under the
+    run's root folder."""
+    proxy = SessionProxy(graph_vcr_confdir, root=pytestconfig.rootpath)
     yield proxy
     proxy.stop()
 
@@ -146,7 +149,11 @@ def graph_vcr_proxy(
         )
     except GraphVcrError as exc:
         fail(str(exc))
-    own = SessionProxy(graph_vcr_confdir, session.start_args) if session.start_args else None
+    root = graph_vcr_session_proxy.root
+    if session.cassette is not None:
+        root = session_root(root, Path(graph_vcr_cassette_dir))
+    alone = session.start_args or root != graph_vcr_session_proxy.root
+    own = SessionProxy(graph_vcr_confdir, session.start_args, root=root) if alone else None
     proxy = own or graph_vcr_session_proxy
     try:
         if session.rewrite and session.cassette is not None:
