@@ -31,7 +31,7 @@ def create(client: httpx.Client) -> httpx.Response:
 
 
 def set_faults(client: httpx.Client, *specs: str) -> None:
-    response = client.put(CONTROL, content=json.dumps(list(specs)))
+    response = client.put(CONTROL, json=list(specs))
     assert response.status_code == 200, response.text
 
 
@@ -197,7 +197,7 @@ def test_latency_holds_one_request_without_holding_the_others(replay_proxy):
 
 def test_control_endpoint_lists_and_clears_rules(replay_proxy):
     _, client = replay_proxy
-    assert client.post(CONTROL, content="forbidden\n").status_code == 200
+    assert client.post(CONTROL, json=["forbidden"]).status_code == 200
     assert create(client).status_code == 403
     listed = client.get(CONTROL).json()["faults"]
     assert listed == [{"spec": "forbidden", "kind": "forbidden", "matched": 1, "injected": 1}]

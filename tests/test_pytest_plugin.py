@@ -272,6 +272,68 @@ def test_bad_use_fails_only_that_test_with_one_line_naming_the_cause(pytester):
     assert not (pytester.path / "outside.yaml").exists()
 
 
+MARKER_ARGS = """
+@pytest.mark.graph_vcr(cassette="ok.yaml", args=["--help"])
+def test_help(graph_vcr_proxy):
+    pass
+
+
+@pytest.mark.graph_vcr(cassette="new.yaml", record_mode="once", args=["--cassette", "OUT"])
+def test_cassette(graph_vcr_proxy):
+    pass
+
+
+@pytest.mark.graph_vcr(cassette="new.yaml", record_mode="once", args=["--cassette=OUT"])
+def test_cassette_equals(graph_vcr_proxy):
+    pass
+
+
+@pytest.mark.graph_vcr(cassette="new.yaml", record_mode="once", args=["--cass", "OUT"])
+def test_cass(graph_vcr_proxy):
+    pass
+
+
+@pytest.mark.graph_vcr(mode="simulate", args=["--rev"])
+def test_rev(graph_vcr_proxy):
+    pass
+
+
+@pytest.mark.graph_vcr(mode="simulate", args=["--reverse"])
+def test_reverse(graph_vcr_proxy):
+    pass
+
+
+@pytest.mark.graph_vcr(cassette="ok.yaml")
+def test_the_next_test_still_runs(graph_vcr_env):
+    assert create().status_code == 201
+"""
+
+
+def test_marker_args_can_neither_end_the_proxy_nor_leave_the_cassette_folder(pytester, tmp_path):
+    outside = tmp_path / "outside" / "x.yaml"  # not under the pytester project
+    pytester.makepyfile(test_args=HEADER + MARKER_ARGS.replace("OUT", str(outside)))
+    put_cassette(pytester, "cassettes/test_args/ok.yaml")
+    result = run(pytester, "-rE")
+    result.assert_outcomes(passed=1, errors=6)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at setup of test_help*",
+            "graph-vcr-proxy: replay: unrecognized arguments: --help",
+            "*ERROR at setup of test_cassette *",
+            "graph-vcr-proxy: --cassette is given twice: a test's args can't override *",
+            "*ERROR at setup of test_cassette_equals*",
+            "graph-vcr-proxy: --cassette is given twice: *",
+            "*ERROR at setup of test_cass *",
+            f"graph-vcr-proxy: record: unrecognized arguments: --cass {outside}",
+            "*ERROR at setup of test_rev *",
+            "graph-vcr-proxy: simulate: unrecognized arguments: --rev",
+            "*ERROR at setup of test_reverse*",
+            "graph-vcr-proxy: --reverse: makes a plain-HTTP Graph endpoint, *",
+        ]
+    )
+    assert not outside.parent.exists()
+
+
 RECORDED = """
 def test_create(graph_vcr_env, graph_vcr_proxy):
     assert create().json()["id"] == "CREATED_ID"
