@@ -42,6 +42,7 @@ class Active(NamedTuple):
 
 
 ACTIVE = pytest.StashKey[Active]()
+ROOTED = pytest.StashKey[dict[Path, SessionProxy]]()  # children for other session roots
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -149,12 +150,17 @@ def graph_vcr_proxy(
         )
     except GraphVcrError as exc:
         fail(str(exc))
-    root = graph_vcr_session_proxy.root
+    shared, root = graph_vcr_session_proxy, graph_vcr_session_proxy.root
     if session.cassette is not None:
         root = session_root(root, Path(graph_vcr_cassette_dir))
-    alone = session.start_args or root != graph_vcr_session_proxy.root
-    own = SessionProxy(graph_vcr_confdir, session.start_args, root=root) if alone else None
-    proxy = own or graph_vcr_session_proxy
+    if root != shared.root:  # cassettes outside the run's root folder: a child rooted there
+        shared = rooted_proxy(request.config, graph_vcr_confdir, root)
+    own = (
+        SessionProxy(graph_vcr_confdir, session.start_args, root=root)
+        if session.start_args
+        else None
+    )
+    proxy = own or shared
     try:
         if session.rewrite and session.cassette is not None:
             session.cassette.unlink(missing_ok=True)
@@ -171,6 +177,15 @@ def graph_vcr_proxy(
         del request.node.stash[ACTIVE]
         if own is not None:
             own.stop()
+
+
+def rooted_proxy(config: pytest.Config, confdir: Path, root: Path) -> SessionProxy:
+    """The run's child for files under ``root``, started on first use, stopped with the run."""
+    proxies = config.stash.setdefault(ROOTED, {})
+    if root not in proxies:
+        proxies[root] = SessionProxy(confdir, root=root)
+        config.add_cleanup(proxies[root].stop)
+    return proxies[root]
 
 
 @pytest.fixture
