@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import ssl
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -203,6 +205,38 @@ def test_control_endpoint_lists_and_clears_rules(replay_proxy):
     assert listed == [{"spec": "forbidden", "kind": "forbidden", "matched": 1, "injected": 1}]
     assert client.delete(CONTROL).json() == {"faults": []}
     assert create(client).status_code == 201
+
+
+README = Path(__file__).parent.parent / "README.md"
+
+
+def readme_control_lines() -> list[str]:
+    """The curl lines of the README's control endpoint example, as a user copies them."""
+    text = README.read_text(encoding="utf-8")
+    block = text.split("P=http://127.0.0.1:8080\n", 1)[1].split("```", 1)[0]
+    return [line.split("  #", 1)[0].strip() for line in block.splitlines() if line.strip()]
+
+
+def test_the_readmes_control_endpoint_curl_lines_work(replay_proxy):
+    proxy, _ = replay_proxy
+    lines = readme_control_lines()
+    answers = []
+    for line in lines:
+        done = subprocess.run(
+            ["sh", "-c", f"curl -sS {line.removeprefix('curl ')}"],
+            env={**os.environ, "P": proxy.url},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        answers.append([rule["spec"] for rule in json.loads(done.stdout)["faults"]])
+    assert answers == [
+        [],
+        ["throttle:times=1,retry-after=1"],
+        ["reset:nth=2", "latency:ms=500"],
+        [],
+    ]
 
 
 # --- reproducibility and refusals ---------------------------------------------------------
