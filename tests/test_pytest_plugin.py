@@ -334,6 +334,33 @@ def test_marker_args_can_neither_end_the_proxy_nor_leave_the_cassette_folder(pyt
     assert not outside.parent.exists()
 
 
+ELSEWHERE = """
+def test_one(graph_vcr_env, graph_vcr_proxy):
+    assert create().status_code == 201
+    (Path(__file__).parent / "one.txt").write_text(str(graph_vcr_proxy.port))
+
+
+def test_two(graph_vcr_env, graph_vcr_proxy):
+    assert create().status_code == 201
+    (Path(__file__).parent / "two.txt").write_text(str(graph_vcr_proxy.port))
+"""
+
+
+def test_a_cassette_folder_outside_the_root_folder_gets_one_child_rooted_there(pytester, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(BUNDLED_ME, elsewhere / "test_one.yaml")
+    shutil.copy(BUNDLED_ME, elsewhere / "test_two.yaml")
+    pytester.makeconftest(
+        "import pytest\nfrom pathlib import Path\n\n\n@pytest.fixture(scope='module')\n"
+        f"def graph_vcr_cassette_dir():\n    return Path({str(elsewhere)!r})\n"
+    )
+    pytester.makepyfile(test_elsewhere=HEADER + ELSEWHERE)
+    run(pytester).assert_outcomes(passed=2)
+    ports = {(pytester.path / name).read_text() for name in ("one.txt", "two.txt")}
+    assert len(ports) == 1  # one child for both tests, not one each
+
+
 RECORDED = """
 def test_create(graph_vcr_env, graph_vcr_proxy):
     assert create().json()["id"] == "CREATED_ID"
