@@ -302,3 +302,22 @@ def test_calls_returns_a_call_whose_body_is_nested_600_deep(proxy):
         client.put(ME, content=deep, headers={"Content-Type": "application/json"})
         (call,) = proxy.calls()
     assert (call.operation, call.body) == ("create", deep)
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b"[" * 100_000, 400),
+        (b'{"mode": "\xff\xfe"}', 400),
+        (b"[" + b"1," * 3_000_000 + b"1]", 413),
+    ],
+    ids=["nested 100000 deep", "bad UTF-8", "6 MB"],
+)
+def test_the_child_answers_any_session_body_in_json_and_serves_on(proxy, body, status):
+    running = proxy.ensure_started()
+    with httpx.Client(proxy=running.url, timeout=60) as client:
+        answer = client.put(
+            f"{CONTROL}/session", content=body, headers={"Content-Type": "application/json"}
+        )
+        assert (answer.status_code, answer.headers["Content-Type"]) == (status, "application/json")
+        assert client.get(f"{CONTROL}/calls").status_code == 200
