@@ -106,15 +106,15 @@ def session_request(data: Any) -> tuple[str, list[str]]:
 
 # --- a session's arguments ----------------------------------------------------------------
 
-PROCESS = "set when the proxy starts, not per session (the pytest plugin starts a proxy of "
+PROCESS = "set when the proxy starts, not per session (in a test's args: a proxy of its own)"
 WEB = "a web UI would close with the test; run graph-vcr-proxy MODE --web by hand"
 # What a session's arguments may not set, by the parser's name for it (``dest``): the options
 # that name them come from the parser itself, so no spelling of one gets past.
 NOT_PER_SESSION = {
-    "listen_host": PROCESS + "the test's own for it)",
-    "listen_port": PROCESS + "the test's own for it)",
-    "confdir": PROCESS + "the test's own for it)",
-    "verbose": PROCESS + "the test's own for it)",
+    "listen_host": PROCESS,
+    "listen_port": PROCESS,
+    "confdir": PROCESS,
+    "verbose": PROCESS,
     "reverse": "makes a plain-HTTP Graph endpoint, not the proxy the test's clients are sent to",
     "summary_json": "the pytest plugin's proxy prints no exit summary; use graph_vcr_proxy.calls",
     "web": WEB,
@@ -198,7 +198,7 @@ def checked_arguments(
                 f"{name} is given twice: a test's args can't override what the session "
                 "already sets (the cassette the pytest plugin confined to its folder, say)"
             )
-    for action in {action for _, action in given if action.type is cli.path_argument}:
+    for action in dict.fromkeys(a for _, a in given if a.type is cli.path_argument):
         value = getattr(args, action.dest)
         for path in value if isinstance(value, list) else [value]:
             if path and outside(root, path):
