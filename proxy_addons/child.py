@@ -1,5 +1,8 @@
 """``python -m proxy_addons.child``: the process the pytest plugin runs (see ``session.py``).
 
+It takes the listen arguments of every proxy and ``--session-root DIR`` (required): the only
+folder a session's cassettes, state files and other paths may be in.
+
 Its start-up is on the critical path of every test run, so it imports only what it runs.
 Two packages import far more in their ``__init__`` than this process uses: ``vcr`` builds
 vcrpy's patching machinery and with it imports every HTTP library installed (aiohttp,

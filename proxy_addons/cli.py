@@ -45,6 +45,12 @@ def _port(text: str) -> int:
     return port
 
 
+def path_argument(text: str) -> str:
+    """The ``type`` of every argument that names a file or folder: the text as given. The
+    pytest plugin's proxy finds them by it and keeps each under its session root."""
+    return text
+
+
 class Parser(argparse.ArgumentParser):
     """argparse, but a bad argument is one line and exit status 2, never a usage dump."""
 
@@ -64,6 +70,7 @@ def add_listen_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--listen-port", type=_port, default=8080, help="0 takes a free port")
     parser.add_argument(
         "--confdir",
+        type=path_argument,
         default="~/.mitmproxy",
         help="where mitmproxy keeps its CA (default: %(default)s)",
     )
@@ -92,13 +99,19 @@ def add_common_mode_arguments(parser: argparse.ArgumentParser) -> None:
         "(repeatable; tried in order)",
     )
     parser.add_argument(
-        "--faults", metavar="FILE", help="a YAML list of fault rules, tried before --fault"
+        "--faults",
+        type=path_argument,
+        metavar="FILE",
+        help="a YAML list of fault rules, tried before --fault",
     )
     parser.add_argument(
         "--seed", type=int, metavar="N", help="make rate= and ms=MIN-MAX faults repeatable"
     )
     parser.add_argument(
-        "--summary-json", metavar="FILE", help="write the exit summary as JSON to FILE"
+        "--summary-json",
+        type=path_argument,
+        metavar="FILE",
+        help="write the exit summary as JSON to FILE",
     )
     parser.add_argument(
         "--no-summary", action="store_true", help="do not print the summary table at exit"
@@ -108,7 +121,9 @@ def add_common_mode_arguments(parser: argparse.ArgumentParser) -> None:
 def add_replay_parser(sub: Any) -> None:
     replay = sub.add_parser("replay", help="answer Graph calls from cassettes, offline")
     add_proxy_arguments(replay)
-    replay.add_argument("--cassette", help="cassette file or folder (default: bundled)")
+    replay.add_argument(
+        "--cassette", type=path_argument, help="cassette file or folder (default: bundled)"
+    )
     replay.add_argument("--on-miss", choices=tuple(OnMiss), default=OnMiss.ERROR.value)
     replay.add_argument(
         "--ignore-body", action="store_true", help="match on method, URL and query only"
@@ -118,7 +133,9 @@ def add_replay_parser(sub: Any) -> None:
 def add_record_parser(sub: Any) -> None:
     record = sub.add_parser("record", help="forward Graph calls and record them to a cassette")
     add_proxy_arguments(record)
-    record.add_argument("--cassette", required=True, help="cassette file to record into")
+    record.add_argument(
+        "--cassette", type=path_argument, required=True, help="cassette file to record into"
+    )
     record.add_argument(
         "--record-mode",
         choices=tuple(RecordMode),
@@ -174,7 +191,10 @@ def add_simulate_parser(sub: Any) -> None:
     simulate = sub.add_parser("simulate", help="answer Graph calls from a stateful emulator")
     add_proxy_arguments(simulate)
     simulate.add_argument(
-        "--state", metavar="FILE", help="keep appointments in FILE across restarts"
+        "--state",
+        type=path_argument,
+        metavar="FILE",
+        help="keep appointments in FILE across restarts",
     )
     simulate.add_argument(
         "--provisioning-delay",

@@ -9,13 +9,15 @@ other flows keep moving) and evaluation goes on; the first other rule that fires
 flow: an error answer or a reset right away in the ``request`` hook (so replay, the emulator
 and the recorder never see the flow), or, for ``malformed``/``empty``, a mark that the
 ``response`` hook honours once the real answer is known. Rules can be changed while the proxy
-runs, by the ``graph.faults.*`` commands or the HTTP control endpoint (``control.py``); a
-rule that survives a change keeps its counters.
+runs, by the ``graph.faults.*`` commands or the HTTP control endpoint (``control.py``, served
+by ``control_endpoint.py``, which this addon offers ``/faults`` to); a rule that survives a
+change keeps its counters.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import time
@@ -30,6 +32,7 @@ from mitmproxy.addonmanager import Loader
 
 from proxy_addons import control, etags, flows
 from proxy_addons.answered_by import AnsweredBy
+from proxy_addons.control_endpoint import ControlEndpoint
 from proxy_addons.faults import (
     BrokenBody,
     Delay,
@@ -261,14 +264,14 @@ class FaultInjector:
         """Remove all fault rules."""
         self.clear()
 
+    def control_routes(self) -> dict[str, control.Handler]:
+        """``/faults`` on the control endpoint (served by ``control_endpoint.py``)."""
+        return {control.FAULTS_PATH: functools.partial(control.answer_faults, faults=self)}
+
     # --- hooks ----------------------------------------------------------------------------
 
     @flows.guarded
     async def request(self, flow: http.HTTPFlow) -> None:
-        if flows.route_of(flow) is None:  # the control endpoint's host is none of Graph's
-            if control.is_control_request(flow):
-                control.handle(flow, self)
-            return
         route = flows.claim(flow)
         if route is None:
             return
@@ -343,4 +346,4 @@ class FaultInjector:
             flows.answer(flow, breaker.reply(real, flow.request.headers), by=AnsweredBy.FAULT)
 
 
-addons = [FaultInjector()]
+addons = [ControlEndpoint(), FaultInjector()]  # alone in mitmdump, /faults is served too

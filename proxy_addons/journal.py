@@ -12,7 +12,7 @@ Nothing here knows mitmproxy or pytest: both sides of the control endpoint use t
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from proxy_addons.answered_by import AnsweredBy
@@ -24,9 +24,11 @@ class Call:
     """One Graph request of the test, as the client sent it, and how it was answered.
 
     ``body`` is the request body parsed as JSON (a dict, usually), the text when it is not
-    JSON, None when there was none. ``status`` is None when no response was sent (a
-    ``reset`` fault, or a request still in flight). ``miss`` is the cassette-miss explanation
-    (closest recorded request, what differed) when ``answered_by`` is ``miss``.
+    JSON or is nested deeper than ``MAX_DEPTH`` (which every JSON reader and writer on the
+    way, ours and the test's, handles), None when there was none. ``status`` is None when no
+    response was sent (a ``reset`` fault, or a request still in flight). ``miss`` is the
+    cassette-miss explanation (closest recorded request, what differed) when ``answered_by``
+    is ``miss``.
     """
 
     method: str
@@ -43,7 +45,8 @@ class Call:
         object.__setattr__(self, "answered_by", AnsweredBy(self.answered_by))
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        # Not dataclasses.asdict: it copies the body recursively, two Python frames a level.
+        return {field.name: getattr(self, field.name) for field in fields(self)}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Call:
@@ -52,6 +55,30 @@ class Call:
     @property
     def is_miss(self) -> bool:
         return self.answered_by is AnsweredBy.MISS
+
+
+# The deepest JSON document a Call holds as JSON; a deeper one is kept as its text. Graph's
+# bodies are a few levels deep; Python's JSON code recurses once a level, and the journal's
+# document is written and read again on its way to the test.
+MAX_DEPTH = 64
+
+
+def nested_deeper_than(document: Any, depth: int) -> bool:
+    """Whether ``document`` has containers more than ``depth`` levels deep (iterative: a
+    document too deep for recursion is what it is asked about)."""
+    stack = [(document, 1)]
+    while stack:
+        value, level = stack.pop()
+        if isinstance(value, dict):
+            children: Iterable[Any] = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if level > depth:
+            return True
+        stack.extend((child, level + 1) for child in children)
+    return False
 
 
 def parsed_body(body: JsonBody | bytes | None) -> Any:
@@ -64,7 +91,7 @@ def parsed_body(body: JsonBody | bytes | None) -> Any:
     raw = read.raw
     if raw is None:
         return None
-    if read.error is None:
+    if read.error is None and not nested_deeper_than(read.document, MAX_DEPTH):
         return read.document
     if isinstance(raw, str):
         return raw

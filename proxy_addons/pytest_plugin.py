@@ -22,7 +22,7 @@ from typing import Any, NamedTuple, NoReturn
 import pytest
 
 from proxy_addons.journal import misses_message
-from proxy_addons.session_client import GraphVcrProxy, ProxyError, SessionProxy
+from proxy_addons.session_client import GraphVcrProxy, ProxyError, SessionProxy, session_root
 from proxy_addons.vcr_settings import (
     GraphVcrError,
     TestRecordMode,
@@ -42,6 +42,7 @@ class Active(NamedTuple):
 
 
 ACTIVE = pytest.StashKey[Active]()
+ROOTED = pytest.StashKey[dict[Path, SessionProxy]]()  # children for other session roots
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -114,9 +115,12 @@ def graph_vcr_config() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def graph_vcr_session_proxy(graph_vcr_confdir: Path) -> Iterator[SessionProxy]:
-    """The run's (this xdist worker's) proxy child, started on first use."""
-    proxy = SessionProxy(graph_vcr_confdir)
+def graph_vcr_session_proxy(
+    graph_vcr_confdir: Path, pytestconfig: pytest.Config
+) -> Iterator[SessionProxy]:
+    """The run's (this xdist worker's) proxy child, started on first use, for files under the
+    run's root folder."""
+    proxy = SessionProxy(graph_vcr_confdir, root=pytestconfig.rootpath)
     yield proxy
     proxy.stop()
 
@@ -146,8 +150,17 @@ def graph_vcr_proxy(
         )
     except GraphVcrError as exc:
         fail(str(exc))
-    own = SessionProxy(graph_vcr_confdir, session.start_args) if session.start_args else None
-    proxy = own or graph_vcr_session_proxy
+    shared, root = graph_vcr_session_proxy, graph_vcr_session_proxy.root
+    if session.cassette is not None:
+        root = session_root(root, Path(graph_vcr_cassette_dir))
+    if root != shared.root:  # cassettes outside the run's root folder: a child rooted there
+        shared = rooted_proxy(request.config, graph_vcr_confdir, root)
+    own = (
+        SessionProxy(graph_vcr_confdir, session.start_args, root=root)
+        if session.start_args
+        else None
+    )
+    proxy = own or shared
     try:
         if session.rewrite and session.cassette is not None:
             session.cassette.unlink(missing_ok=True)
@@ -164,6 +177,15 @@ def graph_vcr_proxy(
         del request.node.stash[ACTIVE]
         if own is not None:
             own.stop()
+
+
+def rooted_proxy(config: pytest.Config, confdir: Path, root: Path) -> SessionProxy:
+    """The run's child for files under ``root``, started on first use, stopped with the run."""
+    proxies = config.stash.setdefault(ROOTED, {})
+    if root not in proxies:
+        proxies[root] = SessionProxy(confdir, root=root)
+        config.add_cleanup(proxies[root].stop)
+    return proxies[root]
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from typing import Any
 from mitmproxy import ctx, exceptions, master, options
 
 from proxy_addons import web_ui
+from proxy_addons.control_endpoint import ControlEndpoint
 from proxy_addons.fault_injection import FaultInjector
 from proxy_addons.record import Record
 from proxy_addons.replay import Replay
@@ -94,7 +95,7 @@ def common_addons(args: argparse.Namespace) -> tuple[list[Any], list[Any], dict[
         "graph_summary": not args.no_summary,
         "graph_summary_json": args.summary_json or "",
     }
-    return [FaultInjector()], [Summary()], settings
+    return [ControlEndpoint(), FaultInjector()], [Summary()], settings
 
 
 def fault_settings(args: argparse.Namespace) -> dict[str, Any]:

@@ -1,13 +1,16 @@
 """The proxy the pytest plugin runs: one child for a whole test run, switched per test.
 
-The plugin starts it once (``python -m proxy_addons.child --listen-port 0 --confdir DIR``)
-and, before each test, sends one request to the control endpoint::
+The plugin starts it once (``python -m proxy_addons.child --listen-port 0 --confdir DIR
+--session-root ROOT``) and, before each test, sends one request to the control endpoint::
 
     PUT http://graph-vcr-proxy.control/session   {"mode": "replay", "args": ["--cassette", ...]}
 
 ``mode`` is ``replay``, ``record`` or ``simulate`` and ``args`` are that mode's command-line
 arguments, parsed by the CLI's own parser and turned into addons and options by the CLI's
 own mode functions, so a test's proxy behaves exactly like ``graph-vcr-proxy MODE ARGS``.
+They are parsed strictly (:func:`checked_arguments`): no abbreviations, no ``--help``, no
+option given twice, nothing that belongs to the process rather than a session, and no file
+outside ROOT; anything else is the endpoint's 400 with one line, and the child serves on.
 Switching retires the previous test's mode addon (its ``done`` hook closes cassettes and
 releases state-file locks), puts every option back to its default and sets the new ones
 (only those that differ: most tests of a run look alike), resets the fault injector (which
@@ -23,20 +26,25 @@ addon to answer them they would otherwise go to the real Graph.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import functools
 import logging
 import os
 import sys
+from collections import Counter
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from pathlib import Path
+from typing import Any, NamedTuple, NoReturn
 
 from mitmproxy import ctx, exceptions, hooks, http
 from mitmproxy.addonmanager import Loader
 
 from proxy_addons import cli, control, flows, serving
 from proxy_addons.answered_by import AnsweredBy, answered
+from proxy_addons.control_api import CALLS_PATH, SESSION_PATH
+from proxy_addons.control_endpoint import ControlEndpoint
 from proxy_addons.fault_injection import OPTIONS as FAULT_OPTIONS
 from proxy_addons.fault_injection import FaultInjector
 from proxy_addons.graph import error_reply
@@ -96,10 +104,116 @@ def session_request(data: Any) -> tuple[str, list[str]]:
     return data["mode"], args
 
 
+# --- a session's arguments ----------------------------------------------------------------
+
+PROCESS = "set when the proxy starts, not per session (in a test's args: a proxy of its own)"
+WEB = "a web UI would close with the test; run graph-vcr-proxy MODE --web by hand"
+# What a session's arguments may not set, by the parser's name for it (``dest``): the options
+# that name them come from the parser itself, so no spelling of one gets past.
+NOT_PER_SESSION = {
+    "listen_host": PROCESS,
+    "listen_port": PROCESS,
+    "confdir": PROCESS,
+    "verbose": PROCESS,
+    "reverse": "makes a plain-HTTP Graph endpoint, not the proxy the test's clients are sent to",
+    "summary_json": "the pytest plugin's proxy prints no exit summary; use graph_vcr_proxy.calls",
+    "web": WEB,
+    "web_port": WEB,
+}
+
+
+class SessionParser(cli.Parser):
+    """The CLI's parser for arguments a program sends, not a person types: no abbreviations
+    (``--cass`` is not ``--cassette``, so no spelling slips past a rule about an option), no
+    ``--help``, and never an exit: argparse's SystemExit would end the child that serves
+    every test of the run. Every mistake is a UsageError, one line."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**{**kwargs, "allow_abbrev": False, "add_help": False})
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        raise UsageError(" ".join((message or f"exit status {status}").split()))
+
+
+def mode_parsers() -> dict[str, SessionParser]:
+    """The CLI's parser of each proxy mode, built by the CLI's own functions, made strict."""
+    top = SessionParser(prog="graph-vcr-proxy")
+    sub = top.add_subparsers(dest="command", required=True, parser_class=SessionParser)
+    for add in (cli.add_replay_parser, cli.add_record_parser, cli.add_simulate_parser):
+        add(sub)
+    return {mode: sub.choices[mode] for mode in serving.MODES}
+
+
+def options_given(
+    parser: argparse.ArgumentParser, argv: Sequence[str]
+) -> list[tuple[str, argparse.Action]]:
+    """Each option ``argv`` sets, as written, with its action, in order.
+
+    Read after the strict parser accepted ``argv``: without abbreviations a word is an option
+    exactly when it is one of the parser's option strings (or one followed by ``=VALUE``),
+    and a value can't look like one (argparse would have refused it as a missing value).
+    """
+    by_option = {name: action for action in parser._actions for name in action.option_strings}
+    given = []
+    for word in argv:
+        if word == "--":
+            break
+        name = word.split("=", 1)[0] if word.startswith("--") else word
+        if name in by_option:
+            given.append((name, by_option[name]))
+    return given
+
+
+def outside(root: Path, value: str) -> bool:
+    """Whether the file ``value`` names (``~`` and symlinks followed, relative to our working
+    folder as the addons open it) is not under ``root``; an unusable path is outside."""
+    try:
+        return not Path(value).expanduser().resolve().is_relative_to(root)
+    except (OSError, ValueError, RuntimeError):  # NUL, a symlink loop, no home folder
+        return True
+
+
+def checked_arguments(
+    parser: argparse.ArgumentParser, argv: Sequence[str], root: Path
+) -> argparse.Namespace:
+    """``argv`` parsed for a session; SessionError (one line) for anything it may not do.
+
+    Refused: what the strict parser refuses (unknown words, abbreviations, ``--help``), an
+    option a session can't change (``NOT_PER_SESSION``), an option that takes one value given
+    twice (the pytest plugin's arguments come first: a test's ``args`` can't override the
+    cassette it confined), and a path argument outside ``root``.
+    """
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        raise SessionError(str(exc)) from None
+    given = options_given(parser, argv)
+    times = Counter(action.dest for _, action in given)
+    for name, action in given:
+        if action.dest in NOT_PER_SESSION:
+            raise SessionError(f"{name}: {NOT_PER_SESSION[action.dest]}")
+        repeatable = isinstance(getattr(args, action.dest), list)  # --fault, --redact-field...
+        if times[action.dest] > 1 and action.nargs != 0 and not repeatable:
+            raise SessionError(
+                f"{name} is given twice: a test's args can't override what the session "
+                "already sets (the cassette the pytest plugin confined to its folder, say)"
+            )
+    for action in dict.fromkeys(a for _, a in given if a.type is cli.path_argument):
+        value = getattr(args, action.dest)
+        for path in value if isinstance(value, list) else [value]:
+            if path and outside(root, path):
+                raise SessionError(
+                    f"{action.option_strings[0]} {path!r}: outside the session root {root}, "
+                    "the only folder this proxy reads and writes files in"
+                )
+    return args
+
+
 class Session:
-    def __init__(self) -> None:
+    def __init__(self, root: Path) -> None:
         # The fault injector stays for the whole run (and serves /faults); mitmproxy runs it
         # right after this addon, and before the mode's addon, as every mode orders them.
+        self.root = root.resolve()
         self.faults = FaultInjector()
         self.addons = [self.faults]
         self.active: list[Any] = []  # this test's mode addon
@@ -108,19 +222,21 @@ class Session:
         self.option_names: set[str] = set(FAULT_OPTIONS)  # every option we set per session
 
     @functools.cached_property
-    def parser(self) -> cli.Parser:
-        return cli.build_parser()
+    def parsers(self) -> dict[str, SessionParser]:
+        return mode_parsers()
+
+    def control_routes(self) -> dict[str, control.Handler]:
+        """``/session`` and ``/calls`` on the control endpoint (``control_endpoint.py``)."""
+        return {
+            SESSION_PATH: functools.partial(control.answer_session, session=self),
+            CALLS_PATH: functools.partial(control.answer_calls, session=self),
+        }
 
     # --- switching ------------------------------------------------------------------------
 
     def apply(self, request: Any) -> dict[str, Any]:
         mode, argv = session_request(request)
-        try:
-            args = self.parser.parse_args([mode, *argv])
-        except UsageError as exc:
-            raise SessionError(str(exc)) from None
-        if getattr(args, "reverse", False):
-            raise SessionError("--reverse makes a different server, not a proxy setting")
+        args = checked_arguments(self.parsers[mode], argv, self.root)
         addons, settings = serving.MODES[mode](args)
         self._retire()
         self._declare(addons)
@@ -182,9 +298,7 @@ class Session:
     @flows.guarded
     def request(self, flow: http.HTTPFlow) -> None:
         route = flows.route_of(flow)
-        if route is None:  # the control endpoint's host is none of Graph's
-            if control.is_control_request(flow):
-                control.handle(flow, self.faults, self)
+        if route is None:
             return
         request = flow.request
         if not self.active:
@@ -224,12 +338,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="The pytest plugin's proxy: switched per test over the control endpoint.",
     )
     cli.add_listen_arguments(parser)
+    parser.add_argument(
+        "--session-root",
+        type=cli.path_argument,
+        required=True,
+        metavar="DIR",
+        help="the folder every path a session names (cassettes, state files...) must be in",
+    )
     try:
         args = parser.parse_args(argv)
+        root = Path(args.session_root).expanduser()
+        if not root.is_dir():
+            raise UsageError(f"--session-root {args.session_root}: not a folder")
         cli.configure_logging(args.verbose)
         if not args.verbose:  # what each test's addons announce would only be noise
             cli.logger.setLevel(logging.WARNING)
-        return asyncio.run(serving.serve([Session()], {}, args, mitmproxy_base))
+        addons = [ControlEndpoint(), Session(root)]
+        return asyncio.run(serving.serve(addons, {}, args, mitmproxy_base))
     except UsageError as exc:
         print(f"graph-vcr-proxy: {exc}", file=sys.stderr)
         return USAGE_ERROR

@@ -94,16 +94,20 @@ class SessionProxy:
     with the same line, instead of each waiting for its own failure.
     """
 
-    def __init__(self, confdir: Path, start_args: tuple[str, ...] = (), timeout: float = 60):
+    def __init__(
+        self, confdir: Path, start_args: tuple[str, ...] = (), timeout: float = 60, *, root: Path
+    ):
         self.confdir = confdir
         self.start_args = start_args
+        self.root = root  # the only folder the child reads and writes files in
         self.timeout = timeout
         self.running: launcher.RunningProxy | None = None
         self.control: ControlClient | None = None
         self.failure: str | None = None
 
     def _argv(self) -> list[str]:
-        return launcher.session_command(*self.start_args, confdir=self.confdir)
+        root = ("--session-root", str(self.root))
+        return launcher.session_command(*self.start_args, *root, confdir=self.confdir)
 
     def ensure_started(self) -> launcher.RunningProxy:
         if self.failure is not None:
@@ -152,6 +156,15 @@ class SessionProxy:
         if self.running is not None:
             self.running.stop()
             self.running = None
+
+
+def session_root(rootdir: Path, cassette_dir: Path) -> Path:
+    """The folder a test's proxy may read and write files in: the run's root folder, or the
+    test's cassette folder when a ``graph_vcr_cassette_dir`` override puts it elsewhere."""
+    if cassette_dir.resolve().is_relative_to(rootdir.resolve()):
+        return rootdir
+    cassette_dir.mkdir(parents=True, exist_ok=True)  # the child's root must be a folder
+    return cassette_dir
 
 
 class GraphVcrProxy:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import ssl
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -31,7 +33,7 @@ def create(client: httpx.Client) -> httpx.Response:
 
 
 def set_faults(client: httpx.Client, *specs: str) -> None:
-    response = client.put(CONTROL, content=json.dumps(list(specs)))
+    response = client.put(CONTROL, json=list(specs))
     assert response.status_code == 200, response.text
 
 
@@ -197,12 +199,44 @@ def test_latency_holds_one_request_without_holding_the_others(replay_proxy):
 
 def test_control_endpoint_lists_and_clears_rules(replay_proxy):
     _, client = replay_proxy
-    assert client.post(CONTROL, content="forbidden\n").status_code == 200
+    assert client.post(CONTROL, json=["forbidden"]).status_code == 200
     assert create(client).status_code == 403
     listed = client.get(CONTROL).json()["faults"]
     assert listed == [{"spec": "forbidden", "kind": "forbidden", "matched": 1, "injected": 1}]
     assert client.delete(CONTROL).json() == {"faults": []}
     assert create(client).status_code == 201
+
+
+README = Path(__file__).parent.parent / "README.md"
+
+
+def readme_control_lines() -> list[str]:
+    """The curl lines of the README's control endpoint example, as a user copies them."""
+    text = README.read_text(encoding="utf-8")
+    block = text.split("P=http://127.0.0.1:8080\n", 1)[1].split("```", 1)[0]
+    return [line.split("  #", 1)[0].strip() for line in block.splitlines() if line.strip()]
+
+
+def test_the_readmes_control_endpoint_curl_lines_work(replay_proxy):
+    proxy, _ = replay_proxy
+    lines = readme_control_lines()
+    answers = []
+    for line in lines:
+        done = subprocess.run(
+            ["sh", "-c", f"curl -sS {line.removeprefix('curl ')}"],
+            env={**os.environ, "P": proxy.url},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        answers.append([rule["spec"] for rule in json.loads(done.stdout)["faults"]])
+    assert answers == [
+        [],
+        ["throttle:times=1,retry-after=1"],
+        ["reset:nth=2", "latency:ms=500"],
+        [],
+    ]
 
 
 # --- reproducibility and refusals ---------------------------------------------------------

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from proxy_addons.answered_by import AnsweredBy, answered
-from proxy_addons.journal import Call, calls_from_json, misses_message, parsed_body
+from proxy_addons.journal import MAX_DEPTH, Call, calls_from_json, misses_message, parsed_body
 
 CREATE = Call("PUT", "https://graph.microsoft.com/beta/me/x", "create", {"a": 1}, 201, "replay")
 
@@ -59,3 +59,23 @@ def test_no_miss_no_message_and_several_misses_name_the_first():
 )
 def test_an_untagged_answer_came_from_upstream_or_from_nobody(tag, has_response, expected):
     assert answered(tag, has_response) is expected
+
+
+DEEP = "[" * 600 + "]" * 600  # what broke GET /calls with a RecursionError
+
+
+@pytest.mark.parametrize(
+    "body",
+    [DEEP, '{"a": ' * 600 + "1" + "}" * 600, "[" * 100_000, b"\xff\xfe{", "x" * 2_000_000],
+    ids=["list 600 deep", "object 600 deep", "unparsable depth", "bad UTF-8", "2 MB"],
+)
+def test_a_call_with_any_body_goes_through_json_and_back(body):
+    raw = body.encode() if isinstance(body, str) else body
+    call = Call("PUT", "https://g/x", "create", parsed_body(raw), 201, "replay")
+    assert calls_from_json(json.loads(json.dumps([call.to_json()]))) == (call,)
+
+
+def test_a_body_nested_too_deeply_is_kept_as_its_text():
+    assert parsed_body(DEEP.encode()) == DEEP
+    shallow = "[" * MAX_DEPTH + "]" * MAX_DEPTH
+    assert parsed_body(shallow.encode()) == json.loads(shallow)

@@ -272,6 +272,95 @@ def test_bad_use_fails_only_that_test_with_one_line_naming_the_cause(pytester):
     assert not (pytester.path / "outside.yaml").exists()
 
 
+MARKER_ARGS = """
+@pytest.mark.graph_vcr(cassette="ok.yaml", args=["--help"])
+def test_help(graph_vcr_proxy):
+    pass
+
+
+@pytest.mark.graph_vcr(cassette="new.yaml", record_mode="once", args=["--cassette", "OUT"])
+def test_cassette(graph_vcr_proxy):
+    pass
+
+
+@pytest.mark.graph_vcr(cassette="new.yaml", record_mode="once", args=["--cassette=OUT"])
+def test_cassette_equals(graph_vcr_proxy):
+    pass
+
+
+@pytest.mark.graph_vcr(cassette="new.yaml", record_mode="once", args=["--cass", "OUT"])
+def test_cass(graph_vcr_proxy):
+    pass
+
+
+@pytest.mark.graph_vcr(mode="simulate", args=["--rev"])
+def test_rev(graph_vcr_proxy):
+    pass
+
+
+@pytest.mark.graph_vcr(mode="simulate", args=["--reverse"])
+def test_reverse(graph_vcr_proxy):
+    pass
+
+
+@pytest.mark.graph_vcr(cassette="ok.yaml")
+def test_the_next_test_still_runs(graph_vcr_env):
+    assert create().status_code == 201
+"""
+
+
+def test_marker_args_can_neither_end_the_proxy_nor_leave_the_cassette_folder(pytester, tmp_path):
+    outside = tmp_path / "outside" / "x.yaml"  # not under the pytester project
+    pytester.makepyfile(test_args=HEADER + MARKER_ARGS.replace("OUT", str(outside)))
+    put_cassette(pytester, "cassettes/test_args/ok.yaml")
+    result = run(pytester, "-rE")
+    result.assert_outcomes(passed=1, errors=6)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at setup of test_help*",
+            "graph-vcr-proxy: replay: unrecognized arguments: --help",
+            "*ERROR at setup of test_cassette *",
+            "graph-vcr-proxy: --cassette is given twice: a test's args can't override *",
+            "*ERROR at setup of test_cassette_equals*",
+            "graph-vcr-proxy: --cassette is given twice: *",
+            "*ERROR at setup of test_cass *",
+            f"graph-vcr-proxy: record: unrecognized arguments: --cass {outside}",
+            "*ERROR at setup of test_rev *",
+            "graph-vcr-proxy: simulate: unrecognized arguments: --rev",
+            "*ERROR at setup of test_reverse*",
+            "graph-vcr-proxy: --reverse: makes a plain-HTTP Graph endpoint, *",
+        ]
+    )
+    assert not outside.parent.exists()
+
+
+ELSEWHERE = """
+def test_one(graph_vcr_env, graph_vcr_proxy):
+    assert create().status_code == 201
+    (Path(__file__).parent / "one.txt").write_text(str(graph_vcr_proxy.port))
+
+
+def test_two(graph_vcr_env, graph_vcr_proxy):
+    assert create().status_code == 201
+    (Path(__file__).parent / "two.txt").write_text(str(graph_vcr_proxy.port))
+"""
+
+
+def test_a_cassette_folder_outside_the_root_folder_gets_one_child_rooted_there(pytester, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(BUNDLED_ME, elsewhere / "test_one.yaml")
+    shutil.copy(BUNDLED_ME, elsewhere / "test_two.yaml")
+    pytester.makeconftest(
+        "import pytest\nfrom pathlib import Path\n\n\n@pytest.fixture(scope='module')\n"
+        f"def graph_vcr_cassette_dir():\n    return Path({str(elsewhere)!r})\n"
+    )
+    pytester.makepyfile(test_elsewhere=HEADER + ELSEWHERE)
+    run(pytester).assert_outcomes(passed=2)
+    ports = {(pytester.path / name).read_text() for name in ("one.txt", "two.txt")}
+    assert len(ports) == 1  # one child for both tests, not one each
+
+
 RECORDED = """
 def test_create(graph_vcr_env, graph_vcr_proxy):
     assert create().json()["id"] == "CREATED_ID"

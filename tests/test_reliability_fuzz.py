@@ -10,6 +10,7 @@ their one-line messages through the CLI are in test_reliability_hostile.py.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -261,7 +262,7 @@ CONTROL_BODIES = st.one_of(
 @example(body=b"[" * 100_000)
 def test_the_control_body_parser_gives_specs_or_a_value_error(body):
     try:
-        specs = control.specs_in(body)
+        specs = control.specs_of(control.json_document(body))
     except ValueError as exc:  # FaultSpecError, bad JSON or UTF-8: the endpoint's 400
         assert str(exc)
         return
@@ -276,6 +277,7 @@ def control_proxy(confdir: Path) -> Iterator[RunningProxy]:
 
 
 CONTROL = f"http://{control.HOST}{control.PATH}"
+JSON_TYPE = {"Content-Type": "application/json"}  # any other is refused unread (415)
 IN_FORCE = ["latency:ms=0,route=join-url"]  # what each example starts from
 
 
@@ -293,7 +295,7 @@ def test_any_control_body_through_the_proxy_is_200_or_a_graph_400_that_changes_n
     control_client, method, body
 ):
     in_force = control_client.put(CONTROL, json=IN_FORCE).json()
-    answer = control_client.request(method, CONTROL, content=body)
+    answer = control_client.request(method, CONTROL, content=body, headers=JSON_TYPE)
     if answer.status_code == 400:
         assert graph_error(answer.content).error.code == "BadRequest"
         assert control_client.get(CONTROL).json() == in_force
@@ -338,9 +340,18 @@ CALLS = f"http://{control.HOST}{CALLS_PATH}"
 
 
 @pytest.fixture(scope="module")
-def session_proxy(confdir: Path) -> Iterator[RunningProxy]:
+def session_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The child's session root, holding a copy of the bundled create cassette: relative
+    paths among the fuzzed words (the child's working folder is ours) fall outside it."""
+    root = tmp_path_factory.mktemp("session-root")
+    shutil.copy(cassette.bundled_cassettes() / "create-virtualappointment-me.yaml", root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def session_proxy(confdir: Path, session_root: Path) -> Iterator[RunningProxy]:
     """The pytest plugin's child, as the plugin starts it."""
-    session = SessionProxy(confdir)
+    session = SessionProxy(confdir, root=session_root)
     try:
         yield session.ensure_started()
     finally:
@@ -358,7 +369,7 @@ def session_control(session_proxy: RunningProxy) -> Iterator[httpx.Client]:
 @example(body=b"[" * 100_000)
 @example(body=json.dumps({"mode": "record", "args": ["--record-mode", "nonsense"]}).encode())
 def test_any_session_body_is_200_or_a_graph_400_and_the_child_keeps_serving(session_control, body):
-    answer = session_control.put(SESSION, content=body)
+    answer = session_control.put(SESSION, content=body, headers=JSON_TYPE)
     if answer.status_code == 400:
         assert graph_error(answer.content).error.code == "BadRequest"
     else:
@@ -367,8 +378,10 @@ def test_any_session_body_is_200_or_a_graph_400_and_the_child_keeps_serving(sess
     assert session_control.get(CALLS).status_code == 200
 
 
-def test_the_session_child_still_replays_after_the_fuzzing(session_proxy, session_control):
-    bundled = cassette.bundled_cassettes() / "create-virtualappointment-me.yaml"
+def test_the_session_child_still_replays_after_the_fuzzing(
+    session_proxy, session_control, session_root
+):
+    bundled = session_root / "create-virtualappointment-me.yaml"
     switched = session_control.put(
         SESSION, json={"mode": "replay", "args": ["--cassette", str(bundled)]}
     )

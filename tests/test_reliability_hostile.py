@@ -100,7 +100,7 @@ def test_line_breaks_in_fault_messages_and_codes_stay_inside_the_json_body(start
     with https_client(proxy) as client:
         added = client.put(
             f"http://{control.HOST}{control.PATH}",
-            content=json.dumps([f"unavailable:route=get,code={CODE},message={MESSAGE}"]),
+            json=[f"unavailable:route=get,code={CODE},message={MESSAGE}"],
         )
         assert added.status_code == 200, added.text
     assert_fault_answer(tunnelled_exchange(proxy, get_request("m1")), 503, CODE, MESSAGE.strip())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import ssl
 import threading
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from helpers import documented_graph
 
 from proxy_addons import cassette, examples
 from proxy_addons.answered_by import AnsweredBy
+from proxy_addons.control_api import HOST
 from proxy_addons.journal import Call
 from proxy_addons.session_client import ProxyError, SessionProxy
 from proxy_addons.vcr_settings import Plan
@@ -33,8 +35,23 @@ BUNDLED_ME = cassette.bundled_cassettes() / "create-virtualappointment-me.yaml"
 
 
 @pytest.fixture(scope="module")
-def proxy(confdir: Path) -> Iterator[SessionProxy]:
-    session = SessionProxy(confdir)
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session root the module's child is started with: every tmp_path is inside it."""
+    return tmp_path_factory.getbasetemp()
+
+
+@pytest.fixture(scope="module")
+def bundled_me(root: Path) -> Path:
+    """The bundled create cassette, copied under the session root."""
+    path = root / "bundled" / BUNDLED_ME.name
+    path.parent.mkdir(exist_ok=True)
+    shutil.copy(BUNDLED_ME, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def proxy(confdir: Path, root: Path) -> Iterator[SessionProxy]:
+    session = SessionProxy(confdir, root=root)
     yield session
     session.stop()
 
@@ -80,10 +97,10 @@ def test_emulator_state_is_new_in_each_session(proxy):
         assert client.get(ME, headers=HEADERS).status_code == 404
 
 
-def test_fault_rules_and_their_counters_are_new_in_each_session(proxy):
+def test_fault_rules_and_their_counters_are_new_in_each_session(proxy, bundled_me):
     for _ in range(2):
         with switch(
-            proxy, "replay", "--cassette", str(BUNDLED_ME), "--fault", "throttle:times=1"
+            proxy, "replay", "--cassette", str(bundled_me), "--fault", "throttle:times=1"
         ) as c:
             assert [c.put(ME, content=BODY, headers=HEADERS).status_code for _ in "ab"] == [
                 429,
@@ -102,8 +119,8 @@ def test_faults_added_during_a_session_last_until_the_next_one(proxy):
         assert client.get(ME).status_code == 404
 
 
-def test_the_journal_lists_this_sessions_calls_with_who_answered(proxy):
-    with switch(proxy, "replay", "--cassette", str(BUNDLED_ME), "--fault", "reset:nth=2") as c:
+def test_the_journal_lists_this_sessions_calls_with_who_answered(proxy, bundled_me):
+    with switch(proxy, "replay", "--cassette", str(bundled_me), "--fault", "reset:nth=2") as c:
         assert c.put(ME, content=BODY, headers=HEADERS).status_code == 201
         with pytest.raises(httpx.RemoteProtocolError):
             c.put(ME, content=BODY, headers=HEADERS)
@@ -128,13 +145,13 @@ def test_the_journal_lists_this_sessions_calls_with_who_answered(proxy):
     assert (miss.method, miss.operation, miss.status, miss.is_miss) == ("GET", "get", 501, True)
     assert miss.miss is not None and "closest recorded request is PUT" in miss.miss
     assert len(calls) == 3  # other traffic is not journalled
-    with switch(proxy, "replay", "--cassette", str(BUNDLED_ME)):
+    with switch(proxy, "replay", "--cassette", str(bundled_me)):
         assert proxy.calls() == ()
 
 
-def test_a_refused_session_is_one_line_and_graph_calls_then_go_nowhere(proxy):
+def test_a_refused_session_is_one_line_and_graph_calls_then_go_nowhere(proxy, bundled_me):
     with pytest.raises(ProxyError) as raised:
-        proxy.switch(Plan("replay", ("--cassette", str(BUNDLED_ME), "--fault", "throttle:x=1")))
+        proxy.switch(Plan("replay", ("--cassette", str(bundled_me), "--fault", "throttle:x=1")))
     assert str(raised.value).startswith("graph-vcr-proxy: fault 'throttle:x=1': unknown key 'x'")
     running = proxy.ensure_started()
     verify = ssl.create_default_context(cafile=str(running.ca))
@@ -143,7 +160,7 @@ def test_a_refused_session_is_one_line_and_graph_calls_then_go_nowhere(proxy):
     assert answer.status_code == 503
     assert answer.json()["error"]["code"] == "NoSession"
     with pytest.raises(ProxyError, match="no such cassette file or folder"):
-        proxy.switch(Plan("replay", ("--cassette", "/nonexistent/c.yaml")))
+        proxy.switch(Plan("replay", ("--cassette", str(bundled_me.parent / "nonexistent.yaml"))))
 
 
 def test_a_record_session_writes_the_cassette_the_next_session_replays(proxy, tmp_path):
@@ -161,8 +178,8 @@ def test_a_record_session_writes_the_cassette_the_next_session_replays(proxy, tm
     assert "Bearer t" not in path.read_text(encoding="utf-8")
 
 
-def test_a_child_whose_test_run_died_stops_by_itself(confdir):
-    own = SessionProxy(confdir)
+def test_a_child_whose_test_run_died_stops_by_itself(confdir, tmp_path):
+    own = SessionProxy(confdir, root=tmp_path)
     running = own.ensure_started()
     assert running.process.stdin is not None
     running.process.stdin.close()  # what the end of the pytest process does to the pipe
@@ -170,7 +187,7 @@ def test_a_child_whose_test_run_died_stops_by_itself(confdir):
 
 
 def test_workers_starting_together_on_a_new_confdir_share_one_ca(tmp_path):
-    proxies = [SessionProxy(tmp_path / "ca") for _ in range(2)]
+    proxies = [SessionProxy(tmp_path / "ca", root=tmp_path) for _ in range(2)]
     threads = [threading.Thread(target=p.ensure_started) for p in proxies]
     try:
         for thread in threads:
@@ -199,9 +216,44 @@ def test_workers_starting_together_on_a_new_confdir_share_one_ca(tmp_path):
             "PUT",
             "/session",
             {"mode": "replay", "args": ["--nope"]},
-            "unrecognized arguments: --nope",
+            "replay: unrecognized arguments: --nope",
         ),
-        ("PUT", "/session", {"mode": "simulate", "args": ["--reverse"]}, "--reverse makes"),
+        ("PUT", "/session", {"mode": "simulate", "args": ["--reverse"]}, "--reverse: makes"),
+        ("PUT", "/session", {"mode": "replay", "args": ["--help"]}, "replay: unrecognized"),
+        (
+            "PUT",
+            "/session",
+            {"mode": "record", "args": ["--cassette", "c.yaml", "-h"]},
+            "record: unrecognized",
+        ),
+        ("PUT", "/session", {"mode": "simulate", "args": ["--version"]}, "simulate: unrecog"),
+        ("PUT", "/session", {"mode": "simulate", "args": ["--rev"]}, "simulate: unrecognized"),
+        (
+            "PUT",
+            "/session",
+            {"mode": "replay", "args": ["--cass", "c.yaml"]},
+            "replay: unrecognized arguments: --cass c.yaml",
+        ),
+        (
+            "PUT",
+            "/session",
+            {"mode": "record", "args": ["--cassette", "/tmp/x.yaml"]},
+            "--cassette '/tmp/x.yaml': outside the session root",
+        ),
+        (
+            "PUT",
+            "/session",
+            {"mode": "record", "args": ["--cassette", "a.yaml", "--cassette=/tmp/x.yaml"]},
+            "--cassette is given twice",
+        ),
+        (
+            "PUT",
+            "/session",
+            {"mode": "simulate", "args": ["--state", "../../../../../etc/state.json"]},
+            "--state '../../../../../etc/state.json': outside the session root",
+        ),
+        ("PUT", "/session", {"mode": "simulate", "args": ["--web"]}, "--web: a web UI"),
+        ("PUT", "/session", {"mode": "replay", "args": ["--listen-port=0"]}, "--listen-port: set"),
     ],
 )
 def test_the_session_endpoint_refuses_what_it_cannot_serve(proxy, method, path, body, answer):
@@ -210,3 +262,62 @@ def test_the_session_endpoint_refuses_what_it_cannot_serve(proxy, method, path, 
     with pytest.raises(ProxyError) as raised:
         proxy.control.request(method, path, body)
     assert str(raised.value).startswith(f"graph-vcr-proxy: {answer}")
+
+
+def test_help_in_a_sessions_args_is_one_line_and_the_child_serves_on(proxy, bundled_me):
+    """argparse's --help used to end the child with SystemExit: every later test then failed
+    with "no answer from the proxy"."""
+    with pytest.raises(
+        ProxyError, match=r"^graph-vcr-proxy: replay: unrecognized arguments: --help$"
+    ):
+        proxy.switch(Plan("replay", ("--cassette", str(bundled_me), "--help")))
+    with switch(proxy, "replay", "--cassette", str(bundled_me)) as client:
+        assert client.put(ME, content=BODY, headers=HEADERS).status_code == 201
+
+
+CONTROL = f"http://{HOST}"
+
+
+def test_a_web_page_can_neither_post_text_nor_send_its_origin(proxy, bundled_me):
+    running = proxy.switch(Plan("replay", ("--cassette", str(bundled_me))))
+    with httpx.Client(proxy=running.url, timeout=30) as client:
+        text = {"Content-Type": "text/plain"}
+        assert (
+            client.post(f"{CONTROL}/faults", content='["forbidden"]', headers=text).status_code
+            == 415
+        )
+        evil = {"Origin": "https://evil.example"}
+        switched = client.put(
+            f"{CONTROL}/session", json={"mode": "simulate", "args": []}, headers=evil
+        )
+        assert switched.status_code == 403
+        assert client.get(f"{CONTROL}/faults").json() == {"faults": []}
+    assert proxy.calls() == ()  # still the replay session, unswitched
+
+
+def test_calls_returns_a_call_whose_body_is_nested_600_deep(proxy):
+    """Its RecursionError used to turn GET /calls into "The control endpoint is /faults."."""
+    deep = "[" * 600 + "]" * 600
+    with switch(proxy, "simulate", "--allow-anonymous") as client:
+        client.put(ME, content=deep, headers={"Content-Type": "application/json"})
+        (call,) = proxy.calls()
+    assert (call.operation, call.body) == ("create", deep)
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b"[" * 100_000, 400),
+        (b'{"mode": "\xff\xfe"}', 400),
+        (b"[" + b"1," * 3_000_000 + b"1]", 413),
+    ],
+    ids=["nested 100000 deep", "bad UTF-8", "6 MB"],
+)
+def test_the_child_answers_any_session_body_in_json_and_serves_on(proxy, body, status):
+    running = proxy.ensure_started()
+    with httpx.Client(proxy=running.url, timeout=60) as client:
+        answer = client.put(
+            f"{CONTROL}/session", content=body, headers={"Content-Type": "application/json"}
+        )
+        assert (answer.status_code, answer.headers["Content-Type"]) == (status, "application/json")
+        assert client.get(f"{CONTROL}/calls").status_code == 200
