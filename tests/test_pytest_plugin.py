@@ -530,3 +530,30 @@ def test_the_plugins_proxy_blocks_other_hosts_and_the_test_fails_naming_the_requ
             "graph-vcr-proxy: GET https://example.invalid/ was answered * by network-policy*",
         ]
     )
+
+
+LONG_NAMES = """
+@pytest.mark.parametrize("n", [1, 2, 3], ids=["a" * 300, "é" * 200, "日" * 150])
+def test_long(graph_vcr_env, graph_vcr_proxy, n):
+    assert create().status_code == 201
+    assert [c.answered_by for c in graph_vcr_proxy.calls] == ["ANSWER"]
+"""
+
+
+def test_tests_with_ids_longer_than_a_file_name_record_and_replay(pytester):
+    # pytest escapes non-ASCII ids (\\xe9...) unless told not to; a user who tells it gets
+    # names measured in bytes, cut between characters.
+    pytester.makeini(
+        "[pytest]\ndisable_test_id_escaping_and_forfeit_all_rights_to_community_support = true\n"
+    )
+    pytester.makepyfile(test_long=HEADER + LONG_NAMES.replace("ANSWER", "upstream"))
+    with documented_graph() as upstream:
+        run(pytester, f"--graph-upstream={upstream}", "--graph-record-mode=all").assert_outcomes(
+            passed=3
+        )
+    names = [p.name for p in (pytester.path / "cassettes" / "test_long").iterdir()]
+    assert len(names) == 3 and all(len(name.encode()) <= 241 for name in names)
+    assert {name[:8] for name in names} == {"test_lon"}
+    assert any("日日日" in name for name in names) and any("ééé" in name for name in names)
+    pytester.makepyfile(test_long=HEADER + LONG_NAMES.replace("ANSWER", "replay"))
+    run(pytester).assert_outcomes(passed=3)  # offline: each test finds its own cassette
