@@ -267,10 +267,8 @@ def fail_on_proxy(item: pytest.Item, cause: BaseException | None = None) -> None
     if message is None:
         return
     if cause is not None:
-        first, _, rest = message.partition("\n")
-        message = (
-            f"{first} (the test then failed: {type(cause).__name__}){_ + rest if rest else ''}"
-        )
+        summary, newline, details = message.partition("\n")
+        message = f"{summary} (the test then failed: {type(cause).__name__}){newline}{details}"
     fail(message)
 
 
@@ -301,12 +299,7 @@ def blocked_message(item: pytest.Item) -> str | None:
     guard = item.stash.get(GUARD, None)
     if guard is None or not guard.blocked:
         return None
-    more = f" (and {len(guard.blocked) - 1} more)" if len(guard.blocked) > 1 else ""
-    return (
-        f"graph-vcr-proxy: {socket_guard.OPTION} blocked a connection to {guard.blocked[0]}"
-        f"{more} from the test process; allow the host with --graph-allowed-hosts or "
-        "graph_vcr(allowed_hosts=[...])"
-    )
+    return socket_guard.blocked_message(guard.blocked)
 
 
 def fail(message: str) -> NoReturn:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import socket
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 OPTION = "--graph-block-network"
@@ -34,6 +34,15 @@ def normal_host(host: str | bytes) -> str:
     """A host as compared: text, lower case, no trailing dot, no IPv6 brackets or zone."""
     text = host.decode("ascii", "replace") if isinstance(host, bytes) else str(host)
     return text.strip("[]").split("%", 1)[0].rstrip(".").lower()
+
+
+def blocked_message(blocked: Sequence[str]) -> str:
+    """One line naming the first refused ``host:port`` (and how many more), and the way out."""
+    more = f" (and {len(blocked) - 1} more)" if len(blocked) > 1 else ""
+    return (
+        f"graph-vcr-proxy: {OPTION} blocked a connection to {blocked[0]}{more} from the test "
+        "process; allow the host with --graph-allowed-hosts or graph_vcr(allowed_hosts=[...])"
+    )
 
 
 def is_loopback(host: str) -> bool:
@@ -63,11 +72,7 @@ class SocketGuard:
     def refuse(self, host: str, port: Any) -> NetworkBlocked:
         where = f"{host}:{port}" if port is not None else host
         self.blocked.append(where)
-        return NetworkBlocked(
-            f"graph-vcr-proxy: {OPTION} blocked a connection to {where} from the test "
-            "process (a client that ignores the proxy environment?); allow the host with "
-            "--graph-allowed-hosts or graph_vcr(allowed_hosts=[...])"
-        )
+        return NetworkBlocked(blocked_message([where]))
 
     def check_address(self, family: int, address: Any) -> None:
         """Raise :class:`NetworkBlocked` unless ``address`` may be connected to."""
