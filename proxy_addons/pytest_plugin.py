@@ -18,6 +18,7 @@ mitmproxy nor anything that does, so a test run pays nothing for it until a test
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple, NoReturn
@@ -38,6 +39,7 @@ from proxy_addons.vcr_settings import (
 )
 
 MARKER = "graph_vcr"
+LOG_SETTLE = 0.1  # seconds
 CA_FOLDER = "graph-vcr-proxy-ca"
 
 
@@ -289,6 +291,9 @@ def proxy_message(item: pytest.Item, cause: BaseException | None) -> str | None:
 
 
 def with_log(message: str, proxy: GraphVcrProxy) -> str:
+    # The child logged before it answered, but a thread of ours reads its log: give it a
+    # moment to catch up (only a failing test pays it).
+    time.sleep(LOG_SETTLE)
     tail = proxy.log_tail()
     if not tail:
         return message
