@@ -238,18 +238,18 @@ def plan(
     """The session for a test. ``record_mode``, ``upstream`` and ``allowed`` (hosts) are the
     command line's."""
     start_args, user_args = split_start_arguments(settings.args)
-    common = [arg for spec in settings.faults for arg in ("--fault", spec)]
+    faults = [arg for spec in settings.faults for arg in ("--fault", spec)]
     if settings.seed is not None:
-        common += ["--seed", str(settings.seed)]
+        faults += ["--seed", str(settings.seed)]
     user_args = (*network_arguments(allowed_hosts(settings, allowed)), *user_args)
     if settings.mode is ProxyMode.SIMULATE:
         extra = ["--allow-anonymous"] if settings.allow_anonymous else []
-        return Plan("simulate", (*common, *extra, *user_args), start_args=start_args)
+        return Plan("simulate", (*faults, *extra, *user_args), start_args=start_args)
     path = cassette_path(cassette_dir, settings.cassette or default_name)
     mode = effective_record_mode(settings, TestRecordMode(record_mode) if record_mode else None)
     if mode is TestRecordMode.NONE or (mode is TestRecordMode.ONCE and path.exists()):
         extra = [] if settings.match_body else ["--ignore-body"]
-        args = ("--cassette", str(path), *common, *extra, *user_args)
+        args = ("--cassette", str(path), *faults, *extra, *user_args)
         missing_ok = mode is TestRecordMode.NONE
         return Plan(
             "replay", args, path, mode, start_args=start_args, missing_cassette_ok=missing_ok
@@ -258,7 +258,7 @@ def plan(
     extra = ["--upstream", settings.upstream or upstream] if settings.upstream or upstream else []
     extra += [a for name in settings.redact_headers for a in ("--redact-header", name)]
     extra += [a for name in settings.redact_fields for a in ("--redact-field", name)]
-    args = ("--cassette", str(path), "--record-mode", str(recording), *common, *extra, *user_args)
+    args = ("--cassette", str(path), "--record-mode", str(recording), *faults, *extra, *user_args)
     rewrite = mode is TestRecordMode.REWRITE
     return Plan("record", args, path, mode, rewrite=rewrite, start_args=start_args)
 
