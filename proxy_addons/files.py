@@ -15,6 +15,44 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+MAX_FILE_NAME = 255  # bytes in one file name on ext4, XFS, btrfs, APFS...
+# What ``temp_file_beside`` adds to a name: ".NAME.XXXXXXXX.tmp" (mkstemp's 8 random letters).
+TEMP_PREFIX, TEMP_SUFFIX, TEMP_RANDOM = ".", ".tmp", 8
+TEMP_DECORATION = len(TEMP_PREFIX) + len(".") + TEMP_RANDOM + len(TEMP_SUFFIX)
+# The longest name of a file that gets a temporary twin beside it, and still fits.
+MAX_REPLACED_NAME = MAX_FILE_NAME - TEMP_DECORATION
+
+
+def name_size(name: str) -> int:
+    """Bytes ``name`` takes on disk: file systems count bytes, not characters."""
+    return len(os.fsencode(name))
+
+
+def cut_to_size(name: str, limit: int) -> str:
+    """The longest start of ``name`` that fits ``limit`` bytes, cut between characters
+    (cutting the bytes would leave half a character, which no longer decodes)."""
+    size = 0
+    for index, char in enumerate(name):
+        size += name_size(char)
+        if size > limit:
+            return name[:index]
+    return name
+
+
+def impossible_name(name: str) -> str | None:
+    """Why no file system could hold a file called ``name``, or None if one can."""
+    if not name or name in (".", ".."):
+        return "is empty or a dot name"
+    if "\0" in name:
+        return "holds a NUL character"
+    if "/" in name:
+        return "holds a '/'"
+    try:
+        os.fsencode(name)
+    except UnicodeEncodeError as exc:
+        return f"holds {name[exc.start]!r}, which no file name can hold"
+    return None
+
 
 def write_all(fd: int, data: bytes) -> None:
     """Write every byte of ``data``: one ``os.write`` may take only part of it."""
@@ -25,7 +63,10 @@ def write_all(fd: int, data: bytes) -> None:
 
 def temp_file_beside(path: Path, data: bytes, *, fsync: bool = True) -> str:
     """A temporary file next to ``path`` holding ``data`` (mode 0644), closed; its name."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # A long ``path.name`` is cut so that the temporary name fits too: the file itself may
+    # have a name of up to 255 bytes, its twin adds 14.
+    prefix = f"{TEMP_PREFIX}{cut_to_size(path.name, MAX_REPLACED_NAME)}."
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=TEMP_SUFFIX)
     try:
         write_all(fd, data)
         if fsync:

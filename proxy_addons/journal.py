@@ -18,6 +18,19 @@ from typing import Any
 from proxy_addons.answered_by import AnsweredBy
 from proxy_addons.json_body import JsonBody
 
+# Answers that mean the test itself is broken, whatever the code under test made of them: a
+# bug of ours, a recording that was not stored, an upstream that was not there, a request the
+# network policy stopped. A test with any of them fails (the pytest plugin), even if its code
+# swallowed the error.
+FAILING = frozenset(
+    {
+        AnsweredBy.INTERNAL_ERROR,
+        AnsweredBy.RECORDING_FAILED,
+        AnsweredBy.UNREACHABLE,
+        AnsweredBy.NETWORK_POLICY,
+    }
+)
+
 
 @dataclass(frozen=True)
 class Call:
@@ -39,6 +52,7 @@ class Call:
     answered_by: AnsweredBy
     fault: str | None = None
     miss: str | None = None
+    error: str | None = None
 
     def __post_init__(self) -> None:
         # Built from JSON, or by a test writing the call it expects: "replay" is fine too.
@@ -55,6 +69,11 @@ class Call:
     @property
     def is_miss(self) -> bool:
         return self.answered_by is AnsweredBy.MISS
+
+    @property
+    def is_failure(self) -> bool:
+        """Whether the proxy, not the code under test, failed this request."""
+        return self.answered_by in FAILING
 
 
 # The deepest JSON document a Call holds as JSON; a deeper one is kept as its text. Graph's
@@ -113,3 +132,17 @@ def misses_message(calls: Iterable[Call]) -> str | None:
     first = misses[0].miss or f"{misses[0].method} {misses[0].url}"
     more = f" (and {len(misses) - 1} more)" if len(misses) > 1 else ""
     return f"graph-vcr-proxy: cassette miss{more}: {first}"
+
+
+def failures_message(calls: Iterable[Call]) -> str | None:
+    """One line naming the requests the proxy failed (``FAILING``), or None when none was."""
+    failed = [c for c in calls if c.is_failure]
+    if not failed:
+        return None
+    first = failed[0]
+    more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+    reason = f": {first.error}" if first.error else ""
+    return (
+        f"graph-vcr-proxy: {first.method} {first.url} was answered {first.status} by "
+        f"{first.answered_by.value}{more}{reason}"
+    )

@@ -3,7 +3,8 @@
 The demo, the pytest plugin and the end-to-end tests all need a real proxy on a free
 loopback port; this is the one way they get it. The child prints ``proxy listening on`` and
 the CA path when ready; both are read from its stdout, which a thread keeps draining so the
-child never blocks on a full pipe.
+child never blocks on a full pipe. A child that runs for a whole test run keeps only the last
+lines of its output (``keep_lines``): enough to show why a test failed, bounded in memory.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,6 +24,7 @@ from typing import IO
 
 READY = "proxy listening on "
 CA_LINE = "CA certificate: "
+LONGEST_KEPT_LINE = 4000  # characters of one line kept when the output is bounded
 
 
 class ProxyFailedToStart(RuntimeError):
@@ -35,8 +38,8 @@ class RunningProxy:
     url: str
     ca: Path
     process: subprocess.Popen[str]
-    stdout: list[str] = field(default_factory=list)
-    stderr: list[str] = field(default_factory=list)
+    stdout: deque[str] = field(default_factory=deque)
+    stderr: deque[str] = field(default_factory=deque)
 
     @property
     def port(self) -> int:
@@ -44,6 +47,11 @@ class RunningProxy:
 
     def stop(self, timeout: float = 15) -> int:
         return stop(self.process, timeout)
+
+    def last_lines(self, count: int = 10) -> list[str]:
+        """The last ``count`` lines the child wrote to stderr (its log), oldest first."""
+        lines = list(self.stderr)[-count:]
+        return [line.rstrip("\n") for line in lines]
 
 
 def stop(process: subprocess.Popen[str], timeout: float = 15) -> int:
@@ -59,11 +67,22 @@ def stop(process: subprocess.Popen[str], timeout: float = 15) -> int:
         return process.wait(timeout)
 
 
-def _drain(stream: IO[str], sink: list[str], lines: queue.Queue[str | None]) -> None:
+def _drain(
+    stream: IO[str],
+    sink: deque[str],
+    lines: queue.Queue[str | None] | None = None,
+    ready: threading.Event | None = None,
+) -> None:
+    """Keep what ``stream`` says in ``sink`` and, until ``ready``, hand it to ``lines``."""
+    bounded = sink.maxlen is not None
     for line in stream:
+        if bounded and len(line) > LONGEST_KEPT_LINE:
+            line = line[:LONGEST_KEPT_LINE] + " [...]\n"
         sink.append(line)
-        lines.put(line)
-    lines.put(None)
+        if lines is not None and (ready is None or not ready.is_set()):
+            lines.put(line)
+    if lines is not None:
+        lines.put(None)
 
 
 def listen_arguments(confdir: Path) -> list[str]:
@@ -85,9 +104,10 @@ class Starting:
     """A proxy child that was spawned and has not said yet where it listens."""
 
     process: subprocess.Popen[str]
-    stdout: list[str]
-    stderr: list[str]
+    stdout: deque[str]
+    stderr: deque[str]
     lines: queue.Queue[str | None]
+    started: threading.Event = field(default_factory=threading.Event)
 
     def ready(self, timeout: float = 60) -> RunningProxy:
         """Wait for the two start-up lines; a child that fails (or is too slow) is stopped."""
@@ -114,13 +134,21 @@ class Starting:
         except BaseException:
             stop(self.process)
             raise
+        self.started.set()  # nobody reads ``lines`` any more: stop filling it
         return RunningProxy(url, ca, self.process, self.stdout, self.stderr)
 
 
 def spawn(
-    argv: Sequence[str], *, env: dict[str, str] | None = None, tie_stdin: bool = False
+    argv: Sequence[str],
+    *,
+    env: dict[str, str] | None = None,
+    tie_stdin: bool = False,
+    keep_lines: int | None = None,
 ) -> Starting:
     """Run ``argv``, its output drained by threads so it never blocks on a full pipe.
+
+    ``keep_lines`` bounds how many lines of each stream are kept (None: all, for a child
+    that lives as long as one test).
 
     ``tie_stdin`` gives the child a pipe as stdin whose write end only this process holds:
     when this process ends, however it ends, the child reads EOF (the session proxy then
@@ -135,13 +163,13 @@ def spawn(
         env={**os.environ, **(env or {})},
     )
     assert process.stdout is not None and process.stderr is not None
-    starting = Starting(process, [], [], queue.Queue())
+    starting = Starting(process, deque(maxlen=keep_lines), deque(maxlen=keep_lines), queue.Queue())
     threading.Thread(
-        target=_drain, args=(process.stdout, starting.stdout, starting.lines), daemon=True
+        target=_drain,
+        args=(process.stdout, starting.stdout, starting.lines, starting.started),
+        daemon=True,
     ).start()
-    threading.Thread(
-        target=_drain, args=(process.stderr, starting.stderr, queue.Queue()), daemon=True
-    ).start()
+    threading.Thread(target=_drain, args=(process.stderr, starting.stderr), daemon=True).start()
     return starting
 
 
@@ -151,9 +179,10 @@ def start(
     timeout: float = 60,
     env: dict[str, str] | None = None,
     tie_stdin: bool = False,
+    keep_lines: int | None = None,
 ) -> RunningProxy:
     """Run ``argv`` and wait for its two start-up lines; the caller stops it."""
-    return spawn(argv, env=env, tie_stdin=tie_stdin).ready(timeout)
+    return spawn(argv, env=env, tie_stdin=tie_stdin, keep_lines=keep_lines).ready(timeout)
 
 
 @contextmanager

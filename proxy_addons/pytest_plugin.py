@@ -1,9 +1,12 @@
 """pytest plugin: one graph-vcr-proxy per test run, switched per test, in pytest-recording's ways.
 
     @pytest.mark.graph_vcr(faults=["throttle:times=1"])
-    def test_create(graph_vcr_env, graph_vcr_proxy):
+    def test_create(graph_vcr_proxy):
         ...  # code under test reads HTTPS_PROXY / SSL_CERT_FILE / REQUESTS_CA_BUNDLE
         assert [c.answered_by for c in graph_vcr_proxy.calls] == ["fault", "replay"]
+
+The marker alone is enough (an autouse fixture reads it, as pytest-recording's ``vcr`` does):
+a marked test gets the proxy and the environment pointing at it without asking for either.
 
 The proxy child starts on the first test that needs it (one per pytest-xdist worker) and is
 switched to each test's cassette, mode and faults with one request to its control endpoint;
@@ -15,17 +18,20 @@ mitmproxy nor anything that does, so a test run pays nothing for it until a test
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple, NoReturn
 
 import pytest
 
-from proxy_addons.journal import misses_message
+from proxy_addons import socket_guard
+from proxy_addons.journal import failures_message, misses_message
 from proxy_addons.session_client import GraphVcrProxy, ProxyError, SessionProxy, session_root
 from proxy_addons.vcr_settings import (
     GraphVcrError,
     TestRecordMode,
+    allowed_hosts,
     default_cassette_name,
     merge,
     plan,
@@ -33,6 +39,7 @@ from proxy_addons.vcr_settings import (
 )
 
 MARKER = "graph_vcr"
+LOG_SETTLE = 0.1  # seconds
 CA_FOLDER = "graph-vcr-proxy-ca"
 
 
@@ -43,6 +50,7 @@ class Active(NamedTuple):
 
 ACTIVE = pytest.StashKey[Active]()
 ROOTED = pytest.StashKey[dict[Path, SessionProxy]]()  # children for other session roots
+GUARD = pytest.StashKey[socket_guard.SocketGuard]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -66,13 +74,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="when recording, send Graph calls to this base URL instead of the real host",
     )
+    group.addoption(
+        "--graph-block-network",
+        action="store_true",
+        default=False,
+        help="also block the test process's own connections to every host but loopback and "
+        "the allowed hosts (clients that ignore the proxy environment), in every test",
+    )
+    group.addoption(
+        "--graph-allowed-hosts",
+        metavar="HOST,...",
+        default="",
+        help="comma-separated hosts that tests may reach besides loopback, through the proxy "
+        "and (with --graph-block-network) directly",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "graph_vcr(mode='replay', cassette=None, record_mode=None, faults=(), "
-        "allow_misses=False, args=(), ...): what the test's graph-vcr-proxy serves",
+        "allow_misses=False, allowed_hosts=(), args=(), ...): the test goes through "
+        "graph-vcr-proxy, serving this",
     )
 
 
@@ -147,9 +170,13 @@ def graph_vcr_proxy(
             ),
             record_mode=request.config.getoption("--graph-record-mode"),
             upstream=request.config.getoption("--graph-upstream"),
+            allowed=command_line_hosts(request.config),
         )
     except GraphVcrError as exc:
         fail(str(exc))
+    guard = request.node.stash.get(GUARD, None)
+    if guard is not None:  # --graph-block-network: the test's own hosts are allowed too
+        guard.allow(allowed_hosts(settings))
     shared, root = graph_vcr_session_proxy, graph_vcr_session_proxy.root
     if session.cassette is not None:
         root = session_root(root, Path(graph_vcr_cassette_dir))
@@ -188,6 +215,37 @@ def rooted_proxy(config: pytest.Config, confdir: Path, root: Path) -> SessionPro
     return proxies[root]
 
 
+def command_line_hosts(config: pytest.Config) -> list[str]:
+    value = config.getoption("--graph-allowed-hosts") or ""
+    return [host.strip() for host in value.split(",") if host.strip()]
+
+
+@pytest.fixture(autouse=True)
+def graph_vcr(request: pytest.FixtureRequest) -> Iterator[GraphVcrProxy | None]:
+    """Every test: a ``graph_vcr`` marker alone puts the test behind the proxy (its
+    ``graph_vcr_proxy`` and ``graph_vcr_env``), as pytest-recording's ``vcr`` marker alone
+    plays the cassette; ``--graph-block-network`` blocks the test process's own sockets.
+    A test with neither costs one marker lookup and one option read."""
+    blocking = request.config.getoption("--graph-block-network")
+    if not blocking:
+        yield activate(request)
+        return
+    with socket_guard.blocking(command_line_hosts(request.config)) as guard:
+        request.node.stash[GUARD] = guard
+        try:
+            yield activate(request)
+        finally:
+            del request.node.stash[GUARD]
+
+
+def activate(request: pytest.FixtureRequest) -> GraphVcrProxy | None:
+    if request.node.get_closest_marker(MARKER) is None:
+        return None
+    request.getfixturevalue("graph_vcr_env")
+    proxy: GraphVcrProxy = request.getfixturevalue("graph_vcr_proxy")
+    return proxy
+
+
 @pytest.fixture
 def graph_vcr_env(
     graph_vcr_proxy: GraphVcrProxy, monkeypatch: pytest.MonkeyPatch
@@ -207,37 +265,70 @@ def graph_vcr_env(
     return env
 
 
-# --- a test that missed the cassette fails with the miss ---------------------------------
+# --- a test fails when the proxy failed it, even if its code swallowed the answer ---------
+#
+# Checked right after the test's body, in the call phase (one GET /calls, only for a test
+# that has the proxy): a failure there makes the test FAILED, with the reason, as
+# pytest-recording's and vcrpy's exceptions raised inside the test do, rather than an ERROR
+# at teardown that would read as a broken fixture.
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     try:
         result = yield
-    except Exception as exc:  # the test failed; a miss is the likelier cause
-        fail_on_misses(item, cause=exc)
+    except Exception as exc:  # the test failed; the proxy's failure is the likelier cause
+        fail_on_proxy(item, cause=exc)
         raise
-    fail_on_misses(item)
+    fail_on_proxy(item)
     return result
 
 
-def fail_on_misses(item: pytest.Item, cause: BaseException | None = None) -> None:
-    active = item.stash.get(ACTIVE, None)
-    if active is None or active.allow_misses or active.proxy.stopped:
-        return
-    try:
-        message = misses_message(active.proxy.calls)
-    except ProxyError as exc:
-        if cause is not None:
-            return  # the test's own failure says more than a dead proxy
-        fail(str(exc))
+def fail_on_proxy(item: pytest.Item, cause: BaseException | None = None) -> None:
+    """Fail the test if the proxy failed any of its requests, one of them missed the
+    cassette, or ``--graph-block-network`` refused one of its connections."""
+    message = proxy_message(item, cause) or blocked_message(item)
     if message is None:
         return
     if cause is not None:
-        message += f" (the test then failed: {type(cause).__name__})"
+        summary, newline, details = message.partition("\n")
+        message = f"{summary} (the test then failed: {type(cause).__name__}){newline}{details}"
     fail(message)
 
 
+def proxy_message(item: pytest.Item, cause: BaseException | None) -> str | None:
+    active = item.stash.get(ACTIVE, None)
+    if active is None or active.proxy.stopped:
+        return None
+    try:
+        calls = active.proxy.calls
+    except ProxyError as exc:
+        # A dead proxy fails the test (its requests got no answer), unless the test failed
+        # already: its own failure says more.
+        return None if cause is not None else with_log(str(exc), active.proxy)
+    failed = failures_message(calls)
+    if failed is not None:
+        return with_log(failed, active.proxy)
+    return None if active.allow_misses else misses_message(calls)
+
+
+def with_log(message: str, proxy: GraphVcrProxy) -> str:
+    # The child logged before it answered, but a thread of ours reads its log: give it a
+    # moment to catch up (only a failing test pays it).
+    time.sleep(LOG_SETTLE)
+    tail = proxy.log_tail()
+    if not tail:
+        return message
+    return "\n".join([message, "last lines of the graph-vcr-proxy log:", *tail])
+
+
+def blocked_message(item: pytest.Item) -> str | None:
+    guard = item.stash.get(GUARD, None)
+    if guard is None or not guard.blocked:
+        return None
+    return socket_guard.blocked_message(guard.blocked)
+
+
 def fail(message: str) -> NoReturn:
-    """Fail the current test with one line: no traceback, no "during handling of..." echo."""
+    """Fail the current test: no traceback, no "during handling of..." echo."""
     raise pytest.fail.Exception(message, pytrace=False) from None

@@ -41,14 +41,16 @@ from typing import Any, NamedTuple, NoReturn
 from mitmproxy import ctx, exceptions, hooks, http
 from mitmproxy.addonmanager import Loader
 
-from proxy_addons import cli, control, flows, serving
+from proxy_addons import cli, control, control_endpoint, flows, serving
 from proxy_addons.answered_by import AnsweredBy, answered
 from proxy_addons.control_api import CALLS_PATH, SESSION_PATH
 from proxy_addons.control_endpoint import ControlEndpoint
 from proxy_addons.fault_injection import OPTIONS as FAULT_OPTIONS
 from proxy_addons.fault_injection import FaultInjector
 from proxy_addons.graph import error_reply
-from proxy_addons.journal import Call, parsed_body
+from proxy_addons.journal import FAILING, Call, parsed_body
+from proxy_addons.missing_cassette import MissingCassette
+from proxy_addons.unreachable_upstream import UnreachableUpstream
 from proxy_addons.usage import USAGE_ERROR, UsageError
 
 logger = logging.getLogger(__name__)
@@ -59,13 +61,14 @@ class SessionError(ValueError):
 
 
 class Sent(NamedTuple):
-    """A Graph request as it arrived, before any addon redirects or rewrites it."""
+    """A request as it arrived, before any addon redirects or rewrites it."""
 
     flow: http.HTTPFlow
     method: str
     url: str
     operation: str | None
     body: Any
+    ours: bool = True  # one of our Graph routes; other traffic is journalled only if blocked
 
 
 def call_of(sent: Sent) -> Call:
@@ -82,7 +85,12 @@ def call_of(sent: Sent) -> Call:
         answered_by=by,
         fault=flow.metadata.get(flows.FAULT),
         miss=error_message(response) if by is AnsweredBy.MISS and response else None,
+        error=error_message(response) if by in FAILING and response else None,
     )
+
+
+def blocked(sent: Sent) -> bool:
+    return flows.answered_by(sent.flow) is AnsweredBy.NETWORK_POLICY
 
 
 def error_message(response: http.Response) -> str | None:
@@ -93,7 +101,8 @@ def error_message(response: http.Response) -> str | None:
 
 
 def session_request(data: Any) -> tuple[str, list[str]]:
-    """The mode and arguments of a ``PUT /session`` body."""
+    """The mode and arguments of a ``PUT /session`` body (``missing_cassette_ok``: see
+    :func:`missing_cassette_ok`)."""
     if not isinstance(data, dict) or not isinstance(data.get("mode"), str):
         raise SessionError('expected a JSON object {"mode": MODE, "args": [ARG, ...]}')
     args = data.get("args", [])
@@ -209,6 +218,20 @@ def checked_arguments(
     return args
 
 
+REPLAY_OPTIONS = ("graph_cassette", "graph_on_miss", "graph_match_body")  # Replay's own
+
+
+def missing_cassette_ok(data: dict[str, Any], mode: str, cassette: str | None) -> Path | None:
+    """The cassette a replay session may play although it does not exist (the plugin's record
+    mode none, as vcrpy's: a miss only when a request arrives), else None."""
+    allowed = data.get("missing_cassette_ok", False)
+    if not isinstance(allowed, bool):
+        raise SessionError("missing_cassette_ok must be true or false")
+    if not allowed or mode != "replay" or not cassette or Path(cassette).exists():
+        return None
+    return Path(cassette)
+
+
 class Session:
     def __init__(self, root: Path) -> None:
         # The fault injector stays for the whole run (and serves /faults); mitmproxy runs it
@@ -238,6 +261,10 @@ class Session:
         mode, argv = session_request(request)
         args = checked_arguments(self.parsers[mode], argv, self.root)
         addons, settings = serving.MODES[mode](args)
+        missing = missing_cassette_ok(request, mode, getattr(args, "cassette", None))
+        if missing is not None:  # Replay would refuse it: nothing to load, every request a miss
+            addons = [MissingCassette(missing), UnreachableUpstream()]
+            settings = {k: v for k, v in settings.items() if k not in REPLAY_OPTIONS}
         self._retire()
         self._declare(addons)
         wanted = {name: ctx.options.default(name) for name in self.option_names}
@@ -291,14 +318,20 @@ class Session:
     # --- the journal ----------------------------------------------------------------------
 
     def calls(self) -> list[dict[str, Any]]:
-        return [call_of(sent).to_json() for sent in self.journal]
+        """Our Graph calls, and the other requests the network policy stopped: a test
+        whose request was blocked fails, naming it (the pytest plugin)."""
+        return [call_of(sent).to_json() for sent in self.journal if sent.ours or blocked(sent)]
 
     # --- hooks ----------------------------------------------------------------------------
 
     @flows.guarded
     def request(self, flow: http.HTTPFlow) -> None:
         route = flows.route_of(flow)
-        if route is None:
+        if route is None:  # kept in case the network policy blocks it
+            if self.active and not control_endpoint.is_control_request(flow):
+                request = flow.request
+                sent = Sent(flow, request.method, request.pretty_url, None, None, ours=False)
+                self.journal.append(sent)
             return
         request = flow.request
         if not self.active:

@@ -26,6 +26,8 @@ except ImportError:  # pragma: no cover - not POSIX: no lock, as mitmproxy itsel
     fcntl = None  # type: ignore[assignment]
 
 CA_KEY = "mitmproxy-ca.pem"  # the file mitmproxy writes last when it makes a CA
+LOG_LINES = 200  # the child's last lines kept, for a failing test to show (bounded memory)
+TAIL_LINES = 10  # how many of them a failing test shows
 
 
 class ProxyError(RuntimeError):
@@ -118,7 +120,9 @@ class SessionProxy:
             self.stop()  # a child that died since: start another
         try:
             with ca_lock(self.confdir):
-                self.running = launcher.start(self._argv(), timeout=self.timeout, tie_stdin=True)
+                self.running = launcher.start(
+                    self._argv(), timeout=self.timeout, tie_stdin=True, keep_lines=LOG_LINES
+                )
         except launcher.ProxyFailedToStart as exc:
             self.failure = f"graph-vcr-proxy could not start: {exc.reason}"
             raise ProxyError(self.failure) from None
@@ -132,8 +136,15 @@ class SessionProxy:
         """Make the proxy serve ``plan`` with fresh state; raises ProxyError if it refuses."""
         running = self.ensure_started()
         assert self.control is not None
-        self.control.request("PUT", SESSION_PATH, {"mode": plan.mode, "args": list(plan.args)})
+        body: dict[str, Any] = {"mode": plan.mode, "args": list(plan.args)}
+        if plan.missing_cassette_ok:
+            body["missing_cassette_ok"] = True
+        self.control.request("PUT", SESSION_PATH, body)
         return running
+
+    def log_tail(self, count: int = TAIL_LINES) -> list[str]:
+        """The child's last lines of log (empty if it is not running)."""
+        return self.running.last_lines(count) if self.running is not None else []
 
     def calls(self) -> tuple[Call, ...]:
         return calls_from_json(self._control().request("GET", CALLS_PATH)["calls"])
@@ -193,6 +204,10 @@ class GraphVcrProxy:
     def calls(self) -> tuple[Call, ...]:
         """This test's Graph requests so far, oldest first (read fresh on each access)."""
         return self._proxy.calls()
+
+    def log_tail(self, count: int = TAIL_LINES) -> list[str]:
+        """The proxy child's last lines of log (shared by every test the child served)."""
+        return self._proxy.log_tail(count)
 
     def add_fault(self, *specs: str) -> None:
         """Add fault rules (``KIND[:key=value,...]``) after the current ones, for this test."""

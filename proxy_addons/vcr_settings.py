@@ -13,18 +13,22 @@ Pure: no pytest, no mitmproxy (the plugin must stay light to import).
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path, PurePath
 from typing import Any
 
+from proxy_addons.files import MAX_REPLACED_NAME, cut_to_size, impossible_name, name_size
 from proxy_addons.record_mode import RecordMode
 
 # pytest-recording's rule: each of these in a test's name becomes "-" in its cassette's name.
 UNSAFE_IN_FILE_NAMES = "<>?%*:|\"'/\\"
 SUFFIX = ".yaml"
-MAX_NAME = 255  # bytes in a file name on common file systems
+# A cassette is rewritten through a temporary file beside it (``files.temp_file_beside``):
+# its name must leave room for that file's decoration within the file system's 255 bytes.
+MAX_NAME = MAX_REPLACED_NAME
 # Command-line arguments that change the proxy process itself, not what it serves: a test
 # that passes them in ``args`` gets a proxy of its own. The value: whether they take one.
 # (tests/test_vcr_settings.py holds this to the CLI's parser, which the plugin can't import.)
@@ -76,6 +80,7 @@ class Settings:
     redact_headers: tuple[str, ...] = ()
     redact_fields: tuple[str, ...] = ()
     allow_anonymous: bool = False
+    allowed_hosts: tuple[str, ...] = ()  # hosts the proxy may reach besides loopback
     args: tuple[str, ...] = ()
 
 
@@ -107,7 +112,7 @@ def settings_of(merged: Mapping[str, Any]) -> Settings:
             values["record_mode"] = TestRecordMode(values["record_mode"])
     except ValueError as exc:
         raise GraphVcrError(f"graph_vcr: {exc}") from None
-    for key in ("faults", "redact_headers", "redact_fields", "args"):
+    for key in ("faults", "redact_headers", "redact_fields", "allowed_hosts", "args"):
         if key in values:
             values[key] = _strings(key, values[key])
     for key in ("allow_misses", "match_body", "allow_anonymous"):
@@ -131,13 +136,21 @@ def _strings(key: str, value: Any) -> tuple[str, ...]:
 
 
 def default_cassette_name(test_name: str, class_name: str | None = None) -> str:
-    """pytest-recording's name: ``Class.test`` or ``test``, made safe for a file name."""
+    """pytest-recording's name: ``Class.test`` or ``test``, made safe for a file name.
+
+    A name too long for the file system (a long parametrized id) keeps its start, cut
+    between characters, and ends with the MD5 of the whole name, so that two long ids that
+    differ only at their end still get two cassettes.
+    """
     name = f"{class_name}.{test_name}" if class_name else test_name
     for char in UNSAFE_IN_FILE_NAMES:
         name = name.replace(char, "-")
-    if len((name + SUFFIX).encode()) > MAX_NAME:  # a long parametrized id
-        digest = hashlib.md5(name.encode()).hexdigest()
-        name = f"{name[: MAX_NAME - len(SUFFIX) - len(digest) - 3]}...{digest}"
+    problem = impossible_name(name + SUFFIX)
+    if problem is not None:
+        raise GraphVcrError(f"no cassette name can be made of test name {name!r}: it {problem}")
+    if name_size(name + SUFFIX) > MAX_NAME:
+        digest = hashlib.md5(os.fsencode(name)).hexdigest()
+        name = cut_to_size(name, MAX_NAME - len(SUFFIX) - len(digest) - 3) + "..." + digest
     return name + SUFFIX
 
 
@@ -150,12 +163,26 @@ def cassette_path(folder: Path, name: str | PurePath) -> Path:
             f"cassette {str(name)!r}: must be a name inside {folder} (no '..', not absolute); "
             "to use another folder, override the graph_vcr_cassette_dir fixture"
         )
+    for part in relative.parts:
+        problem = impossible_name(part)
+        if problem is not None:
+            raise GraphVcrError(f"cassette {str(name)!r}: {part!r} {problem}")
+        _refuse_long(name, part)
     path = folder / relative
     if path.suffix not in (".yaml", ".yml") and not path.is_dir():
         path = path.with_name(path.name + SUFFIX)
+        _refuse_long(name, path.name)
     if not path.resolve().is_relative_to(folder.resolve()):
         raise GraphVcrError(f"cassette {str(name)!r}: leads outside {folder} (a symlink?)")
     return path
+
+
+def _refuse_long(name: str | PurePath, part: str) -> None:
+    if name_size(part) > MAX_NAME:
+        raise GraphVcrError(
+            f"cassette {str(name)!r}: {name_size(part)} bytes in one file name, at most "
+            f"{MAX_NAME} fit (with the temporary file written beside it)"
+        )
 
 
 @dataclass(frozen=True)
@@ -168,6 +195,9 @@ class Plan:
     record_mode: TestRecordMode | None = None
     rewrite: bool = False  # delete the cassette before the test (record mode rewrite)
     start_args: tuple[str, ...] = field(default=())  # non-empty: the test needs its own proxy
+    # Replay in record mode none: a cassette file that does not exist is a miss only when a
+    # request arrives, as in vcrpy (a test that sends nothing needs no cassette).
+    missing_cassette_ok: bool = False
 
 
 def effective_record_mode(
@@ -182,6 +212,18 @@ def effective_record_mode(
     return TestRecordMode.ONCE if settings.mode is ProxyMode.RECORD else TestRecordMode.NONE
 
 
+def allowed_hosts(settings: Settings, command_line: Iterable[str] = ()) -> tuple[str, ...]:
+    """The hosts a test may reach besides loopback: ``--graph-allowed-hosts`` and the
+    markers' or config's ``allowed_hosts``, together, each once."""
+    return tuple(dict.fromkeys([*command_line, *settings.allowed_hosts]))
+
+
+def network_arguments(hosts: Iterable[str]) -> tuple[str, ...]:
+    """The plugin's proxy exists only for tests: it blocks every host but loopback and
+    ``hosts``, so a request that is not ours never reaches the network by accident."""
+    return ("--block-network", *(arg for host in hosts for arg in ("--allow-host", host)))
+
+
 def plan(
     settings: Settings,
     *,
@@ -189,27 +231,27 @@ def plan(
     default_name: str,
     record_mode: TestRecordMode | str | None = None,
     upstream: str | None = None,
+    allowed: Iterable[str] = (),
 ) -> Plan:
-    """The session for a test. ``record_mode`` and ``upstream`` are the command line's."""
+    """The session for a test. ``record_mode``, ``upstream`` and ``allowed`` (hosts) are the
+    command line's."""
     start_args, user_args = split_start_arguments(settings.args)
     faults = [arg for spec in settings.faults for arg in ("--fault", spec)]
     if settings.seed is not None:
         faults += ["--seed", str(settings.seed)]
+    user_args = (*network_arguments(allowed_hosts(settings, allowed)), *user_args)
     if settings.mode is ProxyMode.SIMULATE:
         extra = ["--allow-anonymous"] if settings.allow_anonymous else []
         return Plan("simulate", (*faults, *extra, *user_args), start_args=start_args)
     path = cassette_path(cassette_dir, settings.cassette or default_name)
     mode = effective_record_mode(settings, TestRecordMode(record_mode) if record_mode else None)
-    replay = mode is TestRecordMode.NONE or (mode is TestRecordMode.ONCE and path.exists())
-    if replay:
-        if not path.exists():
-            raise GraphVcrError(
-                f"cassette {path} does not exist (record mode none); record it with "
-                "--graph-record-mode=once, or name another with graph_vcr(cassette=...)"
-            )
+    if mode is TestRecordMode.NONE or (mode is TestRecordMode.ONCE and path.exists()):
         extra = [] if settings.match_body else ["--ignore-body"]
         args = ("--cassette", str(path), *faults, *extra, *user_args)
-        return Plan("replay", args, path, mode, start_args=start_args)
+        missing_ok = mode is TestRecordMode.NONE
+        return Plan(
+            "replay", args, path, mode, start_args=start_args, missing_cassette_ok=missing_ok
+        )
     recording = RecordMode.NEW_EPISODES if mode is TestRecordMode.REWRITE else RecordMode(mode)
     extra = ["--upstream", settings.upstream or upstream] if settings.upstream or upstream else []
     extra += [a for name in settings.redact_headers for a in ("--redact-header", name)]

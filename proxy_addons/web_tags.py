@@ -38,6 +38,7 @@ MARKERS: Mapping[AnsweredBy, str] = {
     AnsweredBy.NO_RESPONSE: ":electric_plug:",
     AnsweredBy.INTERNAL_ERROR: ":bug:",
     AnsweredBy.RECORDING_FAILED: ":warning:",
+    AnsweredBy.NETWORK_POLICY: ":no_entry_sign:",
 }
 RECORDED_MARKER = ":floppy_disk:"  # upstream answered and the interaction is in the cassette
 RECORDED = "recorded"

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from proxy_addons.files import replace_atomically
+from proxy_addons.files import cut_to_size, replace_atomically
 
 
 def test_replacing_a_file_leaves_the_new_content_and_no_temporary_file(tmp_path):
@@ -29,3 +29,21 @@ def test_a_failed_rename_keeps_the_old_file_and_removes_the_temporary_one(tmp_pa
         replace_atomically(target, b"new")
     assert target.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
+
+
+@pytest.mark.parametrize("name", ["a" * 250 + ".yaml", "é" * 125 + ".yaml", "日" * 83 + ".yaml"])
+def test_a_file_with_the_longest_name_can_be_replaced_through_its_temporary_twin(tmp_path, name):
+    # The twin is ".NAME.XXXXXXXX.tmp": 14 bytes more than a name that already fills 255.
+    assert len(name.encode()) >= 250
+    target = tmp_path / name
+    target.write_text("old")
+    replace_atomically(target, b"new")
+    assert target.read_bytes() == b"new"
+    assert [p.name for p in tmp_path.iterdir()] == [name]
+
+
+@pytest.mark.parametrize(
+    ("name", "limit", "cut"), [("aé日", 3, "aé"), ("aé日", 5, "aé"), ("é", 1, "")]
+)
+def test_a_name_is_cut_to_its_byte_limit_between_characters(name, limit, cut):
+    assert cut_to_size(name, limit) == cut

@@ -8,7 +8,14 @@ import json
 import pytest
 
 from proxy_addons.answered_by import AnsweredBy, answered
-from proxy_addons.journal import MAX_DEPTH, Call, calls_from_json, misses_message, parsed_body
+from proxy_addons.journal import (
+    MAX_DEPTH,
+    Call,
+    calls_from_json,
+    failures_message,
+    misses_message,
+    parsed_body,
+)
 
 CREATE = Call("PUT", "https://graph.microsoft.com/beta/me/x", "create", {"a": 1}, 201, "replay")
 
@@ -79,3 +86,26 @@ def test_a_body_nested_too_deeply_is_kept_as_its_text():
     assert parsed_body(DEEP.encode()) == DEEP
     shallow = "[" * MAX_DEPTH + "]" * MAX_DEPTH
     assert parsed_body(shallow.encode()) == json.loads(shallow)
+
+
+@pytest.mark.parametrize(
+    "by",
+    [
+        AnsweredBy.INTERNAL_ERROR,
+        AnsweredBy.RECORDING_FAILED,
+        AnsweredBy.UNREACHABLE,
+        AnsweredBy.NETWORK_POLICY,
+    ],
+)
+def test_a_request_the_proxy_failed_is_named_with_who_answered_and_why(by):
+    failed = dataclasses.replace(CREATE, status=500, answered_by=by, error="it broke")
+    message = failures_message([CREATE, failed, failed])
+    assert message == (
+        f"graph-vcr-proxy: PUT https://graph.microsoft.com/beta/me/x was answered 500 by "
+        f"{by.value} (and 1 more): it broke"
+    )
+
+
+@pytest.mark.parametrize("by", ["replay", "miss", "emulator", "upstream", "fault", "check"])
+def test_answers_the_code_under_test_may_meet_fail_nothing(by):
+    assert failures_message([dataclasses.replace(CREATE, answered_by=by)]) is None

@@ -7,6 +7,7 @@ Clients are real httpx clients over HTTPS; recording goes to a local stand-in fo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -58,7 +59,11 @@ def proxy(confdir: Path, root: Path) -> Iterator[SessionProxy]:
 
 def switch(proxy: SessionProxy, mode: str, *args: str) -> httpx.Client:
     """Switch the proxy and give an httpx client through it (closed by the caller's with)."""
-    running = proxy.switch(Plan(mode, args))
+    return switch_plan(proxy, Plan(mode, args))
+
+
+def switch_plan(proxy: SessionProxy, plan: Plan) -> httpx.Client:
+    running = proxy.switch(plan)
     verify = ssl.create_default_context(cafile=str(running.ca))
     return httpx.Client(proxy=running.url, verify=verify, timeout=30)
 
@@ -321,3 +326,27 @@ def test_the_child_answers_any_session_body_in_json_and_serves_on(proxy, body, s
         )
         assert (answer.status_code, answer.headers["Content-Type"]) == (status, "application/json")
         assert client.get(f"{CONTROL}/calls").status_code == 200
+
+
+def test_a_missing_cassette_the_plugin_lets_through_is_a_miss_naming_the_file(proxy, tmp_path):
+    missing = tmp_path / "never-recorded.yaml"
+    plan = Plan("replay", ("--cassette", str(missing), "--fault", "throttle:times=1"))
+    running = proxy.switch(dataclasses.replace(plan, missing_cassette_ok=True))
+    verify = ssl.create_default_context(cafile=str(running.ca))
+    with httpx.Client(proxy=running.url, verify=verify, timeout=30) as client:
+        statuses = [client.put(ME, content=BODY, headers=HEADERS).status_code for _ in "ab"]
+        answer = client.put(ME, content=BODY, headers=HEADERS)
+    assert statuses == [429, 501]  # the test's faults still come first
+    assert answer.json()["error"]["code"] == "CassetteMiss"
+    assert (
+        f"cassette {missing} does not exist (record mode none)"
+        in (answer.json()["error"]["message"])
+    )
+    assert [c.answered_by for c in proxy.calls()] == ["fault", "miss", "miss"]
+    assert not missing.exists()
+    # The flag only lets a missing file through: one that exists is replayed as ever.
+    shutil.copy(BUNDLED_ME, missing)
+    with switch_plan(
+        proxy, dataclasses.replace(plan, args=plan.args[:2], missing_cassette_ok=True)
+    ) as client:
+        assert client.put(ME, content=BODY, headers=HEADERS).status_code == 201

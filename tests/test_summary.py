@@ -101,6 +101,7 @@ def test_counts_per_route_answer_source_fault_kind_recorded_and_problems(summary
         "internal-error": 0,
         "recording-failed": 0,
         "unreachable": 0,
+        "network-policy": 0,
         "no-response": 0,
     }
     assert (result["replayed"], result["recorded"]) == (1, 1)

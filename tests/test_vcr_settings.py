@@ -46,6 +46,7 @@ def test_an_unknown_key_is_one_line_naming_it_and_the_allowed_ones():
         ({"faults": [1.5]}, "faults must be a list of strings"),
         ({"seed": "7"}, "seed must be an integer"),
         ({"cassette": 3}, "cassette must be a string"),
+        ({"allowed_hosts": [None]}, "allowed_hosts must be a list of strings"),
     ],
 )
 def test_values_of_the_wrong_kind_are_refused(merged, complaint):
@@ -74,6 +75,33 @@ def test_a_very_long_parametrized_name_is_shortened_with_a_digest():
     assert len(name.encode()) <= 255
     assert name.startswith("test_x[aaa") and "..." in name and name.endswith(".yaml")
     assert name != default_cassette_name("test_x[" + "a" * 399 + "b]")
+
+
+@pytest.mark.parametrize("char", ["a", "é", "日", "🦄"])
+def test_a_long_name_and_its_temporary_twin_fit_255_bytes_cut_between_characters(char):
+    name = default_cassette_name("test_x[" + char * 300 + "]")
+    # ".NAME.XXXXXXXX.tmp", the temporary file a rewrite puts beside the cassette, fits too.
+    assert len(f".{name}.XXXXXXXX.tmp".encode()) <= 255
+    assert name.startswith("test_x[" + char * 10) and name.endswith(".yaml")
+    assert name.encode().decode() == name  # whole characters only (str holds no half of one)
+
+
+@pytest.mark.parametrize(
+    ("test", "complaint"), [("test_x[a\0b]", "NUL"), ("test_x[\ud83d]", "no file name can hold")]
+)
+def test_an_impossible_test_name_is_one_line(test, complaint):
+    with pytest.raises(GraphVcrError, match=complaint) as raised:
+        default_cassette_name(test)
+    assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "complaint"),
+    [("a\0.yaml", "NUL"), ("é" * 130 + ".yaml", "265 bytes in one file name, at most 241 fit")],
+)
+def test_an_impossible_or_too_long_cassette_name_is_refused(folder, name, complaint):
+    with pytest.raises(GraphVcrError, match=complaint):
+        replay_plan(folder, cassette=name)
 
 
 @pytest.fixture
@@ -107,9 +135,13 @@ def test_a_name_without_suffix_gets_yaml_and_a_folder_is_kept(folder):
     assert replay_plan(folder, cassette="shared").cassette == folder / "shared"
 
 
-def test_record_mode_none_replays_and_refuses_a_missing_cassette(folder):
-    with pytest.raises(GraphVcrError, match=r"test_a\.yaml does not exist \(record mode none\)"):
-        replay_plan(folder)
+def test_record_mode_none_replays_even_a_missing_cassette_whose_misses_say_so(folder):
+    missing = replay_plan(folder)
+    assert (missing.mode, missing.cassette, missing.missing_cassette_ok) == (
+        "replay",
+        folder / "test_a.yaml",
+        True,
+    )
     (folder / "test_a.yaml").write_text("")
     session = replay_plan(folder, faults=("throttle",), seed=7, match_body=False)
     assert session.mode == "replay"
@@ -121,6 +153,20 @@ def test_record_mode_none_replays_and_refuses_a_missing_cassette(folder):
         "--seed",
         "7",
         "--ignore-body",
+        "--block-network",
+    )
+
+
+def test_once_never_lets_a_missing_cassette_through_as_replay(folder):
+    (folder / "test_a.yaml").write_text("")
+    assert not replay_plan(folder, record_mode=TestRecordMode.ONCE).missing_cassette_ok
+
+
+def test_every_session_blocks_the_network_but_the_allowed_hosts_of_both_places(folder):
+    settings = Settings(mode=ProxyMode.SIMULATE, allowed_hosts=("b.example", "a.example"))
+    session = plan(settings, cassette_dir=folder, default_name="t.yaml", allowed=["a.example"])
+    assert session.args == (
+        *("--block-network", "--allow-host", "a.example", "--allow-host", "b.example"),
     )
 
 
@@ -137,7 +183,7 @@ def test_rewrite_empties_the_cassette_then_records_new_episodes(folder):
     session = replay_plan(folder, record_mode=TestRecordMode.REWRITE, redact_fields=("email",))
     assert session.rewrite
     assert session.args[2:4] == ("--record-mode", "new_episodes")
-    assert session.args[-2:] == ("--redact-field", "email")
+    assert session.args[-3:] == ("--redact-field", "email", "--block-network")
 
 
 def test_a_record_mode_in_markers_wins_over_the_command_line_which_wins_over_the_mode(folder):
@@ -179,6 +225,7 @@ def test_simulate_needs_no_cassette_and_takes_faults_and_arguments(folder):
         "--fault",
         "etag-mismatch",
         "--allow-anonymous",
+        "--block-network",
         "--provisioning-delay",
         "3",
     )

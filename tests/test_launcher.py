@@ -1,0 +1,36 @@
+"""Starting a proxy child: what of its output is kept, for how long a run may last."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from proxy_addons import launcher
+
+CHATTY_CHILD = """
+import sys
+print("proxy listening on http://127.0.0.1:1")
+print("CA certificate: /ca.pem", flush=True)
+for i in range(3000):
+    print(f"log line {i}", file=sys.stderr)
+    print(f"out line {i}")
+print("x" * 100_000, file=sys.stderr)
+print("last words", file=sys.stderr, flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_long_running_child_keeps_only_its_last_lines_each_of_bounded_length():
+    starting = launcher.spawn([sys.executable, "-c", CHATTY_CHILD], tie_stdin=True, keep_lines=50)
+    running = starting.ready(timeout=30)
+    try:
+        deadline = time.monotonic() + 30
+        while running.last_lines(1) != ["last words"] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert running.last_lines(1) == ["last words"]
+        assert len(running.stderr) == len(running.stdout) == 50
+        assert running.stderr[0] == "log line 2952\n"
+        assert len(running.stderr[-2]) < launcher.LONGEST_KEPT_LINE + 10
+        assert starting.lines.qsize() < 10  # nobody reads start-up lines once it has started
+    finally:
+        running.stop()
