@@ -30,6 +30,7 @@ from mitmproxy.addonmanager import Loader
 
 from proxy_addons import control, etags, flows
 from proxy_addons.answered_by import AnsweredBy
+from proxy_addons.chain_order import Stage
 from proxy_addons.faults import (
     BrokenBody,
     Delay,
@@ -43,6 +44,7 @@ from proxy_addons.faults import (
 )
 from proxy_addons.graph import Reply
 from proxy_addons.routes import Route
+from proxy_addons.script_chain import script_addons
 
 logger = logging.getLogger(__name__)
 
@@ -343,4 +345,4 @@ class FaultInjector:
             flows.answer(flow, breaker.reply(real, flow.request.headers), by=AnsweredBy.FAULT)
 
 
-addons = [FaultInjector()]
+addons = script_addons(__name__, Stage.FAULTS)

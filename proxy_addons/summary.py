@@ -33,8 +33,10 @@ from rich.table import Table
 
 from proxy_addons import flows
 from proxy_addons.answered_by import AnsweredBy, answered
+from proxy_addons.chain_order import Stage
 from proxy_addons.files import replace_atomically
 from proxy_addons.routes import Operation, Route
+from proxy_addons.script_chain import script_addons
 
 # The answer sources, as columns; a flow nobody answered went upstream (or got no answer).
 SOURCES = tuple(AnsweredBy)
@@ -226,4 +228,4 @@ class Summary:
             render(summary, Console(file=sys.stderr, width=TABLE_WIDTH))
 
 
-addons = [Summary()]
+addons = script_addons(__name__, Stage.SUMMARY)

@@ -29,7 +29,9 @@ from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 
 from proxy_addons import flows
 from proxy_addons.answered_by import AnsweredBy
+from proxy_addons.chain_order import Stage
 from proxy_addons.graph import Reply, error_reply
+from proxy_addons.script_chain import script_addons
 
 logger = logging.getLogger(__name__)
 
@@ -117,4 +119,4 @@ class UnreachableUpstream:
         flows.answer(flow, reply, by=AnsweredBy.UNREACHABLE)
 
 
-addons = [UnreachableUpstream()]
+addons = script_addons(__name__, Stage.UNREACHABLE)

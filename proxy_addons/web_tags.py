@@ -21,7 +21,9 @@ from mitmproxy import ctx, hooks, http
 
 from proxy_addons import flows
 from proxy_addons.answered_by import AnsweredBy
+from proxy_addons.chain_order import Stage
 from proxy_addons.models import errors_only
+from proxy_addons.script_chain import script_addons
 from proxy_addons.summary import fault_kinds, source_of
 
 # One marker per source: short codes from mitmproxy's own marker set
@@ -134,4 +136,4 @@ class WebTags:
         ctx.master.addons.trigger(hooks.UpdateHook([flow]))
 
 
-addons = [WebTags()]
+addons = script_addons(__name__, Stage.WEB_TAGS)
