@@ -37,6 +37,7 @@ from mitmproxy.addonmanager import Loader
 
 from proxy_addons import cli, control, flows, serving
 from proxy_addons.answered_by import AnsweredBy, answered
+from proxy_addons.chain_order import in_chain_order
 from proxy_addons.fault_injection import OPTIONS as FAULT_OPTIONS
 from proxy_addons.fault_injection import FaultInjector
 from proxy_addons.graph import error_reply
@@ -121,7 +122,8 @@ class Session:
             raise SessionError(str(exc)) from None
         if getattr(args, "reverse", False):
             raise SessionError("--reverse makes a different server, not a proxy setting")
-        addons, settings = serving.MODES[mode](args)
+        modes, settings = serving.MODES[mode](args)
+        addons = in_chain_order(modes)
         self._retire()
         self._declare(addons)
         wanted = {name: ctx.options.default(name) for name in self.option_names}

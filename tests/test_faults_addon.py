@@ -8,7 +8,6 @@ import json
 import pytest
 from helpers import WORK_TENANT, graph_flow, jwt
 from mitmproxy import exceptions, http
-from mitmproxy.addons import script
 from mitmproxy.test import taddons
 
 from proxy_addons import cassette, control, examples, fault_injection, flows
@@ -16,6 +15,7 @@ from proxy_addons.fault_injection import FaultInjector
 from proxy_addons.flows import to_response
 from proxy_addons.graph import json_reply
 from proxy_addons.replay import Replay
+from proxy_addons.script_chain import chain_of
 
 ME = examples.ME_URL
 OTHER_MEETING = ME.replace(examples.MEETING_ID, "another-meeting")
@@ -410,8 +410,9 @@ def test_control_endpoint_serves_loopback_clients_only(injector, peer):
 
 
 def test_the_addon_loads_as_a_mitmdump_script():
-    addon = script.load_script(fault_injection.__file__).addons[0]
-    with taddons.context(addon) as tctx:
+    with taddons.context() as tctx:
+        tctx.script(fault_injection.__file__)
+        (addon,) = chain_of(tctx.master.addons).addons
         tctx.configure(addon, graph_faults=["throttle:times=1"])
         flow = send(addon, make_flow())
     assert type(addon).__name__ == "FaultInjector"
