@@ -43,6 +43,7 @@ from proxy_addons.faults import (
     seeded_random,
 )
 from proxy_addons.graph import Reply
+from proxy_addons.options import ensure_lazy_connections
 from proxy_addons.routes import Route
 from proxy_addons.script_chain import script_addons
 
@@ -189,6 +190,11 @@ class FaultInjector:
         self._install(rules, keep_state=not fresh)
         if rules:
             logger.info("fault rules: %s", "; ".join(r.text for r in rules))
+
+    def running(self) -> None:
+        # It answers Graph calls itself: alone in mitmdump, an eager connection would dial
+        # (or, offline, fail to reach) the real host before a fault could answer.
+        ensure_lazy_connections()
 
     def _rules_from_options(self) -> list[Rule]:
         rules = (

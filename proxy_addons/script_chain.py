@@ -84,11 +84,11 @@ class ScriptChain:
             if stage in wanted and stage not in built:
                 self._start(manager, stage)
         modes = [stage.name.lower() for stage in self.stages if stage in MODES]
-        if len(modes) > 1:
+        if len(modes) > 1 and (wanted - built.keys()) & MODES:  # a mode just joined
             logger.warning(
-                "scripts for %s are all loaded: each Graph request is answered by the first "
-                "of them that can (in that order)",
-                " and ".join(modes),
+                "%s are all loaded: each Graph request is answered by the first of them, in "
+                "this order, that can",
+                ", ".join(modes),
             )
 
     def _start(self, manager: AddonManager, stage: Stage) -> None:

@@ -1,8 +1,8 @@
 """Addon: tag each Graph flow with who answered it, in the flow's comment and marker.
 
 In mitmweb (``graph-vcr-proxy ... --web``) or the mitmproxy console, a developer then sees at
-a glance which calls were played back, emulated, faulted or really sent. Load it after the
-addons whose work it reports, e.g.::
+a glance which calls were played back, emulated, faulted or really sent. It runs after the
+addons whose work it reports, whatever the order of the scripts (``chain_order.py``), e.g.::
 
     mitmweb -s proxy_addons/replay.py -s proxy_addons/web_tags.py --set connection_strategy=lazy
 
