@@ -75,6 +75,12 @@ def test_all_scripts_in_reverse_order_run_in_the_documented_order():
         assert stages_in(tctx) == list(ORDER)
 
 
+def test_the_same_script_loaded_twice_runs_its_stages_once():
+    with taddons.context() as tctx:
+        load("replay.py", "replay.py")  # e.g. given as proxy_addons/replay.py and ./proxy_addons/…
+        assert stages_in(tctx) == [Stage.REPLAY, Stage.UNREACHABLE]
+
+
 @pytest.mark.parametrize("name", list(WANTS))
 def test_importing_an_addon_module_builds_no_addon(name):
     module = importlib.import_module(f"proxy_addons.{name.removesuffix('.py')}")
