@@ -100,11 +100,29 @@ def test_every_documented_mitmdump_line_is_run_here_or_named_as_not_ours():
 class Mitmdump:
     """A running mitmdump: its address, the CA its clients trust, and what it printed."""
 
-    def __init__(self, process: subprocess.Popen[str], port: int, ca: Path) -> None:
+    def __init__(self, process: subprocess.Popen[str], ca: Path) -> None:
         self.process = process
-        self.port = port
         self.ca = ca
+        self.port = 0
         self.output: list[str] = []
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        for line in self.process.stdout:  # type: ignore[union-attr]
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def wait_for(self, pattern: re.Pattern[str], timeout: float = 60) -> re.Match[str]:
+        """The first line from now on that matches; an AssertionError if mitmdump exits."""
+        while True:
+            line = self._lines.get(timeout=timeout)
+            if line is None:
+                status = self.process.wait(10)
+                raise AssertionError(f"mitmdump exited with {status}:\n{''.join(self.output)}")
+            self.output.append(line)
+            if found := pattern.search(line):
+                return found
 
     @property
     def url(self) -> str:
@@ -149,34 +167,14 @@ def mitmdump(argv: list[str], folder: Path) -> Iterator[Mitmdump]:
         stderr=subprocess.STDOUT,
         text=True,
     )
-    lines: queue.Queue[str | None] = queue.Queue()
-    running = None
-
-    def drain() -> None:
-        for line in process.stdout:  # type: ignore[union-attr]
-            lines.put(line)
-        lines.put(None)
-
-    threading.Thread(target=drain, daemon=True).start()
-    output: list[str] = []
+    running = Mitmdump(process, folder / "confdir" / "mitmproxy-ca-cert.pem")
     try:
-        while True:
-            line = lines.get(timeout=60)
-            if line is None:
-                raise AssertionError(f"mitmdump exited with {process.wait(10)}:\n{''.join(output)}")
-            output.append(line)
-            if found := LISTENING.search(line):
-                break
-        ca = folder / "confdir" / "mitmproxy-ca-cert.pem"
-        running = Mitmdump(process, int(found.group(2)), ca)
-        running.output = output
+        running.port = int(running.wait_for(LISTENING).group(2))
         yield running
     finally:
         if process.poll() is None:
             process.kill()
             process.wait(10)
-        while (line := lines.get(timeout=10)) is not None:
-            output.append(line)
 
 
 def create(client: httpx.Client, base: str = examples.GRAPH_BETA) -> httpx.Response:
@@ -317,3 +315,22 @@ def test_an_option_a_script_refuses_is_one_error_and_mitmdump_exits_at_start(tmp
     )
     assert result.returncode == 1
     assert "unknown fault kind 'bogus'" in result.stdout + result.stderr
+
+
+def test_a_script_reloaded_by_mitmdump_comes_back_fresh_and_the_others_stay(tmp_path):
+    """mitmdump reloads a script whose file changes: here a copy of the fault injector's, beside
+    replay. Its throttle fires once again (a fresh rule); replay answers as before."""
+    (tmp_path / "mine").mkdir()
+    copy = tmp_path / "mine" / "fault_injection.py"
+    shutil.copy(ROOT / "proxy_addons" / "fault_injection.py", copy)
+    argv = ["-s", "proxy_addons/replay.py", "-s", str(copy)]
+    argv += ["--set", "graph_faults=throttle:times=1"]
+    with mitmdump(argv, tmp_path) as proxy, proxy.client() as client:
+        before = [create(client).status_code for _ in range(2)]
+        mtime = copy.stat().st_mtime + 5
+        os.utime(copy, (mtime, mtime))
+        proxy.wait_for(re.compile(r"Loading script .*mine/fault_injection\.py"))
+        proxy.wait_for(re.compile(r"fault rules: throttle:times=1"))
+        after = [create(client).status_code for _ in range(2)]
+        status = proxy.stop()
+    assert (before, after, status) == ([429, 201], [429, 201], 0), "".join(proxy.output)
