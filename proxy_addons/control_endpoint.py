@@ -28,6 +28,8 @@ from typing import Any
 from mitmproxy import addonmanager, ctx, http
 
 from proxy_addons import control, flows
+from proxy_addons.chain_order import Stage
+from proxy_addons.script_chain import script_addons
 
 logger = logging.getLogger(__name__)
 
@@ -89,4 +91,4 @@ class ControlEndpoint:
         flow.metadata[SERVED] = True
 
 
-addons = [ControlEndpoint()]
+addons = script_addons(__name__, Stage.CONTROL)

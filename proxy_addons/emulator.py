@@ -30,6 +30,7 @@ from mitmproxy.proxy.mode_specs import ReverseMode
 from proxy_addons import appointments, flows, permissions
 from proxy_addons.answered_by import AnsweredBy
 from proxy_addons.appointments import AppointmentRequest, Outcome, State, StateFileError
+from proxy_addons.chain_order import Stage
 from proxy_addons.graph import (
     AUTH_CHALLENGE,
     BAD_REQUEST,
@@ -43,6 +44,7 @@ from proxy_addons.graph import (
 )
 from proxy_addons.options import ensure_lazy_connections
 from proxy_addons.routes import Operation, Route
+from proxy_addons.script_chain import script_addons
 
 logger = logging.getLogger(__name__)
 
@@ -306,4 +308,4 @@ class Emulator:
         flows.answer(flow, reply, by=AnsweredBy.EMULATOR)
 
 
-addons = [Emulator()]
+addons = script_addons(__name__, Stage.EMULATOR)

@@ -32,7 +32,7 @@ from mitmproxy.addonmanager import Loader
 
 from proxy_addons import control, etags, flows
 from proxy_addons.answered_by import AnsweredBy
-from proxy_addons.control_endpoint import ControlEndpoint
+from proxy_addons.chain_order import Stage
 from proxy_addons.faults import (
     BrokenBody,
     Delay,
@@ -45,7 +45,9 @@ from proxy_addons.faults import (
     seeded_random,
 )
 from proxy_addons.graph import Reply
+from proxy_addons.options import ensure_lazy_connections
 from proxy_addons.routes import Route
+from proxy_addons.script_chain import script_addons
 
 logger = logging.getLogger(__name__)
 
@@ -190,6 +192,11 @@ class FaultInjector:
         self._install(rules, keep_state=not fresh)
         if rules:
             logger.info("fault rules: %s", "; ".join(r.text for r in rules))
+
+    def running(self) -> None:
+        # It answers Graph calls itself: alone in mitmdump, an eager connection would dial
+        # (or, offline, fail to reach) the real host before a fault could answer.
+        ensure_lazy_connections()
 
     def _rules_from_options(self) -> list[Rule]:
         rules = (
@@ -346,4 +353,4 @@ class FaultInjector:
             flows.answer(flow, breaker.reply(real, flow.request.headers), by=AnsweredBy.FAULT)
 
 
-addons = [ControlEndpoint(), FaultInjector()]  # alone in mitmdump, /faults is served too
+addons = script_addons(__name__, Stage.CONTROL, Stage.FAULTS)

@@ -28,6 +28,7 @@ from mitmproxy.addonmanager import Loader
 from proxy_addons import flows, playback, record_options
 from proxy_addons.answered_by import AnsweredBy
 from proxy_addons.cassette_writer import CassetteWriteError
+from proxy_addons.chain_order import Stage
 from proxy_addons.graph import error_reply
 from proxy_addons.interactions import (
     Sent,
@@ -44,7 +45,7 @@ from proxy_addons.record_mode import RecordMode
 from proxy_addons.record_options import RECORD_MODES, VALIDATE_MODES
 from proxy_addons.redaction import RedactionRules
 from proxy_addons.rerecording import Rerecording
-from proxy_addons.unreachable_upstream import UnreachableUpstream
+from proxy_addons.script_chain import script_addons
 from proxy_addons.upstream import Upstream
 from proxy_addons.validation import ValidateMode
 from proxy_addons.validation_report import check_request, check_response
@@ -162,4 +163,5 @@ class Record:
         flow.metadata[flows.RECORDED] = True
 
 
-addons = [Record(), UnreachableUpstream()]  # alone in mitmdump as in the CLI
+# Record, with the envelope for what it forwards.
+addons = script_addons(__name__, Stage.RECORD, Stage.UNREACHABLE)

@@ -17,11 +17,12 @@ from mitmproxy import ctx, exceptions, http
 from mitmproxy.addonmanager import Loader
 
 from proxy_addons import cassette, flows, playback
+from proxy_addons.chain_order import Stage
 from proxy_addons.matching import CassetteIndex
 from proxy_addons.on_miss import OnMiss
 from proxy_addons.options import declare_cassette, ensure_lazy_connections, require_choice
 from proxy_addons.playback import MISS_CODE, MISS_STATUS
-from proxy_addons.unreachable_upstream import UnreachableUpstream
+from proxy_addons.script_chain import script_addons
 
 logger = logging.getLogger(__name__)
 
@@ -84,4 +85,5 @@ class Replay:
             playback.play(flow, self.index, answer_misses=self.answer_misses)
 
 
-addons = [Replay(), UnreachableUpstream()]  # alone in mitmdump as in the CLI
+# Replay, with the envelope for --set graph_on_miss=forward.
+addons = script_addons(__name__, Stage.REPLAY, Stage.UNREACHABLE)

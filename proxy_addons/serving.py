@@ -22,6 +22,7 @@ from typing import Any
 from mitmproxy import ctx, exceptions, master, options
 
 from proxy_addons import web_ui
+from proxy_addons.chain_order import in_chain_order
 from proxy_addons.control_endpoint import ControlEndpoint
 from proxy_addons.fault_injection import FaultInjector
 from proxy_addons.record import Record
@@ -262,4 +263,5 @@ def run(args: argparse.Namespace) -> int:
     """The command's proxy, in the mode ``args`` names, until it is stopped; the exit status."""
     addons, settings = MODES[args.command](args)
     first, last, extra_settings = common_addons(args)
-    return asyncio.run(serve([*first, *addons, *last], {**extra_settings, **settings}, args))
+    ours = in_chain_order([*first, *addons, *last])  # the one order, as every chain has it
+    return asyncio.run(serve(ours, {**extra_settings, **settings}, args))

@@ -43,6 +43,7 @@ from mitmproxy.addonmanager import Loader
 
 from proxy_addons import cli, control, control_endpoint, flows, serving
 from proxy_addons.answered_by import AnsweredBy, answered
+from proxy_addons.chain_order import in_chain_order
 from proxy_addons.control_api import CALLS_PATH, SESSION_PATH
 from proxy_addons.control_endpoint import ControlEndpoint
 from proxy_addons.fault_injection import OPTIONS as FAULT_OPTIONS
@@ -260,11 +261,12 @@ class Session:
     def apply(self, request: Any) -> dict[str, Any]:
         mode, argv = session_request(request)
         args = checked_arguments(self.parsers[mode], argv, self.root)
-        addons, settings = serving.MODES[mode](args)
+        modes, settings = serving.MODES[mode](args)
         missing = missing_cassette_ok(request, mode, getattr(args, "cassette", None))
         if missing is not None:  # Replay would refuse it: nothing to load, every request a miss
-            addons = [MissingCassette(missing), UnreachableUpstream()]
+            modes = [MissingCassette(missing), UnreachableUpstream()]
             settings = {k: v for k, v in settings.items() if k not in REPLAY_OPTIONS}
+        addons = in_chain_order(modes)
         self._retire()
         self._declare(addons)
         wanted = {name: ctx.options.default(name) for name in self.option_names}

@@ -5,8 +5,9 @@ Load it alone with::
     mitmdump -s proxy_addons/summary.py --set graph_summary_json=summary.json
 
 It only reads what the other addons wrote into ``flow.metadata`` (see ``flows.py``), so it
-is loaded after the addons whose work it reports, as the CLI does (the recorder marks a flow
-recorded, and validation attaches problems, in their own ``response`` hooks). A flow is
+runs after the addons whose work it reports, in the CLI as among scripts given in any order
+(``chain_order.py``; the recorder marks a flow recorded, and validation attaches problems, in
+their own ``response`` hooks). A flow is
 counted when its response or error reaches this addon, and then forgotten: a proxy that runs
 for days holds only the flows in flight, not one entry per request it ever answered. A flow
 counts from the moment its request headers arrive, so one still in flight when the proxy
@@ -33,8 +34,10 @@ from rich.table import Table
 
 from proxy_addons import flows
 from proxy_addons.answered_by import AnsweredBy, answered
+from proxy_addons.chain_order import Stage
 from proxy_addons.files import replace_atomically
 from proxy_addons.routes import Operation, Route
+from proxy_addons.script_chain import script_addons
 
 # The answer sources, as columns; a flow nobody answered went upstream (or got no answer).
 SOURCES = tuple(AnsweredBy)
@@ -226,4 +229,4 @@ class Summary:
             render(summary, Console(file=sys.stderr, width=TABLE_WIDTH))
 
 
-addons = [Summary()]
+addons = script_addons(__name__, Stage.SUMMARY)

@@ -11,9 +11,12 @@ answered with Graph's ``502 UpstreamUnreachable`` naming the upstream and the re
 mitmproxy never dials. Only a forward that will need a new connection is tried: while a
 client connection holds an open connection to that upstream (mitmproxy's keep-alive reuse),
 its requests go on untried, so the recording hot path pays nothing. Other traffic keeps
-mitmproxy's own behaviour. Alone::
+mitmproxy's own behaviour. ``replay.py`` and ``record.py`` bring it with them as scripts; loaded
+beside them as well, in any order, it is still one addon, at its place after them
+(``script_chain.py``)::
 
-    mitmdump -s proxy_addons/record.py -s proxy_addons/unreachable_upstream.py ...
+    mitmdump -s proxy_addons/record.py -s proxy_addons/unreachable_upstream.py \\
+        --set graph_cassette=rec.yaml --set graph_upstream=http://127.0.0.1:9000
 """
 
 from __future__ import annotations
@@ -29,7 +32,9 @@ from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 
 from proxy_addons import flows
 from proxy_addons.answered_by import AnsweredBy
+from proxy_addons.chain_order import Stage
 from proxy_addons.graph import Reply, error_reply
+from proxy_addons.script_chain import script_addons
 
 logger = logging.getLogger(__name__)
 
@@ -117,4 +122,4 @@ class UnreachableUpstream:
         flows.answer(flow, reply, by=AnsweredBy.UNREACHABLE)
 
 
-addons = [UnreachableUpstream()]
+addons = script_addons(__name__, Stage.UNREACHABLE)

@@ -1,8 +1,8 @@
 """Addon: tag each Graph flow with who answered it, in the flow's comment and marker.
 
 In mitmweb (``graph-vcr-proxy ... --web``) or the mitmproxy console, a developer then sees at
-a glance which calls were played back, emulated, faulted or really sent. Load it after the
-addons whose work it reports, e.g.::
+a glance which calls were played back, emulated, faulted or really sent. It runs after the
+addons whose work it reports, whatever the order of the scripts (``chain_order.py``), e.g.::
 
     mitmweb -s proxy_addons/replay.py -s proxy_addons/web_tags.py --set connection_strategy=lazy
 
@@ -21,7 +21,9 @@ from mitmproxy import ctx, hooks, http
 
 from proxy_addons import flows
 from proxy_addons.answered_by import AnsweredBy
+from proxy_addons.chain_order import Stage
 from proxy_addons.models import errors_only
+from proxy_addons.script_chain import script_addons
 from proxy_addons.summary import fault_kinds, source_of
 
 # One marker per source: short codes from mitmproxy's own marker set
@@ -135,4 +137,4 @@ class WebTags:
         ctx.master.addons.trigger(hooks.UpdateHook([flow]))
 
 
-addons = [WebTags()]
+addons = script_addons(__name__, Stage.WEB_TAGS)

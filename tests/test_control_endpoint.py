@@ -9,12 +9,12 @@ import json
 import pytest
 from helpers import graph_flow
 from mitmproxy import http
-from mitmproxy.addons import script
 from mitmproxy.test import taddons
 
 from proxy_addons import control, examples, fault_injection, graph
 from proxy_addons.control_endpoint import ControlEndpoint
 from proxy_addons.fault_injection import FaultInjector
+from proxy_addons.script_chain import chain_of
 
 JSON = {"Content-Type": "application/json"}
 
@@ -218,8 +218,9 @@ def test_graph_requests_are_left_alone(chain):
 
 
 def test_the_fault_injector_script_serves_faults_in_mitmdump():
-    addons = script.load_script(fault_injection.__file__).addons
-    (endpoint,) = [a for a in addons if isinstance(a, ControlEndpoint)]
-    with taddons.context(*addons):
+    with taddons.context() as tctx:
+        tctx.script(fault_injection.__file__)
+        addons = chain_of(tctx.master.addons).addons
+        (endpoint,) = [a for a in addons if isinstance(a, ControlEndpoint)]
         answer = send(endpoint, control_flow("POST", json.dumps(["forbidden"]), JSON))
     assert [r["spec"] for r in answer.json()["faults"]] == ["forbidden"]

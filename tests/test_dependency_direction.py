@@ -18,6 +18,7 @@ PURE_MODULES = (
     "answered_by",
     "appointments",
     "cassette",
+    "chain_order",
     "content_encoding",
     "faults",
     "files",

@@ -8,7 +8,6 @@ import json
 import pytest
 from helpers import WORK_TENANT, graph_flow, jwt
 from mitmproxy import exceptions, http
-from mitmproxy.addons import script
 from mitmproxy.test import taddons
 
 from proxy_addons import cassette, examples, fault_injection, flows
@@ -16,6 +15,7 @@ from proxy_addons.fault_injection import FaultInjector
 from proxy_addons.flows import to_response
 from proxy_addons.graph import json_reply
 from proxy_addons.replay import Replay
+from proxy_addons.script_chain import chain_of
 
 ME = examples.ME_URL
 OTHER_MEETING = ME.replace(examples.MEETING_ID, "another-meeting")
@@ -358,10 +358,9 @@ def test_a_bad_command_spec_changes_nothing(injector):
 
 
 def test_the_addon_loads_as_a_mitmdump_script():
-    (addon,) = [
-        a for a in script.load_script(fault_injection.__file__).addons if hasattr(a, "states")
-    ]
-    with taddons.context(addon) as tctx:
+    with taddons.context() as tctx:
+        tctx.script(fault_injection.__file__)
+        addon = next(a for a in chain_of(tctx.master.addons).addons if hasattr(a, "states"))
         tctx.configure(addon, graph_faults=["throttle:times=1"])
         flow = send(addon, make_flow())
     assert type(addon).__name__ == "FaultInjector"

@@ -19,6 +19,7 @@ from proxy_addons.matching import CassetteIndex
 from proxy_addons.models import ErrorResponse
 from proxy_addons.playback import MISS_CODE, MISS_STATUS, answer_miss
 from proxy_addons.replay import Replay
+from proxy_addons.script_chain import chain_of
 from proxy_addons.unreachable_upstream import UnreachableUpstream
 
 REPLAY, MISS = AnsweredBy.REPLAY, AnsweredBy.MISS
@@ -296,8 +297,8 @@ def test_running_switches_connection_strategy_to_lazy():
 def test_loads_as_a_mitmdump_script_with_its_options():
     script = Path(__file__).resolve().parent.parent / "proxy_addons" / "replay.py"
     with taddons.context() as tctx:
-        module = tctx.script(str(script))
-        addon, unreachable = module.addons  # Script registered them and ran load/configure
+        tctx.script(str(script))
+        addon, unreachable = chain_of(tctx.master.addons).addons  # loaded and configured
         assert isinstance(unreachable, UnreachableUpstream)  # forwards get Graph's 502 too
         assert tctx.options.graph_on_miss == "error"
         assert len(addon.index) == 2  # the bundled cassettes, by default

@@ -16,7 +16,6 @@ import pytest
 from conftest import httpx_client
 from helpers import assert_one_line_error, graph_flow, run_cli
 from mitmproxy import exceptions, http
-from mitmproxy.addons import script
 from mitmproxy.io import FlowReader, FlowWriter
 from mitmproxy.test import taddons, tflow
 from rich.console import Console
@@ -27,6 +26,7 @@ from proxy_addons.answered_by import AnsweredBy
 from proxy_addons.models import Problem
 from proxy_addons.record import Record
 from proxy_addons.replay import Replay
+from proxy_addons.script_chain import chain_of
 from proxy_addons.summary import SOURCES, Summary
 
 MISS = AnsweredBy.MISS
@@ -359,8 +359,9 @@ def test_a_summary_path_that_would_lose_data_stops_the_proxy_before_it_starts(
 
 
 def test_the_addon_loads_as_a_mitmdump_script():
-    addon = script.load_script(summary_module.__file__).addons[0]
-    with taddons.context(addon):
+    with taddons.context() as tctx:
+        tctx.script(summary_module.__file__)
+        (addon,) = chain_of(tctx.master.addons).addons
         addon.response(finished_flow("PUT", ME))
         assert addon.summary()["requests"] == 1
 
