@@ -111,14 +111,14 @@ _QUALIFIED = r"(?:microsoft\.)?graph\."
 # The last segment: an optional qualifier, the name, then an empty parameter list in which
 # OData allows blanks. A navigation property is never qualified (a qualified name there is a
 # type cast, which Graph refuses for virtualAppointment), so only the live calls may be.
-_CALL = re.compile(rf"(?P<qualifier>{_QUALIFIED})?(?P<name>[^()]*?)\s*(?P<call>\(\s*\))?")
+_CALL = re.compile(rf"(?P<qualifier>{_QUALIFIED})?(?P<name>[^()\s]*)\s*(?P<call>\(\s*\))?")
 # A cast to the type the path already names: OData allows it, and it changes nothing.
 _MEETING_CAST = re.compile(rf"{_QUALIFIED}onlinemeeting")
 _USER_CAST = re.compile(rf"{_QUALIFIED}user")
 # The meeting by key in parentheses, decoded, from the meetings segment to the resource: the
 # literal may hold anything, slashes and parentheses included, so it runs to the last quote.
 _KEYED_MEETING = re.compile(
-    r"\s*onlinemeetings\s*\(\s*(?:(?P<name>[^=()']*?)\s*=\s*)?'(?P<literal>.+)'\s*\)"
+    r"\s*onlinemeetings\s*\(\s*(?:(?P<name>[a-z]\w*)\s*=\s*)?'(?P<literal>.+)'\s*\)"
     rf"(?:/+{_QUALIFIED}onlinemeeting)?/*",
     re.IGNORECASE | re.DOTALL,
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import time
 from urllib.parse import quote
 
 import pytest
@@ -23,6 +24,7 @@ from proxy_addons.routes import (
     is_batch_path,
     odata_string,
     parse,
+    parse_parts,
 )
 
 MEETING = examples.MEETING_ID
@@ -801,3 +803,25 @@ def test_any_route_respelled_at_random_is_the_same_route(case):
     assert expected is not None
     route = parse(method.lower(), spelled)
     assert route is not None and route.key == expected.key
+
+
+HOSTILE = 50_000  # a long request line; a pattern that backtracks takes minutes on it
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/beta/me/onlineMeetings(" + " " * HOSTILE + ")/sendVirtualAppointmentSms",
+        "/beta/me/onlineMeetings(" + " " * HOSTILE + "x" + " " * HOSTILE + "/x",
+        "/beta/me/onlineMeetings('" + "a')" * HOSTILE + "/sendVirtualAppointmentSms",
+        "/beta/me/onlineMeetings/M/x" + " " * HOSTILE + "y",
+        "/beta/users(" + " " * HOSTILE + "x/onlineMeetings/M/sendVirtualAppointmentSms",
+        "/beta" + "/x/.." * HOSTILE + "/me/onlineMeetings/M/virtualAppointment",
+        "/beta/me" + "%2F" * HOSTILE + "/onlineMeetings/M/virtualAppointment",
+        "/beta/me/onlineMeetings/M/" + "%u0041" * HOSTILE,
+    ],
+)
+def test_a_hostile_path_is_read_in_linear_time(path):
+    started = time.perf_counter()
+    parse_parts.__wrapped__("POST", "graph.microsoft.com", path, "")
+    assert time.perf_counter() - started < 2.0
