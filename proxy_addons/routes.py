@@ -128,7 +128,7 @@ _USER_KEY = re.compile(
 # An OData string literal's inside: any quote doubled.
 _ESCAPED = re.compile(r"(?:[^']|'')+", re.DOTALL)
 # Cut a fixed segment at a path parameter, a NUL, or a decoded "?" or "#" (where some server
-# might end it), and drop blanks and control characters around it.
+# might end it).
 _CUT = re.compile(r"[;\x00?#]")
 _BLANKS = "".join(chr(c) for c in range(0x21)) + "\x7f"
 _PERCENT_U = re.compile(r"%u([0-9a-fA-F]{4})")
@@ -235,10 +235,10 @@ def _fixed(segment: str) -> str:
     cut = _CUT.search(name)
     if cut is not None:
         name = name[: cut.start()]
-    name = name.strip().strip(_BLANKS)
     if not name.isascii():  # what a case-insensitive compare in .NET (upper-casing) equates
         name = unicodedata.normalize("NFKC", name).upper().lower()
-    return name
+    # Blanks around, and trailing dots (which Windows drops from a path's names), as nothing.
+    return name.strip().strip(_BLANKS).rstrip(".").strip().strip(_BLANKS)
 
 
 def _segments(path: str) -> list[str]:

@@ -540,6 +540,8 @@ SPELLED = [
     (f"/{{v}}/me/onlineMeetings/{M}/%20virtualAppointment%09", G, ME_VA),
     (f"/{{v}}/me/onlineMeetings/{M}/virtualAppointment%3F$select=id", G, ME_VA),
     (f"/{{v}}/me/onlineMeetings/{M}/%u0076irtualAppointment", G, ME_VA),
+    (f"/{{v}}/me/onlineMeetings/{M}/virtualAppointment.", G, ME_VA),
+    (f"/{{v}}/me/onlineMeetings%2E%20/{M}/virtualAppointment%20.%20", G, ME_VA),
     (f"/{{v}}/me/onlineMeetings/{M}/v%C4%B1rtualAppointment", G, ME_VA),  # dotless i
     (f"/{{v}}/me/onlineMeetings/{M}/%EF%BD%96irtualAppointment", G, ME_VA),  # fullwidth v
     # an encoded slash or backslash taken for a separator, where no other reading is ours
