@@ -827,3 +827,11 @@ def test_a_hostile_path_is_read_in_linear_time(path):
     started = time.perf_counter()
     parse_parts.__wrapped__("POST", "graph.microsoft.com", path, "")
     assert time.perf_counter() - started < 2.0
+
+
+@pytest.mark.parametrize("blank", ["\t", "\r", "\n"])
+def test_a_tab_or_newline_in_the_path_is_dropped_from_its_parts_as_from_its_url(blank):
+    path = f"/beta/me/online{blank}Meetings/M/virtual{blank}Appointment"
+    from_parts = parse_parts("GET", "graph.microsoft.com", path, f"$select{blank}=id")
+    assert from_parts is not None
+    assert from_parts == parse("GET", f"https://graph.microsoft.com{path}?$select{blank}=id")
