@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import time
 from urllib.parse import quote
 
 import pytest
@@ -10,7 +12,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from proxy_addons import examples, flows
-from proxy_addons.routes import GRAPH_HOSTS, Operation, OwnerKind, Resource, odata_string, parse
+from proxy_addons.routes import (
+    ALLOWED_METHODS,
+    GRAPH_HOSTS,
+    LIVE,
+    VERSIONS,
+    Operation,
+    OwnerKind,
+    Resource,
+    graph_host,
+    is_batch_path,
+    odata_string,
+    parse,
+    parse_parts,
+)
 
 MEETING = examples.MEETING_ID
 GUID = examples.EXAMPLE_USER
@@ -308,7 +323,9 @@ def test_the_tenant_wide_owners_are_owners_of_their_own():
         "https://graph.microsoft.com/beta/app/onlineMeetings/M/virtualAppointment",
         "https://graph.microsoft.com/beta/me/onlineMeetings(joinWebUrl='u')/virtualAppointment",
         # no other key, no empty key, no key and id together
-        "https://graph.microsoft.com/beta/me/onlineMeetings(id='u')/getVirtualAppointmentJoinWebUrl",
+        "https://graph.microsoft.com/beta/me/onlineMeetings(ids='u')/getVirtualAppointmentJoinWebUrl",
+        "https://graph.microsoft.com/beta/me/onlineMeetings('')/getVirtualAppointmentJoinWebUrl",
+        "https://graph.microsoft.com/beta/me/onlineMeetings(u)/getVirtualAppointmentJoinWebUrl",
         "https://graph.microsoft.com/beta/me/onlineMeetings(joinWebUrl='')/sendVirtualAppointmentSms",
         "https://graph.microsoft.com/beta/me/onlineMeetings(joinWebUrl=u)/sendVirtualAppointmentSms",
         "https://graph.microsoft.com/beta/me/onlineMeetings(joinWebUrl='u')/M/sendVirtualAppointmentSms",
@@ -377,3 +394,444 @@ def test_a_fragment_in_the_request_target_hides_what_follows_it_as_in_the_url():
         == parse("GET", flow.request.pretty_url)
         == parse("GET", examples.ME_URL)
     )
+
+
+# --- every spelling Graph accepts is the plain spelling's route (issue 16) -----------------
+#
+# Each row: a spelling, the operation it is, and the plain spelling whose key it must share.
+# "{v}" is the version as the row is run (v1.0 and beta), "{V}" the same version spelled
+# oddly (case, percent-encodings), "{h}" the host as the row is run on each of the clouds.
+
+ODD_VERSION = {"v1.0": "V1%2e0", "beta": "%62ETA"}
+M = "MSo%2Bab%2Fcd%3D%3D"  # a meeting id with an encoded slash: one id, MSo+ab/cd==
+J = quote(TEAMS_JOIN_URL, safe="")
+BY_JOIN_URL = f"onlineMeetings(joinWebUrl='{J}')"
+ME_VA = f"/{{v}}/me/onlineMeetings/{M}/virtualAppointment"
+GUID_VA = f"/{{v}}/users/{GUID}/onlineMeetings/{M}/virtualAppointment"
+UPN_VA = f"/{{v}}/users/grady.archie%40contoso.com/onlineMeetings/{M}/virtualAppointment"
+SMS = f"/{{v}}/me/onlineMeetings/{M}/sendVirtualAppointmentSms"
+REMINDER = f"/{{v}}/users/{GUID}/onlineMeetings/{M}/sendVirtualAppointmentReminderSms"
+COMM_JOIN = f"/{{v}}/communications/onlineMeetings/{M}/getVirtualAppointmentJoinWebUrl"
+APP_SMS = f"/{{v}}/app/onlineMeetings/{M}/sendVirtualAppointmentSms"
+PLAIN_M = "/{v}/me/onlineMeetings/M/virtualAppointment"
+KEY_SMS = f"/{{v}}/me/{BY_JOIN_URL}/sendVirtualAppointmentSms"
+KEY_JOIN = f"/{{v}}/app/{BY_JOIN_URL}/getVirtualAppointmentJoinWebUrl"
+C, G, U, D = Operation.CREATE, Operation.GET, Operation.UPDATE, Operation.DELETE
+METHODS = {
+    C: "PUT",
+    G: "GET",
+    U: "PATCH",
+    D: "DELETE",
+    Operation.JOIN_URL: "GET",
+    Operation.SMS: "POST",
+    Operation.REMINDER_SMS: "POST",
+}
+
+SPELLED = [
+    # OData key parentheses, quotes inside doubled, on the meeting and on the user
+    ("/{v}/me/onlineMeetings('MSo+ab%2Fcd==')/virtualAppointment", C, ME_VA),
+    ("/{v}/me/onlineMeetings('MSo+ab/cd==')/virtualAppointment", G, ME_VA),
+    ("/{v}/me/onlineMeetings%28%27MSo%2Bab%2Fcd%3D%3D%27%29/virtualAppointment", U, ME_VA),
+    ("/{v}/me/onlineMeetings(id='MSo+ab%2Fcd==')/virtualAppointment", D, ME_VA),
+    ("/{v}/me/onlineMeetings( ID = 'MSo+ab%2Fcd==' )/virtualAppointment", G, ME_VA),
+    (
+        "/{v}/me/onlineMeetings('it''s')/virtualAppointment",
+        G,
+        "/{v}/me/onlineMeetings/it's/virtualAppointment",
+    ),
+    (
+        "/{v}/me/onlineMeetings(%27it%27%27s%27)/virtualAppointment",
+        G,
+        "/{v}/me/onlineMeetings/it%27s/virtualAppointment",
+    ),
+    (f"/{{v}}/users('{GUID}')/onlineMeetings/{M}/virtualAppointment", C, GUID_VA),
+    (
+        f"/{{v}}/users(id='{GUID.upper()}')/onlineMeetings('MSo+ab%2Fcd==')/virtualAppointment",
+        G,
+        GUID_VA,
+    ),
+    (
+        f"/{{v}}/users(%27Grady.Archie@contoso.com%27)/onlineMeetings/{M}/virtualAppointment",
+        U,
+        UPN_VA,
+    ),
+    (
+        "/{v}/communications/onlineMeetings('MSo+ab%2Fcd==')/getVirtualAppointmentJoinWebUrl()",
+        Operation.JOIN_URL,
+        COMM_JOIN,
+    ),
+    ("/{v}/app/onlineMeetings('MSo+ab%2Fcd==')/sendVirtualAppointmentSms", Operation.SMS, APP_SMS),
+    (
+        f"/{{v}}/users('{GUID}')/onlineMeetings('MSo+ab%2Fcd==')/sendVirtualAppointmentReminderSms",
+        Operation.REMINDER_SMS,
+        REMINDER,
+    ),
+    # the live calls qualified by namespace (any case) or by the schema's alias "graph"
+    (f"/{{v}}/me/onlineMeetings/{M}/microsoft.graph.sendVirtualAppointmentSms", Operation.SMS, SMS),
+    (f"/{{v}}/me/onlineMeetings/{M}/Microsoft.Graph.SendVirtualAppointmentSms", Operation.SMS, SMS),
+    (f"/{{v}}/me/onlineMeetings/{M}/graph.sendVirtualAppointmentSms", Operation.SMS, SMS),
+    (
+        f"/{{v}}/users/{GUID}/onlineMeetings/{M}/microsoft.graph.sendVirtualAppointmentReminderSms",
+        Operation.REMINDER_SMS,
+        REMINDER,
+    ),
+    (
+        f"/{{v}}/communications/onlineMeetings/{M}/microsoft.graph.getVirtualAppointmentJoinWebUrl()",
+        Operation.JOIN_URL,
+        COMM_JOIN,
+    ),
+    (
+        f"/{{v}}/communications/onlineMeetings/{M}/MICROSOFT.GRAPH.getVirtualAppointmentJoinWebUrl",
+        Operation.JOIN_URL,
+        COMM_JOIN,
+    ),
+    (
+        f"/{{v}}/communications/onlineMeetings/{M}/microsoft%2Egraph%2EgetVirtualAppointmentJoinWebUrl%28%29",
+        Operation.JOIN_URL,
+        COMM_JOIN,
+    ),
+    (f"/{{v}}/app/onlineMeetings/{M}/graph.sendVirtualAppointmentSms", Operation.SMS, APP_SMS),
+    (f"/{{v}}/me/{BY_JOIN_URL}/microsoft.graph.sendVirtualAppointmentSms", Operation.SMS, KEY_SMS),
+    (
+        f"/{{v}}/app/{BY_JOIN_URL}/graph.getVirtualAppointmentJoinWebUrl( )",
+        Operation.JOIN_URL,
+        KEY_JOIN,
+    ),
+    # dot segments, removed as RFC 3986 5.2.4 says, %2e being a dot; empty segments
+    (f"/{{v}}/me/onlineMeetings/{M}/./virtualAppointment", C, ME_VA),
+    (f"/{{v}}/me/onlineMeetings/{M}/x/../virtualAppointment", G, ME_VA),
+    (f"/{{v}}/me/onlineMeetings/{M}/%2e/virtualAppointment", U, ME_VA),
+    (f"/{{v}}/me/onlineMeetings/{M}/x/%2E%2e/virtualAppointment", D, ME_VA),
+    (f"/{{v}}/me/onlineMeetings/{M}/virtualAppointment/.", G, ME_VA),
+    (f"/./../{{v}}/me/../me/onlineMeetings/{M}/virtualAppointment", G, ME_VA),
+    (f"/{{v}}/users/x/../{GUID}/onlineMeetings/{M}/virtualAppointment", G, GUID_VA),
+    (
+        f"/{{v}}/users/{GUID}/onlineMeetings/{M}/a/b/../../sendVirtualAppointmentReminderSms",
+        Operation.REMINDER_SMS,
+        REMINDER,
+    ),
+    (f"//{{v}}//me//onlineMeetings//{M}//virtualAppointment//", C, ME_VA),
+    (f"/{{v}}/me/./{BY_JOIN_URL}//x/../sendVirtualAppointmentSms", Operation.SMS, KEY_SMS),
+    # percent-encodings and case of fixed segments; an id's encodings in either hex case
+    (f"/{{V}}/%6De/%6FnlineMeetings/{M}/%76irtual%41ppointment", C, ME_VA),
+    (f"/{{V}}/ME/ONLINEMEETINGS/{M}/VIRTUALAPPOINTMENT", G, ME_VA),
+    (f"/{{v}}/Users/{GUID.upper()}/OnlineMeetings/{M}/virtualappointment", G, GUID_VA),
+    (f"/{{v}}/%55SERS/Grady.Archie@Contoso.com/onlineMeetings/{M}/virtualAppointment", G, UPN_VA),
+    ("/{v}/me/onlineMeetings/MSo%2bab%2fcd%3d%3d/virtualAppointment", G, ME_VA),
+    (
+        f"/{{V}}/%43ommunications/onlineMeetings/{M}/getVirtualAppointmentJoinWebUrl",
+        Operation.JOIN_URL,
+        COMM_JOIN,
+    ),
+    (f"/{{V}}/APP/onlineMeetings/{M}/sendVirtualAppointmentSms", Operation.SMS, APP_SMS),
+    # casts to the type a segment already has
+    (f"/{{v}}/me/onlineMeetings/{M}/microsoft.graph.onlineMeeting/virtualAppointment", G, ME_VA),
+    (f"/{{v}}/me/onlineMeetings/graph.onlineMeeting/{M}/virtualAppointment", G, ME_VA),
+    (f"/{{v}}/users/{GUID}/microsoft.graph.user/onlineMeetings/{M}/virtualAppointment", G, GUID_VA),
+    (
+        "/{v}/me/onlineMeetings('MSo+ab%2Fcd==')/microsoft.graph.onlineMeeting/virtualAppointment",
+        G,
+        ME_VA,
+    ),
+    # what a server might read more loosely than Graph documents: ours, as the plain call
+    (f"/{{v}}/me/onlineMeetings/{M}/virtualAppointment;x=1", G, ME_VA),
+    (f"/{{v}}/me;a=1/onlineMeetings;b/{M}/virtualAppointment", G, ME_VA),
+    (f"/{{v}}/me/onlineMeetings/{M}/virtualAppointment%00.json", G, ME_VA),
+    (f"/{{v}}/me/onlineMeetings/{M}/%20virtualAppointment%09", G, ME_VA),
+    (f"/{{v}}/me/onlineMeetings/{M}/virtualAppointment%3F$select=id", G, ME_VA),
+    (f"/{{v}}/me/onlineMeetings/{M}/%u0076irtualAppointment", G, ME_VA),
+    (f"/{{v}}/me/onlineMeetings/{M}/virtualAppointment.", G, ME_VA),
+    (f"/{{v}}/me/onlineMeetings%2E%20/{M}/virtualAppointment%20.%20", G, ME_VA),
+    (f"/{{v}}/me/onlineMeetings/{M}/v%C4%B1rtualAppointment", G, ME_VA),  # dotless i
+    (f"/{{v}}/me/onlineMeetings/{M}/%EF%BD%96irtualAppointment", G, ME_VA),  # fullwidth v
+    # an encoded slash or backslash taken for a separator, where no other reading is ours
+    ("/{v}/me%2FonlineMeetings%2FM%2FvirtualAppointment", G, PLAIN_M),
+    ("/{v}/me/onlineMeetings/M%5CvirtualAppointment", G, PLAIN_M),
+    ("/{v}/me%5c..%5cme/onlineMeetings/M/virtualAppointment", G, PLAIN_M),
+]
+
+
+def _spelled_url(path: str, host: str, version: str) -> str:
+    return f"https://{host}" + path.format(v=version, V=ODD_VERSION[version])
+
+
+@pytest.mark.parametrize(("spelling", "operation", "plain"), SPELLED)
+@pytest.mark.parametrize("host", sorted(GRAPH_HOSTS))
+@pytest.mark.parametrize("version", ["v1.0", "beta"])
+def test_every_spelling_graph_accepts_is_the_plain_spellings_route(
+    spelling, operation, plain, host, version
+):
+    method = METHODS[operation]
+    route = parse(method, _spelled_url(spelling, host, version))
+    expected = parse(method, _spelled_url(plain, host, version))
+    assert expected is not None and expected.operation is operation
+    assert route is not None and route.key == expected.key
+
+
+@pytest.mark.parametrize(("spelling", "operation", "plain"), SPELLED)
+def test_the_proxy_reads_every_spelling_from_the_requests_parts_as_from_its_url(
+    spelling, operation, plain
+):
+    url = _spelled_url(spelling, "graph.microsoft.us", "beta")
+    flow = graph_flow(METHODS[operation], url)
+    flow.request.headers["Host"] = "GRAPH.Microsoft.US.:443"  # any case, the FQDN's dot, a port
+    route = flows.route_of(flow)
+    assert route is not None and route == parse(METHODS[operation], url)
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "graph.microsoft.com.",
+        "GRAPH.MICROSOFT.COM.",
+        "Graph.Microsoft.Com:443",
+        "graph.microsoft.com.:8443",
+    ],
+)
+def test_the_fully_qualified_host_in_any_case_is_the_graph_host(host):
+    route = parse("PUT", examples.ME_URL.replace("graph.microsoft.com", host))
+    assert route is not None and route.key == parse("PUT", examples.ME_URL).key
+
+
+NEAR_MISSES = [
+    "/{v}/me/onlineMeetings/M/virtualAppointments",
+    "/{v}/me/onlineMeetings/M/virtualAppointment/extra",
+    "/{v}/me/onlineMeetings/M/virtualAppointment/$value",
+    "/{v}/me/onlineMeetings/M/x/virtualAppointment",
+    "/{v}/me/onlineMeetings/M/.../virtualAppointment",
+    "/{v}/me/onlineMeetings/M/../virtualAppointment",  # the dot segment takes the id away
+    "/{v}/me/onlineMeetings/M/%2e%2e/virtualAppointment",
+    "/{v}/me/onlineMeetings/M/virtualAppointment/..",
+    "/{v}/me/onlineMeetings/M/virtualAppointment%2F..",
+    "/{v}/me/onlineMeetings/M/microsoft.graph.virtualAppointment",  # a type cast, not ours
+    "/{v}/me/onlineMeetings/M/graph.virtualAppointment",
+    "/{v}/me/onlineMeetings/M/microsoft.graph.sendVirtualAppointmentSms()",
+    "/{v}/me/onlineMeetings/M/contoso.sendVirtualAppointmentSms",
+    "/{v}/me/onlineMeetings/M/microsoft.graphs.sendVirtualAppointmentSms",
+    "/{v}/me/onlineMeetings/M/microsoft.sendVirtualAppointmentSms",
+    "/{v}/me/onlineMeetings/M/microsoft.graph.onlineMeeting",
+    "/{v}/me/onlineMeetings/M/microsoft.graph.event/virtualAppointment",
+    "/{v}/me/onlineMeetings('a')/b('c')/sendVirtualAppointmentSms",
+    "/{v}/me/onlineMeetings('a'b')/virtualAppointment",  # a quote inside not doubled
+    "/{v}/me/onlineMeetings('M')('N')/virtualAppointment",
+    "/{v}/me/onlineMeetings(name='M')/virtualAppointment",
+    "/{v}/me/onlineMeetings('M')/N/virtualAppointment",
+    "/{v}/me/onlineMeetings/virtualAppointment",
+    "/{v}/me/onlineMeeting/M/virtualAppointment",
+    "/{v}/me/onlineMeetings%20x/M/virtualAppointment",
+    "/{v}/me/events/M/virtualAppointment",
+    "/{v}/me/virtualAppointment",
+    "/{v}/me/onlineMeetings/M",
+    "/{v}/me/onlineMeetings/M/attendanceReports",
+    "/{v}/users/onlineMeetings/M/virtualAppointment",
+    "/{v}/users('')/onlineMeetings/M/virtualAppointment",
+    "/{v}/users('a')/b/onlineMeetings/M/virtualAppointment",
+    "/{v}/groups/g/onlineMeetings/M/virtualAppointment",
+    "/{v}/communications/onlineMeetings/M/virtualAppointment",
+    "/{v}/app/onlineMeetings('M')/virtualAppointment",
+    "/{v}/me/microsoft.graph.group/onlineMeetings/M/virtualAppointment",
+    "/{v}/$batch",
+    "/v2.0/me/onlineMeetings/M/virtualAppointment",
+    "/{v}x/me/onlineMeetings/M/virtualAppointment",
+    "/me/onlineMeetings/M/virtualAppointment",
+    "/{v}/../me/onlineMeetings/M/virtualAppointment",
+]
+
+
+@pytest.mark.parametrize("near_miss", NEAR_MISSES)
+@pytest.mark.parametrize("method", ["GET", "POST", "PUT"])
+def test_a_near_miss_is_not_ours_in_any_method(near_miss, method):
+    assert parse(method, _spelled_url(near_miss, "graph.microsoft.com", "v1.0")) is None
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "graph.microsoft.com.evil.test",
+        "evil.test",
+        "graph.microsoft.co",
+        "graph-microsoft.com",
+        "xgraph.microsoft.com",
+        "graph.microsoft.com.evil.test.",
+    ],
+)
+def test_another_host_is_not_ours_whatever_the_path(host):
+    assert parse("PUT", examples.ME_URL.replace("graph.microsoft.com", host)) is None
+
+
+def test_an_encoded_query_separator_in_an_id_is_part_of_the_id_not_a_query():
+    route = parse("GET", f"{BETA_ME}/onlineMeetings/M%3F%24select%3Did/virtualAppointment")
+    assert route is not None
+    assert (route.meeting_id, route.query) == ("M?$select=id", ())
+
+
+@pytest.mark.parametrize(
+    ("host", "canonical"),
+    [
+        ("graph.microsoft.com", "graph.microsoft.com"),
+        ("GRAPH.Microsoft.com.", "graph.microsoft.com"),
+        ("graph.microsoft.us:443", "graph.microsoft.us"),
+        ("dod-graph.microsoft.us.:443", "dod-graph.microsoft.us"),
+        ("MICROSOFTGRAPH.CHINACLOUDAPI.CN", "microsoftgraph.chinacloudapi.cn"),
+        (" graph.microsoft.com ", "graph.microsoft.com"),
+        ("graph%2Emicrosoft.com", "graph.microsoft.com"),
+        ("\uff47raph\u3002microsoft\uff0ecom", "graph.microsoft.com"),  # as IDNA maps it
+        ("graph.microsoft.com.evil.test", None),
+        ("microsoft.com", None),
+        ("graph.microsoft.com:x", None),
+        ("[::1]:443", None),
+        ("", None),
+    ],
+)
+def test_graph_host_names_the_graph_host_any_spelling_would_reach(host, canonical):
+    assert graph_host(host) == canonical
+
+
+@pytest.mark.parametrize(
+    ("path", "version"),
+    [
+        ("/v1.0/$batch", "v1.0"),
+        ("/beta/$batch", "beta"),
+        ("/V1.0/$BATCH", "v1.0"),
+        ("/v1.0/%24batch", "v1.0"),
+        ("/beta/%24BATCH/", "beta"),
+        ("//beta//$batch", "beta"),
+        ("/beta/./x/../$batch", "beta"),
+        ("/v1%2E0/%2e/$batch", "v1.0"),
+        ("/v1.0/$batch?$x=1", "v1.0"),
+        ("/v1.0/$batch;a", "v1.0"),
+        ("/v1.0%2F$batch", "v1.0"),
+        ("/v1.0/$batch/x", None),
+        ("/v1.0/batch", None),
+        ("/v2.0/$batch", None),
+        ("/$batch", None),
+        ("/v1.0/me/$batch", None),
+        ("/v1.0/$batch/..", None),
+    ],
+)
+def test_a_batch_path_is_known_in_any_spelling(path, version):
+    assert is_batch_path(path) == version
+
+
+# --- any route, re-spelled at random, is the same route ------------------------------------
+
+UPN_ID = "grady.archie@contoso.com"
+OWNERS = ("me", "users-guid", "users-upn", "communications", "app")
+RESOURCE_NAMES = {
+    Resource.VIRTUAL_APPOINTMENT: "virtualAppointment",
+    Resource.JOIN_URL: "getVirtualAppointmentJoinWebUrl",
+    Resource.SMS: "sendVirtualAppointmentSms",
+    Resource.REMINDER_SMS: "sendVirtualAppointmentReminderSms",
+}
+METHOD_OF = {resource: methods[0] for resource, methods in ALLOWED_METHODS.items()}
+
+
+def _respelled_fixed(draw: st.DrawFn, text: str) -> str:
+    """``text`` with each character in a random case, percent-encoded or not (either hex case)."""
+    out = []
+    for char in text:
+        char = draw(st.sampled_from([char.lower(), char.upper()]))
+        if draw(st.booleans()):
+            code = f"{ord(char):02X}"
+            char = "%" + draw(st.sampled_from([code, code.lower()]))
+        out.append(char)
+    return "".join(out)
+
+
+@st.composite
+def respelled_routes(draw: st.DrawFn) -> tuple[str, str, str]:
+    """(method, plain URL, the same route re-spelled at random) for a random route."""
+    host = draw(st.sampled_from(sorted(GRAPH_HOSTS)))
+    version = draw(st.sampled_from(VERSIONS))
+    owner = draw(st.sampled_from(OWNERS))
+    tenant_wide = owner in ("communications", "app")
+    resource = draw(st.sampled_from(sorted(LIVE) if tenant_wide else list(Resource)))
+    by_join_url = resource in LIVE and draw(st.booleans())
+    meeting = draw(
+        st.text(min_size=1, max_size=12).filter(lambda s: s not in (".", ".."))
+        if not by_join_url
+        else st.sampled_from([TEAMS_JOIN_URL, "it's", "a/b?c=d#e"])
+    )
+    fixed = functools.partial(_respelled_fixed, draw)
+
+    # the plain spelling, and the re-spelled one as tokens, each one segment
+    user = {"users-guid": GUID, "users-upn": UPN_ID}.get(owner)
+    plain = [version, "users" if user else owner] + ([quote(user, safe="@")] if user else [])
+    spelled = [fixed(version)]
+    if user and draw(st.booleans()):
+        paren = draw(st.sampled_from(["(", "(id=", "( Id = "]))
+        spelled.append(fixed("users" + paren) + odata_string(quote(user.upper())) + fixed(")"))
+    elif user:
+        spelled += [fixed("users"), draw(st.sampled_from([user, user.upper(), quote(user)]))]
+    else:
+        spelled.append(fixed(owner))
+    encoded = quote(meeting.replace("'", "''") if by_join_url else meeting, safe="")
+    if by_join_url:
+        plain.append(f"onlineMeetings(joinWebUrl='{encoded}')")
+        spelled.append(fixed("onlineMeetings(joinWebUrl=") + f"'{encoded}'" + fixed(")"))
+    else:
+        plain += ["onlineMeetings", quote(meeting, safe="")]
+        if draw(st.booleans()):
+            inside = quote(meeting.replace("'", "''"), safe="")
+            spelled.append(fixed("onlineMeetings(") + fixed("'") + inside + fixed("')"))
+        else:
+            spelled += [fixed("onlineMeetings"), quote(meeting, safe="")]
+    name = RESOURCE_NAMES[resource]
+    plain.append(name)
+    qualifier = (
+        draw(st.sampled_from(["", "microsoft.graph.", "graph."])) if resource in LIVE else ""
+    )
+    call = draw(st.sampled_from(["", "()", "( )"])) if resource is Resource.JOIN_URL else ""
+    spelled.append(fixed(qualifier + name + call))
+
+    # between any two segments: nothing more, an empty segment, or dot segments
+    path = ""
+    for token in spelled:
+        path += draw(st.sampled_from(["/", "//", "/./", "/x/../", "/%2e/", "/abc/%2E%2e/"])) + token
+    path += draw(st.sampled_from(["", "/", "/.", "/x/.."]))
+    spelled_host = fixed(host) + draw(st.sampled_from(["", ".", ":443", ".:443"]))
+    method = METHOD_OF[resource]
+    return (
+        method,
+        f"https://{host}/" + "/".join(plain),
+        f"https://{spelled_host}{path}",
+    )
+
+
+@given(respelled_routes())
+def test_any_route_respelled_at_random_is_the_same_route(case):
+    method, plain, spelled = case
+    expected = parse(method, plain)
+    assert expected is not None
+    route = parse(method.lower(), spelled)
+    assert route is not None and route.key == expected.key
+
+
+HOSTILE = 50_000  # a long request line; a pattern that backtracks takes minutes on it
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/beta/me/onlineMeetings(" + " " * HOSTILE + ")/sendVirtualAppointmentSms",
+        "/beta/me/onlineMeetings(" + " " * HOSTILE + "x" + " " * HOSTILE + "/x",
+        "/beta/me/onlineMeetings('" + "a')" * HOSTILE + "/sendVirtualAppointmentSms",
+        "/beta/me/onlineMeetings/M/x" + " " * HOSTILE + "y",
+        "/beta/users(" + " " * HOSTILE + "x/onlineMeetings/M/sendVirtualAppointmentSms",
+        "/beta" + "/x/.." * HOSTILE + "/me/onlineMeetings/M/virtualAppointment",
+        "/beta/me" + "%2F" * HOSTILE + "/onlineMeetings/M/virtualAppointment",
+        "/beta/me/onlineMeetings/M/" + "%u0041" * HOSTILE,
+    ],
+)
+def test_a_hostile_path_is_read_in_linear_time(path):
+    started = time.perf_counter()
+    parse_parts.__wrapped__("POST", "graph.microsoft.com", path, "")
+    assert time.perf_counter() - started < 2.0
+
+
+@pytest.mark.parametrize("blank", ["\t", "\r", "\n"])
+def test_a_tab_or_newline_in_the_path_is_dropped_from_its_parts_as_from_its_url(blank):
+    path = f"/beta/me/online{blank}Meetings/M/virtual{blank}Appointment"
+    from_parts = parse_parts("GET", "graph.microsoft.com", path, f"$select{blank}=id")
+    assert from_parts is not None
+    assert from_parts == parse("GET", f"https://graph.microsoft.com{path}?$select{blank}=id")
