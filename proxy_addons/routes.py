@@ -246,3 +246,26 @@ def parse_parts(method: str, host: str, path: str, query: str) -> Route | None:
         owner_kind=owner_kind,
         join_web_url=join_web_url,
     )
+
+
+def graph_host(host: str) -> str | None:
+    """The Graph host ``host`` names, in its canonical spelling, or None when it names none.
+
+    DNS names ignore case, and ``graph.microsoft.com.`` (the absolute name, trailing dot) is
+    the same host as ``graph.microsoft.com``: both reach Graph, so both are Graph's.
+    """
+    name = host.lower()
+    if name.endswith("."):
+        name = name[:-1]
+    return name if name in GRAPH_HOSTS else None
+
+
+def is_batch_path(path: str) -> str | None:
+    """The version of a JSON batch path (``/v1.0/$batch``, ``/beta/$batch``), else None.
+
+    Segments as ``parse_parts`` reads them: empty ones skipped, percent-decoded, any case.
+    """
+    segments = [unquote(s).lower() for s in path.partition("?")[0].split("/") if s]
+    if len(segments) == 2 and segments[0] in VERSIONS and segments[1] == "$batch":
+        return segments[0]
+    return None

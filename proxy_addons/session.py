@@ -39,6 +39,7 @@ from proxy_addons import cli, control, flows, serving
 from proxy_addons.answered_by import AnsweredBy, answered
 from proxy_addons.fault_injection import OPTIONS as FAULT_OPTIONS
 from proxy_addons.fault_injection import FaultInjector
+from proxy_addons.gate import Gate
 from proxy_addons.graph import error_reply
 from proxy_addons.journal import Call, parsed_body
 from proxy_addons.usage import USAGE_ERROR, UsageError
@@ -229,7 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cli.configure_logging(args.verbose)
         if not args.verbose:  # what each test's addons announce would only be noise
             cli.logger.setLevel(logging.WARNING)
-        return asyncio.run(serving.serve([Session()], {}, args, mitmproxy_base))
+        # The gate first, as in every chain of ours; each session sets its options.
+        return asyncio.run(serving.serve([Gate(), Session()], {}, args, mitmproxy_base))
     except UsageError as exc:
         print(f"graph-vcr-proxy: {exc}", file=sys.stderr)
         return USAGE_ERROR

@@ -38,6 +38,7 @@ MARKERS: Mapping[AnsweredBy, str] = {
     AnsweredBy.NO_RESPONSE: ":electric_plug:",
     AnsweredBy.INTERNAL_ERROR: ":bug:",
     AnsweredBy.RECORDING_FAILED: ":warning:",
+    AnsweredBy.NETWORK_POLICY: ":no_entry_sign:",
 }
 RECORDED_MARKER = ":floppy_disk:"  # upstream answered and the interaction is in the cassette
 RECORDED = "recorded"
@@ -85,6 +86,8 @@ def tag_for(facts: FlowFacts) -> Tag:
         head = f"upstream: {facts.upstream}"
     elif by is AnsweredBy.UNREACHABLE and facts.upstream:
         head = f"unreachable: {facts.upstream} (502 UpstreamUnreachable)"
+    elif by is AnsweredBy.NETWORK_POLICY:
+        head = "network-policy: not sent, the network policy or mode keeps it offline"
     elif by is AnsweredBy.NO_RESPONSE and facts.error:
         head = f"no-response: {facts.error}"
     else:

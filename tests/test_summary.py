@@ -102,6 +102,7 @@ def test_counts_per_route_answer_source_fault_kind_recorded_and_problems(summary
         "recording-failed": 0,
         "unreachable": 0,
         "no-response": 0,
+        "network-policy": 0,
     }
     assert (result["replayed"], result["recorded"]) == (1, 1)
     assert (result["validation_problems"], result["validation_notes"]) == (2, 1)
