@@ -281,8 +281,14 @@ def _quiet_cancelled(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -
     loop.default_exception_handler(context)
 
 
-def run(args: argparse.Namespace) -> int:
-    """The command's proxy, in the mode ``args`` names, until it is stopped; the exit status."""
+def assemble(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
+    """The whole chain of the mode ``args`` names, in order, and its option settings."""
     addons, settings = MODES[args.command](args)
     first, last, extra_settings = common_addons(args)
-    return asyncio.run(serve([*first, *addons, *last], {**extra_settings, **settings}, args))
+    return [*first, *addons, *last], {**extra_settings, **settings}
+
+
+def run(args: argparse.Namespace) -> int:
+    """The command's proxy, in the mode ``args`` names, until it is stopped; the exit status."""
+    addons, settings = assemble(args)
+    return asyncio.run(serve(addons, settings, args))
