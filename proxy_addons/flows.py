@@ -135,14 +135,11 @@ def target_of(flow: http.HTTPFlow) -> Target:
     ``Host`` header and HTTP/2's ``:authority``."""
     request = flow.request
     names: list[str] = []
-    sni = flow.client_conn.sni
-    if sni:
-        names.append(sni)
     if request.authority and request.method != "CONNECT":
         names.append(traffic.authority_host(request.authority))
     names += (traffic.authority_host(value) for value in request.headers.get_all("host"))
     reverse = isinstance(flow.client_conn.proxy_mode, ReverseMode)
-    return Target(request.host, tuple(names), reverse)
+    return Target(request.host, flow.client_conn.sni or None, tuple(names), reverse)
 
 
 def request_headers(flow: http.HTTPFlow) -> FoldedHeaders:

@@ -83,26 +83,32 @@ def classify(host: str, ours: bool) -> Traffic:
 
 @dataclass(frozen=True)
 class Target:
-    """Where a request goes (``host``, what mitmproxy dials) and the names the client gave
-    along with it: TLS SNI, ``Host`` headers, HTTP/2's ``:authority``."""
+    """Where a request goes (``host``, what mitmproxy dials), the TLS server name it is sent
+    with (the client's SNI, which mitmproxy passes on), and the names the request itself
+    gives: its ``Host`` headers and HTTP/2's ``:authority`` (hosts only, no port)."""
 
     host: str
-    names: tuple[str, ...] = ()  # SNI and authorities as sent, hosts only (no port)
+    sni: str | None = None
+    authorities: tuple[str, ...] = ()
     reverse: bool = False  # a reverse proxy: the target is the operator's, not the client's
 
 
 def disagreeing_name(target: Target) -> str | None:
-    """The first name the client gave that is another host than the one dialled, when the
-    dialled host or that name is a Graph host; None when they agree (or no Graph host is
-    named). A reverse proxy's target is fixed by its operator: nothing to compare there."""
+    """The first name the client gave (SNI, then each authority) that is another host than
+    the one dialled, when the dialled host or the SNI is a Graph host: the connection then
+    reaches Graph (or asks for it by name), so every name must say so. None when they agree.
+
+    Where neither names Graph, the request goes to another host whatever its ``Host`` header
+    says; it is classified by where it goes. A reverse proxy's target is fixed by its
+    operator: nothing to compare there.
+    """
     if target.reverse:
         return None
     dialled = canonical_host(target.host)
-    dialled_graph = graph_host(dialled) is not None
-    for name in target.names:
-        if canonical_host(name) != dialled and (dialled_graph or graph_host(canonical_host(name))):
-            return name
-    return None
+    if graph_host(dialled) is None and not (target.sni and graph_host(target.sni)):
+        return None
+    names = (target.sni,) if target.sni else ()
+    return next((n for n in (*names, *target.authorities) if canonical_host(n) != dialled), None)
 
 
 def mismatch_message(target: Target, name: str) -> str:

@@ -14,7 +14,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -25,43 +24,16 @@ from pathlib import Path
 import pytest
 from conftest import httpx_client
 from helpers import assert_one_line_error, documented_graph, run_cli, serving
-from upstream_counter import attempts, leaving
+from upstream_counter import Counted, attempts, start_counted
 
 from proxy_addons import examples, routes
-from proxy_addons.launcher import RunningProxy, listen_arguments, start
+from proxy_addons.launcher import RunningProxy
 
 pytestmark = pytest.mark.e2e
 
-COUNTER = Path(__file__).with_name("upstream_counter.py")
 MEETING = "MSpkYzE3Njc0Yy04MWQ5LTRhZGItYmZi"
 BASE = f"https://graph.microsoft.com/v1.0/me/onlineMeetings/{MEETING}"
 SMS_BODY = {"phoneNumbers": ["+15555550100"], "timeZone": "utc"}
-
-
-@dataclass
-class Counted:
-    """A proxy command with the upstream counter in its chain."""
-
-    proxy: RunningProxy
-    path: Path
-
-    def leaving(self) -> list[dict[str, object]]:
-        return leaving(self.path)
-
-
-def start_counted(stack: ExitStack, confdir: Path, folder: Path, mode: str, *args: str) -> Counted:
-    path = folder / f"attempts-{mode}-{len(list(folder.iterdir()))}.jsonl"
-    argv = [sys.executable, str(COUNTER), str(path), mode, *listen_arguments(confdir), *args]
-    proxy = start(argv)
-    stack.callback(proxy.stop)
-    return Counted(proxy, path)
-
-
-@pytest.fixture
-def counted(confdir: Path, tmp_path: Path) -> Iterator[Callable[..., Counted]]:
-    """Start ``MODE ARGS...`` with the counter; stopped after the test."""
-    with ExitStack() as stack:
-        yield lambda mode, *args: start_counted(stack, confdir, tmp_path, mode, *args)
 
 
 @pytest.fixture(scope="module", params=["replay", "simulate"])
@@ -212,16 +184,18 @@ def test_no_spelling_of_our_calls_opens_an_upstream_connection(sealed: Counted, 
 
 
 @pytest.mark.parametrize(
-    ("url", "host", "named"),
+    ("options", "named"),
     [
-        (OURS, "example.org", "example.org"),  # the tunnel goes to Graph, the Host says otherwise
-        (OURS.replace("graph.microsoft", "example"), "graph.microsoft.com", "graph.microsoft.com"),
+        # CONNECT graph.microsoft.com:443, then "Host: example.org" inside the tunnel
+        (("-H", "Host: example.org"), "example.org"),
+        # CONNECT example.org:443, then TLS for graph.microsoft.com and its Host header
+        (("--connect-to", "graph.microsoft.com:443:example.org:443"), "graph.microsoft.com"),
     ],
-    ids=["connect-graph-host-example-org", "connect-example-org-host-graph"],
+    ids=["connect-graph-host-example-org", "connect-example-org-sni-graph"],
 )
-def test_a_host_header_that_disagrees_with_the_tunnel_is_graphs_400(sealed, url, host, named):
+def test_a_name_that_disagrees_with_the_tunnel_is_graphs_400(sealed, options, named):
     before = len(sealed.leaving())
-    seen = by_curl(url, "-H", f"Host: {host}")(sealed.proxy)
+    seen = by_curl(OURS, *options)(sealed.proxy)
     assert seen.status == 400
     error = seen.json()["error"]
     assert error["code"] == "BadRequest" and f"names the host '{named}'" in error["message"]

@@ -80,15 +80,18 @@ def test_is_batch_path_finds_the_version_of_a_json_batch(path, expected):
 @pytest.mark.parametrize(
     ("target", "expected"),
     [
-        (Target("graph.microsoft.com", ("graph.microsoft.com", "graph.microsoft.com")), None),
-        (Target("graph.microsoft.com.", ("GRAPH.microsoft.com",)), None),
-        (Target("graph.microsoft.com", ()), None),
-        (Target("graph.microsoft.com", ("example.org",)), "example.org"),
-        (Target("graph.microsoft.com", ("graph.microsoft.com", "example.org")), "example.org"),
-        (Target("example.org", ("graph.microsoft.com",)), "graph.microsoft.com"),
-        (Target("graph.microsoft.com", ("graph.microsoft.us",)), "graph.microsoft.us"),
-        (Target("example.org", ("example.net",)), None),  # no Graph host named: not ours to judge
-        (Target("graph.microsoft.com", ("example.org",), reverse=True), None),
+        (Target("graph.microsoft.com", "graph.microsoft.com", ("graph.microsoft.com",)), None),
+        (Target("graph.microsoft.com.", None, ("GRAPH.microsoft.com",)), None),
+        (Target("graph.microsoft.com"), None),
+        (Target("graph.microsoft.com", None, ("example.org",)), "example.org"),
+        (Target("graph.microsoft.com", None, ("graph.microsoft.com", "x.org")), "x.org"),
+        (Target("graph.microsoft.com", "example.org", ("graph.microsoft.com",)), "example.org"),
+        (Target("example.org", "graph.microsoft.com", ("example.org",)), "graph.microsoft.com"),
+        (Target("graph.microsoft.com", None, ("graph.microsoft.us",)), "graph.microsoft.us"),
+        # Neither the host dialled nor the SNI is Graph's: it goes elsewhere, classified so.
+        (Target("127.0.0.1", None, ("graph.microsoft.com",)), None),
+        (Target("example.org", "example.org", ("example.net",)), None),
+        (Target("graph.microsoft.com", None, ("example.org",), reverse=True), None),
     ],
 )
 def test_a_name_that_disagrees_with_a_graph_target_is_found(target, expected):
