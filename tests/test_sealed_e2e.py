@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -85,9 +86,10 @@ def by_curl(url: str, *options: str) -> Callable[[RunningProxy], Seen]:
     return send
 
 
-def raw_tcp(authority: str) -> Callable[[RunningProxy], bytes]:
-    """Non-HTTP bytes (an SSH greeting) in a CONNECT tunnel; what came back before the
-    proxy closed the connection (b"" for nothing)."""
+def raw_tcp(authority: str, *, tls: bool = False) -> Callable[[RunningProxy], bytes]:
+    """Non-HTTP bytes (an SSH greeting) in a CONNECT tunnel, in the clear or (``tls``) inside
+    TLS with the proxy's certificate; what came back before the proxy closed the connection
+    (b"" for nothing)."""
 
     def send(proxy: RunningProxy) -> bytes:
         with socket.create_connection(("127.0.0.1", proxy.port), timeout=15) as sock:
@@ -98,10 +100,14 @@ def raw_tcp(authority: str) -> Callable[[RunningProxy], bytes]:
                 assert chunk, head
                 head += chunk
             assert head.startswith(b"HTTP/1.1 200"), head
-            sock.sendall(b"SSH-2.0-OpenSSH_9.6\r\n")
+            channel: socket.socket = sock
+            if tls:
+                context = ssl.create_default_context(cafile=str(proxy.ca))
+                channel = context.wrap_socket(sock, server_hostname=authority.split(":")[0])
+            channel.sendall(b"SSH-2.0-OpenSSH_9.6\r\n")
             try:
-                return sock.recv(4096)
-            except ConnectionResetError:
+                return channel.recv(4096)
+            except (ConnectionResetError, ssl.SSLEOFError):
                 return b""
 
     return send
@@ -228,9 +234,10 @@ def test_a_batch_holding_one_of_ours_is_501_naming_the_sub_request(sealed: Count
     )
 
 
-def test_raw_tcp_in_a_tunnel_to_a_graph_host_is_closed_not_relayed(sealed: Counted):
+@pytest.mark.parametrize("tls", [False, True], ids=["clear", "inside-tls"])
+def test_raw_tcp_in_a_tunnel_to_a_graph_host_is_closed_not_relayed(sealed: Counted, tls):
     before = len(sealed.leaving())
-    assert raw_tcp("graph.microsoft.com:443")(sealed.proxy) == b""
+    assert raw_tcp("graph.microsoft.com:443", tls=tls)(sealed.proxy) == b""
     assert sealed.leaving()[before:] == []
 
 
