@@ -376,3 +376,30 @@ def test_record_does_not_forward_ours_to_a_blocked_graph(counted, tmp_path):
 )
 def test_a_bad_policy_is_a_one_line_error(confdir, args, starts):
     assert_one_line_error(run_cli("replay", *args, confdir=confdir), starts)
+
+
+# --- the pytest plugin's proxy: the gate stands first there too -----------------------------
+
+
+def test_each_session_of_the_plugins_proxy_sets_its_own_network_policy(confdir):
+    from proxy_addons.session_client import SessionProxy
+    from proxy_addons.vcr_settings import Plan
+
+    session = SessionProxy(confdir)
+    try:
+
+        def blocked(args: tuple[str, ...], url: str) -> int:
+            running = session.switch(Plan("replay", args))
+            with httpx_client(running) as client:
+                return client.get(url).status_code
+
+        allowing = ("--block-network", "--allow-host", "example.net")
+        assert blocked(allowing, "http://example.org/") == 502
+        assert blocked(("--block-network",), "http://example.net/") == 502  # allowed no more
+        batch = {"requests": [{"id": "1", "method": "PUT", "url": BATCHED}]}
+        running = session.switch(Plan("simulate", ()))
+        with httpx_client(running) as client:
+            answer = client.post("https://graph.microsoft.com/v1.0/$batch", json=batch)
+        assert answer.status_code == 501
+    finally:
+        session.stop()
