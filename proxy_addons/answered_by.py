@@ -20,8 +20,8 @@ class AnsweredBy(StrEnum):
     INTERNAL_ERROR = "internal-error"  # a bug in our hooks: 500 generalException, never a forward
     RECORDING_FAILED = "recording-failed"  # the recorder couldn't store it: 500 RecordingFailed
     UNREACHABLE = "unreachable"  # forwarding found nobody upstream: 502 UpstreamUnreachable
-    NETWORK_POLICY = "network-policy"
     NO_RESPONSE = "no-response"  # nobody answered (still in flight at exit, or failed)
+    NETWORK_POLICY = "network-policy"  # blocked by the network policy (or the mode): never sent
 
 
 def answered(by: AnsweredBy | str | None, has_response: bool) -> AnsweredBy:

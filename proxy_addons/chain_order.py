@@ -20,12 +20,14 @@ from typing import Any
 class Stage(enum.Enum):
     """Our addons, in chain order; each value is the addon's class as ``module:Class``."""
 
+    GATE = "proxy_addons.gate:Gate"
     CONTROL = "proxy_addons.control_endpoint:ControlEndpoint"
     FAULTS = "proxy_addons.fault_injection:FaultInjector"
     REPLAY = "proxy_addons.replay:Replay"
     MISSING_CASSETTE = "proxy_addons.missing_cassette:MissingCassette"
     RECORD = "proxy_addons.record:Record"
     EMULATOR = "proxy_addons.emulator:Emulator"
+    SEAL = "proxy_addons.gate:Seal"
     UNREACHABLE = "proxy_addons.unreachable_upstream:UnreachableUpstream"
     SUMMARY = "proxy_addons.summary:Summary"
     WEB_TAGS = "proxy_addons.web_tags:WebTags"
@@ -45,7 +47,7 @@ ORDER: tuple[Stage, ...] = tuple(Stage)
 # chain is allowed (the first in ORDER that answers a flow decides it), and said at start.
 MODES = frozenset({Stage.REPLAY, Stage.MISSING_CASSETTE, Stage.RECORD, Stage.EMULATOR})
 # Stages every chain of scripts carries, whichever scripts were given.
-EVERY_CHAIN: frozenset[Stage] = frozenset()
+EVERY_CHAIN: frozenset[Stage] = frozenset({Stage.GATE})
 
 
 def stage_of(addon: Any) -> Stage:

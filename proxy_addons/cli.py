@@ -90,7 +90,21 @@ def add_listen_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_common_mode_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments every proxy mode takes besides the listen ones: faults, seed, summary."""
+    """Arguments every proxy mode takes besides the listen ones: faults, seed, summary, and
+    the network policy."""
+    parser.add_argument(
+        "--block-network",
+        action="store_true",
+        help="block every host but loopback (and --allow-host): a Graph host gets Graph's 403 "
+        "BlockedByNetworkPolicy, any other a 502, raw TCP is closed (default: traffic that is "
+        "not ours passes untouched)",
+    )
+    parser.add_argument(
+        "--allow-host",
+        action="append",
+        metavar="HOST",
+        help="a host name or IP address --block-network lets through (repeatable)",
+    )
     parser.add_argument(
         "--fault",
         action="append",

@@ -30,6 +30,7 @@ from mitmproxy import addonmanager, ctx, http
 from proxy_addons import control, flows
 from proxy_addons.chain_order import Stage
 from proxy_addons.script_chain import script_addons
+from proxy_addons.traffic import Traffic
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def is_control_request(flow: http.HTTPFlow) -> bool:
     """Whether the flow is for the control host and nobody has answered it yet."""
     if flow.response is not None or flow.error is not None:
         return False
-    return flow.request.pretty_host.lower().rstrip(".") == control.HOST
+    return flows.traffic_of(flow) is Traffic.CONTROL  # the gate's decision, from the real target
 
 
 def incoming(flow: http.HTTPFlow) -> control.Incoming:

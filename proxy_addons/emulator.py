@@ -308,4 +308,4 @@ class Emulator:
         flows.answer(flow, reply, by=AnsweredBy.EMULATOR)
 
 
-addons = script_addons(__name__, Stage.EMULATOR)
+addons = script_addons(__name__, Stage.EMULATOR, Stage.SEAL)

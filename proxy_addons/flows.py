@@ -6,6 +6,12 @@ one of our routes; the first addon to answer a flow wins and later ones leave it
 request Graph would refuse outright is refused before any addon looks anything up; and each
 answer is tagged with who gave it, which the recorder and the summary read.
 
+A flow's route is read from where the request really goes: the host mitmproxy dials (the
+``CONNECT`` authority inside a tunnel, an absolute-form URL's host, a reverse proxy's target),
+never from the ``Host`` header alone, which the client may set to anything. The gate
+(``gate.py``) classifies each flow first (:func:`traffic_of`) and refuses a ``Host`` header
+that disagrees with a Graph target.
+
 What every addon needs of a request (its headers, its route, its decoded body and that
 body's JSON) is worked out once per flow and shared (:func:`request_headers`,
 :func:`route_of`, :func:`body_of`, :func:`shape_of`).
@@ -16,6 +22,7 @@ everything we put in ``metadata`` is a str, bool, number, or a list or dict of t
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import logging
@@ -24,14 +31,17 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from mitmproxy import http
+from mitmproxy.proxy.mode_specs import ReverseMode
 
+from proxy_addons import traffic
 from proxy_addons.answered_by import AnsweredBy
 from proxy_addons.graph import GENERAL_EXCEPTION, FoldedHeaders, Reply, error_reply
 from proxy_addons.json_body import JsonBody
 from proxy_addons.matching import Shape, route_shape, shape
 from proxy_addons.models import Problem
 from proxy_addons.request_checks import check_request
-from proxy_addons.routes import Route, parse_parts
+from proxy_addons.routes import Route, graph_host, parse_parts
+from proxy_addons.traffic import Target, Traffic
 
 # flow.metadata keys, each holding plain values only (see above). The summary and the web
 # tags read them; each addon writes only its own.
@@ -42,6 +52,7 @@ PROBLEMS = "graph_vcr_proxy.problems"  # validation's findings: see add_problems
 FAULT = "graph_vcr_proxy.fault"  # the kind of the fault injected into this flow
 FAULTS_INJECTED = "graph_vcr_proxy.faults_injected"  # every kind injected, in order
 REPLAYED = "graph_vcr_proxy.replayed"  # (cassette path, interaction index) replay answered with
+TRAFFIC = "graph_vcr_proxy.traffic"  # a traffic.Traffic (a str): what the flow is to us
 
 logger = logging.getLogger(__name__)
 Hook = TypeVar("Hook", bound=Callable[..., Any])
@@ -61,7 +72,7 @@ class _Parsed:
         ]
         headers = FoldedHeaders((name.lower(), value) for name, value in pairs)
         self.headers = headers if len(headers) == len(pairs) else FoldedHeaders.of(pairs)
-        self.route = _route(request, self.headers)
+        self.route = _route(request)
         self._body: JsonBody | None = None
 
     @property
@@ -86,31 +97,49 @@ def _parsed_of(flow: http.HTTPFlow) -> _Parsed:
     return found
 
 
-def _route(request: http.Request, headers: FoldedHeaders) -> Route | None:
-    """``routes.parse`` of the request's ``pretty_url``, from the parts mitmproxy holds.
-
-    The host is the Host header's (HTTP/2's ``:authority``) without its port, else the
-    connection's: the host ``pretty_url`` names for any of our hosts, all plain DNS names,
-    without the IDNA decoding and checks that make ``pretty_url`` cost as much as the rest
-    of a replay.
+def _route(request: http.Request) -> Route | None:
+    """``routes.parse`` of the request as it will be sent: the host mitmproxy dials (inside
+    a ``CONNECT`` tunnel, the tunnel's; in absolute form, the URL's) in its canonical
+    spelling, and the path and query from the parts mitmproxy holds (joining them into a URL
+    only to split it again would be wasted work on every request).
     """
-    h2 = request.is_http2 or request.is_http3
-    authority = (h2 and request.authority) or headers.get("host")
-    if authority:
-        name, colon, port = authority.rpartition(":")
-        host = name if colon and port.isdigit() else authority
-    else:
-        host = request.host
+    host = graph_host(request.host)
+    if host is None:
+        return None
     # As urlsplit reads a URL: a fragment first (nothing after "#" is path or query), then
     # the query.
     target, _, query = request.path.partition("#")[0].partition("?")
-    return parse_parts(request.method, host.lower(), target, query)
+    return parse_parts(request.method, host, target, query)
 
 
 def route_of(flow: http.HTTPFlow) -> Route | None:
     """The flow's route, parsed once per flow: the first addon to ask fixes it, so a later
     rewrite of the request (the recorder's ``--upstream``) leaves it as the client sent it."""
     return _parsed_of(flow).route
+
+
+def traffic_of(flow: http.HTTPFlow) -> Traffic:
+    """What the flow is to us (:class:`traffic.Traffic`), decided once from its route and the
+    host it goes to, and kept in its metadata: the gate decides it first, before any addon
+    (ours or a user's) could redirect the request."""
+    found = flow.metadata.get(TRAFFIC)
+    if found is None:
+        found = flow.metadata[TRAFFIC] = traffic.classify(
+            flow.request.host, route_of(flow) is not None
+        )
+    return Traffic(found)
+
+
+def target_of(flow: http.HTTPFlow) -> Target:
+    """Where the request goes and every name the client gave for it: its TLS SNI, each
+    ``Host`` header and HTTP/2's ``:authority``."""
+    request = flow.request
+    names: list[str] = []
+    if request.authority and request.method != "CONNECT":
+        names.append(traffic.authority_host(request.authority))
+    names += (traffic.authority_host(value) for value in request.headers.get_all("host"))
+    reverse = isinstance(flow.client_conn.proxy_mode, ReverseMode)
+    return Target(request.host, flow.client_conn.sni or None, tuple(names), reverse)
 
 
 def request_headers(flow: http.HTTPFlow) -> FoldedHeaders:
@@ -205,38 +234,25 @@ def answered_by(flow: http.HTTPFlow) -> AnsweredBy | None:
 
 
 def guarded(hook: Hook) -> Hook:
-    """Make a flow hook answer Graph's 500 for one of our flows if it raises.
+    """Make a flow hook answer a 500 if it raises, whatever it raises: never a forward.
 
     mitmproxy logs an addon's exception and carries on with the flow: a request our addon
-    failed to answer would go on to the real Graph host, which is exactly what replay and
-    simulate promise never happens. A bug in us must be a loud 500, never a silent forward.
+    failed to answer would go on to its host, which is exactly what replay and simulate
+    promise never happens. A bug in us must be a loud 500, never a silent forward. So every
+    ``BaseException`` is caught (``SystemExit`` from an argument parser, a
+    ``KeyboardInterrupt`` or ``RecursionError`` deep inside a hook), except the cancellation
+    asyncio uses to stop a task, which must go on up; and every flow is answered, Graph's or
+    not, even when working out what it is fails too (see :func:`fail`).
     """
-
-    def fail(flow: http.HTTPFlow, exc: BaseException) -> None:
-        logger.error(
-            "internal error on %s %s", flow.request.method, flow.request.pretty_url, exc_info=exc
-        )
-        try:
-            ours = route_of(flow) is not None
-        except Exception:
-            ours = False
-        if not ours:
-            return
-        reply = error_reply(
-            500,
-            GENERAL_EXCEPTION,
-            f"graph-vcr-proxy failed on this request: {type(exc).__name__}: {exc}",
-            flow.request.headers,
-        )
-        answer(flow, reply, by=AnsweredBy.INTERNAL_ERROR)
-
     if inspect.iscoroutinefunction(hook):
 
         @functools.wraps(hook)
         async def run_async(self: object, flow: http.HTTPFlow) -> None:
             try:
                 await hook(self, flow)
-            except Exception as exc:
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:
                 fail(flow, exc)
 
         return run_async  # type: ignore[return-value]
@@ -245,7 +261,32 @@ def guarded(hook: Hook) -> Hook:
     def run(self: object, flow: http.HTTPFlow) -> None:
         try:
             hook(self, flow)
-        except Exception as exc:
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
             fail(flow, exc)
 
     return run  # type: ignore[return-value]
+
+
+def fail(flow: http.HTTPFlow, exc: BaseException) -> None:
+    """Answer ``flow`` with Graph's 500 naming ``exc`` (JSON, which the control endpoint's
+    clients read as well), tagged as our internal error; if even that fails, kill it: the
+    client sees its connection closed, and nothing is forwarded."""
+    try:
+        logger.error(
+            "internal error on %s %s", flow.request.method, flow.request.pretty_url, exc_info=exc
+        )
+        reply = error_reply(
+            500,
+            GENERAL_EXCEPTION,
+            f"graph-vcr-proxy failed on this request: {type(exc).__name__}: {exc}",
+            flow.request.headers,
+        )
+        answer(flow, reply, by=AnsweredBy.INTERNAL_ERROR)
+    except Exception:
+        logger.exception("cannot answer a failed flow; closing its connection instead")
+        flow.metadata[ANSWERED_BY] = AnsweredBy.INTERNAL_ERROR
+        flow.response = None
+        if flow.killable:
+            flow.kill()

@@ -86,4 +86,4 @@ class Replay:
 
 
 # Replay, with the envelope for --set graph_on_miss=forward.
-addons = script_addons(__name__, Stage.REPLAY, Stage.UNREACHABLE)
+addons = script_addons(__name__, Stage.REPLAY, Stage.SEAL, Stage.UNREACHABLE)

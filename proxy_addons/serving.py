@@ -25,6 +25,8 @@ from proxy_addons import web_ui
 from proxy_addons.chain_order import in_chain_order
 from proxy_addons.control_endpoint import ControlEndpoint
 from proxy_addons.fault_injection import FaultInjector
+from proxy_addons.gate import Gate, Seal
+from proxy_addons.on_miss import OnMiss
 from proxy_addons.record import Record
 from proxy_addons.replay import Replay
 from proxy_addons.unreachable_upstream import UnreachableUpstream
@@ -40,10 +42,11 @@ def replay_mode(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
     settings: dict[str, Any] = {
         "graph_on_miss": args.on_miss,
         "graph_match_body": not args.ignore_body,
+        **gate_settings(args, forward_ours=args.on_miss == OnMiss.FORWARD),
     }
     if args.cassette:
         settings["graph_cassette"] = args.cassette
-    return [Replay(), UnreachableUpstream()], settings
+    return [Replay(), Seal(), UnreachableUpstream()], settings
 
 
 def record_mode(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
@@ -57,8 +60,9 @@ def record_mode(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
         "graph_redact_fields": list(args.redact_field or []),
         "graph_record_fsync": not args.no_fsync,
         "graph_record_decode_compressed": args.decode_compressed_response,
+        **gate_settings(args, forward_ours=True),
     }
-    return [Record(), UnreachableUpstream()], settings
+    return [Record(), Seal(), UnreachableUpstream()], settings
 
 
 def simulate_mode(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
@@ -74,18 +78,34 @@ def simulate_mode(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
         "graph_accepted_scopes": list(args.accept_scope or []),
         "graph_forbidden_code": args.forbidden_code,
         "graph_forbidden_message": args.forbidden_message,
+        **gate_settings(args, forward_ours=False),
     }
     if args.reverse:
         # A plain-HTTP endpoint that parses every request as a graph.microsoft.com URL: what
         # the recorder's --upstream points at. The emulator answers; nothing goes upstream.
         settings["mode"] = ["reverse:https://graph.microsoft.com"]
-    return [Emulator()], settings
+    return [Emulator(), Seal()], settings
+
+
+def gate_settings(args: argparse.Namespace, *, forward_ours: bool) -> dict[str, Any]:
+    """The gate's options (``gate.py``): the network policy every mode takes, and whether the
+    mode may send our operations upstream, which each mode above states here, in one place:
+    record does, replay only with ``--on-miss forward``, simulate never. The gate's seal
+    (``gate.Seal``) comes right after each mode's addon, before anything that would connect."""
+    return {
+        "graph_block_network": args.block_network,
+        "graph_allow_hosts": list(args.allow_host or []),
+        "graph_forward_ours": forward_ours,
+    }
 
 
 def common_addons(args: argparse.Namespace) -> tuple[list[Any], list[Any], dict[str, Any]]:
-    """Addons every proxy mode carries: faults before the mode's own, the summary after.
+    """Addons every proxy mode carries: the gate, then faults, before the mode's own; the
+    summary after.
 
-    Faults first: an answer given in its request hook is one the mode's addons never see.
+    The gate first: it decides what each flow is (and refuses what must not leave) before any
+    other addon of ours sees it. Faults next: an answer given in its request hook is one the
+    mode's addons never see.
     Bad rules are refused by the addon's ``configure`` (exit status 2, one line). The summary
     last: it counts each flow once the others have done their work on it.
     """
@@ -96,7 +116,7 @@ def common_addons(args: argparse.Namespace) -> tuple[list[Any], list[Any], dict[
         "graph_summary": not args.no_summary,
         "graph_summary_json": args.summary_json or "",
     }
-    return [ControlEndpoint(), FaultInjector()], [Summary()], settings
+    return [Gate(), ControlEndpoint(), FaultInjector()], [Summary()], settings
 
 
 def fault_settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -168,7 +188,8 @@ def mitmproxy_base(*, onboarding: bool = True) -> list[Any]:
 class Announce:
     """Prints where the proxy listens once it does, or stops it with status 2 if it can't.
 
-    Other tools parse the first two lines; the web UI's URL, when there is one, comes third.
+    Other tools parse the first two lines; the web UI's URL, when there is one, comes third;
+    then the network policy the gate holds (``network: ...``).
     """
 
     def __init__(self, listen: str, web: bool = False) -> None:
@@ -195,6 +216,9 @@ class Announce:
         print(f"CA certificate: {ca}", flush=True)
         if self.web:
             print(f"{web_ui.URL_LINE}{web_ui.url(ctx.master)}", flush=True)
+        gate = ctx.master.addons.get("gate")
+        if gate is not None:
+            print(gate.banner(), flush=True)
 
 
 async def serve(
@@ -259,9 +283,15 @@ def _quiet_cancelled(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -
     loop.default_exception_handler(context)
 
 
-def run(args: argparse.Namespace) -> int:
-    """The command's proxy, in the mode ``args`` names, until it is stopped; the exit status."""
+def assemble(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
+    """The whole chain of the mode ``args`` names, in order, and its option settings."""
     addons, settings = MODES[args.command](args)
     first, last, extra_settings = common_addons(args)
     ours = in_chain_order([*first, *addons, *last])  # the one order, as every chain has it
-    return asyncio.run(serve(ours, {**extra_settings, **settings}, args))
+    return ours, {**extra_settings, **settings}
+
+
+def run(args: argparse.Namespace) -> int:
+    """The command's proxy, in the mode ``args`` names, until it is stopped; the exit status."""
+    addons, settings = assemble(args)
+    return asyncio.run(serve(addons, settings, args))

@@ -48,6 +48,7 @@ from proxy_addons.control_api import CALLS_PATH, SESSION_PATH
 from proxy_addons.control_endpoint import ControlEndpoint
 from proxy_addons.fault_injection import OPTIONS as FAULT_OPTIONS
 from proxy_addons.fault_injection import FaultInjector
+from proxy_addons.gate import Gate
 from proxy_addons.graph import error_reply
 from proxy_addons.journal import FAILING, Call, parsed_body
 from proxy_addons.missing_cassette import MissingCassette
@@ -388,7 +389,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cli.configure_logging(args.verbose)
         if not args.verbose:  # what each test's addons announce would only be noise
             cli.logger.setLevel(logging.WARNING)
-        addons = [ControlEndpoint(), Session(root)]
+        # The gate first, as in every chain of ours; each session sets its options.
+        addons = [Gate(), ControlEndpoint(), Session(root)]
         return asyncio.run(serving.serve(addons, {}, args, mitmproxy_base))
     except UsageError as exc:
         print(f"graph-vcr-proxy: {exc}", file=sys.stderr)

@@ -88,6 +88,8 @@ def tag_for(facts: FlowFacts) -> Tag:
         head = f"upstream: {facts.upstream}"
     elif by is AnsweredBy.UNREACHABLE and facts.upstream:
         head = f"unreachable: {facts.upstream} (502 UpstreamUnreachable)"
+    elif by is AnsweredBy.NETWORK_POLICY:
+        head = "network-policy: not sent, the network policy or mode keeps it offline"
     elif by is AnsweredBy.NO_RESPONSE and facts.error:
         head = f"no-response: {facts.error}"
     else:

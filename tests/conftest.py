@@ -6,6 +6,7 @@ import ssl
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -43,6 +44,21 @@ def start_proxy(confdir: Path) -> Iterator[Callable[..., RunningProxy]]:
             return stack.enter_context(running_proxy(mode, *args, confdir=confdir, **kwargs))
 
         yield start
+
+
+@pytest.fixture
+def counted(confdir: Path, tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """Start ``graph-vcr-proxy MODE ARGS...`` with the upstream counter in its chain (and
+    ``hosts={"graph.microsoft.com": PORT}`` to land those connections on a loopback port):
+    see upstream_counter.py. All are stopped after the test."""
+    from upstream_counter import start_counted  # the proxy's modules: only where used
+
+    with ExitStack() as stack:
+
+        def begin(mode: str, *args: str, hosts: dict[str, int] | None = None) -> Any:
+            return start_counted(stack, confdir, tmp_path, mode, *args, hosts=hosts)
+
+        yield begin
 
 
 def httpx_client(proxy: RunningProxy, **kwargs: object) -> httpx.Client:

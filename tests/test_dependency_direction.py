@@ -30,6 +30,7 @@ PURE_MODULES = (
     "redaction",
     "request_checks",
     "routes",
+    "traffic",
     "usage",
     "validation",
     "yaml_loading",

@@ -6,10 +6,12 @@ import asyncio
 import gzip
 import json
 
+import pytest
 from helpers import graph_flow
 from mitmproxy.test import taddons
 
 from proxy_addons import cassette, examples, flows, json_body, routes
+from proxy_addons.answered_by import AnsweredBy
 from proxy_addons.fault_injection import FaultInjector
 from proxy_addons.models import ErrorResponse
 from proxy_addons.replay import Replay
@@ -44,11 +46,89 @@ def test_an_async_hook_that_raises_on_our_route_answers_500_too():
     assert flow.response is not None and flow.response.status_code == 500
 
 
-def test_a_hook_that_raises_on_other_traffic_leaves_the_flow_to_mitmproxy():
+def test_a_hook_that_raises_on_other_traffic_answers_500_too_never_forwarding_it():
     flow = graph_flow("GET", "https://example.com/")
     with taddons.context(Broken()):
         Broken().request(flow)
+    assert flow.response is not None and flow.response.status_code == 500
+    assert flows.answered_by(flow) == AnsweredBy.INTERNAL_ERROR
+
+
+class Exits:
+    """A hook that ends the process the way argparse does on ``--help``, or as Ctrl-C would."""
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+    @flows.guarded
+    def request(self, flow):
+        raise self.exc
+
+    @flows.guarded
+    async def response(self, flow):
+        raise self.exc
+
+
+@pytest.mark.parametrize("exc", [SystemExit(0), KeyboardInterrupt(), RecursionError("deep")])
+def test_a_base_exception_in_a_hook_answers_graphs_500_instead_of_escaping(exc):
+    flow = graph_flow("PUT", examples.ME_URL)
+    with taddons.context():
+        Exits(exc).request(flow)
+    assert flow.response is not None and flow.response.status_code == 500
+    assert type(exc).__name__ in flow.response.json()["error"]["message"]
+
+
+def test_a_base_exception_in_an_async_hook_answers_500_too():
+    flow = graph_flow("PUT", examples.ME_URL)
+    with taddons.context():
+        asyncio.run(Exits(SystemExit(2)).response(flow))
+    assert flow.response is not None and flow.response.status_code == 500
+
+
+def test_cancelling_an_async_hook_still_cancels_it():
+    flow = graph_flow("PUT", examples.ME_URL)
+    with taddons.context(), pytest.raises(asyncio.CancelledError):
+        asyncio.run(Exits(asyncio.CancelledError()).response(flow))
     assert flow.response is None
+
+
+def test_a_flow_is_answered_even_when_working_out_its_route_raises(monkeypatch):
+    def broken_route(flow):
+        raise RuntimeError("route parser bug")
+
+    monkeypatch.setattr(flows, "route_of", broken_route)
+    flow = graph_flow("PUT", examples.ME_URL)
+    with taddons.context():
+        Broken().request(flow)
+    assert flow.response is not None and flow.response.status_code == 500
+
+
+def test_a_flow_that_cannot_even_be_answered_is_killed_not_forwarded(monkeypatch):
+    def broken_answer(*args, **kwargs):
+        raise RuntimeError("cannot build an answer")
+
+    monkeypatch.setattr(flows, "error_reply", broken_answer)
+    flow = graph_flow("PUT", examples.ME_URL)
+    with taddons.context():
+        Broken().request(flow)
+    assert flow.response is None and flow.error is not None  # killed: the client is cut off
+
+
+def test_the_route_is_read_from_the_host_the_request_goes_to_not_its_host_header():
+    inside_graph_tunnel = graph_flow("PUT", examples.ME_URL, headers={"Host": "example.org"})
+    elsewhere = graph_flow(
+        "PUT",
+        examples.ME_URL.replace("graph.microsoft.com", "example.org"),
+        headers={"Host": "graph.microsoft.com"},
+    )
+    assert flows.route_of(inside_graph_tunnel) is not None
+    assert flows.route_of(elsewhere) is None
+
+
+def test_the_trailing_dot_fqdn_is_the_same_graph_host():
+    flow = graph_flow("PUT", examples.ME_URL.replace(".com/", ".com./"))
+    route = flows.route_of(flow)
+    assert route is not None and route.host == "graph.microsoft.com"
 
 
 def test_a_gzip_encoded_request_body_is_checked_and_matched_decoded():

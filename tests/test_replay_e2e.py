@@ -1,9 +1,10 @@
 """A real ``graph-vcr-proxy replay`` on 127.0.0.1, driven by real clients over HTTPS.
 
 Nothing here leaves the machine. Where a test needs a request to go upstream (traffic that is
-not ours, ``--on-miss forward``), the client asks the proxy for a local HTTP server's URL with
-``Host: graph.microsoft.com``: the proxy matches routes on the Host header, as it does for a
-browser, but connects to the URL's address, so "upstream" is the local server.
+not ours, ``--on-miss forward``), the client asks the proxy for ``http://graph.microsoft.com``
+itself, and the proxy runs with the test's upstream counter (``upstream_counter.py``), whose
+``hosts`` mapping lands its connections to graph.microsoft.com on a local HTTP server: the
+proxy decides from the host a request really goes to, as a hosts file would fool it.
 """
 
 from __future__ import annotations
@@ -248,10 +249,16 @@ def test_malformed_requests_get_graph_4xx_and_the_proxy_keeps_serving(
     assert good.status_code == 201
 
 
-def test_a_miss_is_501_cassette_miss_and_nothing_goes_upstream(start_proxy, upstream):
-    proxy = start_proxy("replay")
+def as_graph(upstream: Upstream) -> dict[str, int]:
+    """The upstream counter's hosts mapping: graph.microsoft.com lands on ``upstream``."""
+    return {"graph.microsoft.com": upstream.port}
+
+
+def test_a_miss_is_501_cassette_miss_and_nothing_goes_upstream(counted, upstream):
+    replay = counted("replay", hosts=as_graph(upstream))
+    proxy = replay.proxy
     status, headers, body = via_proxy(
-        proxy, "GET", upstream.url(ME_PATH + "?$select=id"), host="graph.microsoft.com"
+        proxy, "GET", f"http://graph.microsoft.com{ME_PATH}?$select=id"
     )
     assert status == 501
     error = json.loads(body)["error"]
@@ -260,17 +267,16 @@ def test_a_miss_is_501_cassette_miss_and_nothing_goes_upstream(start_proxy, upst
     assert "method (PUT recorded, GET sent)" in error["message"]
     assert "query (no query recorded, ?$select=id sent)" in error["message"]
     assert headers["request-id"]
-    assert upstream.received == []
+    assert upstream.received == [] and replay.leaving() == []
 
 
-def test_on_miss_forward_sends_the_request_upstream_untouched(start_proxy, upstream):
-    proxy = start_proxy("replay", "--on-miss", "forward")
+def test_on_miss_forward_sends_the_request_upstream_untouched(counted, upstream):
+    proxy = counted("replay", "--on-miss", "forward", hosts=as_graph(upstream)).proxy
     body = b'{"externalAppointmentId": "not recorded"}'
     status, headers, answer = via_proxy(
         proxy,
         "PUT",
-        upstream.url(ME_PATH),
-        host="graph.microsoft.com",
+        f"http://graph.microsoft.com{ME_PATH}",
         body=body,
         headers={"Content-Type": "application/json"},
     )
@@ -288,13 +294,12 @@ def test_on_miss_forward_sends_the_request_upstream_untouched(start_proxy, upstr
         ("graph.microsoft.com", "/beta/me/onlineMeetings/x/attendanceReports"),
     ],
 )
-def test_traffic_that_is_not_ours_reaches_upstream_untouched(start_proxy, upstream, host, path):
-    proxy = start_proxy("replay")
+def test_traffic_that_is_not_ours_reaches_upstream_untouched(counted, upstream, host, path):
+    proxy = counted("replay", hosts=as_graph(upstream)).proxy
     body = b"\xff raw bytes, not JSON"
     headers = {"Content-Type": "application/octet-stream", "X-Custom": "kept"}
-    status, answer_headers, answer = via_proxy(
-        proxy, "POST", upstream.url(path), host=host, body=body, headers=headers
-    )
+    url = upstream.url(path) if host == "127.0.0.1" else f"http://{host}{path}"
+    status, answer_headers, answer = via_proxy(proxy, "POST", url, body=body, headers=headers)
     assert (status, answer) == (299, b'{"from": "upstream"}')
     assert "request-id" not in answer_headers
     ((method, got_path, got_headers, got_body),) = upstream.received

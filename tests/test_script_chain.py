@@ -16,9 +16,10 @@ from mitmproxy import hooks
 from mitmproxy.addons import script
 from mitmproxy.test import taddons
 
-from proxy_addons.chain_order import ORDER, Stage, in_chain_order
+from proxy_addons.chain_order import EVERY_CHAIN, ORDER, Stage, in_chain_order
 from proxy_addons.control_endpoint import ControlEndpoint
 from proxy_addons.fault_injection import FaultInjector
+from proxy_addons.gate import Gate
 from proxy_addons.replay import Replay
 from proxy_addons.script_chain import CHAIN_NAME, chain_of
 from proxy_addons.summary import Summary
@@ -27,11 +28,12 @@ from proxy_addons.unreachable_upstream import UnreachableUpstream
 SCRIPTS = Path(__file__).resolve().parent.parent / "proxy_addons"
 # Each script of ours and the stages it brings.
 WANTS: dict[str, frozenset[Stage]] = {
+    "gate.py": frozenset({Stage.GATE}),
     "control_endpoint.py": frozenset({Stage.CONTROL}),
     "fault_injection.py": frozenset({Stage.CONTROL, Stage.FAULTS}),
-    "replay.py": frozenset({Stage.REPLAY, Stage.UNREACHABLE}),
+    "replay.py": frozenset({Stage.REPLAY, Stage.SEAL, Stage.UNREACHABLE}),
     "record.py": frozenset({Stage.RECORD, Stage.UNREACHABLE}),
-    "emulator.py": frozenset({Stage.EMULATOR}),
+    "emulator.py": frozenset({Stage.EMULATOR, Stage.SEAL}),
     "unreachable_upstream.py": frozenset({Stage.UNREACHABLE}),
     "summary.py": frozenset({Stage.SUMMARY}),
     "web_tags.py": frozenset({Stage.WEB_TAGS}),
@@ -53,7 +55,7 @@ def stages_in(tctx: taddons.context) -> list[Stage]:
 
 
 def expected(*names: str) -> list[Stage]:
-    wanted = frozenset().union(*(WANTS[name] for name in names))
+    wanted = EVERY_CHAIN.union(*(WANTS[name] for name in names))
     return [stage for stage in ORDER if stage in wanted]
 
 
@@ -81,7 +83,7 @@ def test_all_scripts_in_reverse_order_run_in_the_documented_order():
 def test_the_same_script_loaded_twice_runs_its_stages_once():
     with taddons.context() as tctx:
         load("replay.py", "replay.py")  # e.g. given as proxy_addons/replay.py and ./proxy_addons/…
-        assert stages_in(tctx) == [Stage.REPLAY, Stage.UNREACHABLE]
+        assert stages_in(tctx) == expected("replay.py")
 
 
 @pytest.mark.parametrize("name", list(WANTS))
@@ -94,7 +96,7 @@ def test_the_stages_are_the_package_classes_the_cli_uses():
     with taddons.context() as tctx:
         load("summary.py", "replay.py", "fault_injection.py")
         kinds = [type(a) for a in chain_of(tctx.master.addons).addons]
-    assert kinds[:3] == [ControlEndpoint, FaultInjector, Replay] and kinds[-1] is Summary
+    assert kinds[:4] == [Gate, ControlEndpoint, FaultInjector, Replay] and kinds[-1] is Summary
 
 
 def test_reloading_each_script_neither_duplicates_nor_loses_a_stage():
@@ -113,18 +115,19 @@ def test_a_reloaded_script_gets_fresh_instances_of_the_stages_only_it_wants():
     with taddons.context() as tctx:
         (replay_script, _) = load("replay.py", "unreachable_upstream.py")
         chain = chain_of(tctx.master.addons)
-        replay, unreachable = chain.addons
+        gate, replay, _seal, unreachable = chain.addons
         replay_script.loadscript()
-        assert chain.addons[0] is not replay and isinstance(chain.addons[0], Replay)
-        assert chain.addons[1] is unreachable
-        assert tctx.master.addons.get("replay") is chain.addons[0]  # registered in its stead
+        fresh = chain.addons[1]
+        assert fresh is not replay and isinstance(fresh, Replay)
+        assert chain.addons[0] is gate and chain.addons[3] is unreachable
+        assert tctx.master.addons.get("replay") is fresh  # registered in its stead
 
 
 def test_unloading_a_script_removes_only_the_stages_no_other_script_wants():
     with taddons.context() as tctx:
         record_script, unreachable_script = load("record.py", "unreachable_upstream.py")
         tctx.master.addons.remove(record_script.ns)  # what mitmproxy does to unload it
-        assert stages_in(tctx) == [Stage.UNREACHABLE]
+        assert stages_in(tctx) == expected("unreachable_upstream.py")
         tctx.master.addons.remove(unreachable_script.ns)
         assert stages_in(tctx) == []
 
@@ -142,7 +145,7 @@ def test_a_script_loaded_while_the_proxy_runs_starts_its_stage():
         load("summary.py")
         tctx.master.addons.trigger(hooks.RunningHook())
         load("replay.py")
-        replay = chain_of(tctx.master.addons).addons[0]
+        (replay,) = [a for a in chain_of(tctx.master.addons).addons if isinstance(a, Replay)]
     assert replay.is_running
 
 

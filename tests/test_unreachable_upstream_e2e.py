@@ -3,8 +3,8 @@
 Real proxies, real clients. The unreachable upstream is a loopback port that is bound but
 never listens, held for the whole test, so every connection to it is refused and nothing
 leaves the machine. ``replay --on-miss forward`` reaches it the way the replay tests reach
-their upstream: the client asks for that address with ``Host: graph.microsoft.com``, which is
-how the proxy recognises the route, while mitmproxy connects to the URL's address.
+their upstream: the client asks for ``http://graph.microsoft.com``, and the test's upstream
+counter (``upstream_counter.py``) lands the proxy's connections to that host on the port.
 """
 
 from __future__ import annotations
@@ -68,23 +68,25 @@ def test_record_to_a_closed_upstream_answers_graphs_502_and_counts_it_unreachabl
 
 
 def test_replay_forwarding_a_miss_to_an_unreachable_host_answers_graphs_502(
-    tmp_path, closed_port, start_proxy
+    tmp_path, closed_port, counted
 ):
     summary = tmp_path / "summary.json"
-    proxy = start_proxy(
-        "replay", "--on-miss", "forward", "--summary-json", str(summary), "--no-summary"
-    )
+    proxy = counted(
+        "replay",
+        *("--on-miss", "forward", "--summary-json", str(summary), "--no-summary"),
+        hosts={"graph.microsoft.com": closed_port},
+    ).proxy
     unreachable = f"http://127.0.0.1:{closed_port}"
     with requests.Session() as session:
         session.trust_env = False
         session.proxies = {"http": proxy.url}
-        graph = session.get(f"{unreachable}{ME_PATH}", headers={"Host": "graph.microsoft.com"})
+        graph = session.get(f"http://graph.microsoft.com{ME_PATH}")
         other = session.get(f"{unreachable}/not/graph")
     assert graph.status_code == 502
     assert graph.headers["Content-Type"] == "application/json"
     error = graph_error(graph.content)
     assert error["code"] == "UpstreamUnreachable"
-    assert f"the upstream {unreachable} is unreachable" in error["message"]
+    assert "the upstream http://graph.microsoft.com:80 is unreachable" in error["message"]
     # Other traffic keeps mitmproxy's own answer.
     assert other.status_code == 502 and other.headers["Content-Type"] == "text/html"
     assert proxy.stop() == 0
