@@ -38,6 +38,7 @@ def replay_mode(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
     settings: dict[str, Any] = {
         "graph_on_miss": args.on_miss,
         "graph_match_body": not args.ignore_body,
+        "graph_allow_playback_repeats": args.allow_playback_repeats,
     }
     if args.cassette:
         settings["graph_cassette"] = args.cassette
@@ -55,6 +56,7 @@ def record_mode(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
         "graph_redact_fields": list(args.redact_field or []),
         "graph_record_fsync": not args.no_fsync,
         "graph_record_decode_compressed": args.decode_compressed_response,
+        "graph_allow_playback_repeats": args.allow_playback_repeats,
     }
     return [Record(), UnreachableUpstream()], settings
 

@@ -78,6 +78,7 @@ class Settings:
     redact_headers: tuple[str, ...] = ()
     redact_fields: tuple[str, ...] = ()
     allow_anonymous: bool = False
+    allow_playback_repeats: bool = False  # vcrpy's: the last answer to a request repeats
     args: tuple[str, ...] = ()
 
 
@@ -112,7 +113,7 @@ def settings_of(merged: Mapping[str, Any]) -> Settings:
     for key in ("faults", "redact_headers", "redact_fields", "args"):
         if key in values:
             values[key] = _strings(key, values[key])
-    for key in ("allow_misses", "match_body", "allow_anonymous"):
+    for key in ("allow_misses", "match_body", "allow_anonymous", "allow_playback_repeats"):
         if key in values and not isinstance(values[key], bool):
             raise GraphVcrError(f"graph_vcr: {key} must be True or False, not {values[key]!r}")
     for key in ("cassette", "upstream"):
@@ -203,17 +204,19 @@ def plan(
     path = cassette_path(cassette_dir, settings.cassette or default_name)
     mode = effective_record_mode(settings, TestRecordMode(record_mode) if record_mode else None)
     replay = mode is TestRecordMode.NONE or (mode is TestRecordMode.ONCE and path.exists())
+    repeats = ["--allow-playback-repeats"] if settings.allow_playback_repeats else []
     if replay:
         if not path.exists():
             raise GraphVcrError(
                 f"cassette {path} does not exist (record mode none); record it with "
                 "--graph-record-mode=once, or name another with graph_vcr(cassette=...)"
             )
-        extra = [] if settings.match_body else ["--ignore-body"]
+        extra = repeats + ([] if settings.match_body else ["--ignore-body"])
         args = ("--cassette", str(path), *faults, *extra, *user_args)
         return Plan("replay", args, path, mode, start_args=start_args)
     recording = RecordMode.NEW_EPISODES if mode is TestRecordMode.REWRITE else RecordMode(mode)
     extra = ["--upstream", settings.upstream or upstream] if settings.upstream or upstream else []
+    extra += repeats
     extra += [a for name in settings.redact_headers for a in ("--redact-header", name)]
     extra += [a for name in settings.redact_fields for a in ("--redact-field", name)]
     args = ("--cassette", str(path), "--record-mode", str(recording), *faults, *extra, *user_args)
