@@ -307,7 +307,8 @@ def run_schema(args: argparse.Namespace) -> int:
 
 IMPORT_EXAMPLES = {
     "devproxy": (
-        "a Dev Proxy mocks file (MockResponsePlugin); replay the result with --ignore-body",
+        "a Dev Proxy mocks file (MockResponsePlugin); replay the result with --ignore-body "
+        "--allow-playback-repeats",
         "graph-vcr-proxy import devproxy mocks.json -o tests/cassettes/from-mocks.yaml",
     ),
     "har": (
