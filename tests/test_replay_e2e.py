@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import shutil
 import socket
 import ssl
 import subprocess
@@ -24,7 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 import requests
-from helpers import serving
+from helpers import documented_graph, serving
 
 from proxy_addons import cassette, examples
 from proxy_addons.launcher import RunningProxy
@@ -256,6 +257,36 @@ def test_identical_recorded_requests_answer_in_recorded_order_then_miss(
     assert [r.json().get("n") for r in sent[:2]] == [0, 1]
     assert sent[2].status_code == 501
     assert "all 2 recorded answers to this request were already played" in sent[2].text
+
+
+def test_record_new_episodes_replays_the_recorded_create_then_records_the_surplus(
+    start_proxy, client_for, tmp_path
+):
+    path = tmp_path / "episodes.yaml"
+    shutil.copy(BUNDLED_ME, path)
+    with documented_graph() as upstream:
+        proxy = start_proxy(
+            "record",
+            "--cassette",
+            str(path),
+            "--record-mode",
+            "new_episodes",
+            "--upstream",
+            upstream,
+        )
+        client = client_for(proxy)
+        sent = [client.put(ME, content=examples.REQUEST_BODY, headers=HEADERS) for _ in range(2)]
+        assert [r.status_code for r in sent] == [201, 201]
+        assert proxy.stop() == 0
+    assert len(cassette.load(path)) == 2  # the recorded create, then the surplus one
+
+
+def test_record_mode_none_answers_a_surplus_request_with_the_miss(start_proxy, client_for):
+    proxy = start_proxy("record", "--cassette", str(BUNDLED_ME), "--record-mode", "none")
+    client = client_for(proxy)
+    sent = [client.put(ME, content=examples.REQUEST_BODY, headers=HEADERS) for _ in range(2)]
+    assert [r.status_code for r in sent] == [201, 501]
+    assert sent[1].json()["error"]["message"] == PLAYED_OUT
 
 
 def test_with_repeats_the_last_of_several_answers_repeats(start_proxy, client_for, tmp_path):
