@@ -103,17 +103,58 @@ def _decode_deflate(data: bytes, out: _Output) -> None:
         raise zlib.error("not a complete deflate stream")
 
 
+@functools.cache  # decided on the first body that needs it: brotlicffi loads only then
+def _bounded_brotli() -> tuple[Callable[[], Any], tuple[type[Exception], ...]] | None:
+    """A brotli decompressor whose ``process`` takes ``output_buffer_limit`` (Brotli 1.2 or
+    brotlicffi 1.2, which aiohttp's br support brings), with its error type; None when only
+    Brotli 1.1 is there (mitmproxy 11 pins it)."""
+    modules: list[Any] = [brotli]
+    try:
+        import brotlicffi
+
+        modules.append(brotlicffi)
+    except ImportError:
+        pass
+    for module in modules:
+        try:
+            module.Decompressor().process(b"", output_buffer_limit=1)
+        except TypeError:
+            continue
+        return module.Decompressor, (module.error,)
+    return None
+
+
 def _decode_brotli(data: bytes, out: _Output) -> None:
-    """Without a limit, in one call. With one, a byte of input at a time: brotli 1.1 has no
-    bound on one call's output, and one byte of a stream can stand for up to 16 MB."""
+    """Without a limit, in one call. With one, ``CHUNK`` bytes of output at a time where the
+    decompressor can bound a call's output; else (Brotli 1.1, which has no such bound, and
+    where one byte of a stream can stand for 16 MB) a byte of input at a time."""
     if out.limit is None:
         out.add(brotli.decompress(data))
         return
-    decompressor = brotli.Decompressor()
-    view = memoryview(data)
-    for at in range(len(data)):
-        out.add(decompressor.process(view[at : at + 1].tobytes()))
-    if not decompressor.is_finished():
+    found = _bounded_brotli()
+    if found is None:
+        decompressor = brotli.Decompressor()
+        view = memoryview(data)
+        for at in range(len(data)):
+            out.add(decompressor.process(view[at : at + 1].tobytes()))
+        if not decompressor.is_finished():
+            raise brotli.error("not a complete brotli stream")
+        return
+    make, errors = found
+    bounded = make()
+    view, fed = memoryview(data), 0
+    try:
+        while True:
+            piece = b""
+            if bounded.can_accept_more_data():
+                if fed >= len(data):
+                    break
+                piece, fed = view[fed : fed + CHUNK].tobytes(), fed + CHUNK
+            out.add(bounded.process(piece, output_buffer_limit=CHUNK))
+        finished = bounded.is_finished()
+    except errors as exc:
+        raise brotli.error(str(exc)) from None
+    if not finished:
         raise brotli.error("not a complete brotli stream")
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import time
 import tracemalloc
 import zlib
 
@@ -14,6 +16,7 @@ from bombs import MB, bomb
 from hypothesis import given
 from hypothesis import strategies as st
 
+from proxy_addons import content_encoding
 from proxy_addons.content_encoding import (
     Form,
     TooLarge,
@@ -156,3 +159,24 @@ def test_a_truncated_stream_is_not_that_coding_under_a_limit_too(coding):
     wire = encode(DOCUMENT * 50, (coding,))
     with pytest.raises(ValueError, match=f"not {coding}"):
         decode(wire[: len(wire) // 2], (coding,), limit=LIMIT)
+
+
+def test_without_a_bounded_brotli_a_br_bomb_is_still_refused_at_the_limit(monkeypatch):
+    """Brotli 1.1 alone (mitmproxy 11 pins it; brotlicffi comes with the test extras): the
+    stream is fed a byte at a time, each byte's output checked."""
+    monkeypatch.setattr(content_encoding, "_bounded_brotli", lambda: None)
+    with pytest.raises(TooLarge):
+        decode(bomb(64, "br"), ("br",), limit=LIMIT)
+    assert decode(WIRE["br"], ("br",), limit=LIMIT) == DOCUMENT
+    with pytest.raises(ValueError, match="not br"):
+        decode(WIRE["br"][:-3], ("br",), limit=LIMIT)
+
+
+def test_an_incompressible_brotli_body_near_the_limit_decodes_quickly():
+    """A body whose brotli stream is as long as its content: read in chunks, not a byte at
+    a time, where the decompressor can bound its output (a hostile client's cheap stall)."""
+    content = os.urandom(LIMIT - 1)
+    wire = brotli.compress(content, quality=0)
+    started = time.thread_time()
+    assert decode(wire, ("br",), limit=LIMIT) == content
+    assert time.thread_time() - started < 0.5
