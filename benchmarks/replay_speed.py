@@ -43,6 +43,9 @@ from proxy_addons.launcher import running_proxy
 ROUNDS = 25
 REQUESTS = 60  # per round, through each, taking turns
 STARTS = 3  # start-up timings per cassette
+# Every race sends one recorded request thousands of times: each recorded answer answers
+# once unless repeats are allowed (as ``server_replay_reuse`` does for mitmdump's).
+REPEATS = ("--allow-playback-repeats",)
 
 
 def one_interaction(
@@ -58,7 +61,7 @@ def one_interaction(
 def vs_trivial(folder: Path, confdir: Path) -> Row:
     one = one_interaction(folder)
     with (
-        harness.ours("replay", confdir, "--cassette", str(one)) as ours,
+        harness.ours("replay", confdir, "--cassette", str(one), *REPEATS) as ours,
         harness.mitmdump(confdir, "-s", str(harness.BENCHMARKS / "trivial_201.py")) as peer,
     ):
         mine = harness.contender("ours", ours, confdir)
@@ -98,7 +101,7 @@ def vs_server_replay(folder: Path, confdir: Path) -> Row:
     one = one_interaction(folder)
     flows = flow_file(folder, confdir, one)
     with (
-        harness.ours("replay", confdir, "--cassette", str(one)) as ours,
+        harness.ours("replay", confdir, "--cassette", str(one), *REPEATS) as ours,
         harness.mitmdump(
             confdir, "--server-replay", str(flows), "--set", "server_replay_reuse=true"
         ) as peer,
@@ -117,8 +120,8 @@ def large_vs_small(folder: Path, confdir: Path, large: Path) -> list[Row]:
     last_request, last_response = lookup.interaction(lookup.LARGE - 1)
     small = one_interaction(folder, (last_request, last_response))
     with (
-        harness.ours("replay", confdir, "--cassette", str(large)) as big,
-        harness.ours("replay", confdir, "--cassette", str(small)) as little,
+        harness.ours("replay", confdir, "--cassette", str(large), *REPEATS) as big,
+        harness.ours("replay", confdir, "--cassette", str(small), *REPEATS) as little,
     ):
         send = harness.create(last_request.uri, last_request.body)
         mine = harness.contender("10,000", big, confdir, send)

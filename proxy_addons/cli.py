@@ -142,6 +142,17 @@ def add_replay_parser(sub: Any) -> None:
     replay.add_argument(
         "--ignore-body", action="store_true", help="match on method, URL and query only"
     )
+    add_playback_arguments(replay)
+
+
+def add_playback_arguments(parser: argparse.ArgumentParser) -> None:
+    """How a cassette answers, in replay and in the record modes that replay."""
+    parser.add_argument(
+        "--allow-playback-repeats",
+        action="store_true",
+        help="let the last recorded answer to a request answer it again (vcrpy's "
+        "allow_playback_repeats); default: each recorded interaction answers once, in order",
+    )
 
 
 def add_record_parser(sub: Any) -> None:
@@ -171,6 +182,7 @@ def add_record_parser(sub: Any) -> None:
         "(default: %(default)s)",
     )
     add_redaction_arguments(record)
+    add_playback_arguments(record)
     record.add_argument(
         "--decode-compressed-response",
         action="store_true",
@@ -329,7 +341,8 @@ def run_schema(args: argparse.Namespace) -> int:
 
 IMPORT_EXAMPLES = {
     "devproxy": (
-        "a Dev Proxy mocks file (MockResponsePlugin); replay the result with --ignore-body",
+        "a Dev Proxy mocks file (MockResponsePlugin); replay the result with --ignore-body "
+        "--allow-playback-repeats",
         "graph-vcr-proxy import devproxy mocks.json -o tests/cassettes/from-mocks.yaml",
     ),
     "har": (

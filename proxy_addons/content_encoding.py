@@ -40,35 +40,141 @@ class Examined(NamedTuple):
     content: bytes  # the body as the application reads it: decoded when ENCODED
 
 
-def _decode_deflate(data: bytes) -> bytes:
+CHUNK = 64 * 1024  # the most any decoder step produces before the limit is checked again
+
+
+class TooLarge(ValueError):
+    """A body that decodes to more than ``limit`` bytes. Decoding stopped as soon as it
+    passed the limit, so a 1 MB gzip bomb never becomes 1 GB."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"decodes to more than {limit} bytes")
+        self.limit = limit
+
+
+class _Output:
+    """Decoded bytes, refused as soon as they outgrow ``limit`` (None: no limit)."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.data = bytearray()
+
+    def add(self, chunk: bytes) -> None:
+        self.data += chunk
+        if self.limit is not None and len(self.data) > self.limit:
+            raise TooLarge(self.limit)
+
+
+def _inflate(data: bytes, wbits: int, out: _Output) -> bytes:
+    """One zlib, gzip or raw deflate stream from the start of ``data``, ``CHUNK`` bytes of
+    output at a time; what follows the stream is returned. Raises zlib.error when the stream
+    is broken or cut short. The input goes in ``CHUNK`` bytes at a time too: zlib copies what
+    a call leaves unread, and a bomb leaves nearly all of it."""
+    inflater = zlib.decompressobj(wbits)
+    view = memoryview(data)
+    fed = 0
+    pending: bytes | memoryview = b""
+    while not inflater.eof:
+        if not pending and fed < len(data):
+            pending, fed = view[fed : fed + CHUNK], fed + CHUNK
+        chunk = inflater.decompress(pending, CHUNK)
+        pending = inflater.unconsumed_tail
+        if not chunk and not pending and fed >= len(data) and not inflater.eof:
+            raise zlib.error("incomplete or truncated stream")
+        out.add(chunk)
+    return inflater.unused_data + view[fed:].tobytes()
+
+
+def _decode_gzip(data: bytes, out: _Output) -> None:
+    """Every gzip member in turn, as ``gzip.decompress`` reads them."""
+    while data:
+        data = _inflate(data, 16 + zlib.MAX_WBITS, out)
+
+
+def _decode_deflate(data: bytes, out: _Output) -> None:
     """HTTP's deflate is zlib-wrapped; some servers (old IIS) send it raw, so both are read,
     the raw form only when it is one complete stream with nothing after it."""
     try:
-        return zlib.decompress(data)
+        _inflate(data, zlib.MAX_WBITS, out)
+        return
     except zlib.error:
-        raw = zlib.decompressobj(-zlib.MAX_WBITS)
-        out = raw.decompress(data) + raw.flush()
-        if not raw.eof or raw.unused_data:
-            raise zlib.error("not a complete deflate stream") from None
-        return out
+        out.data.clear()
+    if _inflate(data, -zlib.MAX_WBITS, out):
+        raise zlib.error("not a complete deflate stream")
 
 
-def _decode_zstd(data: bytes) -> bytes:
+@functools.cache  # decided on the first body that needs it: brotlicffi loads only then
+def _bounded_brotli() -> tuple[Callable[[], Any], tuple[type[Exception], ...]] | None:
+    """A brotli decompressor whose ``process`` takes ``output_buffer_limit`` (Brotli 1.2 or
+    brotlicffi 1.2, which aiohttp's br support brings), with its error type; None when only
+    Brotli 1.1 is there (mitmproxy 11 pins it)."""
+    modules: list[Any] = [brotli]
+    try:
+        import brotlicffi
+
+        modules.append(brotlicffi)
+    except ImportError:
+        pass
+    for module in modules:
+        try:
+            module.Decompressor().process(b"", output_buffer_limit=1)
+        except TypeError:
+            continue
+        return module.Decompressor, (module.error,)
+    return None
+
+
+def _decode_brotli(data: bytes, out: _Output) -> None:
+    """Without a limit, in one call. With one, ``CHUNK`` bytes of output at a time where the
+    decompressor can bound a call's output; else (Brotli 1.1, which has no such bound, and
+    where one byte of a stream can stand for 16 MB) a byte of input at a time."""
+    if out.limit is None:
+        out.add(brotli.decompress(data))
+        return
+    found = _bounded_brotli()
+    if found is None:
+        decompressor = brotli.Decompressor()
+        view = memoryview(data)
+        for at in range(len(data)):
+            out.add(decompressor.process(view[at : at + 1].tobytes()))
+        if not decompressor.is_finished():
+            raise brotli.error("not a complete brotli stream")
+        return
+    make, errors = found
+    bounded = make()
+    view, fed = memoryview(data), 0
+    try:
+        while True:
+            piece = b""
+            if bounded.can_accept_more_data():
+                if fed >= len(data):
+                    break
+                piece, fed = view[fed : fed + CHUNK].tobytes(), fed + CHUNK
+            out.add(bounded.process(piece, output_buffer_limit=CHUNK))
+        finished = bounded.is_finished()
+    except errors as exc:
+        raise brotli.error(str(exc)) from None
+    if not finished:
+        raise brotli.error("not a complete brotli stream")
+
+
+def _decode_zstd(data: bytes, out: _Output) -> None:
     # A streaming reader: servers send frames without a content size, which the one-shot
     # ``decompress`` refuses.
     with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True) as r:
-        return r.read()
+        while chunk := r.read(CHUNK):
+            out.add(chunk)
 
 
 def _encode_gzip(data: bytes) -> bytes:
     return gzip.compress(data, mtime=0)  # no timestamp: the same content, the same bytes
 
 
-_DECODERS: dict[str, Callable[[bytes], bytes]] = {
-    "gzip": gzip.decompress,
-    "x-gzip": gzip.decompress,
+_DECODERS: dict[str, Callable[[bytes, _Output], None]] = {
+    "gzip": _decode_gzip,
+    "x-gzip": _decode_gzip,
     "deflate": _decode_deflate,
-    "br": brotli.decompress,
+    "br": _decode_brotli,
     "zstd": _decode_zstd,
 }
 _ENCODERS: dict[str, Callable[[bytes], bytes]] = {
@@ -94,16 +200,34 @@ def known(names: Iterable[str]) -> bool:
     return all(name in _DECODERS for name in names)
 
 
-def decode(data: bytes, names: tuple[str, ...]) -> bytes:
-    """``data`` with ``names`` undone, last applied first; ValueError if it doesn't decode."""
+def decode(data: bytes, names: tuple[str, ...], *, limit: int | None = None) -> bytes:
+    """``data`` with ``names`` undone, last applied first; ValueError if it doesn't decode.
+
+    With a ``limit``, decoding is a stream that stops as soon as a step's output passes it
+    and raises :class:`TooLarge`: memory and time stay bounded by the limit, whatever the
+    ratio of the input (what a request body gets). A step between codings is held to the
+    same limit plus what a compressed form may add (``_slack``).
+    """
     try:
-        for name in reversed(names):
-            data = _DECODERS[name](data)
+        for step, name in enumerate(reversed(names)):
+            last = step == len(names) - 1
+            out = _Output(None if limit is None else limit if last else limit + _slack(limit))
+            _DECODERS[name](data, out)
+            data = bytes(out.data)
     except KeyError:
         raise ValueError(f"unknown content coding {name!r}") from None
+    except TooLarge:
+        assert limit is not None
+        raise TooLarge(limit) from None  # an inner step's too: its content is larger still
     except _FAILURES as exc:
         raise ValueError(f"not {name}: {exc}") from None
     return data
+
+
+def _slack(limit: int) -> int:
+    """How much larger than its content a compressed form can be: gzip, deflate, brotli and
+    zstd store incompressible data with a few bytes per block of 16 KB or more."""
+    return limit // 256 + 1024
 
 
 def encode(data: bytes, names: tuple[str, ...]) -> bytes:

@@ -18,8 +18,9 @@ from it, which both directions must respect:
   drops Content-Type from an answer without one.
 
 What is ours (README, "Import and export"): imported interactions carry no request body, so
-a cassette made from mocks replays with ``--ignore-body``; repeated answers become repeated
-interactions in the order Dev Proxy would give them; a wildcard URL cannot become a recorded
+a cassette made from mocks replays with ``--ignore-body`` (and ``--allow-playback-repeats``
+to repeat the last answer as Dev Proxy does); repeated answers become repeated interactions
+in the order Dev Proxy would give them; a wildcard URL cannot become a recorded
 request and is skipped with a message.
 """
 
@@ -327,11 +328,12 @@ def export_mocks(
     (relative name under ``bodies`` -> bytes) for bodies Dev Proxy can only send from a file.
 
     Requests that share method and URL are answered in recorded order, then the last answer
-    again, as replay with ``--ignore-body`` answers them. A URL whose requests all differ
-    gets a plain mock per request. On a URL with a repeated request, every interaction gets
-    a mock with ``nth`` set to its place among the cassette's requests to that URL (Dev
-    Proxy's count, which replaying the recorded sequence reproduces), first in the file;
-    each request then gets a plain mock of its last answer, for when the count has passed.
+    again, as replay with ``--ignore-body --allow-playback-repeats`` answers them. A URL
+    whose requests all differ gets a plain mock per request. On a URL with a repeated
+    request, every interaction gets a mock with ``nth`` set to its place among the
+    cassette's requests to that URL (Dev Proxy's count, which replaying the recorded
+    sequence reproduces), first in the file; each request then gets a plain mock of its last
+    answer, for when the count has passed.
     """
     by_request: dict[tuple[str, str], list[int]] = defaultdict(list)
     place_in_url: dict[int, int] = {}

@@ -33,13 +33,13 @@ from typing import Any, TypeVar
 from mitmproxy import http
 from mitmproxy.proxy.mode_specs import ReverseMode
 
-from proxy_addons import traffic
+from proxy_addons import content_encoding, traffic
 from proxy_addons.answered_by import AnsweredBy
 from proxy_addons.graph import GENERAL_EXCEPTION, FoldedHeaders, Reply, error_reply
 from proxy_addons.json_body import JsonBody
 from proxy_addons.matching import Shape, route_shape, shape
 from proxy_addons.models import Problem
-from proxy_addons.request_checks import check_request
+from proxy_addons.request_checks import MAX_BODY_BYTES, check_request
 from proxy_addons.routes import Route, graph_host, parse_parts
 from proxy_addons.traffic import Target, Traffic
 
@@ -80,8 +80,11 @@ class _Parsed:
         if self._body is None:
             request = self._request
             # request_body's answer; without a Content-Encoding, that is the bytes as they came
-            encoded = self.headers.get("content-encoding")
-            self._body = JsonBody(request_body(request) if encoded else request.raw_content)
+            if self.headers.get("content-encoding"):
+                body, over_limit = _read_body(request)
+                self._body = JsonBody(body, over_limit=over_limit)
+            else:
+                self._body = JsonBody(request.raw_content)
         return self._body
 
 
@@ -149,9 +152,25 @@ def request_headers(flow: http.HTTPFlow) -> FoldedHeaders:
 
 
 def request_body(request: http.Request) -> bytes | None:
-    """The body as the client meant it: a gzip- or deflate-encoded one decoded (Kiota's
-    compression handler sends those), an undecodable one as it came."""
-    return request.get_content(strict=False)
+    """The body as the client meant it: decoded as its Content-Encoding says (Kiota's
+    compression handler sends gzip), an undecodable one as it came."""
+    return _read_body(request)[0]
+
+
+def _read_body(request: http.Request) -> tuple[bytes | None, bool]:
+    """The body as :func:`request_body` gives it, and whether it decodes past Graph's size
+    limit. Decoding is a stream that stops at the limit (a 1 MB gzip bomb is never inflated
+    to its 1 GB); such a body is left as it came, for the checks to answer 413."""
+    raw = request.raw_content
+    names = content_encoding.codings(request.headers.get(content_encoding.HEADER))
+    if not raw or not names:
+        return raw, False
+    try:
+        return content_encoding.decode(raw, names, limit=MAX_BODY_BYTES), False
+    except content_encoding.TooLarge:
+        return raw, True
+    except ValueError:
+        return raw, False
 
 
 def body_of(flow: http.HTTPFlow) -> JsonBody:

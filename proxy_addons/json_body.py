@@ -25,8 +25,11 @@ class JsonBody:
     here, whatever ``json.loads`` would guess.
     """
 
-    def __init__(self, raw: bytes | str | None) -> None:
+    def __init__(self, raw: bytes | str | None, *, over_limit: bool = False) -> None:
         self.raw = raw if raw else None  # b"" and "" are no body, like None
+        # A compressed body that decodes past Graph's size limit: ``raw`` is then the bytes
+        # as they came, decoding having stopped at the limit (``content_encoding.decode``).
+        self.over_limit = over_limit
 
     @classmethod
     def of(cls, body: JsonBody | bytes | str | None) -> JsonBody:

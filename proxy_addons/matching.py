@@ -3,7 +3,8 @@ and the explanation of a miss.
 
 The rule: two requests are the same request when every part of their :class:`Shape` is equal
 (method, host, normalised path, sorted query) and their bodies are equal as JSON, where a
-recorded redaction placeholder matches any value in its place. The index hashes the same parts
+recorded redaction placeholder matches any value in its place. Each recorded interaction
+answers once, in recorded order, as vcrpy plays a cassette. The index hashes the same parts
 (vcrpy scans every interaction on every lookup; here a lookup costs the same in a
 ten-interaction cassette and a ten-thousand-interaction one), and a miss names the parts that
 differ from the closest recorded request, so the two can never tell different stories.
@@ -192,13 +193,20 @@ def _show(part: Any) -> str:
 
 @dataclass
 class _Slot:
-    """Interactions that answer the same request, played in order, the last one repeating."""
+    """Interactions that answer the same request: each once, in recorded order, as vcrpy
+    plays them (its ``play_counts``); with repeats allowed, the last one then answers again."""
 
     group: Group
     interactions: list[Interaction] = field(default_factory=list)
     played: int = 0
 
+    @property
+    def left(self) -> bool:
+        """Whether an answer not played yet remains."""
+        return self.played < len(self.interactions)
+
     def next(self) -> Interaction:
+        """The next answer: the first one not played yet, else (repeats) the last one."""
         chosen = self.interactions[min(self.played, len(self.interactions) - 1)]
         self.played += 1
         return chosen
@@ -216,14 +224,31 @@ class _Bucket:
     verbatim: dict[bytes, _Slot] = field(default_factory=dict)
 
 
+REPEATS_HINT = (
+    "allow repeats with --allow-playback-repeats (allow_playback_repeats=True in the marker)"
+)
+
+
 @dataclass(frozen=True)
 class Miss:
-    """Why nothing matched: the closest recorded request and what differed from it."""
+    """Why nothing answered: the closest recorded request and what differed from it; or,
+    when ``played`` is not 0, that request itself, whose ``played`` answers were all used."""
 
     closest: Interaction | None
     differences: tuple[str, ...]
+    played: int = 0
+
+    @property
+    def exhausted(self) -> bool:
+        """Whether the request was recorded, and every recorded answer to it was played."""
+        return self.played > 0
 
     def explain(self) -> str:
+        if self.exhausted:
+            return (
+                f"all {self.played} recorded answers to this request were already played; "
+                + REPEATS_HINT
+            )
         if self.closest is None:
             return "the cassette holds no interactions"
         return f"closest recorded request is {self.closest.label}; differs in " + "; ".join(
@@ -232,10 +257,23 @@ class Miss:
 
 
 class CassetteIndex:
-    """Hash index over interactions. ``match_body=False`` matches on method, URL and query."""
+    """Hash index over interactions. ``match_body=False`` matches on method, URL and query.
 
-    def __init__(self, interactions: Iterable[Interaction] = (), *, match_body: bool = True):
+    Each recorded interaction answers once, in recorded order, as vcrpy plays a cassette
+    (``allow_playback_repeats=False``, its default) and mitmproxy's server replay pops each
+    flow: a request beyond its recorded answers is a miss that says so. ``allow_repeats``
+    (vcrpy's ``allow_playback_repeats``) lets the last answer to a request answer again.
+    """
+
+    def __init__(
+        self,
+        interactions: Iterable[Interaction] = (),
+        *,
+        match_body: bool = True,
+        allow_repeats: bool = False,
+    ):
         self.match_body = match_body
+        self.allow_repeats = allow_repeats
         self._buckets: dict[Key, _Bucket] = {}
         self._all: list[Interaction] = []
         self._groups: list[Group] = []  # the group of each interaction, in order of adding
@@ -283,21 +321,27 @@ class CassetteIndex:
         self._slots += 1
         return self._slots - 1
 
-    def _slot(self, sent: Shape, raw: bytes | None = None) -> _Slot | None:
+    def _candidates(self, sent: Shape, raw: bytes | None = None) -> Iterator[_Slot]:
+        """Every slot whose recorded request matches ``sent``, most exact first: the one with
+        the same body (found by its very bytes when it can be), then those whose recorded
+        body holds placeholders, in recorded order. Lazy: the placeholder bodies are walked
+        only when an earlier slot has no answer left."""
         sent = self._compared(sent)
         bucket = self._buckets.get(sent.key)
         if bucket is None:
-            return None
-        if raw and self.match_body:
-            verbatim = bucket.verbatim.get(raw)
-            if verbatim is not None:
-                return verbatim
-        exact = bucket.exact.get(None if sent.body is None else canonical(sent.body))
-        if exact is not None or sent.body is None:
+            return
+        exact = bucket.verbatim.get(raw) if raw and self.match_body else None
+        if exact is None:
+            exact = bucket.exact.get(None if sent.body is None else canonical(sent.body))
+        if exact is not None:
+            yield exact
+        if sent.body is None:
             # A placeholder stands in for a value, never for a missing body (body_difference
             # says they differ, so the index must not match them).
-            return exact
-        return next((s for p, s in bucket.patterns if first_difference(p, sent.body) is None), None)
+            return
+        for pattern, slot in bucket.patterns:
+            if first_difference(pattern, sent.body) is None:
+                yield slot
 
     def lookup(self, method: str, uri: str, body: Body) -> Interaction | None:
         """The next recorded interaction for this request, or None."""
@@ -305,14 +349,19 @@ class CassetteIndex:
         return self.play(self.shape(method, uri, body), raw if isinstance(raw, bytes) else None)
 
     def play(self, sent: Shape, raw: bytes | None = None) -> Interaction | None:
-        """The next recorded interaction for a request of this shape, or None; ``raw``, the
+        """The next recorded interaction for a request of this shape, or None when none
+        matches or (without ``allow_repeats``) every one that does was played; ``raw``, the
         body's bytes as sent, when the caller has them, finds a verbatim match sooner."""
-        slot = self._slot(sent, raw)
-        return slot.next() if slot else None
+        first = None
+        for slot in self._candidates(sent, raw):
+            if slot.left:
+                return slot.next()
+            first = first or slot
+        return first.next() if first is not None and self.allow_repeats else None
 
     def group(self, sent: Shape) -> Group | None:
         """Which recorded request this one is, without playing an answer; None if none."""
-        slot = self._slot(sent)
+        slot = next(self._candidates(sent), None)
         return slot.group if slot else None
 
     def groups(self) -> list[Group]:
@@ -323,10 +372,15 @@ class CassetteIndex:
         return self.explain(self.shape(method, uri, body))
 
     def explain(self, sent: Shape) -> Miss:
-        """Closest recorded request by how many of method/host/path/query/body differ.
+        """Why ``sent`` got no answer: every answer recorded for it was played, or the
+        closest recorded request by how many of method/host/path/query/body differ.
 
         A linear scan, but only on a miss, which ends the request with an error anyway.
         """
+        matching = list(self._candidates(sent))
+        if matching:
+            played = sum(len(slot.interactions) for slot in matching)
+            return Miss(matching[0].interactions[-1], (), played)
         sent = self._compared(sent)
         best: tuple[Interaction, tuple[str, ...]] | None = None
         for candidate in self._all:

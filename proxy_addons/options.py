@@ -41,3 +41,14 @@ def require_choice(updated: set[str], name: str, choices: Sequence[str]) -> None
     value = getattr(ctx.options, name)
     if name in updated and value not in choices:
         raise exceptions.OptionsError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+
+
+def declare_playback_repeats(loader: Loader) -> None:
+    loader.add_option(
+        "graph_allow_playback_repeats",
+        bool,
+        False,
+        "Let a recorded answer answer again once every answer to its request was played "
+        "(vcrpy's allow_playback_repeats). Off: each recorded interaction answers once, in "
+        "order, and a surplus request is a miss (recorded in record mode new_episodes).",
+    )

@@ -4,7 +4,8 @@ plays a cassette.
 ``Replay`` plays for every request it claims; ``Record`` plays in record modes
 ``new_episodes`` and ``none``. Both go through :func:`play`, so a request is matched, answered,
 tagged and logged the same way wherever a cassette answers it, and a miss is the same
-``501 CassetteMiss`` naming the closest recorded request.
+``501 CassetteMiss`` naming the closest recorded request, or saying that every answer
+recorded for the request was already played (each answers once, as in vcrpy).
 """
 
 from __future__ import annotations
@@ -45,11 +46,9 @@ def miss_reply(
 ) -> Reply:
     """Graph's error envelope for a request ``index`` has no recording of, saying why."""
     miss = index.explain_miss(method, uri, body)
+    lead = "No recorded answer is left for" if miss.exhausted else "No recorded interaction matches"
     return error_reply(
-        MISS_STATUS,
-        MISS_CODE,
-        f"No recorded interaction matches {method} {uri}: {miss.explain()}.",
-        request_headers,
+        MISS_STATUS, MISS_CODE, f"{lead} {method} {uri}: {miss.explain()}.", request_headers
     )
 
 

@@ -89,6 +89,7 @@ class Record:
             self._open(
                 opts.graph_cassette, RecordMode(opts.graph_record_mode), opts.graph_record_fsync
             )
+        self.index.allow_repeats = opts.graph_allow_playback_repeats  # vcrpy's, default off
 
     def _open(self, value: str, mode: RecordMode, fsync: bool) -> None:
         if self._opened_with == (value, mode, fsync):

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from mitmproxy.addonmanager import Loader
 
-from proxy_addons.options import declare_cassette
+from proxy_addons.options import declare_cassette, declare_playback_repeats
 from proxy_addons.record_mode import RecordMode
 from proxy_addons.validation import ValidateMode
 
@@ -17,6 +17,7 @@ VALIDATE_MODES = tuple(ValidateMode)
 
 def declare(loader: Loader) -> None:
     declare_cassette(loader)
+    declare_playback_repeats(loader)
     loader.add_option(
         "graph_record_mode",
         str,

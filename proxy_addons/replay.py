@@ -20,7 +20,12 @@ from proxy_addons import cassette, flows, playback
 from proxy_addons.chain_order import Stage
 from proxy_addons.matching import CassetteIndex
 from proxy_addons.on_miss import OnMiss
-from proxy_addons.options import declare_cassette, ensure_lazy_connections, require_choice
+from proxy_addons.options import (
+    declare_cassette,
+    declare_playback_repeats,
+    ensure_lazy_connections,
+    require_choice,
+)
 from proxy_addons.playback import MISS_CODE, MISS_STATUS
 from proxy_addons.script_chain import script_addons
 
@@ -37,6 +42,7 @@ class Replay:
 
     def load(self, loader: Loader) -> None:
         declare_cassette(loader)
+        declare_playback_repeats(loader)
         loader.add_option(
             "graph_on_miss",
             str,
@@ -66,6 +72,7 @@ class Replay:
             # the default): say what is served once, when it is.
             if self.is_running:
                 self._announce()
+        self.index.allow_repeats = ctx.options.graph_allow_playback_repeats
 
     def _announce(self) -> None:
         logger.info(

@@ -46,11 +46,12 @@ def check_request(
         )
     body = JsonBody.of(body)
     size = len(body.raw) if body.raw is not None else 0
-    if size > MAX_BODY_BYTES:
+    if body.over_limit or size > MAX_BODY_BYTES:
         return error_reply(
             413,
             "RequestEntityTooLarge",
-            f"The request body is {size} bytes; the limit is {MAX_BODY_BYTES}.",
+            f"The request body is larger than the limit of {MAX_BODY_BYTES} bytes"
+            + (" once decoded." if body.over_limit else f" ({size} bytes)."),
             headers,
         )
     if route.method not in _METHODS_WITH_BODY or body.empty:

@@ -43,6 +43,7 @@ def replay_mode(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
         "graph_on_miss": args.on_miss,
         "graph_match_body": not args.ignore_body,
         **gate_settings(args, forward_ours=args.on_miss == OnMiss.FORWARD),
+        "graph_allow_playback_repeats": args.allow_playback_repeats,
     }
     if args.cassette:
         settings["graph_cassette"] = args.cassette
@@ -61,6 +62,7 @@ def record_mode(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
         "graph_record_fsync": not args.no_fsync,
         "graph_record_decode_compressed": args.decode_compressed_response,
         **gate_settings(args, forward_ours=True),
+        "graph_allow_playback_repeats": args.allow_playback_repeats,
     }
     return [Record(), Seal(), UnreachableUpstream()], settings
 

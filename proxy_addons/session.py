@@ -220,7 +220,12 @@ def checked_arguments(
     return args
 
 
-REPLAY_OPTIONS = ("graph_cassette", "graph_on_miss", "graph_match_body")  # Replay's own
+REPLAY_OPTIONS = (
+    "graph_cassette",
+    "graph_on_miss",
+    "graph_match_body",
+    "graph_allow_playback_repeats",
+)  # Replay's own
 
 
 def missing_cassette_ok(data: dict[str, Any], mode: str, cassette: str | None) -> Path | None:

@@ -81,6 +81,7 @@ class Settings:
     redact_fields: tuple[str, ...] = ()
     allow_anonymous: bool = False
     allowed_hosts: tuple[str, ...] = ()  # hosts the proxy may reach besides loopback
+    allow_playback_repeats: bool = False  # vcrpy's: the last answer to a request repeats
     args: tuple[str, ...] = ()
 
 
@@ -115,7 +116,7 @@ def settings_of(merged: Mapping[str, Any]) -> Settings:
     for key in ("faults", "redact_headers", "redact_fields", "allowed_hosts", "args"):
         if key in values:
             values[key] = _strings(key, values[key])
-    for key in ("allow_misses", "match_body", "allow_anonymous"):
+    for key in ("allow_misses", "match_body", "allow_anonymous", "allow_playback_repeats"):
         if key in values and not isinstance(values[key], bool):
             raise GraphVcrError(f"graph_vcr: {key} must be True or False, not {values[key]!r}")
     for key in ("cassette", "upstream"):
@@ -245,8 +246,10 @@ def plan(
         return Plan("simulate", (*faults, *extra, *user_args), start_args=start_args)
     path = cassette_path(cassette_dir, settings.cassette or default_name)
     mode = effective_record_mode(settings, TestRecordMode(record_mode) if record_mode else None)
-    if mode is TestRecordMode.NONE or (mode is TestRecordMode.ONCE and path.exists()):
-        extra = [] if settings.match_body else ["--ignore-body"]
+    replay = mode is TestRecordMode.NONE or (mode is TestRecordMode.ONCE and path.exists())
+    repeats = ["--allow-playback-repeats"] if settings.allow_playback_repeats else []
+    if replay:
+        extra = repeats + ([] if settings.match_body else ["--ignore-body"])
         args = ("--cassette", str(path), *faults, *extra, *user_args)
         missing_ok = mode is TestRecordMode.NONE
         return Plan(
@@ -254,6 +257,7 @@ def plan(
         )
     recording = RecordMode.NEW_EPISODES if mode is TestRecordMode.REWRITE else RecordMode(mode)
     extra = ["--upstream", settings.upstream or upstream] if settings.upstream or upstream else []
+    extra += repeats
     extra += [a for name in settings.redact_headers for a in ("--redact-header", name)]
     extra += [a for name in settings.redact_fields for a in ("--redact-field", name)]
     args = ("--cassette", str(path), "--record-mode", str(recording), *faults, *extra, *user_args)

@@ -587,9 +587,41 @@ def test_lookup_of_a_url_that_is_not_ours_is_exact_on_path_but_not_query_order()
     assert index.lookup("GET", "https://example.com/a?x=1&y=2", None) is None
 
 
-def test_repeated_requests_get_recorded_answers_in_order_then_the_last_again():
+def test_repeated_requests_get_each_recorded_answer_once_in_order_then_miss():
     index = CassetteIndex([interaction("GET", ME, n=n) for n in range(3)])
+    assert [played(index.lookup("GET", ME, None)) for _ in range(5)] == [0, 1, 2, None, None]
+
+
+def test_allowing_repeats_plays_in_order_then_the_last_again():
+    index = CassetteIndex([interaction("GET", ME, n=n) for n in range(3)], allow_repeats=True)
     assert [played(index.lookup("GET", ME, None)) for _ in range(5)] == [0, 1, 2, 2, 2]
+
+
+def test_two_identical_recorded_creates_answer_in_recorded_order_then_miss():
+    index = CassetteIndex([interaction("PUT", ME, '{"v": 1}', n=n) for n in range(2)])
+    answers = [played(index.lookup("PUT", ME, b'{"v":1}')) for _ in range(3)]
+    assert answers == [0, 1, None]
+
+
+def test_a_played_out_request_is_explained_as_played_out_not_as_different():
+    index = CassetteIndex([interaction("PUT", ME, '{"v": 1}')])
+    assert index.lookup("PUT", ME, b'{"v": 1}') is not None
+    miss = index.explain_miss("PUT", ME, b'{"v": 1}')
+    assert miss.explain() == (
+        "all 1 recorded answers to this request were already played; allow repeats with "
+        "--allow-playback-repeats (allow_playback_repeats=True in the marker)"
+    )
+
+
+def test_a_placeholder_recording_answers_once_the_exact_one_is_played():
+    index = CassetteIndex(
+        [
+            interaction("PUT", ME, '{"phone": "<redacted:phone>"}', n=0),
+            interaction("PUT", ME, '{"phone": "1"}', n=1),
+        ]
+    )
+    answers = [played(index.lookup("PUT", ME, b'{"phone": "1"}')) for _ in range(3)]
+    assert answers == [1, 0, None]
 
 
 def test_each_distinct_request_keeps_its_own_place_in_order():
@@ -603,7 +635,7 @@ def test_each_distinct_request_keeps_its_own_place_in_order():
     assert played(index.lookup("PUT", ME, b'{"v": 2}')) == 1
     assert played(index.lookup("PUT", ME, b'{"v":1}')) == 0
     assert played(index.lookup("PUT", ME, b'{"v":1}')) == 2
-    assert played(index.lookup("PUT", ME, b'{"v": 2}')) == 1
+    assert index.lookup("PUT", ME, b'{"v": 2}') is None
 
 
 def test_ignoring_the_body_matches_any_body_and_plays_in_order():

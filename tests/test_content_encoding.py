@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import time
+import tracemalloc
 import zlib
 
 import brotli
 import pytest
 import zstandard
+from bombs import MB, bomb
 from hypothesis import given
 from hypothesis import strategies as st
 
+from proxy_addons import content_encoding
 from proxy_addons.content_encoding import (
     Form,
+    TooLarge,
     codings,
     consistent_headers,
     decode,
@@ -108,3 +114,69 @@ def test_no_json_object_or_array_is_ever_taken_for_an_encoded_body(value, coding
 def test_every_body_encoded_with_a_known_coding_decodes_back(data, coding):
     wire = encode(data, (coding,))
     assert examine(wire, coding) == (Form.ENCODED, data)
+
+
+# --- bounded decoding: a bomb stops at the limit ------------------------------------------
+
+LIMIT = 4 * MB
+
+
+@pytest.mark.parametrize("coding", KNOWN)
+def test_a_bomb_is_refused_at_the_limit_without_decoding_the_rest(coding):
+    body = bomb(64, coding)
+    assert len(body) < MB // 4
+    tracemalloc.start()
+    try:
+        with pytest.raises(TooLarge, match=f"more than {LIMIT} bytes"):
+            decode(body, (coding,), limit=LIMIT)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 3 * LIMIT  # not the 64 MB it decodes to
+
+
+def test_the_bombs_are_what_they_claim():
+    for coding in KNOWN:
+        assert decode(bomb(5, coding), (coding,)) == bytes(5 * MB)
+
+
+def test_a_bomb_inside_stacked_codings_is_refused_at_the_limit():
+    stacked = brotli.compress(bomb(64, "gzip"))  # gzip applied first, then br
+    with pytest.raises(TooLarge):
+        decode(stacked, ("gzip", "br"), limit=LIMIT)
+
+
+@pytest.mark.parametrize("coding", KNOWN)
+def test_a_body_of_exactly_the_limit_decodes_and_one_byte_more_does_not(coding):
+    content = bytes(range(256)) * 4
+    assert decode(encode(content, (coding,)), (coding,), limit=len(content)) == content
+    with pytest.raises(TooLarge):
+        decode(encode(content + b"!", (coding,)), (coding,), limit=len(content))
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate", "br"])  # zstd's reader stops silently
+def test_a_truncated_stream_is_not_that_coding_under_a_limit_too(coding):
+    wire = encode(DOCUMENT * 50, (coding,))
+    with pytest.raises(ValueError, match=f"not {coding}"):
+        decode(wire[: len(wire) // 2], (coding,), limit=LIMIT)
+
+
+def test_without_a_bounded_brotli_a_br_bomb_is_still_refused_at_the_limit(monkeypatch):
+    """Brotli 1.1 alone (mitmproxy 11 pins it; brotlicffi comes with the test extras): the
+    stream is fed a byte at a time, each byte's output checked."""
+    monkeypatch.setattr(content_encoding, "_bounded_brotli", lambda: None)
+    with pytest.raises(TooLarge):
+        decode(bomb(64, "br"), ("br",), limit=LIMIT)
+    assert decode(WIRE["br"], ("br",), limit=LIMIT) == DOCUMENT
+    with pytest.raises(ValueError, match="not br"):
+        decode(WIRE["br"][:-3], ("br",), limit=LIMIT)
+
+
+def test_an_incompressible_brotli_body_near_the_limit_decodes_quickly():
+    """A body whose brotli stream is as long as its content: read in chunks, not a byte at
+    a time, where the decompressor can bound its output (a hostile client's cheap stall)."""
+    content = os.urandom(LIMIT - 1)
+    wire = brotli.compress(content, quality=0)
+    started = time.thread_time()
+    assert decode(wire, ("br",), limit=LIMIT) == content
+    assert time.thread_time() - started < 0.5

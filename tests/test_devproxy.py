@@ -203,7 +203,10 @@ def test_a_documented_mocks_file_becomes_a_cassette_that_replays_as_dev_proxy_an
     # Dev Proxy's 404 without a body is not Graph's error envelope: warned, as record would.
     assert "DELETE /beta/me/onlineMeetings/" in caplog.text and "(response 404)" in caplog.text
 
-    proxy = start_proxy("replay", "--cassette", str(output), "--ignore-body")
+    # Dev Proxy answers a mock again and again: --allow-playback-repeats replays it so.
+    proxy = start_proxy(
+        "replay", "--cassette", str(output), "--ignore-body", "--allow-playback-repeats"
+    )
     client = client_for(proxy)
     states = [client.get(URL).json()["externalAppointmentId"] for _ in range(4)]
     assert states == ["inprogress", "completed", "inprogress", "inprogress"]

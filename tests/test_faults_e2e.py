@@ -100,7 +100,12 @@ def etag_cassette(tmp_path: Path) -> Path:
 
 def test_stale_etag_is_stopped_and_a_fresh_one_goes_through(start_proxy, client_for, tmp_path):
     proxy = start_proxy(
-        "replay", "--cassette", str(etag_cassette(tmp_path)), "--fault", "etag-mismatch:when=stale"
+        "replay",
+        "--cassette",
+        str(etag_cassette(tmp_path)),
+        "--fault",
+        "etag-mismatch:when=stale",
+        "--allow-playback-repeats",  # the one recorded update answers every PATCH
     )
     client = client_for(proxy)
 
@@ -121,7 +126,7 @@ def test_stale_etag_is_stopped_and_a_fresh_one_goes_through(start_proxy, client_
 
 @pytest.fixture
 def replay_proxy(start_proxy, client_for):
-    proxy = start_proxy("replay")
+    proxy = start_proxy("replay", "--allow-playback-repeats")  # one create, answered each time
     return proxy, client_for(proxy)
 
 
@@ -244,7 +249,9 @@ def test_the_readmes_control_endpoint_curl_lines_work(replay_proxy):
 
 def test_a_seed_makes_random_faults_repeat_run_after_run(start_proxy, client_for):
     def run() -> list[int]:
-        proxy = start_proxy("replay", "--seed", "42", "--fault", "unavailable:rate=0.5")
+        proxy = start_proxy(
+            "replay", "--seed", "42", "--fault", "unavailable:rate=0.5", "--allow-playback-repeats"
+        )
         client = client_for(proxy)
         codes = [create(client).status_code for _ in range(16)]
         proxy.stop()

@@ -78,7 +78,14 @@ def test_replay_with_the_permissions_fault_refuses_what_graph_would_and_plays_th
     start_proxy, client_for, tmp_path
 ):
     summary = tmp_path / "summary.json"
-    proxy = start_proxy("replay", "--fault", "permissions", "--summary-json", str(summary))
+    proxy = start_proxy(
+        "replay",
+        "--fault",
+        "permissions",
+        "--summary-json",
+        str(summary),
+        "--allow-playback-repeats",  # one recorded create answers both allowed calls
+    )
     client = client_for(proxy)
 
     def create(token: str):

@@ -70,7 +70,11 @@ def test_curl_reading_the_environment_gets_the_replayed_201(graph_vcr_env):
     assert json.loads(body)["id"] == CREATED_ID
 
 
-@pytest.mark.graph_vcr(cassette="create-virtualappointment-me.yaml", faults=["throttle:times=1"])
+@pytest.mark.graph_vcr(
+    cassette="create-virtualappointment-me.yaml",
+    faults=["throttle:times=1"],
+    allow_playback_repeats=True,  # one recorded create answers both successes
+)
 def test_faults_from_the_marker_and_from_inside_the_test(graph_vcr_env, graph_vcr_proxy):
     assert [create().status_code for _ in range(2)] == [429, 201]
     graph_vcr_proxy.add_fault("unavailable:times=1")
@@ -366,6 +370,34 @@ def test_a_cassette_folder_outside_the_root_folder_gets_one_child_rooted_there(p
     run(pytester).assert_outcomes(passed=2)
     ports = {(pytester.path / name).read_text() for name in ("one.txt", "two.txt")}
     assert len(ports) == 1  # one child for both tests, not one each
+
+
+REPEATS = """
+@pytest.mark.graph_vcr(cassette="one.yaml")
+def test_a_second_identical_create(graph_vcr_env):
+    create()
+    create()  # the code under test ignores the answer: the plugin still fails the test
+
+
+@pytest.mark.graph_vcr(cassette="one.yaml", allow_playback_repeats=True)
+def test_a_second_identical_create_with_repeats(graph_vcr_env):
+    assert [create().status_code for _ in "ab"] == [201, 201]
+"""
+
+
+def test_a_recorded_answer_plays_once_in_a_test_unless_the_marker_allows_repeats(pytester):
+    pytester.makepyfile(test_repeats=HEADER + REPEATS)
+    put_cassette(pytester, "cassettes/test_repeats/one.yaml")
+    result = run(pytester, "-rf")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*_ test_a_second_identical_create _*",
+            "graph-vcr-proxy: cassette miss: No recorded answer is left for PUT *: all 1 "
+            "recorded answers to this request were already played; allow repeats with "
+            "--allow-playback-repeats (allow_playback_repeats=True in the marker).*",
+        ]
+    )
 
 
 RECORDED = """

@@ -315,6 +315,34 @@ def test_new_episodes_replays_what_the_cassette_answers_and_records_the_rest(rec
     ]
 
 
+def test_new_episodes_records_a_request_beyond_its_recorded_answers(record, tmp_path):
+    path = seeded(tmp_path, "known")
+    addon = record(graph_cassette=str(path), graph_record_mode="new_episodes")
+    first, surplus = get("known"), get("known")
+    exchange(addon, first)
+    exchange(addon, surplus, 200, b'{"new": "again"}')
+    assert flows.answered_by(first) == "replay"
+    assert flows.answered_by(surplus) is None  # forwarded upstream
+    assert [json.loads(i.response["body"]["string"]) for i in recorded(path)] == [
+        {"old": "known"},
+        {"new": "again"},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("options", "second"), [({}, "miss"), ({"graph_allow_playback_repeats": True}, "replay")]
+)
+def test_none_answers_a_request_beyond_its_recorded_answers_only_with_repeats_allowed(
+    record, tmp_path, options, second
+):
+    path = seeded(tmp_path, "known")
+    addon = record(graph_cassette=str(path), graph_record_mode="none", **options)
+    flows_sent = [get("known"), get("known")]
+    for flow in flows_sent:
+        addon.request(flow)
+    assert [flows.answered_by(f) for f in flows_sent] == ["replay", second]
+
+
 def test_all_replaces_the_old_answers_to_what_it_re_records_and_keeps_the_rest(record, tmp_path):
     path = seeded(tmp_path, "a", "b", "c")
     addon = record(graph_cassette=str(path), graph_record_mode="all")

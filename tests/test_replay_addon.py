@@ -116,16 +116,36 @@ def test_recorded_per_response_headers_are_replaced_and_the_rest_kept(tmp_path):
     assert headers["ETag"] == 'W/"0"'
 
 
-def test_repeated_identical_requests_get_answers_in_order_then_the_last_again(tmp_path):
+def replay_numbered(tmp_path: Path, times: int, **options: object) -> list[http.HTTPFlow]:
+    """``times`` identical PUTs replayed from three numbered recordings of it."""
     addon = Replay()
+    sent = []
     with taddons.context(addon) as tctx:
-        tctx.configure(addon, graph_cassette=str(numbered_cassette(tmp_path, 3)))
-        answers = []
-        for _ in range(5):
+        tctx.configure(addon, graph_cassette=str(numbered_cassette(tmp_path, 3)), **options)
+        for _ in range(times):
             flow = graph_flow("PUT", ME, '{ "v" : 1 }', {"Content-Type": "application/json"})
             addon.request(flow)
-            answers.append(flow.response.json()["n"])
-    assert answers == [0, 1, 2, 2, 2]
+            sent.append(flow)
+    return sent
+
+
+def test_repeated_identical_requests_get_each_answer_once_in_order_then_a_miss(tmp_path):
+    sent = replay_numbered(tmp_path, 5)
+    assert [f.response.json()["n"] for f in sent[:3]] == [0, 1, 2]
+    for flow in sent[3:]:
+        error = ErrorResponse.model_validate(flow.response.json()).error
+        assert (flow.response.status_code, error.code) == (MISS_STATUS, MISS_CODE)
+        assert flows.answered_by(flow) == MISS
+        assert error.message == (
+            f"No recorded answer is left for PUT {ME}: all 3 recorded answers to this request "
+            "were already played; allow repeats with --allow-playback-repeats "
+            "(allow_playback_repeats=True in the marker)."
+        )
+
+
+def test_allowing_playback_repeats_answers_in_order_then_the_last_again(tmp_path):
+    sent = replay_numbered(tmp_path, 5, graph_allow_playback_repeats=True)
+    assert [f.response.json()["n"] for f in sent] == [0, 1, 2, 2, 2]
 
 
 def test_a_miss_is_501_cassette_miss_naming_the_closest_request_and_the_difference(replay, caplog):
@@ -298,7 +318,7 @@ def test_loads_as_a_mitmdump_script_with_its_options():
     script = Path(__file__).resolve().parent.parent / "proxy_addons" / "replay.py"
     with taddons.context() as tctx:
         tctx.script(str(script))
-        addon, unreachable = chain_of(tctx.master.addons).addons  # loaded and configured
+        _gate, addon, _seal, unreachable = chain_of(tctx.master.addons).addons  # configured
         assert isinstance(unreachable, UnreachableUpstream)  # forwards get Graph's 502 too
         assert tctx.options.graph_on_miss == "error"
         assert len(addon.index) == 2  # the bundled cassettes, by default

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import shutil
 import socket
 import ssl
 import subprocess
@@ -25,7 +26,7 @@ from pathlib import Path
 import httpx
 import pytest
 import requests
-from helpers import serving
+from helpers import documented_graph, serving
 
 from proxy_addons import cassette, examples
 from proxy_addons.launcher import RunningProxy
@@ -36,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ME, USERS = examples.ME_URL, examples.USERS_URL
 DOCUMENTED = json.loads(examples.RESPONSE_BODY)
 HEADERS = {**examples.REQUEST_HEADERS, "Authorization": "Bearer test-token"}
+BUNDLED_ME = cassette.bundled_cassettes() / "create-virtualappointment-me.yaml"
 ME_PATH = ME.removeprefix("https://graph.microsoft.com")
 
 
@@ -102,7 +104,7 @@ def via_proxy(
 
 
 def test_httpx_gets_the_documented_201_with_fresh_graph_headers(start_proxy, client_for):
-    proxy = start_proxy("replay")
+    proxy = start_proxy("replay", "--allow-playback-repeats")  # one recorded create, twice
     client = client_for(proxy)
     first = client.put(
         ME, content=examples.REQUEST_BODY, headers={**HEADERS, "client-request-id": "c-7"}
@@ -208,15 +210,89 @@ def test_ignore_body_answers_whatever_body_is_sent(start_proxy, client_for):
     assert response.json() == DOCUMENTED
 
 
-def test_repeated_requests_replay_in_order_then_repeat_the_last(start_proxy, client_for, tmp_path):
+def numbered_creates(tmp_path: Path, count: int) -> Path:
+    """``count`` recordings of the documented create, answered {"n": 0}, {"n": 1}, ..."""
     pairs = []
-    for n in range(2):
+    for n in range(count):
         request, response = examples.documented_interaction(ME)
         response["body"]["string"] = json.dumps({"n": n})
         pairs.append((request, response))
-    path = tmp_path / "two.yaml"
+    path = tmp_path / "numbered.yaml"
     path.write_text(cassette.cassette_text(pairs), encoding="utf-8")
-    proxy = start_proxy("replay", "--cassette", str(path))
+    return path
+
+
+PLAYED_OUT = (
+    f"No recorded answer is left for PUT {ME}: all 1 recorded answers to this request were "
+    "already played; allow repeats with --allow-playback-repeats "
+    "(allow_playback_repeats=True in the marker)."
+)
+
+
+def test_a_recorded_create_answers_once_and_a_surplus_put_is_a_miss_saying_why(
+    start_proxy, client_for
+):
+    proxy = start_proxy("replay", "--cassette", str(BUNDLED_ME))
+    client = client_for(proxy)
+    sent = [client.put(ME, content=examples.REQUEST_BODY, headers=HEADERS) for _ in range(3)]
+    assert [r.status_code for r in sent] == [201, 501, 501]
+    assert sent[0].json() == DOCUMENTED
+    for surplus in sent[1:]:
+        assert surplus.json()["error"]["code"] == "CassetteMiss"
+        assert surplus.json()["error"]["message"] == PLAYED_OUT
+
+
+def test_allow_playback_repeats_answers_the_same_put_again(start_proxy, client_for):
+    proxy = start_proxy("replay", "--cassette", str(BUNDLED_ME), "--allow-playback-repeats")
+    client = client_for(proxy)
+    sent = [client.put(ME, content=examples.REQUEST_BODY, headers=HEADERS) for _ in range(3)]
+    assert [r.status_code for r in sent] == [201, 201, 201]
+
+
+def test_identical_recorded_requests_answer_in_recorded_order_then_miss(
+    start_proxy, client_for, tmp_path
+):
+    proxy = start_proxy("replay", "--cassette", str(numbered_creates(tmp_path, 2)))
+    client = client_for(proxy)
+    sent = [client.put(ME, content=examples.REQUEST_BODY, headers=HEADERS) for _ in range(3)]
+    assert [r.json().get("n") for r in sent[:2]] == [0, 1]
+    assert sent[2].status_code == 501
+    assert "all 2 recorded answers to this request were already played" in sent[2].text
+
+
+def test_record_new_episodes_replays_the_recorded_create_then_records_the_surplus(
+    start_proxy, client_for, tmp_path
+):
+    path = tmp_path / "episodes.yaml"
+    shutil.copy(BUNDLED_ME, path)
+    with documented_graph() as upstream:
+        proxy = start_proxy(
+            "record",
+            "--cassette",
+            str(path),
+            "--record-mode",
+            "new_episodes",
+            "--upstream",
+            upstream,
+        )
+        client = client_for(proxy)
+        sent = [client.put(ME, content=examples.REQUEST_BODY, headers=HEADERS) for _ in range(2)]
+        assert [r.status_code for r in sent] == [201, 201]
+        assert proxy.stop() == 0
+    assert len(cassette.load(path)) == 2  # the recorded create, then the surplus one
+
+
+def test_record_mode_none_answers_a_surplus_request_with_the_miss(start_proxy, client_for):
+    proxy = start_proxy("record", "--cassette", str(BUNDLED_ME), "--record-mode", "none")
+    client = client_for(proxy)
+    sent = [client.put(ME, content=examples.REQUEST_BODY, headers=HEADERS) for _ in range(2)]
+    assert [r.status_code for r in sent] == [201, 501]
+    assert sent[1].json()["error"]["message"] == PLAYED_OUT
+
+
+def test_with_repeats_the_last_of_several_answers_repeats(start_proxy, client_for, tmp_path):
+    path = numbered_creates(tmp_path, 2)
+    proxy = start_proxy("replay", "--cassette", str(path), "--allow-playback-repeats")
     client = client_for(proxy)
     answers = [
         client.put(ME, content=examples.REQUEST_BODY, headers=HEADERS).json()["n"] for _ in range(4)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import gzip
 
-from proxy_addons import examples
+import pytest
+from bombs import bomb
+from helpers import graph_flow
+
+from proxy_addons import examples, flows
 from proxy_addons.models import ErrorResponse
 from proxy_addons.request_checks import MAX_BODY_BYTES, check_request
 from proxy_addons.routes import parse
@@ -126,3 +130,26 @@ def test_a_url_sent_with_bytes_that_are_not_utf8_is_400_before_anything_stores_i
 def test_a_percent_encoded_id_is_not_refused_whatever_it_decodes_to():
     url = examples.ME_URL.replace(examples.MEETING_ID, "m%FF%0D%0A%C3%A9")
     assert check_request(parse("GET", url), {}, None) is None
+
+
+# --- compressed bodies: decoded as a stream that stops at the limit ------------------------
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate", "br", "zstd"])
+def test_a_compressed_body_that_inflates_past_the_limit_is_413_once_decoded(coding):
+    flow = graph_flow("PUT", examples.ME_URL, None, {**JSON_HEADERS, "Content-Encoding": coding})
+    flow.request.raw_content = bomb(64, coding)
+    assert flows.claim(flow) is None  # answered by the checks
+    error = ErrorResponse.model_validate(flow.response.json()).error
+    assert (flow.response.status_code, error.code) == (413, "RequestEntityTooLarge")
+    assert error.message == (
+        f"The request body is larger than the limit of {MAX_BODY_BYTES} bytes once decoded."
+    )
+
+
+def test_a_compressed_body_within_the_limit_is_read_decoded():
+    headers = {**JSON_HEADERS, "Content-Encoding": "gzip"}
+    flow = graph_flow("PUT", examples.ME_URL, None, headers)
+    flow.request.raw_content = gzip.compress(examples.REQUEST_BODY.encode())
+    assert flows.claim(flow) is not None
+    assert flows.body_of(flow).raw == examples.REQUEST_BODY.encode()

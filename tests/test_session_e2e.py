@@ -84,7 +84,7 @@ def two_answers_cassette(folder: Path) -> Path:
 
 def test_replay_positions_start_again_in_each_session(proxy, tmp_path):
     path = two_answers_cassette(tmp_path)
-    with switch(proxy, "replay", "--cassette", str(path)) as client:
+    with switch(proxy, "replay", "--cassette", str(path), "--allow-playback-repeats") as client:
         assert [client.get(ME).json()["id"] for _ in range(3)] == [
             "answer-1",
             "answer-2",

@@ -303,7 +303,14 @@ def test_a_signalled_proxy_prints_and_writes_the_summary(
     start_proxy, client_for, tmp_path, stop_signal
 ):
     target = tmp_path / "summary.json"
-    proxy = start_proxy("replay", "--fault", "unavailable:nth=2", "--summary-json", str(target))
+    proxy = start_proxy(
+        "replay",
+        "--fault",
+        "unavailable:nth=2",
+        "--summary-json",
+        str(target),
+        "--allow-playback-repeats",  # one recorded create answers both successes
+    )
     client = client_for(proxy)
     statuses = [
         client.put(ME, content=examples.REQUEST_BODY, headers=examples.REQUEST_HEADERS).status_code

@@ -170,6 +170,19 @@ def test_every_session_blocks_the_network_but_the_allowed_hosts_of_both_places(f
     )
 
 
+@pytest.mark.parametrize("record_mode", [None, TestRecordMode.NEW_EPISODES])
+def test_allow_playback_repeats_is_passed_to_replay_and_record_sessions(folder, record_mode):
+    (folder / "test_a.yaml").write_text("")
+    allowed = replay_plan(folder, allow_playback_repeats=True, record_mode=record_mode)
+    assert "--allow-playback-repeats" in allowed.args
+    assert "--allow-playback-repeats" not in replay_plan(folder, record_mode=record_mode).args
+
+
+def test_allow_playback_repeats_must_be_a_bool():
+    with pytest.raises(GraphVcrError, match="allow_playback_repeats must be True or False"):
+        settings_of({"allow_playback_repeats": "yes"})
+
+
 def test_once_records_a_new_cassette_and_replays_an_existing_one(folder):
     first = plan(Settings(), cassette_dir=folder, default_name="test_a.yaml", record_mode="once")
     assert first.mode == "record"

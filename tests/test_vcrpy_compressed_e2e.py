@@ -231,7 +231,8 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def replaying(recorded: Path, confdir: Path) -> Iterator[RunningProxy]:
-    with running_proxy("replay", "--cassette", str(recorded), confdir=confdir) as proxy:
+    repeats = "--allow-playback-repeats"  # every test here replays the same recordings
+    with running_proxy("replay", "--cassette", str(recorded), repeats, confdir=confdir) as proxy:
         yield proxy
 
 
