@@ -16,7 +16,7 @@ from vcr.serialize import serialize
 from vcr.serializers import yamlserializer
 
 from proxy_addons import cassette
-from proxy_addons.cassette_writer import PAGE, CassetteWriteError, CassetteWriter, on_one_page
+from proxy_addons.cassette_writer import CassetteWriteError, CassetteWriter
 
 GRAPH = "https://graph.microsoft.com/beta/me/onlineMeetings"
 
@@ -65,29 +65,75 @@ def test_each_append_adds_one_block_at_the_end_without_rewriting_the_file(tmp_pa
     assert vcrpy_uris(path) == [f"{GRAPH}/m{n}/virtualAppointment" for n in range(3)]
 
 
-def test_a_block_that_fits_in_a_page_is_never_written_across_a_page_boundary(tmp_path):
-    """A SIGKILL can cut one write between two pages: a block within one page is whole or
-    absent, so a kill never leaves a file vcrpy refuses."""
+def pre_commit_whitespace_problems(data: bytes) -> list[str]:
+    """What pre-commit's ``trailing-whitespace`` and ``end-of-file-fixer`` hooks would
+    rewrite, by their own rules: a line ending in blanks (their default strips space and tab
+    before the line break; a blank-only line is such a line), and a file that does not end
+    in exactly one newline (an empty file is left alone)."""
+    problems = [
+        f"line {n}: trailing whitespace"
+        for n, line in enumerate(data.split(b"\n"), 1)
+        if line.rstrip(b"\r") != line.rstrip(b"\r").rstrip(b" \t")
+    ]
+    if data and (not data.endswith(b"\n") or data.endswith(b"\n\n")):
+        problems.append("end of file: not exactly one newline")
+    return problems
+
+
+def test_a_cassette_grown_across_many_page_boundaries_passes_pre_commit_whitespace_hooks(tmp_path):
+    """Blocks of every size, crossing page boundaries: no padding line, no trailing blank."""
     path = tmp_path / "pages.yaml"
     writer = CassetteWriter(path)
-    writer.append(block(0))
-    for n in range(1, 40):
-        data = block(n, "x" * (n * 331 % 3000)).encode()
-        before = path.stat().st_size
-        writer.append(data.decode())
-        after = path.stat().st_size
-        start = after - len(data)
-        assert start // PAGE == (after - 1) // PAGE, f"block {n} straddles a page boundary"
-        assert path.read_bytes()[before:start].strip(b" ") in (b"", b"\n")  # a blank line
-    expected = [f"{GRAPH}/m{n}/virtualAppointment" for n in range(40)]
+    for n in range(40):
+        writer.append(block(n, "x" * (n * 331 % 3000)))
+    writer.append(block(40, "trailing blanks  \nand a tab\t\n\n  \nend "))
+    data = path.read_bytes()
+    assert len(data) > 8 * 4096
+    assert pre_commit_whitespace_problems(data) == []
+    expected = [f"{GRAPH}/m{n}/virtualAppointment" for n in range(41)]
     assert vcrpy_uris(path) == uris(path) == expected
 
 
-def test_a_block_larger_than_a_page_is_appended_as_it_is():
-    big = b"x" * (PAGE + 1)
-    assert on_one_page(10, big) == big
-    assert on_one_page(PAGE - 5, b"12345") == b"12345"  # fits exactly in what is left
-    assert on_one_page(PAGE - 5, b"123456") == b"    \n123456"  # to the next page
+def test_a_rewrite_drops_the_blank_padding_lines_older_versions_wrote(tmp_path):
+    path = tmp_path / "padded.yaml"
+    padded = cassette.HEADER + block(0) + " " * 700 + "\n" + block(1)
+    path.write_text(padded)
+    CassetteWriter(path).append(block(2), keep=lambda blocks: blocks)
+    assert pre_commit_whitespace_problems(path.read_bytes()) == []
+    assert len(uris(path)) == 3
+
+
+def torn_at_a_page_boundary(path: Path, pages: int) -> bytes:
+    """Two whole blocks, then a third cut where a kill cuts one: at the ``pages``-th page
+    boundary after its start (a write is copied into the file page by page). The whole part."""
+    writer = CassetteWriter(path)
+    writer.append(block(0))
+    writer.append(block(1))
+    whole = path.read_bytes()
+    end = (len(whole) // cassette.PAGE + pages) * cassette.PAGE
+    with path.open("ab") as f:
+        f.write(block(2, "x" * 3 * cassette.PAGE).encode()[: end - len(whole)])
+    return whole
+
+
+@pytest.mark.parametrize("pages", [1, 2, 3])
+def test_our_reader_leaves_out_a_torn_last_block_and_says_where_it_starts(tmp_path, pages, caplog):
+    path = tmp_path / "torn.yaml"
+    whole = torn_at_a_page_boundary(path, pages)
+    assert len(path.read_bytes()) % cassette.PAGE == 0
+    assert uris(path) == [f"{GRAPH}/m{n}/virtualAppointment" for n in range(2)]
+    assert "incomplete last interaction from line" in caplog.text
+    assert path.read_bytes().startswith(whole) and len(path.read_bytes()) > len(whole)
+
+
+def test_a_broken_last_block_that_does_not_end_on_a_page_boundary_is_an_error(tmp_path):
+    """Only a kill tears a block, and only at a page boundary: other damage is reported."""
+    path = tmp_path / "broken.yaml"
+    torn_at_a_page_boundary(path, 1)
+    with path.open("ab") as f:
+        f.write(b"x")
+    with pytest.raises(cassette.CassetteError):
+        cassette.load(path)
 
 
 def test_binary_bodies_are_stored_so_they_load_back_byte_for_byte(tmp_path):
