@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from helpers import pre_commit_whitespace_problems
 from vcr.cassette import Cassette
 from vcr.request import Request
 from vcr.serialize import serialize
@@ -63,21 +64,6 @@ def test_each_append_adds_one_block_at_the_end_without_rewriting_the_file(tmp_pa
     assert path.stat().st_ino == inode
     assert path.read_bytes() == before + (block(1) + block(2)).encode()
     assert vcrpy_uris(path) == [f"{GRAPH}/m{n}/virtualAppointment" for n in range(3)]
-
-
-def pre_commit_whitespace_problems(data: bytes) -> list[str]:
-    """What pre-commit's ``trailing-whitespace`` and ``end-of-file-fixer`` hooks would
-    rewrite, by their own rules: a line ending in blanks (their default strips space and tab
-    before the line break; a blank-only line is such a line), and a file that does not end
-    in exactly one newline (an empty file is left alone)."""
-    problems = [
-        f"line {n}: trailing whitespace"
-        for n, line in enumerate(data.split(b"\n"), 1)
-        if line.rstrip(b"\r") != line.rstrip(b"\r").rstrip(b" \t")
-    ]
-    if data and (not data.endswith(b"\n") or data.endswith(b"\n\n")):
-        problems.append("end of file: not exactly one newline")
-    return problems
 
 
 def test_a_cassette_grown_across_many_page_boundaries_passes_pre_commit_whitespace_hooks(tmp_path):
