@@ -10,7 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from helpers import pre_commit_whitespace_problems
+from helpers import pre_commit_whitespace_problems, run_cli
 from vcr.cassette import Cassette
 from vcr.request import Request
 from vcr.serialize import serialize
@@ -110,6 +110,21 @@ def test_our_reader_leaves_out_a_torn_last_block_and_says_where_it_starts(tmp_pa
     assert uris(path) == [f"{GRAPH}/m{n}/virtualAppointment" for n in range(2)]
     assert "incomplete last interaction from line" in caplog.text
     assert path.read_bytes().startswith(whole) and len(path.read_bytes()) > len(whole)
+
+
+def test_validate_reports_a_torn_last_block_with_its_line_and_exits_1_until_a_writer_drops_it(
+    tmp_path,
+):
+    path = tmp_path / "torn.yaml"
+    torn_at_a_page_boundary(path, 1)
+    done = run_cli("validate", str(path))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout.rstrip().endswith("1 torn last block left out")
+    assert "incomplete last interaction from line" in " ".join(done.stdout.split())
+    assert "Traceback" not in done.stderr
+    CassetteWriter(path).heal()
+    assert "torn last block" not in run_cli("validate", str(path)).stdout
+    assert len(vcrpy_uris(path)) == 2
 
 
 def test_a_broken_last_block_that_does_not_end_on_a_page_boundary_is_an_error(tmp_path):
