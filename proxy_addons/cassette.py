@@ -296,28 +296,30 @@ def read_text(path: Path) -> str:
         raise CassetteError(path, line, f"not UTF-8 text (byte {exc.start})") from None
 
 
-def torn_tail(data: bytes) -> int:
+def torn_tail(data: bytes, *, offset: int = 0, size: int | None = None) -> int:
     """How many bytes at the end of a cassette in our layout are a torn last block: an
     append a kill cut short, whose response the recorder never sent. 0 when it ends whole.
 
-    The kernel copies one ``write`` into the file page by page and acts on a SIGKILL only
-    between pages, so a torn block always ends on a page boundary; a last block that is
-    broken anywhere else is damage someone else did, and stays an error. The recorder sends a
-    response only once its block is written whole, so these bytes were never anyone's
-    answer. The first block is never torn: it comes with the file, linked into place whole
-    (``cassette_writer``).
+    ``data`` is the file's bytes from ``offset`` to its end (``size``): the whole file, or,
+    for a writer that reads only the end, from the start of its last block. The kernel
+    copies one ``write`` into the file page by page and acts on a SIGKILL only between
+    pages, so a torn block always ends on a page boundary; a last block broken anywhere else
+    is damage someone else did, and stays an error that names its line. The recorder sends
+    a response only once its block is written whole, so the bytes dropped were never
+    anyone's answer. The first block is never torn: it comes with the file, linked into
+    place whole (``cassette_writer``). A tail that can't be decided from ``data`` (it holds
+    no start of a block) counts as torn here; the writer then reads its last block.
     """
-    if (
-        len(data) % PAGE
-        or not data.startswith(HEADER.encode())
-        or COMPLETE_TAIL.search(data[-_TAIL_PROBE:])
-    ):
+    size = offset + len(data) if size is None else size
+    if size % PAGE or COMPLETE_TAIL.search(data[-_TAIL_PROBE:]):
+        return 0
+    if offset == 0 and not data.startswith(HEADER.encode()):
         return 0
     partial = data[data.rfind(b"\n") + 1 :]
     if partial and len(partial) < len(BLOCK_START) and BLOCK_START.encode().startswith(partial):
         return len(partial)  # too little of the new block to find by its start
-    start = data.rfind(("\n" + BLOCK_START).encode()) + 1
-    if start <= len(HEADER) or is_whole_block(data[start:]):
+    start = data.rfind(("\n" + BLOCK_START).encode()) + 1  # 0: data starts with the block
+    if offset + start <= len(HEADER) or is_whole_block(data[start:]):
         return 0
     return len(data) - start
 

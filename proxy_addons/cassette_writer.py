@@ -212,30 +212,24 @@ class CassetteWriter:
     # --- torn tails ------------------------------------------------------------------------
 
     def _drop_torn_tail(self, fd: int) -> str | None:
-        """Truncate an incomplete last block; a message saying so, or None if it was whole.
-
-        Fast path: the file ends the way every block we write ends. Otherwise the last block
-        is parsed; only if it is not a whole interaction is it cut off.
-        """
+        """Truncate a torn last block (``cassette.torn_tail``: the same rule our readers
+        apply); a message saying so, or None if the file ended whole. Only the end of the
+        file is read: the last block, found by scanning backwards."""
         size = os.fstat(fd).st_size
         tail = os.pread(fd, min(size, _TAIL_PROBE), max(0, size - _TAIL_PROBE))
-        if cassette.COMPLETE_TAIL.search(tail):
-            return None
-        partial = tail[tail.rfind(b"\n") + 1 :]
-        if partial and len(partial) < len(BLOCK_START) and BLOCK_START.encode().startswith(partial):
-            start = size - len(partial)  # too little of the new block to find by its start
-        else:
-            start = _last_block_start(fd, size)
-        if start is None or start <= len(cassette.HEADER):
+        if cassette.torn_tail(tail, offset=size - len(tail), size=size) == 0:
+            return None  # the usual case, decided on the last few hundred bytes
+        start = _last_block_start(fd, size)
+        if start is None:
             return None  # the first block is never appended (it is linked whole): not torn
-        last = os.pread(fd, size - start, start)
-        if cassette.is_whole_block(last):
+        torn = cassette.torn_tail(os.pread(fd, size - start, start), offset=start, size=size)
+        if not torn:
             return None
-        os.ftruncate(fd, start)
+        os.ftruncate(fd, size - torn)
         if self.fsync:
             os.fsync(fd)
         return (
-            f"{self.path}: dropped an incomplete last interaction ({size - start} bytes, "
+            f"{self.path}: dropped an incomplete last interaction ({torn} bytes, "
             "an append cut short by a kill); its response had not been sent"
         )
 

@@ -169,22 +169,50 @@ def test_an_empty_existing_file_becomes_a_cassette_with_the_new_interaction(tmp_
     assert vcrpy_uris(path) == [f"{GRAPH}/m0/virtualAppointment"]
 
 
-@pytest.mark.parametrize("cut", [1, 5, 10, 11, 37, 200, -1])
-def test_a_torn_last_block_is_dropped_and_everything_before_it_kept(tmp_path, cut):
+@pytest.mark.parametrize("pages", [1, 2, 3])
+def test_a_torn_last_block_is_dropped_by_the_next_writer_and_everything_before_it_kept(
+    tmp_path, pages
+):
     path = tmp_path / "torn.yaml"
+    whole = torn_at_a_page_boundary(path, pages)
+    writer = CassetteWriter(path)
+    message = writer.heal()
+    assert message is not None and "incomplete last interaction" in message
+    assert path.read_bytes() == whole
+    assert vcrpy_uris(path) == [f"{GRAPH}/m{n}/virtualAppointment" for n in range(2)]
+    torn_at_a_page_boundary(tmp_path / "again.yaml", pages)
+    CassetteWriter(tmp_path / "again.yaml").append(block(3))  # an append drops it first, too
+    assert uris(tmp_path / "again.yaml") == [f"{GRAPH}/m{n}/virtualAppointment" for n in (0, 1, 3)]
+
+
+def test_the_start_of_a_block_torn_at_a_page_boundary_is_dropped(tmp_path):
+    path = tmp_path / "start.yaml"
+    writer = CassetteWriter(path)
+    writer.append(block(0))
+    room = cassette.PAGE - len(path.read_bytes()) - (len(block(1, "x")) - 1) - 3
+    writer.append(block(1, "x" * room))  # the file now ends 3 bytes before a page boundary
+    whole = path.read_bytes()
+    with path.open("ab") as f:
+        f.write(b"- r")
+    assert len(path.read_bytes()) == cassette.PAGE
+    assert writer.heal() is not None
+    assert path.read_bytes() == whole
+
+
+def test_a_broken_last_block_off_a_page_boundary_is_kept_and_reported_not_dropped(tmp_path):
+    """Only a kill tears a block, and only at a page boundary: other damage is the user's to
+    see (the recorder refuses the cassette with its line), never silently cut off."""
+    path = tmp_path / "broken.yaml"
     writer = CassetteWriter(path)
     writer.append(block(0))
     writer.append(block(1))
-    torn = block(2).encode()[:cut]
-    with path.open("ab") as f:  # what a kill inside write() can leave
-        f.write(torn)
-    message = writer.heal()
-    assert message is not None and "incomplete last interaction" in message
-    assert vcrpy_uris(path) == [f"{GRAPH}/m{n}/virtualAppointment" for n in range(2)]
     with path.open("ab") as f:
-        f.write(torn)
-    writer.append(block(3))  # an append heals first, too
-    assert uris(path) == [f"{GRAPH}/m{n}/virtualAppointment" for n in (0, 1, 3)]
+        f.write(block(2).encode()[:37])
+    before = path.read_bytes()
+    assert writer.heal() is None
+    assert path.read_bytes() == before
+    with pytest.raises(cassette.CassetteError):
+        cassette.load(path)
 
 
 def test_a_whole_last_block_is_never_dropped_even_if_it_ends_unusually(tmp_path):
