@@ -105,6 +105,8 @@ class Record:
             self.rerecording = Rerecording(held, opened.blocks)
         else:
             self.rerecording = Rerecording()
+        if opened:
+            self.cassette = opened._replace(blocks=[])  # Rerecording keeps what it needs
 
     def running(self) -> None:
         ensure_lazy_connections()

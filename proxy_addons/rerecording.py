@@ -17,6 +17,7 @@ the one case text can't tell apart; Graph stamps every answer with a new request
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
@@ -43,7 +44,8 @@ class Rerecording:
         """``blocks``: each interaction's block as the file holds it (the writer's
         :func:`~proxy_addons.cassette_writer.blocks_of`), in the same order."""
         self._index = CassetteIndex(interactions)
-        self._old: list[tuple[str, Group]] = list(zip(blocks, self._index.groups(), strict=True))
+        digests = map(_digest, blocks)
+        self._old: list[tuple[bytes, Group]] = list(zip(digests, self._index.groups(), strict=True))
         self._stale = {group for _, group in self._old}
 
     def replacement(self, sent: Shape) -> Replacement | None:
@@ -74,7 +76,7 @@ class Rerecording:
         """
         found: list[Group | None] = []
         at = 0
-        for block in blocks:
+        for block in map(_digest, blocks):
             while at < len(self._old) and self._old[at][0] != block:
                 at += 1
             if at == len(self._old):
@@ -82,3 +84,9 @@ class Rerecording:
             found.append(self._old[at][1])
             at += 1
         return found + [None] * (len(blocks) - len(found))
+
+
+def _digest(block: str) -> bytes:
+    """A block's identity, in 16 bytes instead of its text: what this recorder keeps of a
+    large cassette's old blocks for as long as it runs."""
+    return hashlib.blake2b(block.encode("utf-8", "surrogatepass"), digest_size=16).digest()
