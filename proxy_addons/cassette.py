@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import base64
 import gc
+import logging
+import mmap
+import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -55,6 +58,14 @@ PLACEHOLDER_PREFIX = "<redacted"
 # The layout we write: ``version`` first and ``interactions`` last, so that one more
 # interaction is one more list item appended at the end of the file (see record.py).
 HEADER = "version: 1\ninteractions:\n"
+BLOCK_START = "- request:"
+# What every block we write ends with: the response's status, whose keys vcrpy's dumper
+# sorts last (``response`` after ``request``, ``status`` after ``body`` and ``headers``).
+COMPLETE_TAIL = re.compile(rb"\n      code: \d+\n      message: [^\n]*\n\Z")
+_TAIL_PROBE = 512
+PAGE = mmap.PAGESIZE  # the kernel copies a write into a file page by page
+
+logger = logging.getLogger(__name__)
 
 
 def interaction_yaml(request: Request, response: dict[str, Any]) -> str:
@@ -265,16 +276,78 @@ def load_file(path: Path, text: str | None = None) -> list[Interaction]:
 
 
 def read_text(path: Path) -> str:
-    """A cassette file's text; :class:`CassetteError` if it can't be read or isn't UTF-8."""
+    """A cassette file's text; :class:`CassetteError` if it can't be read or isn't UTF-8.
+
+    A torn last block (see :func:`torn_tail`) is left out, with a warning: its response was
+    never sent, and the next writer of ours drops it from the file under its lock.
+    """
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise CassetteError(path, None, exc.strerror or str(exc)) from None
+    torn = torn_tail(data)
+    if torn:
+        logger.warning("%s: %s", path, torn_message(data, torn))
+        data = data[: len(data) - torn]
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise CassetteError(path, line, f"not UTF-8 text (byte {exc.start})") from None
+
+
+def torn_tail(data: bytes, *, offset: int = 0, size: int | None = None) -> int:
+    """How many bytes at the end of a cassette in our layout are a torn last block: an
+    append a kill cut short, whose response the recorder never sent. 0 when it ends whole.
+
+    ``data`` is the file's bytes from ``offset`` to its end (``size``): the whole file, or,
+    for a writer that reads only the end, from the start of its last block. The kernel
+    copies one ``write`` into the file page by page and acts on a SIGKILL only between
+    pages, so a torn block always ends on a page boundary; a last block broken anywhere else
+    is damage someone else did, and stays an error that names its line. The recorder sends
+    a response only once its block is written whole, so the bytes dropped were never
+    anyone's answer. The first block is never torn: it comes with the file, linked into
+    place whole (``cassette_writer``). A tail that can't be decided from ``data`` (it holds
+    no start of a block) counts as torn here; the writer then reads its last block.
+    """
+    size = offset + len(data) if size is None else size
+    if size % PAGE or COMPLETE_TAIL.search(data[-_TAIL_PROBE:]):
+        return 0
+    if offset == 0 and not data.startswith(HEADER.encode()):
+        return 0
+    partial = data[data.rfind(b"\n") + 1 :]
+    if partial and len(partial) < len(BLOCK_START) and BLOCK_START.encode().startswith(partial):
+        return len(partial)  # too little of the new block to find by its start
+    start = data.rfind(("\n" + BLOCK_START).encode()) + 1  # 0: data starts with the block
+    if offset + start <= len(HEADER) or is_whole_block(data[start:]):
+        return 0
+    return len(data) - start
+
+
+def torn_message(data: bytes, torn: int) -> str:
+    """What a reader says of a torn tail: where it starts, and why nothing answered is lost."""
+    line = data.count(b"\n", 0, len(data) - torn) + 1
+    return (
+        f"an incomplete last interaction from line {line} ({torn} bytes) is left out: an "
+        "append cut short by a kill, whose response was never sent; the next recorder to "
+        "open the cassette drops it from the file (until then plain vcrpy refuses the file)"
+    )
+
+
+def is_whole_block(block: bytes) -> bool:
+    """Whether ``block`` (one list item of ``interactions``) is a whole interaction."""
+    try:
+        items = yamlserializer.deserialize(block)
+        item = items[0]
+        return (
+            len(items) == 1
+            and bool(item["request"]["method"])
+            and bool(item["request"]["uri"])
+            and int(item["response"]["status"]["code"]) > 0
+            and block.endswith(b"\n")
+        )
+    except (yaml.YAMLError, UnicodeDecodeError, LookupError, TypeError, ValueError):
+        return False
 
 
 def _yaml_error(path: Path, exc: yaml.YAMLError, what: str) -> CassetteError:

@@ -22,39 +22,31 @@ cassette plain vcrpy loads at every moment, whoever is killed when:
   while holding the lock on the file being replaced.
 
 Linux checks for a pending SIGKILL between the pages of one ``write()``, so a kill landing
-inside the write of a block that spans a page boundary can leave part of that block. A block
-that fits in one page is therefore never written across a page boundary (``on_one_page``: a
-line of spaces, blank to YAML, moves it to the next page). Residual risk, stated plainly: a
-block larger than a page (an interaction with a body of several KB) can still be cut by a
-kill. Its response was never released, so nothing answered is lost, but until the next
-append (or the next start of the recorder) the file ends in a torn block that vcrpy refuses.
-Every append first drops such a torn tail under the lock.
+inside the write of a block that spans a page boundary can leave the first part of that
+block. Its response was never released (the recorder answers only once ``append`` has
+returned), so nothing answered is lost; but until the next writer of ours opens the file,
+it ends in a torn block that plain vcrpy refuses. Every append (and every start of a
+recorder) first drops such a torn tail under the lock, and our readers leave it out
+(``cassette.torn_tail``). The file holds nothing but vcrpy's YAML: no padding, no line of
+blanks, no trailing whitespace, so a cassette passes pre-commit's whitespace hooks as written.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import mmap
 import os
 import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
-import yaml
-from vcr.serializers import yamlserializer
-
 from proxy_addons import cassette
 from proxy_addons.files import create_new, replace_atomically, write_all
 
-BLOCK_START = "- request:"
+BLOCK_START = cassette.BLOCK_START
 _BLOCK_SPLIT = re.compile(r"(?m)^(?=- request:)")
-# What every block we write ends with: the response's status, whose keys vcrpy's dumper
-# sorts last (``response`` after ``request``, ``status`` after ``body`` and ``headers``).
-_COMPLETE_TAIL = re.compile(rb"\n      code: \d+\n      message: [^\n]*\n\Z")
 _TAIL_PROBE = 512
-PAGE = mmap.PAGESIZE  # what the kernel copies into a file in one go
 _SCAN_CHUNK = 64 * 1024
 
 Keep = Callable[[list[str]], list[str]]
@@ -187,7 +179,7 @@ class CassetteWriter:
     def _write_all(self, fd: int, data: bytes) -> None:
         size = os.fstat(fd).st_size
         try:
-            write_all(fd, on_one_page(size, data))
+            write_all(fd, data)
         except OSError:
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, size)  # a full disk must not leave half a block behind
@@ -210,8 +202,7 @@ class CassetteWriter:
         """The interactions in the file, each as the block our layout holds it as."""
         if self._in_our_layout(fd):
             self._drop_torn_tail(fd)
-            text = _read_all(fd).decode("utf-8")
-            return [b for b in _BLOCK_SPLIT.split(text[len(cassette.HEADER) :]) if b]
+            return blocks_of(_read_all(fd).decode("utf-8"))
         if os.fstat(fd).st_size == 0:
             return []
         return [
@@ -221,47 +212,36 @@ class CassetteWriter:
     # --- torn tails ------------------------------------------------------------------------
 
     def _drop_torn_tail(self, fd: int) -> str | None:
-        """Truncate an incomplete last block; a message saying so, or None if it was whole.
-
-        Fast path: the file ends the way every block we write ends. Otherwise the last block
-        is parsed; only if it is not a whole interaction is it cut off.
-        """
+        """Truncate a torn last block (``cassette.torn_tail``: the same rule our readers
+        apply); a message saying so, or None if the file ended whole. Only the end of the
+        file is read: the last block, found by scanning backwards."""
         size = os.fstat(fd).st_size
         tail = os.pread(fd, min(size, _TAIL_PROBE), max(0, size - _TAIL_PROBE))
-        if _COMPLETE_TAIL.search(tail):
-            return None
-        partial = tail[tail.rfind(b"\n") + 1 :]
-        if partial and len(partial) < len(BLOCK_START) and BLOCK_START.encode().startswith(partial):
-            start = size - len(partial)  # too little of the new block to find by its start
-        else:
-            start = _last_block_start(fd, size)
-        if start is None or start <= len(cassette.HEADER):
+        if cassette.torn_tail(tail, offset=size - len(tail), size=size) == 0:
+            return None  # the usual case, decided on the last few hundred bytes
+        start = _last_block_start(fd, size)
+        if start is None:
             return None  # the first block is never appended (it is linked whole): not torn
-        last = os.pread(fd, size - start, start)
-        if _is_whole_interaction(last):
+        torn = cassette.torn_tail(os.pread(fd, size - start, start), offset=start, size=size)
+        if not torn:
             return None
-        os.ftruncate(fd, start)
+        os.ftruncate(fd, size - torn)
         if self.fsync:
             os.fsync(fd)
         return (
-            f"{self.path}: dropped an incomplete last interaction ({size - start} bytes, "
+            f"{self.path}: dropped an incomplete last interaction ({torn} bytes, "
             "an append cut short by a kill); its response had not been sent"
         )
 
 
-def on_one_page(size: int, block: bytes) -> bytes:
-    """``block`` as appended at offset ``size``: led by a line of spaces up to the next page
-    boundary when it fits in one page but not in what is left of the current one.
+def blocks_of(text: str) -> list[str]:
+    """The interaction blocks of a cassette's text in our layout, each as we write it: the
+    blank padding line that older versions put before a block at a page boundary goes."""
+    blocks = _BLOCK_SPLIT.split(text[len(cassette.HEADER) :])
+    return [_PADDING.sub("\n", b) for b in blocks if b]
 
-    The kernel copies a write into a file page by page and acts on a SIGKILL between two
-    pages, so a block that straddles a page boundary can be cut there: under load that was
-    about one kill in a hundred (tests/test_reliability_kill.py). Within one page a write is
-    whole or absent. To YAML the spaces are a blank line, so vcrpy reads the same file.
-    """
-    left = PAGE - size % PAGE
-    if len(block) <= left or len(block) > PAGE:
-        return block
-    return b" " * (left - 1) + b"\n" + block
+
+_PADDING = re.compile(r"\n[ \t\n]*\Z")
 
 
 @contextlib.contextmanager
@@ -298,18 +278,3 @@ def _last_block_start(fd: int, size: int) -> int | None:
             return begin + found + 1
         end = begin
     return None
-
-
-def _is_whole_interaction(block: bytes) -> bool:
-    try:
-        items = yamlserializer.deserialize(block)
-        item = items[0]
-        return (
-            len(items) == 1
-            and bool(item["request"]["method"])
-            and bool(item["request"]["uri"])
-            and int(item["response"]["status"]["code"]) > 0
-            and block.endswith(b"\n")
-        )
-    except (yaml.YAMLError, UnicodeDecodeError, LookupError, TypeError, ValueError):
-        return False

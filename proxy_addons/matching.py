@@ -256,6 +256,15 @@ class Miss:
         )
 
 
+def _wild_query(query: tuple[tuple[str, str], ...]) -> bool:
+    return any(value.startswith(PLACEHOLDER_PREFIX) for _, value in query)
+
+
+def _without_values(key: Key) -> Key:
+    method, host, path, query = key
+    return (method, host, path, tuple((name, "") for name, _ in query))
+
+
 class CassetteIndex:
     """Hash index over interactions. ``match_body=False`` matches on method, URL and query.
 
@@ -275,6 +284,9 @@ class CassetteIndex:
         self.match_body = match_body
         self.allow_repeats = allow_repeats
         self._buckets: dict[Key, _Bucket] = {}
+        # Keys whose query holds a redaction placeholder (a swept token), by everything but
+        # the query's values: a placeholder there matches any value, as it does in a body.
+        self._wild: dict[Key, list[Key]] = {}
         self._all: list[Interaction] = []
         self._groups: list[Group] = []  # the group of each interaction, in order of adding
         self._slots = 0
@@ -299,6 +311,8 @@ class CassetteIndex:
         request = interaction.request
         raw = recorded_body(request)  # what recorded_shape reads; kept for the checks below
         recorded = self.shape(request.method, request.uri, raw)
+        if recorded.key not in self._buckets and _wild_query(recorded.query):
+            self._wild.setdefault(_without_values(recorded.key), []).append(recorded.key)
         bucket = self._buckets.setdefault(recorded.key, _Bucket())
         body = recorded.body
         if may_hold_placeholder(raw) and has_placeholder(body):
@@ -327,7 +341,7 @@ class CassetteIndex:
         body holds placeholders, in recorded order. Lazy: the placeholder bodies are walked
         only when an earlier slot has no answer left."""
         sent = self._compared(sent)
-        bucket = self._buckets.get(sent.key)
+        bucket = self._buckets.get(sent.key) or self._wild_bucket(sent.key)
         if bucket is None:
             return
         exact = bucket.verbatim.get(raw) if raw and self.match_body else None
@@ -342,6 +356,15 @@ class CassetteIndex:
         for pattern, slot in bucket.patterns:
             if first_difference(pattern, sent.body) is None:
                 yield slot
+
+    def _wild_bucket(self, key: Key) -> _Bucket | None:
+        for recorded in self._wild.get(_without_values(key), ()) if self._wild else ():
+            if all(
+                r == s or r.startswith(PLACEHOLDER_PREFIX)
+                for (_, r), (_, s) in zip(recorded[3], key[3], strict=True)
+            ):
+                return self._buckets[recorded]
+        return None
 
     def lookup(self, method: str, uri: str, body: Body) -> Interaction | None:
         """The next recorded interaction for this request, or None."""

@@ -103,7 +103,12 @@ class Record:
         self._opened_with = (value, mode, fsync) if opened else None
         held = opened.interactions if opened else []
         self.index = CassetteIndex(held if mode.replays else ())
-        self.rerecording = Rerecording(held if mode.replaces_rerecorded else ())
+        if opened and mode.replaces_rerecorded:
+            self.rerecording = Rerecording(held, opened.blocks)
+        else:
+            self.rerecording = Rerecording()
+        if opened:
+            self.cassette = opened._replace(blocks=[])  # Rerecording keeps what it needs
 
     def running(self) -> None:
         ensure_lazy_connections()

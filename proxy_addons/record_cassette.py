@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 from proxy_addons import cassette
 from proxy_addons.cassette import Interaction
-from proxy_addons.cassette_writer import CassetteWriter
+from proxy_addons.cassette_writer import CassetteWriter, blocks_of
 from proxy_addons.record_mode import RecordMode
 from proxy_addons.redaction import Placeholders
 
@@ -28,12 +28,14 @@ class CassetteRefused(Exception):
 
 class OpenCassette(NamedTuple):
     """A cassette ready for its record mode: where new interactions go (no writer in mode
-    ``none``), what it held at start, and the placeholder numbers to continue from."""
+    ``none``), what it held at start (and, when we write, each interaction's block as the
+    writer will find it in the file), and the placeholder numbers to continue from."""
 
     path: Path
     writer: CassetteWriter | None
     interactions: list[Interaction]
     placeholders: Placeholders
+    blocks: list[str]
 
     def close(self) -> None:
         if self.writer is not None:
@@ -90,11 +92,22 @@ def open_cassette(path: Path, mode: RecordMode, *, fsync: bool) -> OpenCassette 
     try:
         interactions, text = _held(path, writer)
         placeholders = Placeholders.continuing(text) if text is not None else Placeholders()
+        blocks = _blocks(interactions, text) if text is not None else []
     except BaseException:
         if writer is not None:
             writer.close()
         raise
-    return OpenCassette(path, writer, interactions, placeholders)
+    return OpenCassette(path, writer, interactions, placeholders, blocks)
+
+
+def _blocks(interactions: list[Interaction], text: str) -> list[str]:
+    """Each interaction's block as the writer finds it in the file: as the file holds it in
+    our layout, as the writer converts it (vcrpy's own dump) in any other."""
+    if text.startswith(cassette.HEADER):
+        blocks = blocks_of(text)
+        if len(blocks) == len(interactions):
+            return blocks
+    return [cassette.interaction_yaml(i.request, i.response) for i in interactions]
 
 
 def _held(path: Path, writer: CassetteWriter | None) -> tuple[list[Interaction], str | None]:

@@ -10,20 +10,25 @@ its hash; a counter leaks nothing.
 
 What is always redacted: the credential headers (``Authorization``, ``Proxy-Authorization``,
 ``Cookie``, ``Set-Cookie``), the OAuth secrets wherever they can appear (query parameters,
-form-encoded token requests, JSON fields), and, last, every occurrence of any value removed
-(of at least :data:`MIN_SWEPT_SECRET` characters) anywhere else in the bodies or the URI, so
-a server that echoes a token still can't put it on disk. The user adds header names and JSON
+form-encoded token requests, JSON fields), and, last, every occurrence of any secret value
+removed in this run (of at least :data:`MIN_SWEPT_SECRET` characters) anywhere else: in every
+header of both sides whatever its name, in the URI as it is and percent-encoded, and in both
+bodies, so a server that echoes a token still can't put it on disk. A body our JSON code
+can't process (nested too deep, not encodable again) is redacted on its text, never refused:
+the upstream has already acted on it. The user adds header names and JSON
 field names (matched case-insensitively, at any depth of the body).
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from proxy_addons.cassette import PLACEHOLDER_PREFIX
 
@@ -43,6 +48,12 @@ MIN_SWEPT_SECRET = 4
 _PLACEHOLDER = re.compile(re.escape(PLACEHOLDER_PREFIX) + r":([^:>]+):(\d+)>")
 _FORM = "application/x-www-form-urlencoded"
 _NOT_JSON = object()
+# What our own processing of a JSON body can fail on, whatever the upstream sent: a body
+# nested deeper than Python recurses, a lone surrogate (``\\ud83d``) that parses but can't be
+# encoded again. Such a body is redacted on its text instead (see ``redact_body``).
+_UNPROCESSABLE = (RecursionError, UnicodeError, ValueError, TypeError)
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -86,6 +97,9 @@ class Placeholders:
 
     start: dict[str, int] = field(default_factory=dict)
     _numbers: dict[str, dict[str, int]] = field(default_factory=dict)
+    # Every secret value seen in this run -> its placeholder: swept out of every later
+    # interaction too, so a token one request sent can't reach the disk in another's answer.
+    secrets: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def continuing(cls, text: str) -> Placeholders:
@@ -193,10 +207,10 @@ def compact_json(data: Any) -> bytes:
 
 
 def _json(body: bytes) -> Any:
-    """The parsed JSON body, or ``_NOT_JSON``."""
+    """The parsed JSON body, or ``_NOT_JSON`` (also for JSON nested too deep to parse)."""
     try:
         return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return _NOT_JSON
 
 
@@ -210,7 +224,10 @@ def redact_body(
     """A JSON or form body with named fields replaced; other bodies unchanged.
 
     A body is re-serialised (JSON compact, see ``compact_json``) only when something in it was
-    redacted, so everything else stays byte for byte what was sent.
+    redacted, so everything else stays byte for byte what was sent. A body our JSON code
+    can't process (nested too deep, a lone surrogate that can't be encoded again) keeps its
+    exact bytes, with the named fields' values replaced in its text (:func:`redact_text`):
+    the upstream has acted on it, so failing here would lose an answer.
     """
     if not body:
         return body
@@ -227,9 +244,90 @@ def redact_body(
         return body  # no key can be a named field: nothing to parse
     data = _json(body)
     if data is _NOT_JSON:
-        return body
-    redacted = redact_json(data, rules, placeholders, secrets)
-    return body if redacted == data else compact_json(redacted)
+        redacted = redact_text(body, rules, placeholders, secrets)
+        if redacted != body:
+            logger.warning("named fields redacted in the text of a body our JSON code can't read")
+        return redacted
+    try:
+        redacted = redact_json(data, rules, placeholders, secrets)
+        return body if redacted == data else compact_json(redacted)
+    except _UNPROCESSABLE as exc:
+        logger.warning("body redacted on its text, stored as it came (%s)", _why(exc))
+        return redact_text(body, rules, placeholders, secrets)
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deep to process as JSON"
+    return f"cannot be encoded again as JSON: {type(exc).__name__}"
+
+
+def redact_text(
+    body: bytes, rules: RedactionRules, placeholders: Placeholders, secrets: dict[str, str]
+) -> bytes:
+    """``body``'s bytes with the value after every ``"name":`` of a named field replaced by
+    its placeholder (a JSON string), found by a flat scan of the text: no parsing, no
+    recursion, so any body can be redacted, however deep or however broken its JSON is."""
+    names = b"|".join(re.escape(n.encode()) for n in sorted(rules.fields))
+    key = re.compile(rb'(?<!\\)"(' + names + rb')"\s*:\s*', re.IGNORECASE)
+    out, done = [], 0
+    for match in key.finditer(body):
+        if match.start() < done:
+            continue  # inside a value already replaced
+        end = _value_end(body, match.end())
+        value = body[match.end() : end]
+        if not value:
+            continue
+        name = match.group(1).decode("utf-8", "replace")
+        text = _string_value(value)
+        placeholder = placeholders(name, text if text is not None else value.decode("latin-1"))
+        if text is not None:
+            secrets.setdefault(text, placeholder)
+            raw = value[1:-1].decode("utf-8", "replace")
+            if raw != text:
+                secrets.setdefault(raw, placeholder)  # as it is written, escapes and all
+        out += [body[done : match.end()], json.dumps(placeholder).encode()]
+        done = end
+    return b"".join(out) + body[done:] if out else body
+
+
+def _string_value(value: bytes) -> str | None:
+    """A JSON string's text (escapes decoded, lone surrogates kept), or None."""
+    if not value.startswith(b'"'):
+        return None
+    try:
+        decoded = json.loads(value)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    return decoded if isinstance(decoded, str) else None
+
+
+def _value_end(body: bytes, start: int) -> int:
+    """Where the JSON value starting at ``start`` ends: a string, a literal or number, or a
+    container, bracket-counted with strings skipped. The end of the body if it never ends."""
+    depth, i, size = 0, start, len(body)
+    while i < size:
+        byte = body[i]
+        if byte == 0x22:  # a string: skip to its closing quote
+            i += 1
+            while i < size and body[i] != 0x22:
+                i += 2 if body[i] == 0x5C else 1
+            i += 1
+            if depth == 0:
+                return min(i, size)
+            continue
+        if byte in b"[{":
+            depth += 1
+        elif byte in b"]}":
+            if depth == 0:
+                return i
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        elif depth == 0 and byte in b", \t\r\n":
+            return i
+        i += 1
+    return size
 
 
 def _plain_text(body: bytes) -> str | None:
@@ -246,8 +344,19 @@ def _plain_text(body: bytes) -> str | None:
 
 def sweep(text: str, secrets: Mapping[str, str]) -> str:
     """``text`` with every occurrence of a known secret of at least
-    :data:`MIN_SWEPT_SECRET` characters replaced by its placeholder."""
+    :data:`MIN_SWEPT_SECRET` characters replaced by its placeholder: as it is, and
+    percent-encoded in any mix of upper- and lower-case escapes (then by the placeholder
+    percent-encoded, so a query that held the secret still parses)."""
     return _replace(text, _sweepable(secrets))
+
+
+def sweep_headers(
+    headers: Mapping[str, list[str]], secrets: Mapping[str, str]
+) -> dict[str, list[str]]:
+    """Every header's values, whatever its name, with every known secret swept out: a
+    server that echoes a token in ``WWW-Authenticate``, a client that sends it twice."""
+    pairs = _sweepable(secrets)
+    return {name: [_replace(v, pairs) for v in values] for name, values in headers.items()}
 
 
 def sweep_body(body: bytes, secrets: Mapping[str, str]) -> bytes:
@@ -257,21 +366,24 @@ def sweep_body(body: bytes, secrets: Mapping[str, str]) -> bytes:
     four-character secret such as ``1234`` or ``true`` must not turn a JSON number or
     literal into invalid JSON, and a secret a server escaped (``\\u002B`` for ``+``, as
     .NET does) is still found. A swept JSON body is re-serialised compact; a JSON body
-    without secrets, and any other body, keep their bytes (others are swept as UTF-8 bytes).
+    without secrets, and any other body, keep their bytes (others are swept as UTF-8 bytes,
+    as is a JSON body our JSON code can't process: see :func:`redact_body`).
     """
     pairs = _sweepable(secrets)
     if not pairs or not body:
         return body
     text = _plain_text(body)
-    if text is not None and not any(secret in text for secret, _ in pairs):
-        return body  # no secret in it, written or escaped: nothing to parse
+    if text is not None and _replace(text, pairs) == text:
+        return body  # no secret in it, written, escaped or percent-encoded: nothing to parse
     data = _json(body)
     if data is _NOT_JSON:
-        for secret, placeholder in pairs:
-            body = body.replace(secret.encode(), placeholder.encode())
-        return body
-    swept = _sweep_json(data, pairs)
-    return body if swept == data else compact_json(swept)
+        return _replace_bytes(body, pairs)
+    try:
+        swept = _sweep_json(data, pairs)
+        return body if swept == data else compact_json(swept)
+    except _UNPROCESSABLE as exc:
+        logger.warning("body swept of secrets on its bytes, stored as it came (%s)", _why(exc))
+        return _replace_bytes(body, pairs)
 
 
 def _sweep_json(data: Any, pairs: list[tuple[str, str]]) -> Any:
@@ -287,7 +399,50 @@ def _sweep_json(data: Any, pairs: list[tuple[str, str]]) -> Any:
 def _replace(text: str, pairs: list[tuple[str, str]]) -> str:
     for secret, placeholder in pairs:
         text = text.replace(secret, placeholder)
+        if "%" in text or ("+" in text and " " in secret):
+            text = _encoded_pattern(secret).sub(quote(placeholder, safe=""), text)
     return text
+
+
+def _replace_bytes(body: bytes, pairs: list[tuple[str, str]]) -> bytes:
+    for secret, placeholder in pairs:
+        try:
+            raw = secret.encode("utf-8")
+        except UnicodeEncodeError:
+            continue  # a lone surrogate: no UTF-8 body can hold it as it is
+        body = body.replace(raw, placeholder.encode())
+        if b"%" in body or (b"+" in body and " " in secret):
+            encoded = quote(placeholder, safe="").encode()
+            body = _encoded_bytes_pattern(secret).sub(encoded, body)
+    return body
+
+
+def _percent_forms(secret: str) -> str:
+    """A regex for ``secret`` with any of its characters percent-encoded (UTF-8, hex digits
+    of either case; ``+`` for a space, as forms write it): every way a URI can spell it."""
+    parts = []
+    for char in secret:
+        try:
+            escapes = [
+                "%" + "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in f"{b:02X}")
+                for b in char.encode("utf-8")
+            ]
+        except UnicodeEncodeError:
+            parts.append(re.escape(char))
+            continue
+        options = [re.escape(char), "".join(escapes)] + (["\\+"] if char == " " else [])
+        parts.append("(?:" + "|".join(options) + ")")
+    return "".join(parts)
+
+
+@functools.lru_cache(maxsize=1024)
+def _encoded_pattern(secret: str) -> re.Pattern[str]:
+    return re.compile(_percent_forms(secret))
+
+
+@functools.lru_cache(maxsize=1024)
+def _encoded_bytes_pattern(secret: str) -> re.Pattern[bytes]:
+    return re.compile(_percent_forms(secret).encode("utf-8"))
 
 
 def _sweepable(secrets: Mapping[str, str]) -> list[tuple[str, str]]:
@@ -320,7 +475,7 @@ def redact_exchange(
     Named things are replaced where they are; then every secret value found anywhere is swept
     out of the URI and both bodies, wherever else it was echoed.
     """
-    secrets: dict[str, str] = {}
+    secrets = placeholders.secrets  # every secret this run has seen, this one's added
     req_headers, found = redact_headers(request.headers, rules, placeholders)
     secrets.update(found)
     resp_headers, found = redact_headers(response.headers, rules, placeholders)
@@ -334,6 +489,6 @@ def redact_exchange(
     )
     return (
         sweep(uri, secrets),
-        Side(req_headers, sweep_body(req_body, secrets)),
-        Side(resp_headers, sweep_body(resp_body, secrets)),
+        Side(sweep_headers(req_headers, secrets), sweep_body(req_body, secrets)),
+        Side(sweep_headers(resp_headers, secrets), sweep_body(resp_body, secrets)),
     )

@@ -1,13 +1,16 @@
 """``graph-vcr-proxy validate PATH...``: every interaction checked against the models.
 
 Exit 0 when all are valid (notes such as ``"true"`` for a Boolean don't fail), 1 when any
-interaction is invalid, 2 when a cassette cannot be read at all.
+interaction is invalid or a cassette ends in a torn last block (an append a kill cut short:
+our readers leave it out and the next recorder drops it, but plain vcrpy refuses the file
+until then), 2 when a cassette cannot be read at all.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -41,13 +44,16 @@ def run_validate(paths: Sequence[str]) -> int:
     table = Table()
     for name in ("cassette", "#", "request", "side", "severity", "problem"):
         table.add_column(name, overflow="fold")  # a narrow terminal wraps, never crops
-    checked = invalid = 0
+    checked = invalid = torn = 0
     for path in paths:
         try:
             interactions = cassette.load(path)
         except cassette.CassetteError as exc:
             print(f"graph-vcr-proxy: {exc}", file=sys.stderr)
             return 2
+        for file, message in torn_tails(Path(path)):
+            torn += 1
+            table.add_row(str(file), "-", "(end of file)", "file", "error", message)
         for interaction in interactions:
             checked += 1
             found = interaction_problems(interaction)
@@ -63,5 +69,20 @@ def run_validate(paths: Sequence[str]) -> int:
                 )
     if table.row_count:
         console.print(table)
-    console.print(f"{checked} interactions checked, {invalid} invalid")
-    return 1 if invalid else 0
+    tail = f", {torn} torn last block{'s' if torn != 1 else ''} left out" if torn else ""
+    console.print(f"{checked} interactions checked, {invalid} invalid{tail}")
+    return 1 if invalid or torn else 0
+
+
+def torn_tails(path: Path) -> list[tuple[Path, str]]:
+    """Each cassette under ``path`` that ends in a torn last block, and what to say of it."""
+    found = []
+    for file in cassette.cassette_files(path):
+        try:
+            data = file.read_bytes()
+        except OSError:
+            continue  # loading it has just succeeded: it was readable a moment ago
+        size = cassette.torn_tail(data)
+        if size:
+            found.append((file, cassette.torn_message(data, size)))
+    return found

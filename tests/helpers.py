@@ -192,3 +192,18 @@ def documented_graph() -> Iterator[str]:
 
     with serving(ThreadingHTTPServer(("127.0.0.1", 0), Handler)) as server:
         yield f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def pre_commit_whitespace_problems(data: bytes) -> list[str]:
+    """What pre-commit's ``trailing-whitespace`` and ``end-of-file-fixer`` hooks would
+    rewrite, by their own rules: a line ending in whitespace before its line break
+    (``trailing-whitespace`` strips what ``bytes.rstrip()`` strips; a blank-only line is such
+    a line), and a file that does not end in exactly one newline (``end-of-file-fixer``; an
+    empty file is left alone)."""
+    lines = [line.removesuffix(b"\r") for line in data.split(b"\n")]
+    problems = [
+        f"line {n}: trailing whitespace" for n, line in enumerate(lines, 1) if line != line.rstrip()
+    ]
+    if data and (not data.endswith(b"\n") or data.endswith(b"\n\n")):
+        problems.append("end of file: not exactly one newline")
+    return problems

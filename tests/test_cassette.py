@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
+from helpers import pre_commit_whitespace_problems
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from mitmproxy.net.http.http1.assemble import assemble_response
@@ -834,3 +835,23 @@ def test_pyproject_ships_the_cassettes_folder_as_package_data():
     pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     assert '"proxy_addons.cassettes" = "cassettes"' in pyproject
     assert cassette.bundled_cassettes().is_dir()
+
+
+_BLANKS_AND_BREAKS = st.text(alphabet=list(" \t\n\r\x0b\x0cab:#-'\"\u00e9\u2028\x85"), max_size=60)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    _BLANKS_AND_BREAKS, _BLANKS_AND_BREAKS, st.one_of(_BLANKS_AND_BREAKS, st.binary(max_size=50))
+)
+def test_no_interaction_we_write_has_a_line_ending_in_whitespace(header, sent, answer):
+    """Values full of blanks and line breaks still give lines that pre-commit's
+    ``trailing-whitespace`` and ``end-of-file-fixer`` hooks leave as they are."""
+    request = Request("PUT", "https://graph.microsoft.com/beta/x", sent or None, {"X": "a"})
+    response = {
+        "status": {"code": 200, "message": "OK"},
+        "headers": {"X": [header]},
+        "body": {"string": answer},
+    }
+    text = cassette.HEADER + cassette.interaction_yaml(request, response)
+    assert pre_commit_whitespace_problems(text.encode()) == []

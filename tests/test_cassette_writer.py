@@ -10,13 +10,14 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from helpers import pre_commit_whitespace_problems, run_cli
 from vcr.cassette import Cassette
 from vcr.request import Request
 from vcr.serialize import serialize
 from vcr.serializers import yamlserializer
 
 from proxy_addons import cassette
-from proxy_addons.cassette_writer import PAGE, CassetteWriteError, CassetteWriter, on_one_page
+from proxy_addons.cassette_writer import CassetteWriteError, CassetteWriter
 
 GRAPH = "https://graph.microsoft.com/beta/me/onlineMeetings"
 
@@ -65,29 +66,75 @@ def test_each_append_adds_one_block_at_the_end_without_rewriting_the_file(tmp_pa
     assert vcrpy_uris(path) == [f"{GRAPH}/m{n}/virtualAppointment" for n in range(3)]
 
 
-def test_a_block_that_fits_in_a_page_is_never_written_across_a_page_boundary(tmp_path):
-    """A SIGKILL can cut one write between two pages: a block within one page is whole or
-    absent, so a kill never leaves a file vcrpy refuses."""
+def test_a_cassette_grown_across_many_page_boundaries_passes_pre_commit_whitespace_hooks(tmp_path):
+    """Blocks of every size, crossing page boundaries: no padding line, no trailing blank."""
     path = tmp_path / "pages.yaml"
     writer = CassetteWriter(path)
-    writer.append(block(0))
-    for n in range(1, 40):
-        data = block(n, "x" * (n * 331 % 3000)).encode()
-        before = path.stat().st_size
-        writer.append(data.decode())
-        after = path.stat().st_size
-        start = after - len(data)
-        assert start // PAGE == (after - 1) // PAGE, f"block {n} straddles a page boundary"
-        assert path.read_bytes()[before:start].strip(b" ") in (b"", b"\n")  # a blank line
-    expected = [f"{GRAPH}/m{n}/virtualAppointment" for n in range(40)]
+    for n in range(40):
+        writer.append(block(n, "x" * (n * 331 % 3000)))
+    writer.append(block(40, "trailing blanks  \nand a tab\t\n\n  \nend "))
+    data = path.read_bytes()
+    assert len(data) > 8 * 4096
+    assert pre_commit_whitespace_problems(data) == []
+    expected = [f"{GRAPH}/m{n}/virtualAppointment" for n in range(41)]
     assert vcrpy_uris(path) == uris(path) == expected
 
 
-def test_a_block_larger_than_a_page_is_appended_as_it_is():
-    big = b"x" * (PAGE + 1)
-    assert on_one_page(10, big) == big
-    assert on_one_page(PAGE - 5, b"12345") == b"12345"  # fits exactly in what is left
-    assert on_one_page(PAGE - 5, b"123456") == b"    \n123456"  # to the next page
+def test_a_rewrite_drops_the_blank_padding_lines_older_versions_wrote(tmp_path):
+    path = tmp_path / "padded.yaml"
+    padded = cassette.HEADER + block(0) + " " * 700 + "\n" + block(1)
+    path.write_text(padded)
+    CassetteWriter(path).append(block(2), keep=lambda blocks: blocks)
+    assert pre_commit_whitespace_problems(path.read_bytes()) == []
+    assert len(uris(path)) == 3
+
+
+def torn_at_a_page_boundary(path: Path, pages: int) -> bytes:
+    """Two whole blocks, then a third cut where a kill cuts one: at the ``pages``-th page
+    boundary after its start (a write is copied into the file page by page). The whole part."""
+    writer = CassetteWriter(path)
+    writer.append(block(0))
+    writer.append(block(1))
+    whole = path.read_bytes()
+    end = (len(whole) // cassette.PAGE + pages) * cassette.PAGE
+    with path.open("ab") as f:
+        f.write(block(2, "x" * 3 * cassette.PAGE).encode()[: end - len(whole)])
+    return whole
+
+
+@pytest.mark.parametrize("pages", [1, 2, 3])
+def test_our_reader_leaves_out_a_torn_last_block_and_says_where_it_starts(tmp_path, pages, caplog):
+    path = tmp_path / "torn.yaml"
+    whole = torn_at_a_page_boundary(path, pages)
+    assert len(path.read_bytes()) % cassette.PAGE == 0
+    assert uris(path) == [f"{GRAPH}/m{n}/virtualAppointment" for n in range(2)]
+    assert "incomplete last interaction from line" in caplog.text
+    assert path.read_bytes().startswith(whole) and len(path.read_bytes()) > len(whole)
+
+
+def test_validate_reports_a_torn_last_block_with_its_line_and_exits_1_until_a_writer_drops_it(
+    tmp_path,
+):
+    path = tmp_path / "torn.yaml"
+    torn_at_a_page_boundary(path, 1)
+    done = run_cli("validate", str(path))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout.rstrip().endswith("1 torn last block left out")
+    assert "incomplete last interaction from line" in " ".join(done.stdout.split())
+    assert "Traceback" not in done.stderr
+    CassetteWriter(path).heal()
+    assert "torn last block" not in run_cli("validate", str(path)).stdout
+    assert len(vcrpy_uris(path)) == 2
+
+
+def test_a_broken_last_block_that_does_not_end_on_a_page_boundary_is_an_error(tmp_path):
+    """Only a kill tears a block, and only at a page boundary: other damage is reported."""
+    path = tmp_path / "broken.yaml"
+    torn_at_a_page_boundary(path, 1)
+    with path.open("ab") as f:
+        f.write(b"x")
+    with pytest.raises(cassette.CassetteError):
+        cassette.load(path)
 
 
 def test_binary_bodies_are_stored_so_they_load_back_byte_for_byte(tmp_path):
@@ -122,22 +169,50 @@ def test_an_empty_existing_file_becomes_a_cassette_with_the_new_interaction(tmp_
     assert vcrpy_uris(path) == [f"{GRAPH}/m0/virtualAppointment"]
 
 
-@pytest.mark.parametrize("cut", [1, 5, 10, 11, 37, 200, -1])
-def test_a_torn_last_block_is_dropped_and_everything_before_it_kept(tmp_path, cut):
+@pytest.mark.parametrize("pages", [1, 2, 3])
+def test_a_torn_last_block_is_dropped_by_the_next_writer_and_everything_before_it_kept(
+    tmp_path, pages
+):
     path = tmp_path / "torn.yaml"
+    whole = torn_at_a_page_boundary(path, pages)
+    writer = CassetteWriter(path)
+    message = writer.heal()
+    assert message is not None and "incomplete last interaction" in message
+    assert path.read_bytes() == whole
+    assert vcrpy_uris(path) == [f"{GRAPH}/m{n}/virtualAppointment" for n in range(2)]
+    torn_at_a_page_boundary(tmp_path / "again.yaml", pages)
+    CassetteWriter(tmp_path / "again.yaml").append(block(3))  # an append drops it first, too
+    assert uris(tmp_path / "again.yaml") == [f"{GRAPH}/m{n}/virtualAppointment" for n in (0, 1, 3)]
+
+
+def test_the_start_of_a_block_torn_at_a_page_boundary_is_dropped(tmp_path):
+    path = tmp_path / "start.yaml"
+    writer = CassetteWriter(path)
+    writer.append(block(0))
+    room = cassette.PAGE - len(path.read_bytes()) - (len(block(1, "x")) - 1) - 3
+    writer.append(block(1, "x" * room))  # the file now ends 3 bytes before a page boundary
+    whole = path.read_bytes()
+    with path.open("ab") as f:
+        f.write(b"- r")
+    assert len(path.read_bytes()) == cassette.PAGE
+    assert writer.heal() is not None
+    assert path.read_bytes() == whole
+
+
+def test_a_broken_last_block_off_a_page_boundary_is_kept_and_reported_not_dropped(tmp_path):
+    """Only a kill tears a block, and only at a page boundary: other damage is the user's to
+    see (the recorder refuses the cassette with its line), never silently cut off."""
+    path = tmp_path / "broken.yaml"
     writer = CassetteWriter(path)
     writer.append(block(0))
     writer.append(block(1))
-    torn = block(2).encode()[:cut]
-    with path.open("ab") as f:  # what a kill inside write() can leave
-        f.write(torn)
-    message = writer.heal()
-    assert message is not None and "incomplete last interaction" in message
-    assert vcrpy_uris(path) == [f"{GRAPH}/m{n}/virtualAppointment" for n in range(2)]
     with path.open("ab") as f:
-        f.write(torn)
-    writer.append(block(3))  # an append heals first, too
-    assert uris(path) == [f"{GRAPH}/m{n}/virtualAppointment" for n in (0, 1, 3)]
+        f.write(block(2).encode()[:37])
+    before = path.read_bytes()
+    assert writer.heal() is None
+    assert path.read_bytes() == before
+    with pytest.raises(cassette.CassetteError):
+        cassette.load(path)
 
 
 def test_a_whole_last_block_is_never_dropped_even_if_it_ends_unusually(tmp_path):

@@ -21,12 +21,13 @@ from mitmproxy.test import taddons
 from vcr.cassette import Cassette
 from vcr.request import Request
 
-from proxy_addons import cassette, cassette_writer, content_encoding, examples, flows
+from proxy_addons import cassette, cassette_writer, content_encoding, examples, flows, matching
 from proxy_addons.interactions import decoded, framed, readable, stored_response, stored_side
 from proxy_addons.record import Record
 from proxy_addons.record_cassette import open_cassette
 from proxy_addons.record_mode import RecordMode
 from proxy_addons.redaction import Side
+from proxy_addons.rerecording import Rerecording
 
 ME = examples.ME_URL
 JSON = {"Content-Type": "application/json"}
@@ -535,3 +536,27 @@ def test_opening_a_cassette_to_add_to_reads_it_once_and_numbers_placeholders_aft
         assert opened.placeholders("phone", "+1 206 555 0100") == "<redacted:phone:5>"
     finally:
         opened.close()
+
+
+def test_two_recorders_in_mode_all_on_one_cassette_keep_each_others_new_answers(tmp_path):
+    """Two recorders' accounts of the file, each from its own start, each rewriting the file
+    in turn: an old block is known by its text, so neither drops what the other recorded."""
+    path = seeded(tmp_path, "y", "z")
+    opened = [open_cassette(path, RecordMode.ALL, fsync=False) for _ in range(2)]
+    first, second = (Rerecording(o.interactions, o.blocks) for o in opened)
+
+    def rerecord(recorder: Rerecording, writer: cassette_writer.CassetteWriter, m: str, n: int):
+        request = Request("GET", ME.replace(examples.MEETING_ID, m), None, {})
+        sent = matching.recorded_shape(request)
+        response = {"status": {"code": 200, "message": "OK"}, "body": {"string": f'{{"new": {n}}}'}}
+        keep, committed = recorder.replacement(sent) or (None, None)
+        writer.append(cassette.interaction_yaml(request, response), keep=keep, committed=committed)
+
+    turns = [(0, "z"), (1, "y"), (0, "y"), (1, "z")]  # the order position-pairing lost in
+    for n, (who, meeting) in enumerate(turns):
+        recorder, opened_by = (first, second)[who], opened[who]
+        rerecord(recorder, opened_by.writer, meeting, n)
+    for o in opened:
+        o.close()
+    bodies = sorted(json.loads(i.response["body"]["string"])["new"] for i in recorded(path))
+    assert bodies == [0, 1, 2, 3]
