@@ -324,7 +324,7 @@ def test_a_script_reloaded_by_mitmdump_comes_back_fresh_and_the_others_stay(tmp_
     copy = tmp_path / "mine" / "fault_injection.py"
     shutil.copy(ROOT / "proxy_addons" / "fault_injection.py", copy)
     argv = ["-s", "proxy_addons/replay.py", "-s", str(copy)]
-    argv += ["--set", "graph_faults=throttle:times=1"]
+    argv += ["--set", "graph_faults=throttle:times=1", "--set", "graph_allow_playback_repeats=true"]
     with mitmdump(argv, tmp_path) as proxy, proxy.client() as client:
         before = [create(client).status_code for _ in range(2)]
         mtime = copy.stat().st_mtime + 5

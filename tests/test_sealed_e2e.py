@@ -27,7 +27,7 @@ from conftest import httpx_client
 from helpers import assert_one_line_error, documented_graph, run_cli, serving
 from upstream_counter import Counted, attempts, start_counted
 
-from proxy_addons import examples, routes
+from proxy_addons import examples
 from proxy_addons.launcher import RunningProxy
 
 pytestmark = pytest.mark.e2e
@@ -116,17 +116,6 @@ def raw_tcp(authority: str, *, tls: bool = False) -> Callable[[RunningProxy], by
 # --- every spelling of our calls ----------------------------------------------------------
 
 
-def needs_routes_parser(method: str, url: str) -> pytest.MarkDecorator:
-    """Rows whose spelling only the routes helper's parser (branch ``routes``, merged with
-    this one) recognises: expected to fail while ``routes.parse`` does not know them, and
-    held to pass (strict) once it does."""
-    return pytest.mark.xfail(
-        routes.parse(method, url) is None,
-        reason="needs the extended routes parser (branch routes) to recognise this spelling",
-        strict=True,
-    )
-
-
 ODATA_KEY = f"https://graph.microsoft.com/v1.0/me/onlineMeetings('{MEETING}')/virtualAppointment"
 QUALIFIED_ACTION = f"{BASE}/microsoft.graph.sendVirtualAppointmentSms"
 QUALIFIED_FUNCTION = f"{BASE}/microsoft.graph.getVirtualAppointmentJoinWebUrl()"
@@ -136,31 +125,28 @@ OURS = f"{BASE}/virtualAppointment"
 BATCHED = "/me/onlineMeetings/m/virtualAppointment"  # relative to the version, as a batch says
 
 HTTP_ROWS = [
-    # The spellings below depend on the routes helper's parser (see needs_routes_parser).
+    # Spellings of our calls that routes.parse reads as the plain ones.
     pytest.param(
-        by_httpx("GET", ODATA_KEY), id="odata-key", marks=needs_routes_parser("GET", ODATA_KEY)
+        by_httpx("GET", ODATA_KEY),
+        id="odata-key",
     ),
     pytest.param(
         by_httpx("POST", QUALIFIED_ACTION, SMS_BODY),
         id="namespace-qualified-action",
-        marks=needs_routes_parser("POST", QUALIFIED_ACTION),
     ),
     pytest.param(
         by_httpx("GET", QUALIFIED_FUNCTION),
         id="namespace-qualified-function",
-        marks=needs_routes_parser("GET", QUALIFIED_FUNCTION),
     ),
     pytest.param(
         by_httpx("GET", QUALIFIED_FUNCTION_BARE),
         id="namespace-qualified-function-without-parentheses",
-        marks=needs_routes_parser("GET", QUALIFIED_FUNCTION_BARE),
     ),
     pytest.param(
         by_curl(DOT_SEGMENT, "--path-as-is"),
         id="dot-segment",
-        marks=needs_routes_parser("GET", DOT_SEGMENT),
     ),
-    # These the gate itself decides.
+    # Where the request really goes, decided by the gate.
     pytest.param(by_curl(OURS, "-H", "Host: example.org"), id="connect-graph-host-example-org"),
     pytest.param(
         by_httpx("PUT", examples.ME_URL.replace(".com/", ".com./"), {"x": 1}),

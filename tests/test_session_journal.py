@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from helpers import graph_flow
 from mitmproxy.test import taddons
 
@@ -12,7 +14,7 @@ from proxy_addons.session import Session
 
 
 def test_a_request_to_another_host_is_journalled_only_when_the_network_policy_blocked_it():
-    session = Session()
+    session = Session(Path.cwd())
     session.active = [object()]  # as after a switch
     with taddons.context(session):
         passed = graph_flow("GET", "https://example.org/a")
