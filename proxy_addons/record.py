@@ -39,7 +39,11 @@ from proxy_addons.interactions import (
     stored_side,
 )
 from proxy_addons.matching import CassetteIndex
-from proxy_addons.options import ensure_lazy_connections, require_choice
+from proxy_addons.options import (
+    ensure_forwarding_ours,
+    ensure_lazy_connections,
+    require_choice,
+)
 from proxy_addons.record_cassette import CassetteRefused, OpenCassette, open_cassette
 from proxy_addons.record_mode import RecordMode
 from proxy_addons.record_options import RECORD_MODES, VALIDATE_MODES
@@ -112,6 +116,7 @@ class Record:
 
     def running(self) -> None:
         ensure_lazy_connections()
+        ensure_forwarding_ours()
         if self.cassette is not None and self.cassette.writer is not None:
             target = f" via {ctx.options.graph_upstream}" if self.upstream else ""
             logger.info("recording (%s) to %s%s", self.mode, self.cassette.path, target)
