@@ -196,6 +196,17 @@ def test_a_name_that_disagrees_with_the_tunnel_is_graphs_400(sealed, options, na
     assert sealed.leaving()[before:] == []
 
 
+def test_a_request_naming_graph_sent_to_another_host_is_graphs_400(sealed):
+    """``Host: graph.microsoft.com`` on a plain request for another host (an address of
+    Graph's front door, say): refused, never sent there."""
+    before = len(sealed.leaving())
+    url = OURS.replace("https://graph.microsoft.com", "http://example.org")
+    seen = by_curl(url, "-H", "Host: graph.microsoft.com")(sealed.proxy)
+    assert seen.status == 400
+    assert "names the host 'graph.microsoft.com'" in seen.json()["error"]["message"]
+    assert sealed.leaving()[before:] == []
+
+
 def test_the_trailing_dot_fqdn_plays_the_recording_of_the_plain_host(counted):
     replay = counted("replay")
     headers = examples.REQUEST_HEADERS
