@@ -24,6 +24,7 @@ import os
 import re
 import subprocess
 import sys
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +33,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SHELLS = frozenset({"sh", "bash", "shell"})
-FENCE = re.compile(r"^```(\S*)[^\n]*\n(.*?)^```$", re.M | re.S)
+# a fenced block, indented too (inside a list item): its indent, its language, its body
+FENCE = re.compile(r"^( *)```(\S*)[^\n]*\n(.*?)^\1```[ \t]*$", re.M | re.S)
 NOT_RUN = re.compile(r"<!-- not-run: (\S[^>]*?) -->\s*\Z")
 
 
@@ -90,7 +92,7 @@ def command_blocks(path: Path) -> list[CommandBlock]:
     text = path.read_text(encoding="utf-8")
     blocks = []
     for match in FENCE.finditer(text):
-        language, body = match.group(1), match.group(2)
+        language, body = match.group(2), textwrap.dedent(match.group(3))
         is_commands = language in SHELLS or language == "console" or re.search(r"^\$ ", body, re.M)
         if not is_commands:
             continue
@@ -159,3 +161,14 @@ def test_a_command_block_runs_and_prints_what_it_shows(block: CommandBlock, scra
         missing = [line for line in shown if line.strip() not in ("", "...")]
         missing = [line for line in missing if line.rstrip() not in printed]
         assert missing == [], f"{block.where}: `{command}` did not print these lines:\n{printed}"
+
+
+def test_every_fence_is_read_as_a_block():
+    """A fence the pattern misses would hide its block from this test: none is missed."""
+    unread = {}
+    for path in DOCUMENTS:
+        text = path.read_text(encoding="utf-8")
+        fences = len(re.findall(r"^ *```", text, re.M))
+        if fences != 2 * len(FENCE.findall(text)):
+            unread[path.name] = fences
+    assert unread == {}
