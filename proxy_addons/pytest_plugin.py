@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple, NoReturn
 
@@ -141,6 +141,16 @@ def graph_vcr_cassette_dir(request: pytest.FixtureRequest) -> Path:
 def graph_vcr_config() -> dict[str, Any]:
     """Defaults for every ``graph_vcr`` key (markers override them), like vcr_config."""
     return {}
+
+
+@pytest.fixture
+def graph_vcr_token() -> Callable[..., str]:
+    """A factory of unsigned test JWTs, as ``graph-vcr-proxy token`` prints them:
+    ``graph_vcr_token(scopes=[...])``, ``graph_vcr_token(app=True, roles=[...])``,
+    ``graph_vcr_token(personal=True)``, with ``tenant``, ``expires_in`` and ``app_id`` too."""
+    from proxy_addons.tokens import token  # only for a test that asks
+
+    return token
 
 
 # --- the proxy --------------------------------------------------------------------------
