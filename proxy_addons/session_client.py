@@ -231,6 +231,8 @@ class GraphVcrProxy:
         __tracebackhide__ = True
         if times is not None and (isinstance(times, bool) or not isinstance(times, int)):
             raise TypeError(f"times must be an integer or None, not {times!r}")
+        if times is not None and times < 0:
+            raise ValueError(f"times must be 0 or more, not {times}")
         wanted = call_assertions.selector(target, method=method, json=json, headers=headers)
         _holds(call_assertions.called_failure(self.calls, wanted, times))
 
