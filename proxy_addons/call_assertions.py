@@ -52,6 +52,8 @@ class Selector:
 
     def __post_init__(self) -> None:
         target = self.target
+        if target is not None and not isinstance(target, str):
+            raise SelectorError(f"graph-vcr-proxy: a target is a string, not {target!r}")
         if target is not None and not target.startswith("/") and target not in OPERATIONS:
             raise SelectorError(
                 f"graph-vcr-proxy: unknown operation {target!r}; expected one of "

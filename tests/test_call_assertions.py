@@ -66,6 +66,14 @@ def test_a_misspelt_operation_is_refused_rather_than_never_called():
         Selector("craete")
 
 
+def test_a_selector_is_a_string_or_a_selector_without_more_criteria():
+    with pytest.raises(SelectorError, match="a target is a string, not 3"):
+        Selector(3)  # type: ignore[arg-type]
+    with pytest.raises(SelectorError, match="give criteria in the Selector, or not one"):
+        selector(Selector("get"), method="GET")
+    assert selector(Operation.GET) == Selector("get")
+
+
 @pytest.mark.parametrize(
     ("wanted", "selected"),
     [
