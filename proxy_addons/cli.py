@@ -392,7 +392,7 @@ def run_token(args: argparse.Namespace) -> int:
             personal=args.personal,
             tenant=args.tenant,
             expires_in=args.expires_in,
-            app_id=args.app_id or tokens.DEFAULT_APP_ID,
+            app_id=tokens.DEFAULT_APP_ID if args.app_id is None else args.app_id,
         )
     except tokens.TokenError as exc:
         raise UsageError(f"token: {exc}") from None

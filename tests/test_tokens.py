@@ -123,6 +123,7 @@ def test_the_cli_prints_the_token_the_fixture_mints():
         (("--expires-in", "soon"), "graph-vcr-proxy: token: argument --expires-in"),
         (("--tenant", "x"), "graph-vcr-proxy: token: tenant must be a GUID"),
         (("--role", "X"), "graph-vcr-proxy: token: roles are an app-only token's"),
+        (("--app-id", ""), "graph-vcr-proxy: token: app id must be a GUID, not ''"),
     ],
 )
 def test_a_bad_token_argument_is_exit_2_with_one_line(args, starts):
