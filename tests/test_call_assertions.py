@@ -198,3 +198,54 @@ def test_the_index_names_what_no_request_has_played_in_recorded_order():
     index.lookup("DELETE", URL, None)
     index.lookup("GET", URL, None)
     assert index.unplayed() == []
+
+
+class FakeProxy:
+    """What the plugin's end-of-test check reads of a test's proxy; ``unplayed`` counts asks."""
+
+    stopped = False
+    calls = (CREATE,)
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    @property
+    def unplayed(self) -> tuple[Recorded, ...]:
+        self.asked += 1
+        return (Recorded("GET", URL, "c.yaml", 1),)
+
+
+class FakeItem:
+    def __init__(self) -> None:
+        self.stash = pytest.Stash()
+
+
+@pytest.mark.parametrize("asked", [False, True])
+def test_the_plugin_asks_what_is_unplayed_only_of_a_test_that_asked(asked):
+    from proxy_addons import pytest_plugin
+
+    proxy, item = FakeProxy(), FakeItem()
+    item.stash[pytest_plugin.ACTIVE] = pytest_plugin.Active(proxy, False, asked)  # type: ignore[arg-type]
+    message = pytest_plugin.proxy_message(item, None)  # type: ignore[arg-type]
+    assert proxy.asked == int(asked)
+    assert (message or "").startswith(
+        "graph-vcr-proxy: 1 recorded interaction never played"
+    ) is asked
+    assert pytest_plugin.proxy_message(item, ValueError()) is None  # the test's own failure first
+
+
+def test_the_played_route_answers_get_only():
+    from proxy_addons import control
+
+    class Session:
+        def unplayed(self) -> list[dict[str, object]]:
+            return [Recorded("GET", URL, "c.yaml", 1).to_json()]
+
+    get = control.ControlRequest("GET", "/played", {})
+    reply = control.answer_played(get, Session())  # type: ignore[arg-type]
+    assert (reply.status, json.loads(reply.body)) == (
+        200,
+        {"unplayed": [{"method": "GET", "uri": URL, "source": "c.yaml", "position": 1}]},
+    )
+    post = control.ControlRequest("POST", "/played", {})
+    assert control.answer_played(post, Session()).status == 405  # type: ignore[arg-type]
