@@ -17,6 +17,7 @@ from proxy_addons.cassette import bundled_cassettes
 PURE_MODULES = (
     "answered_by",
     "appointments",
+    "call_assertions",
     "cassette",
     "chain_order",
     "content_encoding",
@@ -30,6 +31,7 @@ PURE_MODULES = (
     "redaction",
     "request_checks",
     "routes",
+    "tokens",
     "traffic",
     "usage",
     "validation",
