@@ -43,6 +43,7 @@ from mitmproxy.addonmanager import Loader
 
 from proxy_addons import cli, control, control_endpoint, flows, serving
 from proxy_addons.answered_by import AnsweredBy, answered
+from proxy_addons.batching import Batching
 from proxy_addons.chain_order import in_chain_order
 from proxy_addons.control_api import CALLS_PATH, SESSION_PATH
 from proxy_addons.control_endpoint import ControlEndpoint
@@ -395,7 +396,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.verbose:  # what each test's addons announce would only be noise
             cli.logger.setLevel(logging.WARNING)
         # The gate first, as in every chain of ours; each session sets its options.
-        addons = [Gate(), ControlEndpoint(), Session(root)]
+        # Batching after the session (whose fault injector sees a batch call first).
+        addons = [Gate(), ControlEndpoint(), Session(root), Batching()]
         return asyncio.run(serving.serve(addons, {}, args, mitmproxy_base))
     except UsageError as exc:
         print(f"graph-vcr-proxy: {exc}", file=sys.stderr)
