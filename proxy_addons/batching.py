@@ -207,9 +207,11 @@ class Batching:
             self._follow(flow, sent)
         if pending.answers and not pending.subflows and flow.server_conn.via is None:
             request = flow.request
-            reason = await unreachable_upstream.connect(
-                (request.host, request.port), unreachable_upstream.CONNECT_TIMEOUT
-            )
+            # The envelope's own trial, where it is in the chain (so whatever watches it sees it)
+            envelope = ctx.master.addons.get("unreachableupstream")
+            try_connect = getattr(envelope, "try_connect", unreachable_upstream.connect)
+            timeout = getattr(envelope, "timeout", unreachable_upstream.CONNECT_TIMEOUT)
+            reason = await try_connect((request.host, request.port), timeout)
             if reason is not None:
                 upstream = unreachable_upstream.upstream_url(request)
                 reply = unreachable_upstream.unreachable_reply(
