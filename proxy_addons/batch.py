@@ -79,15 +79,16 @@ class Item:
         return f"request id '{self.id}' ({self.method} {self.url})"
 
     def path_and_query(self, version: str) -> str | None:
-        """The request's path and query under ``version`` (``/beta/me/...?...``), or None for
-        a ``url`` that names a scheme or host (Graph's are relative)."""
+        """The request's path and query under ``version`` (``/beta/me/...?...``); an absolute
+        URL (msgraph-core for Python sends one for a request built from a plain URL) is read
+        as the URL it is, with its own version. None for a URL that is not one."""
         try:
             parts = urlsplit(self.url)
         except ValueError:
             return None
-        if parts.scheme or parts.netloc:
-            return None
         query = f"?{parts.query}" if parts.query else ""
+        if parts.scheme or parts.netloc:
+            return f"/{parts.path.lstrip('/')}{query}" if parts.path else None
         return f"/{version}/{parts.path.lstrip('/')}{query}"
 
 
@@ -133,7 +134,8 @@ def _item(entry: Any) -> Item | Refusal:
     headers = _text_map(entry.get("headers"))
     if headers is None:
         return _bad(f"{INVALID_PAYLOAD} 'headers' of request id '{rid}' must be an object.")
-    depends = entry.get("dependsOn", ())
+    # msgraph-core for Python (1.5) writes the key as "depends_on": read as Graph's "dependsOn"
+    depends = entry.get("dependsOn", entry.get("depends_on", ()))
     if depends is None:
         depends = ()
     if not isinstance(depends, list | tuple) or not all(isinstance(d, str) for d in depends):

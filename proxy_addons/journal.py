@@ -53,6 +53,7 @@ class Call:
     fault: str | None = None
     miss: str | None = None
     error: str | None = None
+    batch: str | None = None  # the request's id inside the JSON $batch it came in, if it did
 
     def __post_init__(self) -> None:
         # Built from JSON, or by a test writing the call it expects: "replay" is fine too.

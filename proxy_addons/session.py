@@ -89,6 +89,7 @@ def call_of(sent: Sent) -> Call:
         fault=flow.metadata.get(flows.FAULT),
         miss=error_message(response) if by is AnsweredBy.MISS and response else None,
         error=error_message(response) if by in FAILING and response else None,
+        batch=(flow.metadata.get(flows.BATCH) or {}).get("id"),
     )
 
 
