@@ -272,7 +272,13 @@ class Batching:
                 sub.response = http.Response.make(
                     got.status,
                     got.body,
-                    [(k, v) for k, v in got.headers if k.lower() not in batch.FRAMING_HEADERS],
+                    http.Headers(
+                        [
+                            (k.encode(), v.encode())
+                            for k, v in got.headers
+                            if k.lower() not in batch.FRAMING_HEADERS
+                        ]
+                    ),
                 )
                 await self._run(sub, HttpResponseHook(sub))
                 after = self._answer_of(item, sub)
