@@ -350,3 +350,35 @@ def test_an_edge_between_ours_and_another_is_a_501_naming_it_where_ours_stay_her
     assert answer.status_code == 501
     message = answer.json()["error"]["message"]
     assert "request id 'va'" in message and "request id 'me'" in message
+
+
+# --- the pytest plugin's journal ----------------------------------------------------------------
+
+
+@pytest.mark.graph_vcr(mode="simulate", allow_anonymous=True)
+def test_the_plugins_journal_lists_each_request_of_a_batch_with_its_id(
+    graph_vcr_env, graph_vcr_proxy
+):
+    import requests  # reads the proxy and its CA from the environment graph_vcr_env set
+
+    body = {
+        "requests": [
+            {
+                "id": "c",
+                "method": "PUT",
+                "url": examples.ME_URL.removeprefix(BETA),
+                "headers": {"Content-Type": "application/json"},
+                "body": json.loads(examples.REQUEST_BODY),
+            },
+            {"id": "g", "method": "GET", "url": examples.ME_URL.removeprefix(BETA + "/")},
+        ]
+    }
+    answer = requests.post(f"{BETA}/$batch", json=body, timeout=30)
+    assert [r["status"] for r in answer.json()["responses"]] == [201, 200]
+    calls = [
+        (c.method, c.operation, c.status, c.answered_by, c.batch) for c in graph_vcr_proxy.calls
+    ]
+    assert calls == [
+        ("PUT", "create", 201, "emulator", "c"),
+        ("GET", "get", 200, "emulator", "g"),
+    ]
