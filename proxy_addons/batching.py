@@ -60,9 +60,9 @@ logger = logging.getLogger(__name__)
 BATCH_BODY_HEADERS = frozenset({"content-type", "content-length", "transfer-encoding"})
 
 
-def holds_ours(flow: http.HTTPFlow, content: bytes | None = None) -> str | None:
+def holds_ours(flow: http.HTTPFlow, *, as_sent: bool = True) -> str | None:
     """The version of a JSON ``$batch`` call to a Graph host that holds one of our
-    operations (``content``: the body to read, else the flow's as the client sent it)."""
+    operations: in its body as the client sent it, or (``as_sent=False``) as it is now."""
     request = flow.request
     if request.method.upper() != "POST":
         return None
@@ -71,9 +71,9 @@ def holds_ours(flow: http.HTTPFlow, content: bytes | None = None) -> str | None:
     if version is None or host is None:
         return None
     document: Any = flows.body_of(flow).document
-    if content is not None:
+    if not as_sent:
         try:
-            document = json.loads(content)
+            document = json.loads(request.get_content(strict=False) or b"")
         except (ValueError, RecursionError):
             return None
     return version if ours_in_batch(host, version, document) is not None else None

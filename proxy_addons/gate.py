@@ -244,7 +244,7 @@ class Seal(_WithGateOptions):
         """Refuse a $batch that still holds one of our operations as it is about to leave
         (``batching.py`` sends on only what may go): a bug in us, never a forward."""
         request = flow.request
-        if holds_ours(flow, request.get_content(strict=False) or b"") is None:
+        if holds_ours(flow, as_sent=False) is None:
             return False
         message = batch_message(request.method, request.pretty_url)
         logger.error("refused: %s", message)
