@@ -16,6 +16,7 @@ from proxy_addons.cassette import bundled_cassettes
 
 PURE_MODULES = (
     "answered_by",
+    "batch",
     "appointments",
     "cassette",
     "chain_order",
