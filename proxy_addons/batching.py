@@ -205,13 +205,13 @@ class Batching:
         sent = next(iter(pending.subflows.values()), None)
         if sent is not None:
             self._follow(flow, sent)
-        if pending.answers and not pending.subflows and flow.server_conn.via is None:
+        # Answers given here must not be lost to mitmproxy's own page should the upstream the
+        # others go to not answer: where the unreachable-upstream envelope is in the chain
+        # (replay, record), its trial connection is made first, as for one of ours.
+        envelope = ctx.master.addons.get("unreachableupstream")
+        if pending.answers and envelope is not None and flow.server_conn.via is None:
             request = flow.request
-            # The envelope's own trial, where it is in the chain (so whatever watches it sees it)
-            envelope = ctx.master.addons.get("unreachableupstream")
-            try_connect = getattr(envelope, "try_connect", unreachable_upstream.connect)
-            timeout = getattr(envelope, "timeout", unreachable_upstream.CONNECT_TIMEOUT)
-            reason = await try_connect((request.host, request.port), timeout)
+            reason = await envelope.try_connect((request.host, request.port), envelope.timeout)
             if reason is not None:
                 upstream = unreachable_upstream.upstream_url(request)
                 reply = unreachable_upstream.unreachable_reply(

@@ -382,3 +382,68 @@ def test_the_plugins_journal_lists_each_request_of_a_batch_with_its_id(
         ("PUT", "create", 201, "emulator", "c"),
         ("GET", "get", 200, "emulator", "g"),
     ]
+
+
+def test_the_other_requests_of_a_mixed_batch_go_upstream_as_a_batch_of_their_own(counted):
+    """In simulate, where other traffic passes: ours answered here, the other sent upstream
+    alone in a batch, the answers merged with the ids as sent."""
+    import requests
+
+    with batching_graph() as (upstream, batches):
+        port = int(upstream.rsplit(":", 1)[1])
+        proxy = counted("simulate", hosts={"graph.microsoft.com": port}).proxy
+        body = {
+            "requests": [
+                {"id": "Me", "method": "GET", "url": "/me"},
+                {
+                    "id": "Create",
+                    "method": "PUT",
+                    "url": examples.ME_URL.removeprefix(BETA),
+                    "headers": {"Content-Type": "application/json"},
+                    "body": json.loads(examples.REQUEST_BODY),
+                },
+            ]
+        }
+        with requests.Session() as session:
+            session.trust_env = False
+            session.proxies = {"http": proxy.url}
+            answer = session.post(
+                "http://graph.microsoft.com/beta/$batch",
+                json=body,
+                headers={"Authorization": f"Bearer {TOKEN}"},
+                timeout=30,
+            )
+    assert answer.status_code == 200
+    assert [(r["id"], r["status"]) for r in answer.json()["responses"]] == [
+        ("Me", 404),
+        ("Create", 201),
+    ]
+    assert batches == [{"requests": [{"id": "Me", "method": "GET", "url": "/me"}]}]
+
+
+def test_in_replay_others_whose_host_does_not_answer_get_502_inside_and_ours_are_kept(counted):
+    import socket
+
+    import requests
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]  # nobody listens there once closed
+    proxy = counted(
+        "replay", "--cassette", str(BUNDLED_ME), hosts={"graph.microsoft.com": closed}
+    ).proxy
+    body = {
+        "requests": [
+            {"id": "va", "method": "GET", "url": "/me/onlineMeetings/m/virtualAppointment"},
+            {"id": "me", "method": "GET", "url": "/me"},
+        ]
+    }
+    with requests.Session() as session:
+        session.trust_env = False
+        session.proxies = {"http": proxy.url}
+        answer = session.post("http://graph.microsoft.com/beta/$batch", json=body, timeout=30)
+    assert answer.status_code == 200
+    found = {r["id"]: r for r in answer.json()["responses"]}
+    assert found["va"]["status"] == 501 and found["va"]["body"]["error"]["code"] == "CassetteMiss"
+    assert found["me"]["status"] == 502
+    assert found["me"]["body"]["error"]["code"] == "UpstreamUnreachable"
