@@ -107,7 +107,7 @@ class Batching:
     async def request(self, flow: http.HTTPFlow) -> None:
         if flow.response is not None or flow.error is not None:
             return
-        if flows.traffic_of(flow) is not Traffic.GRAPH or flows.BATCH in flow.metadata:
+        if flows.traffic_of(flow) is not Traffic.GRAPH:
             return
         version = holds_ours(flow)
         if version is None:
@@ -163,6 +163,7 @@ class Batching:
                     subflows[item.key] = sub
                     continue
                 await self._run(sub, HttpResponseHook(sub))
+                sub.live = False
                 answers[item.key] = self._answer_of(item, sub)
         if not upstream:
             self._answer_here(flow, parsed, answers, ran)
@@ -281,6 +282,7 @@ class Batching:
                     ),
                 )
                 await self._run(sub, HttpResponseHook(sub))
+                sub.live = False
                 after = self._answer_of(item, sub)
                 changed |= after != got
                 got = after
@@ -292,6 +294,18 @@ class Batching:
         response.reason = "OK"
         response.headers["content-type"] = "application/json"
         response.content = batch.responses_body(ordered)
+
+    @flows.guarded
+    async def error(self, flow: http.HTTPFlow) -> None:
+        """The batch got no answer from upstream: neither do our requests that went with it
+        (the summary, the web view and the journal see each fail as the batch did)."""
+        pending = self._pending.pop(flow, None)
+        if pending is None or flow.error is None:
+            return
+        for sub in pending.subflows.values():
+            sub.error = flow.error
+            sub.live = False
+            await ctx.master.addons.handle_lifecycle(HttpErrorHook(sub))
 
     # --- our requests inside ----------------------------------------------------------------
 
