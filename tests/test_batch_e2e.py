@@ -447,3 +447,26 @@ def test_in_replay_others_whose_host_does_not_answer_get_502_inside_and_ours_are
     assert found["va"]["status"] == 501 and found["va"]["body"]["error"]["code"] == "CassetteMiss"
     assert found["me"]["status"] == 502
     assert found["me"]["body"]["error"]["code"] == "UpstreamUnreachable"
+
+
+def test_the_batchs_bearer_token_is_each_requests_permissions_in_simulate(start_proxy, client_for):
+    proxy = start_proxy("simulate")
+    unscoped = jwt(tid=WORK_TENANT, scp="User.Read openid")
+    body = {
+        "requests": [
+            {
+                "id": "j",
+                "method": "GET",
+                "url": "/me/onlineMeetings/m/getVirtualAppointmentJoinWebUrl",
+            }
+        ]
+    }
+    answer = client_for(proxy).post(
+        f"{BETA}/$batch", json=body, headers={"Authorization": f"Bearer {unscoped}"}
+    )
+    (only,) = answer.json()["responses"]
+    assert (answer.status_code, only["status"], only["body"]["error"]["code"]) == (
+        200,
+        403,
+        "Forbidden",
+    )

@@ -166,6 +166,20 @@ HTTP_ROWS = [
         ),
         id="batch-holding-ours",
     ),
+    pytest.param(
+        by_httpx(
+            "POST",
+            "https://graph.microsoft.com/beta/$batch",
+            {
+                "requests": [
+                    {"id": "a", "method": "PUT", "url": f"{BASE}/virtualAppointment"},
+                    {"id": "b", "method": "GET", "url": BATCHED, "depends_on": ["a"]},
+                    {"id": "c", "method": "GET", "url": BATCHED.lstrip("/"), "dependsOn": ["b"]},
+                ]
+            },
+        ),
+        id="batch-as-msgraph-core-sends-it-absolute-url-and-depends-on",
+    ),
 ]
 
 
