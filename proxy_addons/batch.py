@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from proxy_addons.graph import BAD_REQUEST, Reply, error_reply
+from proxy_addons.routes import is_batch_path
 
 MAX_REQUESTS = 20  # Graph's limit per batch
 FAILED_DEPENDENCY = 424
@@ -181,6 +182,8 @@ def _parse(document: Any) -> Batch | Refusal:
             return item
         if item.key in seen:
             return _bad(f"Request Id {item.id} has to be unique in a batch.")
+        if _is_batch(item):
+            return _bad(f"{item.describe()} is a $batch: a batch cannot hold another batch.")
         seen.add(item.key)
         items.append(item)
     for item in items:
@@ -194,6 +197,13 @@ def _parse(document: Any) -> Batch | Refusal:
     if cycle is not None:
         return _bad(f"The dependsOn of the batch form a cycle: {' -> '.join(cycle)}.")
     return batch
+
+
+def _is_batch(item: Item) -> bool:
+    """A request that is itself a ``$batch`` (refused: what it holds would be read by nobody
+    here, and leave)."""
+    path = item.path_and_query("v1.0")
+    return path is not None and is_batch_path(path) is not None
 
 
 def _cycle(batch: Batch) -> list[str] | None:

@@ -42,7 +42,7 @@ from proxy_addons import batch, flows, unreachable_upstream
 from proxy_addons.answered_by import AnsweredBy
 from proxy_addons.batch import Answer, Batch, Item, Refusal
 from proxy_addons.chain_order import Stage
-from proxy_addons.graph import FoldedHeaders, error_reply, json_reply
+from proxy_addons.graph import error_reply, json_reply
 from proxy_addons.routes import graph_host, is_batch_path
 from proxy_addons.script_chain import script_addons
 from proxy_addons.traffic import (
@@ -143,7 +143,7 @@ class Batching:
                 if others_pass:
                     upstream.append(item.key)
                 else:
-                    answers[item.key] = self._blocked(flow, item, policy, headers)
+                    answers[item.key] = await self._blocked(flow, item, version, policy)
             else:
                 sub = self._subflow(flow, item, version)
                 if sub is None:
@@ -170,13 +170,27 @@ class Batching:
             return
         await self._send_upstream(flow, _Pending(parsed, answers, upstream, subflows))
 
-    def _blocked(
-        self, flow: http.HTTPFlow, item: Item, policy: NetworkPolicy, headers: FoldedHeaders
+    async def _blocked(
+        self, flow: http.HTTPFlow, item: Item, version: str, policy: NetworkPolicy
     ) -> Answer:
+        """The policy's answer to a request that is not ours, given by the gate to a flow of
+        its own (so the journal lists it as blocked, as it lists one sent alone)."""
         host = flow.request.host
         message = f"{policy.refusal(host)}: {item.method} {item.url}"
-        logger.warning("blocked inside a batch: %s", message)
-        return batch.answer_of(item.id, error_reply(BLOCKED_STATUS, BLOCKED_CODE, message, headers))
+        reply = error_reply(BLOCKED_STATUS, BLOCKED_CODE, message, flows.request_headers(flow))
+        sub = self._subflow(flow, item, version)
+        if sub is None:
+            logger.warning("blocked inside a batch: %s", message)
+            return batch.answer_of(item.id, reply)
+        await self._run(sub, HttpRequestHeadersHook(sub), HttpRequestHook(sub))
+        if sub.response is None and sub.error is None:
+            logger.warning("blocked inside a batch: %s", message)
+            flows.answer(sub, reply, by=AnsweredBy.NETWORK_POLICY)
+        if sub.response is None:
+            return batch.answer_of(item.id, reply)
+        await self._run(sub, HttpResponseHook(sub))
+        sub.live = False
+        return self._answer_of(item, sub)
 
     def _answer_here(
         self,

@@ -63,6 +63,12 @@ def test_depends_on_an_unknown_id_or_a_cycle_is_graphs_400(depends, said):
     assert refusal.status == 400 and said in refusal.message
 
 
+@pytest.mark.parametrize("url", ["/$batch", "%24BATCH", "https://graph.microsoft.com/beta/$batch"])
+def test_a_batch_inside_a_batch_is_refused_whole(url):
+    refusal = refused({"requests": [entry("1"), entry("2", "POST", url=url)]})
+    assert refusal.status == 400 and "cannot hold another batch" in refusal.message
+
+
 def test_a_request_depending_on_itself_is_a_cycle():
     assert "cycle" in refused({"requests": [entry("1", dependsOn=["1"])]}).message
 

@@ -104,3 +104,24 @@ def test_a_hostile_batch_holding_ours_gets_graphs_answers_never_our_500(chain, e
     assert flow.response is not None
     assert flows.answered_by(flow) != "internal-error", flow.response.text
     assert flow.response.status_code in (200, 400), flow.response.text
+
+
+def test_a_blocked_other_request_is_a_flow_of_its_own_answered_by_the_policy(chain):
+    gate = chain.master.addons.get("gate")
+    chain.configure(gate, graph_block_network=True)
+    try:
+        SEEN.flows.clear()
+        status, body = served(
+            {
+                "requests": [
+                    {"id": "va", "method": "GET", "url": OURS},
+                    {"id": "me", "method": "GET", "url": "/me"},
+                ]
+            }
+        )
+    finally:
+        chain.configure(gate, graph_block_network=False)
+    assert status == 200
+    assert [r["status"] for r in body["responses"]] == [404, 403]  # type: ignore[index]
+    other = next(f for f in SEEN.flows if (f.metadata.get(flows.BATCH) or {}).get("id") == "me")
+    assert flows.answered_by(other) == "network-policy"  # journalled as blocked, as alone
