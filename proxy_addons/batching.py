@@ -31,6 +31,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mitmproxy import ctx, http
+from mitmproxy import flow as mitmproxy_flow
 from mitmproxy.proxy.layers.http import (
     HttpErrorHook,
     HttpRequestHeadersHook,
@@ -214,7 +215,7 @@ class Batching:
         ``--upstream``), the batch goes too."""
         parsed = pending.parsed
         keys = [i.key for i in parsed.items]
-        if pending.upstream != keys or pending.answers:
+        if set(pending.upstream) != set(keys) or pending.answers:
             met = [k for k, a in pending.answers.items() if not a.failed]
             flow.request.content = batch.upstream_body(parsed, pending.upstream, met)
         sent = next(iter(pending.subflows.values()), None)
@@ -269,6 +270,11 @@ class Batching:
         except (ValueError, RecursionError):
             document = None
         found = batch.answers_in(document) if response.status_code == 200 else {}
+        if not found and not pending.answers:
+            # The batch as a whole failed upstream (a 429, a 400...): the client gets that
+            # answer as it came, and none of our requests has an answer of its own to record.
+            await self._fail(pending, f"the $batch was answered {response.status_code} as a whole")
+            return
         whole = Answer(
             "",
             response.status_code,
@@ -314,10 +320,13 @@ class Batching:
         """The batch got no answer from upstream: neither do our requests that went with it
         (the summary, the web view and the journal see each fail as the batch did)."""
         pending = self._pending.pop(flow, None)
-        if pending is None or flow.error is None:
-            return
+        if pending is not None and flow.error is not None:
+            await self._fail(pending, flow.error.msg)
+
+    @staticmethod
+    async def _fail(pending: _Pending, why: str) -> None:
         for sub in pending.subflows.values():
-            sub.error = flow.error
+            sub.error = mitmproxy_flow.Error(why)
             sub.live = False
             await ctx.master.addons.handle_lifecycle(HttpErrorHook(sub))
 

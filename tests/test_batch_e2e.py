@@ -246,10 +246,11 @@ def test_replay_serves_a_batched_create_from_the_unbatched_bundled_cassette(star
 
 
 @contextmanager
-def batching_graph() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+def batching_graph(whole: int | None = None) -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """A plain-HTTP Graph stand-in on 127.0.0.1 that implements ``$batch``: a PUT is the
     documented 201, a GET 200 with the same object, anything else 404; each batch it was sent
-    is kept (decoded). Yields its base URL and that list."""
+    is kept (decoded); with ``whole``, every batch is answered that status as a whole (a
+    throttled batch). Yields its base URL and that list."""
     batches: list[dict[str, Any]] = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -259,6 +260,15 @@ def batching_graph() -> Iterator[tuple[str, list[dict[str, Any]]]]:
                 raw = gzip.decompress(raw)
             sent = json.loads(raw)
             batches.append(sent)
+            if whole is not None:
+                error = json.dumps({"error": {"code": "TooManyRequests", "message": "slow"}})
+                self.send_response(whole)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Retry-After", "3")
+                self.send_header("Content-Length", str(len(error)))
+                self.end_headers()
+                self.wfile.write(error.encode())
+                return
             created = json.loads(examples.RESPONSE_BODY)
             responses = []
             for entry in sent["requests"]:
@@ -470,3 +480,22 @@ def test_the_batchs_bearer_token_is_each_requests_permissions_in_simulate(start_
         403,
         "Forbidden",
     )
+
+
+def test_a_batch_throttled_whole_upstream_reaches_the_client_as_it_came_and_nothing_is_recorded(
+    start_proxy, client_for, tmp_path: Path
+):
+    recorded = tmp_path / "throttled.yaml"
+    body = {
+        "requests": [
+            {"id": "g", "method": "GET", "url": examples.ME_URL.removeprefix(BETA)},
+        ]
+    }
+    with batching_graph(whole=429) as (upstream, _):
+        recorder = start_proxy("record", "--cassette", str(recorded), "--upstream", upstream)
+        answer = client_for(recorder).post(
+            f"{BETA}/$batch", json=body, headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+        recorder.stop()
+    assert (answer.status_code, answer.headers["Retry-After"]) == (429, "3")
+    assert not recorded.exists() or "interactions: []" in recorded.read_text()
