@@ -3,7 +3,7 @@ line for any user mistake.
 
 A command that runs a proxy (``replay``, ``record``, ``simulate``) is handed to
 ``serving.py``, imported only then; the others (``show``, ``schema``, ``validate``,
-``import``, ``export``, ``demo``) import only what they use.
+``import``, ``export``, ``demo``, ``token``) import only what they use.
 """
 
 from __future__ import annotations
@@ -285,6 +285,7 @@ def build_parser() -> Parser:
     sub.add_parser("demo", help="replay the documented create call end to end")
     add_show_parser(sub)
     add_schema_parser(sub)
+    add_token_parser(sub)
     add_import_parsers(sub)
     add_export_parsers(sub)
     return parser
@@ -337,6 +338,66 @@ def run_schema(args: argparse.Namespace) -> int:
     from proxy_addons.schema_command import run_schema
 
     return _user_errors(run_schema, args.model)
+
+
+def add_token_parser(sub: Any) -> None:
+    token = _with_example(
+        sub,
+        "token",
+        "print an unsigned test JWT (alg none) that the permissions checks read as Microsoft's",
+        "graph-vcr-proxy token --scope OnlineMeetings.Read  # under-scoped for a create",
+    )
+    token.add_argument(
+        "--scope",
+        action="append",
+        default=[],
+        dest="scopes",
+        metavar="SCOPE",
+        help="a delegated scope in scp (repeatable; default: none)",
+    )
+    token.add_argument("--app", action="store_true", help="an app-only token: roles, no scp")
+    token.add_argument(
+        "--role",
+        action="append",
+        default=[],
+        dest="roles",
+        metavar="ROLE",
+        help="an application permission in roles (repeatable; needs --app)",
+    )
+    token.add_argument(
+        "--personal",
+        action="store_true",
+        help=f"a personal Microsoft account's (tid {permissions.PERSONAL_ACCOUNT_TENANT})",
+    )
+    token.add_argument("--tenant", metavar="ID", help="the tid (a GUID; default: a made-up one)")
+    token.add_argument(
+        "--expires-in",
+        type=int,
+        default=3600,
+        metavar="SECONDS",
+        help="exp from now (default: 3600; negative: already expired)",
+    )
+    token.add_argument("--app-id", metavar="ID", help="appid and azp (a GUID)")
+    token.set_defaults(run=run_token)
+
+
+def run_token(args: argparse.Namespace) -> int:
+    from proxy_addons import tokens
+
+    try:
+        minted = tokens.token(
+            scopes=args.scopes,
+            app=args.app,
+            roles=args.roles,
+            personal=args.personal,
+            tenant=args.tenant,
+            expires_in=args.expires_in,
+            app_id=tokens.DEFAULT_APP_ID if args.app_id is None else args.app_id,
+        )
+    except tokens.TokenError as exc:
+        raise UsageError(f"token: {exc}") from None
+    print(minted)
+    return 0
 
 
 IMPORT_EXAMPLES = {

@@ -58,6 +58,7 @@ class SessionControl(Protocol):
 
     def apply(self, request: Any) -> dict[str, Any]: ...
     def calls(self) -> list[dict[str, Any]]: ...
+    def unplayed(self) -> list[dict[str, Any]]: ...
 
 
 @dataclass(frozen=True)
@@ -249,3 +250,10 @@ def answer_calls(request: ControlRequest, session: SessionControl) -> Reply:
     if request.method != "GET":
         return not_allowed(request, "GET")
     return json_reply(200, {"calls": session.calls()}, request.headers)
+
+
+def answer_played(request: ControlRequest, session: SessionControl) -> Reply:
+    """``GET /played``: the current test's recorded interactions it has not played yet."""
+    if request.method != "GET":
+        return not_allowed(request, "GET")
+    return json_reply(200, {"unplayed": session.unplayed()}, request.headers)

@@ -10,3 +10,4 @@ HOST = "graph-vcr-proxy.control"
 FAULTS_PATH = "/faults"
 SESSION_PATH = "/session"  # the pytest plugin's proxy only (session.py)
 CALLS_PATH = "/calls"  # the pytest plugin's proxy only
+PLAYED_PATH = "/played"  # the pytest plugin's proxy only: what the cassette has left

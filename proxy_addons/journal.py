@@ -11,7 +11,7 @@ Nothing here knows mitmproxy or pytest: both sides of the control endpoint use t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -41,7 +41,8 @@ class Call:
     way, ours and the test's, handles), None when there was none. ``status`` is None when no
     response was sent (a ``reset`` fault, or a request still in flight). ``miss`` is the
     cassette-miss explanation (closest recorded request, what differed) when ``answered_by``
-    is ``miss``.
+    is ``miss``. ``headers`` are the request's headers as sent (a repeated name's values
+    joined by ", "), credential headers with :data:`SECRET_PLACEHOLDER` as their value.
     """
 
     method: str
@@ -54,6 +55,7 @@ class Call:
     miss: str | None = None
     error: str | None = None
     batch: str | None = None  # the request's id inside the JSON $batch it came in, if it did
+    headers: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
         # Built from JSON, or by a test writing the call it expects: "replay" is fine too.
@@ -119,6 +121,23 @@ def parsed_body(body: JsonBody | bytes | None) -> Any:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         return raw.decode("latin-1")
+
+
+# A credential header's value in the journal: the name stays, so a test can check that one was
+# sent, but no token or cookie reaches a test report or a log.
+SECRET_PLACEHOLDER = "<redacted>"
+
+
+def journal_headers(fields: Iterable[tuple[str, str]], secret: Collection[str]) -> dict[str, str]:
+    """A request's headers for its :class:`Call`: names as sent, the values of the (lower-case)
+    ``secret`` names replaced by :data:`SECRET_PLACEHOLDER`."""
+    headers: dict[str, str] = {}
+    folded: dict[str, str] = {}  # lower-case name -> the spelling kept
+    for name, value in fields:
+        shown = SECRET_PLACEHOLDER if name.lower() in secret else value
+        kept = folded.setdefault(name.lower(), name)
+        headers[kept] = f"{headers[kept]}, {shown}" if kept in headers else shown
+    return headers
 
 
 def calls_from_json(items: Iterable[Mapping[str, Any]]) -> tuple[Call, ...]:

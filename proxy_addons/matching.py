@@ -391,6 +391,15 @@ class CassetteIndex:
         """The group of each interaction, in the order they were added."""
         return list(self._groups)
 
+    def unplayed(self) -> list[Interaction]:
+        """The interactions no request has played yet, in the order they were added (vcrpy's
+        ``Cassette.all_played``, turned round: what a test that used the cassette up left)."""
+        left: set[int] = set()
+        for bucket in self._buckets.values():
+            for slot in (*bucket.exact.values(), *(s for _, s in bucket.patterns)):
+                left.update(map(id, slot.interactions[slot.played :]))
+        return [interaction for interaction in self._all if id(interaction) in left]
+
     def explain_miss(self, method: str, uri: str, body: Body) -> Miss:
         return self.explain(self.shape(method, uri, body))
 

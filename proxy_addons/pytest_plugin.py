@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple, NoReturn
 
 import pytest
 
 from proxy_addons import socket_guard
+from proxy_addons.call_assertions import unplayed_failure
 from proxy_addons.journal import failures_message, misses_message
 from proxy_addons.session_client import GraphVcrProxy, ProxyError, SessionProxy, session_root
 from proxy_addons.vcr_settings import (
@@ -46,6 +47,7 @@ CA_FOLDER = "graph-vcr-proxy-ca"
 class Active(NamedTuple):
     proxy: GraphVcrProxy
     allow_misses: bool
+    assert_all_played: bool = False
 
 
 ACTIVE = pytest.StashKey[Active]()
@@ -75,6 +77,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="when recording, send Graph calls to this base URL instead of the real host",
     )
     group.addoption(
+        "--graph-assert-all-played",
+        action="store_true",
+        default=False,
+        help="a test with a cassette fails if it left recorded interactions unplayed",
+    )
+    group.addoption(
         "--graph-block-network",
         action="store_true",
         default=False,
@@ -94,7 +102,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "graph_vcr(mode='replay', cassette=None, record_mode=None, faults=(), "
-        "allow_misses=False, allowed_hosts=(), args=(), ...): the test goes through "
+        "allow_misses=False, assert_all_played=False, allowed_hosts=(), args=(), ...): the "
+        "test goes through "
         "graph-vcr-proxy, serving this",
     )
 
@@ -132,6 +141,16 @@ def graph_vcr_cassette_dir(request: pytest.FixtureRequest) -> Path:
 def graph_vcr_config() -> dict[str, Any]:
     """Defaults for every ``graph_vcr`` key (markers override them), like vcr_config."""
     return {}
+
+
+@pytest.fixture
+def graph_vcr_token() -> Callable[..., str]:
+    """A factory of unsigned test JWTs, as ``graph-vcr-proxy token`` prints them:
+    ``graph_vcr_token(scopes=[...])``, ``graph_vcr_token(app=True, roles=[...])``,
+    ``graph_vcr_token(personal=True)``, with ``tenant``, ``expires_in`` and ``app_id`` too."""
+    from proxy_addons.tokens import token  # only for a test that asks
+
+    return token
 
 
 # --- the proxy --------------------------------------------------------------------------
@@ -197,7 +216,10 @@ def graph_vcr_proxy(
             own.stop()
         fail(str(exc))
     handle = GraphVcrProxy(proxy, running, session)
-    request.node.stash[ACTIVE] = Active(handle, settings.allow_misses)
+    all_played = settings.assert_all_played or (
+        session.cassette is not None and request.config.getoption("--graph-assert-all-played")
+    )
+    request.node.stash[ACTIVE] = Active(handle, settings.allow_misses, all_played)
     try:
         yield handle
     finally:
@@ -286,7 +308,8 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
 
 def fail_on_proxy(item: pytest.Item, cause: BaseException | None = None) -> None:
     """Fail the test if the proxy failed any of its requests, one of them missed the
-    cassette, or ``--graph-block-network`` refused one of its connections."""
+    cassette, it left recorded interactions unplayed (only when ``assert_all_played`` asks),
+    or ``--graph-block-network`` refused one of its connections."""
     message = proxy_message(item, cause) or blocked_message(item)
     if message is None:
         return
@@ -309,7 +332,13 @@ def proxy_message(item: pytest.Item, cause: BaseException | None) -> str | None:
     failed = failures_message(calls)
     if failed is not None:
         return with_log(failed, active.proxy)
-    return None if active.allow_misses else misses_message(calls)
+    missed = None if active.allow_misses else misses_message(calls)
+    if missed is not None or cause is not None or not active.assert_all_played:
+        return missed
+    try:  # one more request, only for a test that asks and passed so far
+        return unplayed_failure(active.proxy.unplayed, calls)
+    except ProxyError as exc:
+        return with_log(str(exc), active.proxy)
 
 
 def with_log(message: str, proxy: GraphVcrProxy) -> str:

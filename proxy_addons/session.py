@@ -44,15 +44,19 @@ from mitmproxy.addonmanager import Loader
 from proxy_addons import cli, control, control_endpoint, flows, serving
 from proxy_addons.answered_by import AnsweredBy, answered
 from proxy_addons.batching import Batching
+from proxy_addons.call_assertions import Recorded
+from proxy_addons.cassette import Interaction
 from proxy_addons.chain_order import in_chain_order
-from proxy_addons.control_api import CALLS_PATH, SESSION_PATH
+from proxy_addons.control_api import CALLS_PATH, PLAYED_PATH, SESSION_PATH
 from proxy_addons.control_endpoint import ControlEndpoint
 from proxy_addons.fault_injection import OPTIONS as FAULT_OPTIONS
 from proxy_addons.fault_injection import FaultInjector
 from proxy_addons.gate import Gate
 from proxy_addons.graph import error_reply
-from proxy_addons.journal import FAILING, Call, parsed_body
+from proxy_addons.journal import FAILING, Call, journal_headers, parsed_body
+from proxy_addons.matching import CassetteIndex
 from proxy_addons.missing_cassette import MissingCassette
+from proxy_addons.redaction import CREDENTIAL_HEADERS
 from proxy_addons.unreachable_upstream import UnreachableUpstream
 from proxy_addons.usage import USAGE_ERROR, UsageError
 
@@ -72,6 +76,7 @@ class Sent(NamedTuple):
     operation: str | None
     body: Any
     ours: bool = True  # one of our Graph routes; other traffic is journalled only if blocked
+    headers: dict[str, str] | None = None  # as sent, credentials redacted (journal_headers)
 
 
 def call_of(sent: Sent) -> Call:
@@ -90,7 +95,13 @@ def call_of(sent: Sent) -> Call:
         miss=error_message(response) if by is AnsweredBy.MISS and response else None,
         error=error_message(response) if by in FAILING and response else None,
         batch=(flow.metadata.get(flows.BATCH) or {}).get("id"),
+        headers=sent.headers,
     )
+
+
+def unplayed_record(interaction: Interaction) -> Recorded:
+    request = interaction.request
+    return Recorded(request.method, request.uri, interaction.source.name, interaction.position)
 
 
 def blocked(sent: Sent) -> bool:
@@ -262,6 +273,7 @@ class Session:
         return {
             SESSION_PATH: functools.partial(control.answer_session, session=self),
             CALLS_PATH: functools.partial(control.answer_calls, session=self),
+            PLAYED_PATH: functools.partial(control.answer_played, session=self),
         }
 
     # --- switching ------------------------------------------------------------------------
@@ -332,6 +344,16 @@ class Session:
         whose request was blocked fails, naming it (the pytest plugin)."""
         return [call_of(sent).to_json() for sent in self.journal if sent.ours or blocked(sent)]
 
+    def unplayed(self) -> list[dict[str, Any]]:
+        """The recorded interactions of this test's cassette it has not played (none for a
+        mode that plays no cassette)."""
+        return [
+            unplayed_record(interaction).to_json()
+            for addon in self.active
+            if isinstance(getattr(addon, "index", None), CassetteIndex)
+            for interaction in addon.index.unplayed()
+        ]
+
     # --- hooks ----------------------------------------------------------------------------
 
     @flows.guarded
@@ -355,7 +377,9 @@ class Session:
             return
         operation = route.operation.value if route.operation else None
         body = parsed_body(flows.body_of(flow))
-        self.journal.append(Sent(flow, request.method, request.pretty_url, operation, body))
+        headers = journal_headers(request.headers.items(multi=True), CREDENTIAL_HEADERS)
+        sent = Sent(flow, request.method, request.pretty_url, operation, body, headers=headers)
+        self.journal.append(sent)
 
     def running(self) -> None:
         # The plugin holds the only write end of our stdin: EOF means it has gone (even by

@@ -11,12 +11,13 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from proxy_addons import launcher
-from proxy_addons.control_api import CALLS_PATH, FAULTS_PATH, HOST, SESSION_PATH
+from proxy_addons import call_assertions, launcher
+from proxy_addons.call_assertions import Recorded, Selector
+from proxy_addons.control_api import CALLS_PATH, FAULTS_PATH, HOST, PLAYED_PATH, SESSION_PATH
 from proxy_addons.journal import Call, calls_from_json
 from proxy_addons.vcr_settings import Plan
 
@@ -149,6 +150,10 @@ class SessionProxy:
     def calls(self) -> tuple[Call, ...]:
         return calls_from_json(self._control().request("GET", CALLS_PATH)["calls"])
 
+    def unplayed(self) -> tuple[Recorded, ...]:
+        answer = self._control().request("GET", PLAYED_PATH)["unplayed"]
+        return tuple(Recorded.from_json(item) for item in answer)
+
     def add_faults(self, specs: list[str]) -> None:
         self._control().request("POST", FAULTS_PATH, specs)
 
@@ -205,6 +210,67 @@ class GraphVcrProxy:
         """This test's Graph requests so far, oldest first (read fresh on each access)."""
         return self._proxy.calls()
 
+    @property
+    def unplayed(self) -> tuple[Recorded, ...]:
+        """The cassette's recorded interactions this test has not played (read fresh)."""
+        return self._proxy.unplayed()
+
+    # --- assertions (the rules: call_assertions.py); each fails listing the calls ---------
+
+    def assert_called(
+        self,
+        target: str | Selector | None = None,
+        *,
+        times: int | None = None,
+        method: str | None = None,
+        json: Any = None,
+        headers: Mapping[str, Any] | None = None,
+    ) -> None:
+        """``target`` (an operation, or a URL path pattern starting with ``/``) was called, at
+        least once or exactly ``times`` times, with this method, JSON subset and headers."""
+        __tracebackhide__ = True
+        if times is not None and (isinstance(times, bool) or not isinstance(times, int)):
+            raise TypeError(f"times must be an integer or None, not {times!r}")
+        if times is not None and times < 0:
+            raise ValueError(f"times must be 0 or more, not {times}")
+        wanted = call_assertions.selector(target, method=method, json=json, headers=headers)
+        _holds(call_assertions.called_failure(self.calls, wanted, times))
+
+    def assert_not_called(
+        self,
+        target: str | Selector | None = None,
+        *,
+        method: str | None = None,
+        json: Any = None,
+        headers: Mapping[str, Any] | None = None,
+    ) -> None:
+        """No call matched (the criteria as :meth:`assert_called`'s)."""
+        __tracebackhide__ = True
+        unwanted = call_assertions.selector(target, method=method, json=json, headers=headers)
+        _holds(call_assertions.not_called_failure(self.calls, unwanted))
+
+    def assert_called_in_order(
+        self, targets: Sequence[str | Selector], *, exact: bool = False
+    ) -> None:
+        """These calls happened in this order, others possibly between them; ``exact``: the
+        test's calls are exactly these, in this order."""
+        __tracebackhide__ = True
+        if isinstance(targets, str):
+            raise TypeError("assert_called_in_order takes a list of operations or Selectors")
+        wanted = [call_assertions.selector(t) for t in targets]
+        _holds(call_assertions.in_order_failure(self.calls, wanted, exact))
+
+    def assert_writes_conditional(self) -> None:
+        """Every PUT, PATCH and DELETE carried ``If-Match``."""
+        __tracebackhide__ = True
+        _holds(call_assertions.unconditional_writes_failure(self.calls))
+
+    def assert_all_played(self) -> None:
+        """Every recorded interaction of the cassette was played (vcrpy's ``all_played``)."""
+        __tracebackhide__ = True
+        unplayed = self.unplayed
+        _holds(call_assertions.unplayed_failure(unplayed, self.calls if unplayed else ()))
+
     def log_tail(self, count: int = TAIL_LINES) -> list[str]:
         """The proxy child's last lines of log (shared by every test the child served)."""
         return self._proxy.log_tail(count)
@@ -220,3 +286,9 @@ class GraphVcrProxy:
     def stop(self) -> None:
         """Stop the proxy now; the next test that needs one starts it again."""
         self._proxy.stop()
+
+
+def _holds(failure: str | None) -> None:
+    __tracebackhide__ = True
+    if failure is not None:
+        raise AssertionError(failure)

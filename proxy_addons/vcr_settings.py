@@ -82,6 +82,7 @@ class Settings:
     allow_anonymous: bool = False
     allowed_hosts: tuple[str, ...] = ()  # hosts the proxy may reach besides loopback
     allow_playback_repeats: bool = False  # vcrpy's: the last answer to a request repeats
+    assert_all_played: bool = False  # the test fails if a recorded interaction was not played
     args: tuple[str, ...] = ()
 
 
@@ -116,12 +117,15 @@ def settings_of(merged: Mapping[str, Any]) -> Settings:
     for key in ("faults", "redact_headers", "redact_fields", "allowed_hosts", "args"):
         if key in values:
             values[key] = _strings(key, values[key])
-    for key in ("allow_misses", "match_body", "allow_anonymous", "allow_playback_repeats"):
+    flags = ("allow_misses", "match_body", "allow_anonymous", "allow_playback_repeats")
+    for key in (*flags, "assert_all_played"):
         if key in values and not isinstance(values[key], bool):
             raise GraphVcrError(f"graph_vcr: {key} must be True or False, not {values[key]!r}")
     for key in ("cassette", "upstream"):
         if values.get(key) is not None and not isinstance(values[key], str | PurePath):
             raise GraphVcrError(f"graph_vcr: {key} must be a string, not {values[key]!r}")
+    if values.get("assert_all_played") and values["mode"] is ProxyMode.SIMULATE:
+        raise GraphVcrError("graph_vcr: assert_all_played needs a cassette (mode replay or record)")
     seed = values.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise GraphVcrError(f"graph_vcr: seed must be an integer, not {seed!r}")
