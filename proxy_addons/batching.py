@@ -286,10 +286,15 @@ class Batching:
         answers = dict(pending.answers)
         for key in pending.upstream:
             item = by_key[key]
-            got = found.get(key) or Answer(item.id, whole.status, whole.headers, whole.body)
+            got = found.get(key) or self._missing(item, whole, flow)
             changed |= key not in found
             sub = pending.subflows.get(key)
-            if sub is not None:
+            if sub is not None and key not in found:
+                # No answer of its own upstream: nothing to record for it, it failed.
+                sub.error = mitmproxy_flow.Error(f"no answer for it in the $batch's ({got.status})")
+                sub.live = False
+                await ctx.master.addons.handle_lifecycle(HttpErrorHook(sub))
+            elif sub is not None:
                 sub.response = http.Response.make(
                     got.status,
                     got.body,
@@ -314,6 +319,20 @@ class Batching:
         response.reason = "OK"
         response.headers["content-type"] = "application/json"
         response.content = batch.responses_body(ordered)
+
+    @staticmethod
+    def _missing(item: Item, whole: Answer, flow: http.HTTPFlow) -> Answer:
+        """The answer of a request sent upstream that the batch's answer does not hold: the
+        batch's own error when it failed whole, else Graph's 502 saying so."""
+        if whole.status != 200:
+            return Answer(item.id, whole.status, whole.headers, whole.body)
+        reply = error_reply(
+            502,
+            "BadGateway",
+            f"graph-vcr-proxy: the upstream's $batch answer has none for {item.describe()}",
+            flows.request_headers(flow),
+        )
+        return batch.answer_of(item.id, reply)
 
     @flows.guarded
     async def error(self, flow: http.HTTPFlow) -> None:

@@ -246,11 +246,14 @@ def test_replay_serves_a_batched_create_from_the_unbatched_bundled_cassette(star
 
 
 @contextmanager
-def batching_graph(whole: int | None = None) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+def batching_graph(
+    whole: int | None = None, drop: str = ""
+) -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """A plain-HTTP Graph stand-in on 127.0.0.1 that implements ``$batch``: a PUT is the
     documented 201, a GET 200 with the same object, anything else 404; each batch it was sent
     is kept (decoded); with ``whole``, every batch is answered that status as a whole (a
-    throttled batch). Yields its base URL and that list."""
+    throttled batch); the request ``drop`` names gets no answer. Yields its base URL and that
+    list."""
     batches: list[dict[str, Any]] = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -272,6 +275,8 @@ def batching_graph(whole: int | None = None) -> Iterator[tuple[str, list[dict[st
             created = json.loads(examples.RESPONSE_BODY)
             responses = []
             for entry in sent["requests"]:
+                if entry["id"] == drop:
+                    continue
                 ours = "virtualAppointment" in entry["url"]
                 status = {"PUT": 201, "GET": 200}.get(entry["method"], 404) if ours else 404
                 headers = {"Content-Type": "application/json", "ETag": 'W/"abc"'}
@@ -499,3 +504,32 @@ def test_a_batch_throttled_whole_upstream_reaches_the_client_as_it_came_and_noth
         recorder.stop()
     assert (answer.status_code, answer.headers["Retry-After"]) == (429, "3")
     assert not recorded.exists() or "interactions: []" in recorded.read_text()
+
+
+def test_a_request_the_upstream_batch_answer_leaves_out_is_a_502_inside_and_not_recorded(
+    start_proxy, client_for, tmp_path: Path
+):
+    recorded = tmp_path / "partial.yaml"
+    relative = examples.ME_URL.removeprefix(BETA)
+    body = {
+        "requests": [
+            {
+                "id": "c",
+                "method": "PUT",
+                "url": relative,
+                "headers": {"Content-Type": "application/json"},
+                "body": json.loads(examples.REQUEST_BODY),
+            },
+            {"id": "g", "method": "GET", "url": relative},
+        ]
+    }
+    with batching_graph(drop="g") as (upstream, _):
+        recorder = start_proxy("record", "--cassette", str(recorded), "--upstream", upstream)
+        answer = client_for(recorder).post(
+            f"{BETA}/$batch", json=body, headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+        recorder.stop()
+    found = {r["id"]: r for r in answer.json()["responses"]}
+    assert (found["c"]["status"], found["g"]["status"]) == (201, 502)
+    interactions = yaml.safe_load(recorded.read_text())["interactions"]
+    assert [i["request"]["method"] for i in interactions] == ["PUT"]
