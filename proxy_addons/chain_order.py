@@ -23,6 +23,7 @@ class Stage(enum.Enum):
     GATE = "proxy_addons.gate:Gate"
     CONTROL = "proxy_addons.control_endpoint:ControlEndpoint"
     FAULTS = "proxy_addons.fault_injection:FaultInjector"
+    BATCHING = "proxy_addons.batching:Batching"
     REPLAY = "proxy_addons.replay:Replay"
     MISSING_CASSETTE = "proxy_addons.missing_cassette:MissingCassette"
     RECORD = "proxy_addons.record:Record"
@@ -46,8 +47,9 @@ ORDER: tuple[Stage, ...] = tuple(Stage)
 # The addons that answer our Graph routes: one of them is a proxy's mode. More than one in a
 # chain is allowed (the first in ORDER that answers a flow decides it), and said at start.
 MODES = frozenset({Stage.REPLAY, Stage.MISSING_CASSETTE, Stage.RECORD, Stage.EMULATOR})
-# Stages every chain of scripts carries, whichever scripts were given.
-EVERY_CHAIN: frozenset[Stage] = frozenset({Stage.GATE})
+# Stages every chain of scripts carries, whichever scripts were given: the gate, and the
+# batching that runs each request of a $batch as one of ours through the rest of the chain.
+EVERY_CHAIN: frozenset[Stage] = frozenset({Stage.GATE, Stage.BATCHING})
 
 
 def stage_of(addon: Any) -> Stage:

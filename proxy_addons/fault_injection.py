@@ -32,6 +32,7 @@ from mitmproxy.addonmanager import Loader
 
 from proxy_addons import control, etags, flows
 from proxy_addons.answered_by import AnsweredBy
+from proxy_addons.batching import holds_ours
 from proxy_addons.chain_order import Stage
 from proxy_addons.faults import (
     BrokenBody,
@@ -281,6 +282,8 @@ class FaultInjector:
     async def request(self, flow: http.HTTPFlow) -> None:
         route = flows.claim(flow)
         if route is None:
+            if flow.response is None and flow.error is None and holds_ours(flow) is not None:
+                await self._batch_call(flow)
             return
         headers = flow.request.headers
         for state in self.states:
@@ -326,6 +329,30 @@ class FaultInjector:
                 flows.answer(flow, reply, by=AnsweredBy.FAULT)
             return
 
+    async def _batch_call(self, flow: http.HTTPFlow) -> None:
+        """The rules for a ``$batch`` call itself (``route=batch``): the first that fires
+        fails the whole call; the requests inside it meet the other rules one by one."""
+        for state in self.states:
+            rule = state.rule
+            if not rule.select.matches_batch(flow.request.method):
+                continue
+            state.matched += 1
+            if not rule.select.in_window(state.matched) or not rule.select.draw(state.rng):
+                continue
+            state.injected += 1
+            _mark(flow, rule.kind)
+            effect = rule.effect
+            if isinstance(effect, Delay):
+                await self.sleep(effect.seconds(state.rng))
+                continue
+            if isinstance(effect, Reset):
+                flows.answer(flow, None, by=AnsweredBy.FAULT)
+            elif isinstance(effect, BrokenBody):
+                self._breaks[flow] = effect
+            else:
+                flows.answer(flow, effect.reply(flow.request.headers), by=AnsweredBy.FAULT)
+            return
+
     @staticmethod
     def _token_refusal(rule: Rule, route: Route, headers: Mapping[str, str]) -> str | None:
         """Why Graph would refuse the token, for a ``permissions`` rule; else None."""
@@ -336,14 +363,16 @@ class FaultInjector:
     @flows.guarded
     def response(self, flow: http.HTTPFlow) -> None:
         route = flows.route_of(flow)
-        if route is None or flow.response is None:
-            return
         breaker = self._breaks.pop(flow, None) if self._breaks else None
+        if flow.response is None or (route is None and breaker is None):
+            return
         if breaker is None and flows.answered_by(flow) == AnsweredBy.FAULT:
             return
-        # get_all, not get: most answers carry no ETag, and get finds that out by an exception
-        sent = flow.response.headers.get_all("ETag")
-        self.etags.learn(route, flow.response.status_code, ", ".join(sent) if sent else None)
+        if route is not None:
+            # get_all, not get: most answers carry no ETag, and get finds that out by an
+            # exception
+            sent = flow.response.headers.get_all("ETag")
+            self.etags.learn(route, flow.response.status_code, ", ".join(sent) if sent else None)
         if breaker is not None:
             real = Reply(
                 flow.response.status_code,

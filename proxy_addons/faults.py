@@ -208,6 +208,8 @@ ROUTE_NAMES: dict[str, frozenset[Operation]] = {
     "sendvirtualappointmentremindersms": frozenset({Operation.REMINDER_SMS}),
 }
 METHODS = ("GET", "PUT", "PATCH", "DELETE", "POST")
+# route=batch selects a JSON $batch call holding our requests, as a whole (docs/batch.md).
+BATCH_ROUTE = "batch"
 
 
 @dataclass(frozen=True)
@@ -224,11 +226,19 @@ class Selector:
     nth: int | None = None
     times: int | None = None
     rate: float = 1.0
+    batch: bool = False  # route=batch: the JSON $batch call itself (a rule for batches alone)
 
     def matches(self, method: str, operation: Operation | None) -> bool:
         if self.methods and method.upper() not in self.methods:
             return False
+        if self.batch and not self.operations:
+            return False  # route=batch alone: the batch call, not the requests inside it
         return not self.operations or operation in self.operations
+
+    def matches_batch(self, method: str) -> bool:
+        """Whether the rule selects a ``$batch`` call holding our requests (``route=batch``);
+        a rule without it applies to each request inside the batch instead."""
+        return self.batch and (not self.methods or method.upper() in self.methods)
 
     def in_window(self, count: int) -> bool:
         first = self.nth or 1
@@ -303,13 +313,15 @@ def _methods(value: str) -> frozenset[str]:
 def _operations(value: str) -> frozenset[Operation]:
     operations: set[Operation] = set()
     for name in _alternatives("route", value):
+        if name.lower() == BATCH_ROUTE:
+            continue
         try:
             operations |= ROUTE_NAMES[name.lower()]
         except KeyError:
             raise FaultSpecError(
                 f"route: unknown route {name!r}; allowed: {_choices(op.value for op in Operation)}"
                 ", or getVirtualAppointmentJoinWebUrl, sendVirtualAppointmentSms, "
-                "sendVirtualAppointmentReminderSms (several joined with |)"
+                f"sendVirtualAppointmentReminderSms, or {BATCH_ROUTE} (several joined with |)"
             ) from None
     return frozenset(operations)
 
@@ -367,6 +379,8 @@ def _selector(settings: Mapping[str, str]) -> Selector:
         nth=_positive_int("nth", settings["nth"]) if "nth" in settings else None,
         times=_positive_int("times", settings["times"]) if "times" in settings else None,
         rate=_probability(settings["rate"]) if "rate" in settings else 1.0,
+        batch="route" in settings
+        and BATCH_ROUTE in (n.lower() for n in _alternatives("route", settings["route"])),
     )
 
 

@@ -53,6 +53,9 @@ FAULT = "graph_vcr_proxy.fault"  # the kind of the fault injected into this flow
 FAULTS_INJECTED = "graph_vcr_proxy.faults_injected"  # every kind injected, in order
 REPLAYED = "graph_vcr_proxy.replayed"  # (cassette path, interaction index) replay answered with
 TRAFFIC = "graph_vcr_proxy.traffic"  # a traffic.Traffic (a str): what the flow is to us
+# A request run from inside a JSON $batch: {"batch": the batch flow's id, "id": the request's
+# id in the batch, "path": its path}; on the batch call itself, {"requests": how many}.
+BATCH = "graph_vcr_proxy.batch"
 
 logger = logging.getLogger(__name__)
 Hook = TypeVar("Hook", bound=Callable[..., Any])

@@ -10,8 +10,8 @@ and refuses at once:
 
 - a ``Host`` header, ``:authority`` or TLS SNI that disagrees with a Graph target (or names
   Graph for another target): Graph's ``400``;
-- where our operations never go upstream (replay without ``--on-miss forward``, simulate), a
-  JSON ``$batch`` holding one of them: Graph-shaped ``501 BatchNotServed`` naming it;
+- (a JSON ``$batch`` holding one of our operations is left to ``batching.py``, which runs
+  each of ours through the chain and applies the network policy to the others inside it);
 - traffic the network policy blocks (``graph_block_network``, ``graph_allow_hosts``): Graph's
   ``403 BlockedByNetworkPolicy`` for a Graph host, a plain-text ``502`` for any other.
 
@@ -23,9 +23,10 @@ The :class:`Seal` comes right after the mode's addon (before ``UnreachableUpstre
 would try the connection): a flow still unanswered there is about to be sent. One of ours, in
 a mode that never sends them, gets a loud ``500`` (a bug in us, never a forward); any flow
 whose host, as the mode left it (the recorder's ``--upstream``), is blocked gets the policy's
-answer. Whether our operations may go upstream is the option ``graph_forward_ours``, which
-each command sets from its mode (``serving.py``): record yes, replay only with
-``--on-miss forward``, simulate never.
+answer; a ``$batch`` still holding one of ours where ours stay offline gets a loud
+``501 BatchNotServed`` (never a forward). Whether our operations may go upstream is the
+option ``graph_forward_ours``, which each command sets from its mode (``serving.py``):
+record yes, replay only with ``--on-miss forward``, simulate never.
 """
 
 from __future__ import annotations
@@ -40,9 +41,10 @@ from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 
 from proxy_addons import flows
 from proxy_addons.answered_by import AnsweredBy
+from proxy_addons.batching import holds_ours
 from proxy_addons.chain_order import Stage
 from proxy_addons.graph import BAD_REQUEST, GENERAL_EXCEPTION, Reply, error_reply, reason_phrase
-from proxy_addons.routes import graph_host, is_batch_path
+from proxy_addons.routes import graph_host
 from proxy_addons.script_chain import script_addons
 from proxy_addons.traffic import (
     BATCH_CODE,
@@ -56,7 +58,6 @@ from proxy_addons.traffic import (
     batch_message,
     disagreeing_name,
     mismatch_message,
-    ours_in_batch,
 )
 
 logger = logging.getLogger(__name__)
@@ -161,27 +162,11 @@ class Gate(_WithGateOptions):
             return
         if kind is Traffic.CONTROL or kind is Traffic.OURS:
             return  # the control endpoint's; the mode's addons (and the seal after them)
-        if kind is Traffic.GRAPH and not self.options.forward_ours and self._refuse_batch(flow):
-            return
+        if kind is Traffic.GRAPH and holds_ours(flow) is not None:
+            return  # a $batch holding ours: served by batching.py, its others by the policy
         if not self.options.policy.allows(flow.request.host):
             reply = self.options.blocked_reply(flow, flow.request.host)
             flows.answer(flow, reply, by=AnsweredBy.NETWORK_POLICY)
-
-    def _refuse_batch(self, flow: http.HTTPFlow) -> bool:
-        """Answer a JSON batch that holds one of our operations (never sent upstream here)."""
-        request = flow.request
-        version = is_batch_path(request.path) if request.method.upper() == "POST" else None
-        if version is None:
-            return False
-        host = graph_host(request.host) or request.host
-        sub = ours_in_batch(host, version, flows.body_of(flow).document)
-        if sub is None:
-            return False
-        message = batch_message(sub)
-        logger.warning("refused: %s", message)
-        reply = error_reply(BATCH_STATUS, BATCH_CODE, message, request.headers)
-        flows.answer(flow, reply, by=AnsweredBy.NETWORK_POLICY)
-        return True
 
     # --- below HTTP -----------------------------------------------------------------------
 
@@ -244,6 +229,8 @@ class Seal(_WithGateOptions):
             logger.error("%s: %s %s", message, request.method, request.pretty_url)
             reply = error_reply(500, GENERAL_EXCEPTION, message, request.headers)
             flows.answer(flow, reply, by=AnsweredBy.INTERNAL_ERROR)
+        elif kind is Traffic.GRAPH and not self.options.forward_ours and self._holds_ours(flow):
+            return
         elif kind is Traffic.CONTROL:
             message = "Nothing serves the control endpoint on this proxy."
             flows.answer(
@@ -252,6 +239,18 @@ class Seal(_WithGateOptions):
         elif not self.options.policy.allows(request.host):
             reply = self.options.blocked_reply(flow, request.host)
             flows.answer(flow, reply, by=AnsweredBy.NETWORK_POLICY)
+
+    def _holds_ours(self, flow: http.HTTPFlow) -> bool:
+        """Refuse a $batch that still holds one of our operations as it is about to leave
+        (``batching.py`` sends on only what may go): a bug in us, never a forward."""
+        request = flow.request
+        if holds_ours(flow, as_sent=False) is None:
+            return False
+        message = batch_message(request.method, request.pretty_url)
+        logger.error("refused: %s", message)
+        reply = error_reply(BATCH_STATUS, BATCH_CODE, message, request.headers)
+        flows.answer(flow, reply, by=AnsweredBy.INTERNAL_ERROR)
+        return True
 
 
 addons = script_addons(__name__, Stage.GATE)

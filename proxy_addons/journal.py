@@ -54,6 +54,7 @@ class Call:
     fault: str | None = None
     miss: str | None = None
     error: str | None = None
+    batch: str | None = None  # the request's id inside the JSON $batch it came in, if it did
     headers: dict[str, str] | None = None
 
     def __post_init__(self) -> None:

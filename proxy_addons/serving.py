@@ -22,6 +22,7 @@ from typing import Any
 from mitmproxy import ctx, exceptions, master, options
 
 from proxy_addons import web_ui
+from proxy_addons.batching import Batching
 from proxy_addons.chain_order import in_chain_order
 from proxy_addons.control_endpoint import ControlEndpoint
 from proxy_addons.fault_injection import FaultInjector
@@ -118,7 +119,7 @@ def common_addons(args: argparse.Namespace) -> tuple[list[Any], list[Any], dict[
         "graph_summary": not args.no_summary,
         "graph_summary_json": args.summary_json or "",
     }
-    return [Gate(), ControlEndpoint(), FaultInjector()], [Summary()], settings
+    return [Gate(), ControlEndpoint(), FaultInjector(), Batching()], [Summary()], settings
 
 
 def fault_settings(args: argparse.Namespace) -> dict[str, Any]:

@@ -43,6 +43,7 @@ from mitmproxy.addonmanager import Loader
 
 from proxy_addons import cli, control, control_endpoint, flows, serving
 from proxy_addons.answered_by import AnsweredBy, answered
+from proxy_addons.batching import Batching
 from proxy_addons.call_assertions import Recorded
 from proxy_addons.cassette import Interaction
 from proxy_addons.chain_order import in_chain_order
@@ -93,6 +94,7 @@ def call_of(sent: Sent) -> Call:
         fault=flow.metadata.get(flows.FAULT),
         miss=error_message(response) if by is AnsweredBy.MISS and response else None,
         error=error_message(response) if by in FAILING and response else None,
+        batch=(flow.metadata.get(flows.BATCH) or {}).get("id"),
         headers=sent.headers,
     )
 
@@ -419,7 +421,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.verbose:  # what each test's addons announce would only be noise
             cli.logger.setLevel(logging.WARNING)
         # The gate first, as in every chain of ours; each session sets its options.
-        addons = [Gate(), ControlEndpoint(), Session(root)]
+        # Batching after the session (whose fault injector sees a batch call first).
+        addons = [Gate(), ControlEndpoint(), Session(root), Batching()]
         return asyncio.run(serving.serve(addons, {}, args, mitmproxy_base))
     except UsageError as exc:
         print(f"graph-vcr-proxy: {exc}", file=sys.stderr)

@@ -36,7 +36,8 @@ BLOCKED_STATUS = 403
 BLOCKED_CODE = "BlockedByNetworkPolicy"
 # Every other host's answer when blocked: a gateway that will not pass the request on.
 BLOCKED_OTHER_STATUS = 502
-# A $batch holding one of our operations, where ours never go upstream (until $batch is served).
+# A $batch still holding one of our operations as it is about to leave, where ours never go
+# upstream: batching.py serves every batch first, so this is a bug in the chain, loudly.
 BATCH_STATUS = 501
 BATCH_CODE = "BatchNotServed"
 LOOPBACK_NAMES = frozenset({"localhost"})
@@ -237,12 +238,12 @@ def ours_in_batch(host: str, version: str, document: Any) -> SubRequest | None:
             continue
         method = entry.get("method")
         method = method if isinstance(method, str) and method else "GET"
-        if _sub_request_is_ours(host, version, method, entry["url"]):
+        if sub_request_is_ours(host, version, method, entry["url"]):
             return SubRequest(str(entry.get("id")), method, entry["url"])
     return None
 
 
-def _sub_request_is_ours(host: str, version: str, method: str, url: str) -> bool:
+def sub_request_is_ours(host: str, version: str, method: str, url: str) -> bool:
     """Whether a batch entry's ``url`` (relative to the version, with or without its leading
     slash; an absolute URL read as one) is one of our routes."""
     try:
@@ -259,8 +260,8 @@ def _sub_request_is_ours(host: str, version: str, method: str, url: str) -> bool
         return True
 
 
-def batch_message(sub: SubRequest) -> str:
+def batch_message(method: str, url: str) -> str:
     return (
-        f"graph-vcr-proxy does not serve $batch yet, and {sub.describe()} is one of its "
-        "operations, which this mode never sends upstream; send it on its own."
+        f"graph-vcr-proxy did not serve the $batch {method} {url}, which holds one of its "
+        "operations that this mode never sends upstream (is batching.py in the chain?)"
     )

@@ -59,6 +59,7 @@ class FlowFacts(NamedTuple):
     upstream: str = ""  # host:port the proxy forwarded to
     error: str = ""  # mitmproxy's error message, when the flow has one
     problems: int = 0  # validation errors (notes not counted)
+    batch_id: str = ""  # the request's id inside the JSON $batch it came in, if it did
 
 
 class Tag(NamedTuple):
@@ -98,6 +99,8 @@ def tag_for(facts: FlowFacts) -> Tag:
     parts += [f"fault: {kind}" for kind in extra_faults]
     if facts.problems:
         parts.append(f"{facts.problems} validation problem{'s' if facts.problems > 1 else ''}")
+    if facts.batch_id:
+        parts.append(f"via $batch, id '{facts.batch_id}'")
     recorded = by is AnsweredBy.UPSTREAM and facts.recorded
     return Tag(RECORDED_MARKER if recorded else MARKERS[by], "; ".join(parts))
 
@@ -113,6 +116,7 @@ def facts_of(flow: http.HTTPFlow) -> FlowFacts:
         upstream=f"{flow.request.host}:{flow.request.port}",
         error=flow.error.msg if flow.error else "",
         problems=len(errors_only(flows.problems(metadata))),
+        batch_id=str((metadata.get(flows.BATCH) or {}).get("id") or ""),
     )
 
 

@@ -16,6 +16,7 @@ from proxy_addons.cassette import bundled_cassettes
 
 PURE_MODULES = (
     "answered_by",
+    "batch",
     "appointments",
     "call_assertions",
     "cassette",

@@ -46,6 +46,14 @@ def test_keys_kinds_and_route_names_are_case_insensitive():
     assert rule.select.operations == {Operation.SMS, Operation.JOIN_URL}
 
 
+def test_route_batch_selects_the_batch_call_alone_and_with_an_operation_both():
+    alone = parse_spec("unavailable:route=batch").select
+    both = parse_spec("unavailable:route=create|Batch").select
+    assert (alone.matches_batch("POST"), alone.matches("PUT", Operation.CREATE)) == (True, False)
+    assert (both.matches_batch("POST"), both.matches("PUT", Operation.CREATE)) == (True, True)
+    assert not parse_spec("unavailable:route=create").select.matches_batch("POST")
+
+
 def test_route_sms_selects_both_sms_actions_and_exact_names_select_one():
     assert parse_spec("reset:route=sms").select.operations == {
         Operation.SMS,

@@ -408,3 +408,19 @@ def test_reset_keeps_the_rules_but_forgets_their_counts_and_the_etags_learnt(inj
     assert [s["matched"] for s in injector.rule_table()] == [0, 0]
     assert patch(injector, 'W/"v1"') == 429  # no ETag known any more; the throttle fires anew
     assert patch(injector, 'W/"v1"') is None
+
+
+# --- a JSON $batch call -------------------------------------------------------------------
+
+BATCH_BODY = json.dumps(
+    {"requests": [{"id": "1", "method": "GET", "url": "/me/onlineMeetings/m/virtualAppointment"}]}
+)
+
+
+def test_route_batch_fails_the_batch_call_and_other_rules_leave_it_to_its_requests(injector):
+    injector.configure_with("throttle:route=create", "unavailable:route=batch,times=1")
+    url = "https://graph.microsoft.com/v1.0/$batch"
+    first = send(injector, make_flow("POST", url, BATCH_BODY))
+    second = send(injector, make_flow("POST", url, BATCH_BODY))
+    assert first.response is not None and first.response.status_code == 503
+    assert second.response is None  # batching.py runs each request through the rules

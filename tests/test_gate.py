@@ -115,14 +115,34 @@ def test_a_reverse_proxys_target_is_not_compared_with_the_host_header(gate):
     assert flow.response is None
 
 
-def test_a_batch_holding_one_of_ours_is_501_where_ours_stay_offline(gate):
-    front, _, _ = gate
+def test_the_gate_leaves_a_batch_holding_ours_to_batching_even_where_the_network_is_blocked(
+    gate,
+):
+    front, _, tctx = gate
+    configure(tctx, front, graph_block_network=True)
     flow = sent("POST", BATCH_URL, BATCH)
     front.request(flow)
+    assert flow.response is None  # batching.py serves ours; the policy answers the others
+
+
+def test_the_seal_refuses_a_batch_still_holding_ours_where_ours_stay_offline(gate):
+    _, seal, _ = gate
+    flow = sent("POST", BATCH_URL, BATCH)
+    seal.request(flow)
     assert flow.response is not None and flow.response.status_code == 501
-    error = flow.response.json()["error"]
-    assert error["code"] == "BatchNotServed" and "sub-request id 'b-7'" in error["message"]
-    assert flows.answered_by(flow) == AnsweredBy.NETWORK_POLICY
+    assert flow.response.json()["error"]["code"] == "BatchNotServed"
+    assert flows.answered_by(flow) == AnsweredBy.INTERNAL_ERROR
+
+
+def test_the_seal_lets_a_batch_go_once_only_others_are_left_in_it(gate):
+    _, seal, _ = gate
+    flow = sent("POST", BATCH_URL, BATCH)
+    flows.body_of(flow)  # read as the client sent it, then rewritten as batching.py does
+    flow.request.content = json.dumps(
+        {"requests": [{"id": "x", "method": "GET", "url": "/me"}]}
+    ).encode()
+    seal.request(flow)
+    assert flow.response is None
 
 
 def test_a_batch_goes_on_where_ours_may_go_upstream(gate):

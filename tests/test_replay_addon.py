@@ -320,7 +320,9 @@ def test_loads_as_a_mitmdump_script_with_its_options():
     script = Path(__file__).resolve().parent.parent / "proxy_addons" / "replay.py"
     with taddons.context() as tctx:
         tctx.script(str(script))
-        _gate, addon, _seal, unreachable = chain_of(tctx.master.addons).addons  # configured
+        _gate, _batching, addon, _seal, unreachable = chain_of(
+            tctx.master.addons
+        ).addons  # configured
         assert isinstance(unreachable, UnreachableUpstream)  # forwards get Graph's 502 too
         assert tctx.options.graph_on_miss == "error"
         assert len(addon.index) == 2  # the bundled cassettes, by default

@@ -16,6 +16,7 @@ from mitmproxy import hooks
 from mitmproxy.addons import script
 from mitmproxy.test import taddons
 
+from proxy_addons.batching import Batching
 from proxy_addons.chain_order import EVERY_CHAIN, ORDER, Stage, in_chain_order
 from proxy_addons.control_endpoint import ControlEndpoint
 from proxy_addons.fault_injection import FaultInjector
@@ -29,6 +30,7 @@ SCRIPTS = Path(__file__).resolve().parent.parent / "proxy_addons"
 # Each script of ours and the stages it brings.
 WANTS: dict[str, frozenset[Stage]] = {
     "gate.py": frozenset({Stage.GATE}),
+    "batching.py": frozenset({Stage.BATCHING}),
     "control_endpoint.py": frozenset({Stage.CONTROL}),
     "fault_injection.py": frozenset({Stage.CONTROL, Stage.FAULTS}),
     "replay.py": frozenset({Stage.REPLAY, Stage.SEAL, Stage.UNREACHABLE}),
@@ -96,7 +98,8 @@ def test_the_stages_are_the_package_classes_the_cli_uses():
     with taddons.context() as tctx:
         load("summary.py", "replay.py", "fault_injection.py")
         kinds = [type(a) for a in chain_of(tctx.master.addons).addons]
-    assert kinds[:4] == [Gate, ControlEndpoint, FaultInjector, Replay] and kinds[-1] is Summary
+    assert kinds[:5] == [Gate, ControlEndpoint, FaultInjector, Batching, Replay]
+    assert kinds[-1] is Summary
 
 
 def test_reloading_each_script_neither_duplicates_nor_loses_a_stage():
@@ -115,11 +118,12 @@ def test_a_reloaded_script_gets_fresh_instances_of_the_stages_only_it_wants():
     with taddons.context() as tctx:
         (replay_script, _) = load("replay.py", "unreachable_upstream.py")
         chain = chain_of(tctx.master.addons)
-        gate, replay, _seal, unreachable = chain.addons
+        gate, batching, replay, _seal, unreachable = chain.addons
         replay_script.loadscript()
-        fresh = chain.addons[1]
+        fresh = chain.addons[2]
         assert fresh is not replay and isinstance(fresh, Replay)
-        assert chain.addons[0] is gate and chain.addons[3] is unreachable
+        assert chain.addons[0] is gate and chain.addons[1] is batching
+        assert chain.addons[4] is unreachable
         assert tctx.master.addons.get("replay") is fresh  # registered in its stead
 
 

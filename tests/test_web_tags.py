@@ -69,6 +69,10 @@ class UpdateSeen:
         ),
         (FlowFacts(AnsweredBy.CHECK), Tag(":no_entry:", "check: refused as Graph refuses it")),
         (
+            FlowFacts(AnsweredBy.EMULATOR, batch_id="create"),
+            Tag(":robot:", "emulator; via $batch, id 'create'"),
+        ),
+        (
             FlowFacts(AnsweredBy.UNREACHABLE, upstream="127.0.0.1:9"),
             Tag(":satellite:", "unreachable: 127.0.0.1:9 (502 UpstreamUnreachable)"),
         ),

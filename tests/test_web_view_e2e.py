@@ -8,6 +8,7 @@ The web UI's URL is read from the proxy's third start-up line and used exactly a
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import socket
@@ -303,3 +304,26 @@ def test_headless_chromium_shows_the_tagged_flows_in_mitmweb(
     cells.feed(chromium_dom(url, tmp_path / "chromium-profile"))
     assert cells.comments == ["fault: throttle", "emulator"]
     assert cells.markers == [shown(MARKERS["fault"]), shown(MARKERS["emulator"])]
+
+
+def test_each_request_of_a_batch_is_a_flow_of_its_own_in_the_web_view_marked_with_its_id(
+    start_proxy: StartProxy, client_for: ClientFor
+) -> None:
+    proxy, url = start_web(start_proxy, "replay")
+    me = examples.ME_URL
+    batch = {
+        "requests": [
+            {
+                "id": "create",
+                "method": "PUT",
+                "url": me.removeprefix(examples.GRAPH_BETA),
+                "headers": {"Content-Type": "application/json"},
+                "body": json.loads(examples.REQUEST_BODY),
+            }
+        ]
+    }
+    answer = client_for(proxy).post(f"{examples.GRAPH_BETA}/$batch", json=batch)
+    assert answer.json()["responses"][0]["status"] == 201
+    marker, comment = tags_by_request(url)[("PUT", path_of(me))]
+    assert marker == shown(":vhs:")
+    assert comment.startswith("replay: ") and comment.endswith("via $batch, id 'create'")
