@@ -11,10 +11,13 @@ from helpers import graph_flow
 from mitmproxy import http
 from mitmproxy.test import taddons
 
-from proxy_addons import control, examples, fault_injection, graph
-from proxy_addons.control_endpoint import ControlEndpoint
-from proxy_addons.fault_injection import FaultInjector
-from proxy_addons.script_chain import chain_of
+from proxy_addons import fault_injection as fault_injection_script
+from proxy_addons.addons import control
+from proxy_addons.addons.control_endpoint import ControlEndpoint
+from proxy_addons.addons.fault_injection import FaultInjector
+from proxy_addons.addons.script_chain import chain_of
+from proxy_addons.cassette import examples
+from proxy_addons.graph import replies as graph
 
 JSON = {"Content-Type": "application/json"}
 
@@ -219,7 +222,7 @@ def test_graph_requests_are_left_alone(chain):
 
 def test_the_fault_injector_script_serves_faults_in_mitmdump():
     with taddons.context() as tctx:
-        tctx.script(fault_injection.__file__)
+        tctx.script(fault_injection_script.__file__)
         addons = chain_of(tctx.master.addons).addons
         (endpoint,) = [a for a in addons if isinstance(a, ControlEndpoint)]
         answer = send(endpoint, control_flow("POST", json.dumps(["forbidden"]), JSON))

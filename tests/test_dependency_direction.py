@@ -1,8 +1,10 @@
-"""The pure modules know nothing of mitmproxy: each imports in a Python where it can't load.
+"""The layers of ``proxy_addons/`` hold: import-linter's contracts (pyproject.toml) are kept,
+and the pure packages they name import in a Python where mitmproxy can't load.
 
-The guide's dependency direction (models, routes and the other pure modules below the addons)
-is what lets them be tested, fuzzed and reused without a proxy; this proves it by importing
-them with every ``mitmproxy`` module refused.
+The guide's dependency direction (``common``, ``graph`` and ``cassette`` below the addons) is
+what lets them be tested, fuzzed and reused without a proxy. import-linter proves it from the
+source; importing every pure module with every ``mitmproxy`` module refused proves it at run
+time (an import hidden from the parser, e.g. through ``importlib``, would show here).
 """
 
 from __future__ import annotations
@@ -10,31 +12,52 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tomllib
+from pathlib import Path
 from typing import Any
 
-from proxy_addons.cassette import bundled_cassettes
+from proxy_addons.cassette.cassette import bundled_cassettes
 
-PURE_MODULES = (
-    "answered_by",
-    "appointments",
-    "cassette",
-    "chain_order",
-    "content_encoding",
-    "faults",
-    "files",
-    "graph",
-    "matching",
-    "models",
-    "on_miss",
-    "record_mode",
-    "redaction",
-    "request_checks",
-    "routes",
-    "traffic",
-    "usage",
-    "validation",
-    "yaml_loading",
+ROOT = Path(__file__).resolve().parent.parent
+CONTRACTS = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"][
+    "importlinter"
+]["contracts"]
+# The packages import-linter forbids mitmproxy (pyproject.toml): the one list of what is pure.
+PURE_PACKAGES = next(
+    contract["source_modules"]
+    for contract in CONTRACTS
+    if contract["type"] == "forbidden" and "mitmproxy" in contract["forbidden_modules"]
 )
+
+
+def modules_of(package: str) -> list[str]:
+    """``package`` and every module in it, by their files (importing nothing)."""
+    folder = ROOT.joinpath(*package.split("."))
+    files = sorted(path.stem for path in folder.glob("*.py") if path.stem != "__init__")
+    return [package, *(f"{package}.{stem}" for stem in files)]
+
+
+def test_the_contract_names_the_pure_packages():
+    assert PURE_PACKAGES == [
+        "proxy_addons.common",
+        "proxy_addons.graph",
+        "proxy_addons.cassette",
+    ]
+
+
+def test_import_linter_keeps_every_contract():
+    """The layers and forbidden imports of pyproject.toml, as CI checks them."""
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("lint-imports"))],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"Contracts: {len(CONTRACTS)} kept, 0 broken." in result.stdout
+
 
 # Run in a fresh interpreter: refuses mitmproxy (and mitmproxy_rs...), then imports each module
 # named on the command line and prints {module: error or null} as JSON.
@@ -77,15 +100,16 @@ def import_without_mitmproxy(*modules: str) -> dict[str, str | None]:
 
 
 def test_the_pure_modules_import_where_mitmproxy_cannot():
-    names = [f"proxy_addons.{module}" for module in PURE_MODULES]
+    names = [name for package in PURE_PACKAGES for name in modules_of(package)]
+    assert len(names) > 20  # every module of the pure packages, found by its file
     assert import_without_mitmproxy(*names) == dict.fromkeys(names)
 
 
 def test_the_blocker_really_refuses_mitmproxy():
     """Without this, a blocker that blocked nothing would let the test above pass."""
-    failures = import_without_mitmproxy("proxy_addons.flows", "mitmproxy.http")
+    failures = import_without_mitmproxy("proxy_addons.addons.flows", "mitmproxy.http")
     assert failures == {
-        "proxy_addons.flows": "mitmproxy is blocked",
+        "proxy_addons.addons.flows": "mitmproxy is blocked",
         "mitmproxy.http": "mitmproxy is blocked",
     }
 
@@ -93,10 +117,10 @@ def test_the_blocker_really_refuses_mitmproxy():
 # Runs the command in a fresh interpreter, then prints which of the proxy's modules it loaded.
 PROXY_MODULES_LOADED = """
 import contextlib, io, json, sys
-from proxy_addons import cli
+from proxy_addons.cli import commands as cli
 with contextlib.redirect_stdout(io.StringIO()):
     status = cli.main(sys.argv[1:])
-watched = ("proxy_addons.serving", "mitmproxy.master", "mitmproxy.addons")
+watched = ("proxy_addons.cli.serving", "mitmproxy.master", "mitmproxy.addons")
 print(json.dumps([status, [name for name in watched if name in sys.modules]]))
 """
 

@@ -11,9 +11,11 @@ from helpers import WORK_TENANT, graph_flow, jwt
 from mitmproxy import exceptions, http
 from mitmproxy.test import taddons
 
-from proxy_addons import appointments, examples, flows
-from proxy_addons.emulator import Emulator
-from proxy_addons.models import ErrorResponse
+from proxy_addons.addons import flows
+from proxy_addons.addons.emulator import Emulator
+from proxy_addons.cassette import examples
+from proxy_addons.graph import appointments
+from proxy_addons.graph.models import ErrorResponse
 
 JOIN_URL = examples.ME_URL.replace("virtualAppointment", "getVirtualAppointmentJoinWebUrl")
 AUTH = {"Authorization": "Bearer token", "Content-Type": "application/json"}

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxy_addons.faults import (
+from proxy_addons.graph.faults import (
     ERROR_DEFAULTS,
     BrokenBody,
     Delay,
@@ -24,8 +24,8 @@ from proxy_addons.faults import (
     rule_from_item,
     seeded_random,
 )
-from proxy_addons.graph import Reply, format_seconds
-from proxy_addons.routes import Operation
+from proxy_addons.graph.replies import Reply, format_seconds
+from proxy_addons.graph.routes import Operation
 
 REQUEST_HEADERS = {"client-request-id": "c1d2"}
 

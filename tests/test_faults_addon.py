@@ -10,12 +10,14 @@ from helpers import WORK_TENANT, graph_flow, jwt
 from mitmproxy import exceptions, http
 from mitmproxy.test import taddons
 
-from proxy_addons import cassette, examples, fault_injection, flows
-from proxy_addons.fault_injection import FaultInjector
-from proxy_addons.flows import to_response
-from proxy_addons.graph import json_reply
-from proxy_addons.replay import Replay
-from proxy_addons.script_chain import chain_of
+from proxy_addons import fault_injection as fault_injection_script
+from proxy_addons.addons import flows
+from proxy_addons.addons.fault_injection import FaultInjector
+from proxy_addons.addons.flows import to_response
+from proxy_addons.addons.replay import Replay
+from proxy_addons.addons.script_chain import chain_of
+from proxy_addons.cassette import cassette, examples
+from proxy_addons.graph.replies import json_reply
 
 ME = examples.ME_URL
 OTHER_MEETING = ME.replace(examples.MEETING_ID, "another-meeting")
@@ -359,7 +361,7 @@ def test_a_bad_command_spec_changes_nothing(injector):
 
 def test_the_addon_loads_as_a_mitmdump_script():
     with taddons.context() as tctx:
-        tctx.script(fault_injection.__file__)
+        tctx.script(fault_injection_script.__file__)
         addon = next(a for a in chain_of(tctx.master.addons).addons if hasattr(a, "states"))
         tctx.configure(addon, graph_faults=["throttle:times=1"])
         flow = send(addon, make_flow())

@@ -16,10 +16,10 @@ from helpers import assert_one_line_error, graph_flow, run_cli
 from mitmproxy import http
 from mitmproxy import io as mitmproxy_io
 
-from proxy_addons import cassette, examples
-from proxy_addons.conversions import ConversionError, ImportSettings
-from proxy_addons.flow_file import import_flow_file
-from proxy_addons.redaction import RedactionRules
+from proxy_addons.cassette import cassette, examples
+from proxy_addons.cassette.redaction import RedactionRules
+from proxy_addons.convert.conversions import ConversionError, ImportSettings
+from proxy_addons.convert.mitmproxy_file import import_flow_file
 
 URL = examples.ME_URL
 TOKEN = "flow-file-secret-token-2468"

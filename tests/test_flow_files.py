@@ -12,13 +12,14 @@ from mitmproxy import http
 from mitmproxy.io import FlowReader, FlowWriter
 from mitmproxy.test import taddons
 
-from proxy_addons import cassette, examples, flows
-from proxy_addons.answered_by import AnsweredBy
-from proxy_addons.fault_injection import FaultInjector
-from proxy_addons.record import Record
-from proxy_addons.replay import Replay
-from proxy_addons.summary import Summary
-from proxy_addons.web_tags import WebTags
+from proxy_addons.addons import flows
+from proxy_addons.addons.fault_injection import FaultInjector
+from proxy_addons.addons.record import Record
+from proxy_addons.addons.replay import Replay
+from proxy_addons.addons.summary import Summary
+from proxy_addons.addons.web_tags import WebTags
+from proxy_addons.cassette import cassette, examples
+from proxy_addons.common.answered_by import AnsweredBy
 
 ME = examples.ME_URL
 JSON = {"Content-Type": "application/json"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from proxy_addons.graph import new_request_id
+from proxy_addons.graph.replies import new_request_id
 
 
 def test_request_ids_are_fresh_random_version_4_guids():

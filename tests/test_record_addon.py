@@ -21,13 +21,16 @@ from mitmproxy.test import taddons
 from vcr.cassette import Cassette
 from vcr.request import Request
 
-from proxy_addons import cassette, cassette_writer, content_encoding, examples, flows, matching
-from proxy_addons.interactions import decoded, framed, readable, stored_response, stored_side
-from proxy_addons.record import Record
-from proxy_addons.record_cassette import open_cassette
-from proxy_addons.record_mode import RecordMode
-from proxy_addons.redaction import Side
-from proxy_addons.rerecording import Rerecording
+from proxy_addons.addons import flows
+from proxy_addons.addons.interactions import decoded, framed, readable, stored_response, stored_side
+from proxy_addons.addons.record import Record
+from proxy_addons.cassette import cassette, examples, matching
+from proxy_addons.cassette import writer as cassette_writer
+from proxy_addons.cassette.record_cassette import open_cassette
+from proxy_addons.cassette.record_mode import RecordMode
+from proxy_addons.cassette.redaction import Side
+from proxy_addons.cassette.rerecording import Rerecording
+from proxy_addons.common import content_encoding
 
 ME = examples.ME_URL
 JSON = {"Content-Type": "application/json"}

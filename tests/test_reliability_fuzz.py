@@ -21,14 +21,16 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from reliability import LEVEL, assert_graph_answer, call, https_client, plain_exchange
 
-from proxy_addons import cassette, control, examples, routes
-from proxy_addons.cassette import CassetteError
-from proxy_addons.control_api import CALLS_PATH, SESSION_PATH
-from proxy_addons.flows import to_response
-from proxy_addons.launcher import RunningProxy, running_proxy
-from proxy_addons.models import ErrorResponse
-from proxy_addons.request_checks import check_request
-from proxy_addons.session_client import SessionProxy
+from proxy_addons.addons import control
+from proxy_addons.addons.flows import to_response
+from proxy_addons.cassette import cassette, examples
+from proxy_addons.cassette.cassette import CassetteError
+from proxy_addons.cli.launcher import RunningProxy, running_proxy
+from proxy_addons.common.control_api import CALLS_PATH, SESSION_PATH
+from proxy_addons.graph import routes
+from proxy_addons.graph.models import ErrorResponse
+from proxy_addons.graph.request_checks import check_request
+from proxy_addons.testing.session_client import SessionProxy
 
 pytestmark = pytest.mark.reliability
 

@@ -26,8 +26,9 @@ from reliability import (
 )
 from vcr.cassette import Cassette
 
-from proxy_addons import cassette, control, examples
-from proxy_addons.models import ErrorResponse
+from proxy_addons.addons import control
+from proxy_addons.cassette import cassette, examples
+from proxy_addons.graph.models import ErrorResponse
 
 pytestmark = [pytest.mark.reliability, pytest.mark.e2e]
 

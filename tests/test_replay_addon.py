@@ -13,14 +13,15 @@ from mitmproxy.addons import proxyserver
 from mitmproxy.test import taddons
 from vcr.request import Request
 
-from proxy_addons import cassette, examples, flows
-from proxy_addons.answered_by import AnsweredBy
-from proxy_addons.matching import CassetteIndex
-from proxy_addons.models import ErrorResponse
-from proxy_addons.playback import MISS_CODE, MISS_STATUS, answer_miss
-from proxy_addons.replay import Replay
-from proxy_addons.script_chain import chain_of
-from proxy_addons.unreachable_upstream import UnreachableUpstream
+from proxy_addons.addons import flows
+from proxy_addons.addons.playback import MISS_CODE, MISS_STATUS, answer_miss
+from proxy_addons.addons.replay import Replay
+from proxy_addons.addons.script_chain import chain_of
+from proxy_addons.addons.unreachable_upstream import UnreachableUpstream
+from proxy_addons.cassette import cassette, examples
+from proxy_addons.cassette.matching import CassetteIndex
+from proxy_addons.common.answered_by import AnsweredBy
+from proxy_addons.graph.models import ErrorResponse
 
 REPLAY, MISS = AnsweredBy.REPLAY, AnsweredBy.MISS
 

@@ -16,14 +16,14 @@ from mitmproxy import hooks
 from mitmproxy.addons import script
 from mitmproxy.test import taddons
 
-from proxy_addons.chain_order import EVERY_CHAIN, ORDER, Stage, in_chain_order
-from proxy_addons.control_endpoint import ControlEndpoint
-from proxy_addons.fault_injection import FaultInjector
-from proxy_addons.gate import Gate
-from proxy_addons.replay import Replay
-from proxy_addons.script_chain import CHAIN_NAME, chain_of
-from proxy_addons.summary import Summary
-from proxy_addons.unreachable_upstream import UnreachableUpstream
+from proxy_addons.addons.chain_order import EVERY_CHAIN, ORDER, Stage, in_chain_order
+from proxy_addons.addons.control_endpoint import ControlEndpoint
+from proxy_addons.addons.fault_injection import FaultInjector
+from proxy_addons.addons.gate import Gate
+from proxy_addons.addons.replay import Replay
+from proxy_addons.addons.script_chain import CHAIN_NAME, chain_of
+from proxy_addons.addons.summary import Summary
+from proxy_addons.addons.unreachable_upstream import UnreachableUpstream
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "proxy_addons"
 # Each script of ours and the stages it brings.

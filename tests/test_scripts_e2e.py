@@ -32,7 +32,7 @@ import httpx
 import pytest
 from helpers import documented_graph
 
-from proxy_addons import examples
+from proxy_addons.cassette import examples
 
 ROOT = Path(__file__).resolve().parent.parent
 MITMDUMP = Path(sys.executable).with_name("mitmdump")

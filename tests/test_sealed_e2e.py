@@ -27,8 +27,8 @@ from conftest import httpx_client
 from helpers import assert_one_line_error, documented_graph, run_cli, serving
 from upstream_counter import Counted, attempts, start_counted
 
-from proxy_addons import examples
-from proxy_addons.launcher import RunningProxy
+from proxy_addons.cassette import examples
+from proxy_addons.cli.launcher import RunningProxy
 
 pytestmark = pytest.mark.e2e
 
@@ -368,8 +368,8 @@ def test_a_bad_policy_is_a_one_line_error(confdir, args, starts):
 
 
 def test_each_session_of_the_plugins_proxy_sets_its_own_network_policy(confdir):
-    from proxy_addons.session_client import SessionProxy
-    from proxy_addons.vcr_settings import Plan
+    from proxy_addons.testing.session_client import SessionProxy
+    from proxy_addons.testing.vcr_settings import Plan
 
     session = SessionProxy(confdir, root=confdir)
     try:

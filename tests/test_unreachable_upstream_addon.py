@@ -12,11 +12,12 @@ from mitmproxy import connection, http
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 from mitmproxy.test import taddons
 
-from proxy_addons import examples, flows
-from proxy_addons.answered_by import AnsweredBy
-from proxy_addons.models import ErrorResponse
-from proxy_addons.unreachable_upstream import UnreachableUpstream, connect
-from proxy_addons.upstream import Upstream
+from proxy_addons.addons import flows
+from proxy_addons.addons.unreachable_upstream import UnreachableUpstream, connect
+from proxy_addons.addons.upstream import Upstream
+from proxy_addons.cassette import examples
+from proxy_addons.common.answered_by import AnsweredBy
+from proxy_addons.graph.models import ErrorResponse
 
 ME = examples.ME_URL
 
