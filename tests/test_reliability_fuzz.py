@@ -3,7 +3,7 @@
 The URL router, Graph's request checks, the cassette loader and the control endpoint's body,
 each as a pure function and, where a client reaches it, through a real proxy: whatever the
 input, the answer is a value, a Graph-shaped 4xx, or (for a file) one line naming it; never
-a traceback, and the proxy keeps serving. Fault specs are fuzzed in test_fault_specs.py;
+a traceback, and the proxy keeps serving. Fault specs are fuzzed in test_faults.py;
 their one-line messages through the CLI are in test_reliability_hostile.py.
 """
 

@@ -37,7 +37,7 @@ from proxy_addons.addons.interactions import (
 from proxy_addons.addons.options import ensure_lazy_connections, require_choice
 from proxy_addons.addons.record_options import RECORD_MODES, VALIDATE_MODES
 from proxy_addons.addons.upstream import Upstream
-from proxy_addons.addons.validation_report import check_request, check_response
+from proxy_addons.addons.validation_report import validate_request, validate_response
 from proxy_addons.cassette.matching import CassetteIndex
 from proxy_addons.cassette.record_cassette import CassetteRefused, OpenCassette, open_cassette
 from proxy_addons.cassette.record_mode import RecordMode
@@ -125,7 +125,7 @@ class Record:
         if self.cassette is None and self.mode.records:
             return
         route = flows.claim(flow)
-        if route is None or not check_request(flow, route, self.validate):
+        if route is None or not validate_request(flow, route, self.validate):
             return
         answer_misses = not self.mode.records  # new_episodes forwards a miss, to record it
         if self.mode.replays and playback.play(flow, self.index, answer_misses=answer_misses):
@@ -147,7 +147,7 @@ class Record:
         if self.decode_compressed:
             stored = decoded(stored)
         uri, content = sent.uri, readable(stored).body
-        check_response(flow, route, self.validate, status, content, method=sent.method, uri=uri)
+        validate_response(flow, route, self.validate, status, content, method=sent.method, uri=uri)
         block = interaction_block(sent, status, reason, stored, self.rules, cassette.placeholders)
         replacing = self.rerecording.replacement(flows.shape_of(flow))
         keep, committed = replacing or (None, None)

@@ -54,7 +54,7 @@ def log_level(problem: Problem) -> int:
     return logging.WARNING if problem.severity == "error" else logging.DEBUG
 
 
-def check_request(flow: http.HTTPFlow, route: Route, mode: ValidateMode) -> bool:
+def validate_request(flow: http.HTTPFlow, route: Route, mode: ValidateMode) -> bool:
     """Validate the request as the client sent it; False when ``enforce`` refused it."""
     if mode is ValidateMode.OFF:
         return True
@@ -70,7 +70,7 @@ def check_request(flow: http.HTTPFlow, route: Route, mode: ValidateMode) -> bool
     return False
 
 
-def check_response(
+def validate_response(
     flow: http.HTTPFlow,
     route: Route,
     mode: ValidateMode,
