@@ -17,7 +17,7 @@ from proxy_addons.addons.control_endpoint import ControlEndpoint
 from proxy_addons.addons.fault_injection import FaultInjector
 from proxy_addons.addons.script_chain import chain_of
 from proxy_addons.cassette import examples
-from proxy_addons.graph import replies as graph
+from proxy_addons.graph.replies import Reply
 
 JSON = {"Content-Type": "application/json"}
 
@@ -174,7 +174,7 @@ class Raising:
         self.exc = exc
 
     def control_routes(self):
-        def handler(request: control.ControlRequest) -> graph.Reply:
+        def handler(request: control.ControlRequest) -> Reply:
             raise self.exc
 
         return {"/boom": handler}

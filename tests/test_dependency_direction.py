@@ -117,7 +117,7 @@ def test_the_blocker_really_refuses_mitmproxy():
 # Runs the command in a fresh interpreter, then prints which of the proxy's modules it loaded.
 PROXY_MODULES_LOADED = """
 import contextlib, io, json, sys
-from proxy_addons.cli import commands as cli
+from proxy_addons import cli
 with contextlib.redirect_stdout(io.StringIO()):
     status = cli.main(sys.argv[1:])
 watched = ("proxy_addons.cli.serving", "mitmproxy.master", "mitmproxy.addons")

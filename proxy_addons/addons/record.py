@@ -7,7 +7,7 @@ Load it alone with::
 
 Record modes mean what they mean in vcrpy (``record_mode.py``). What reaches the disk is
 redacted first (``interactions.py``), and reaches it durably before the client sees the
-response (``cassette_writer.py``): the ``response`` hook runs before mitmproxy sends the
+response (``cassette/writer.py``): the ``response`` hook runs before mitmproxy sends the
 response on, and it returns only once the block is written. The addon only joins the parts:
 the cassette is opened or refused by ``record_cassette.py``, modes ``new_episodes`` and
 ``none`` answer through ``playback.py``, mode ``all``'s replacements are kept by

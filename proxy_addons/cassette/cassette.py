@@ -4,7 +4,7 @@ The file format, serializer and request class are vcrpy's own, so a cassette wri
 plays in plain vcrpy and pytest-recording, and theirs play here. What is ours: every
 interaction's shape is checked at load by a pydantic model of that format, so a damaged
 cassette is one clear error naming its file and line, never a failure at request time.
-Matching lives in ``matching.py``, durable appending in ``cassette_writer.py``.
+Matching lives in ``matching.py``, durable appending in ``writer.py``.
 """
 
 from __future__ import annotations

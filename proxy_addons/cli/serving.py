@@ -2,7 +2,7 @@
 own addons, and a mitmproxy master bound to loopback that prints the one "proxy listening on"
 line and stops cleanly on SIGINT/SIGTERM.
 
-Every mode is one function from parsed arguments to (addons, option settings). ``cli.py``
+Every mode is one function from parsed arguments to (addons, option settings). ``commands.py``
 parses the arguments and imports this module only for a command that runs a proxy, so the
 commands that only read cassettes (``show``, ``schema``, ``validate``, conversions) start
 without mitmproxy's proxy machinery.

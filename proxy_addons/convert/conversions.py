@@ -1,7 +1,7 @@
 """What every import and export shares: flows in, interactions out, files written whole.
 
 Other tools' traffic reaches a cassette in two steps. Each format's module (``har.py``,
-``flow_file.py``, ``devproxy.py``) turns its file into mitmproxy flows, with mitmproxy's own
+``mitmproxy_file.py``, ``devproxy.py``) turns its file into mitmproxy flows, with mitmproxy's own
 readers wherever mitmproxy has one; :func:`import_flows` then treats each flow exactly as the
 recorder treats a live one: only our routes, Graph's request refusals, the same validation
 lines, the same redaction and storage (``interactions.py``). An imported interaction is
