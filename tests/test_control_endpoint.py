@@ -12,7 +12,7 @@ from mitmproxy import http
 from mitmproxy.test import taddons
 
 from proxy_addons import fault_injection as fault_injection_script
-from proxy_addons.addons import control
+from proxy_addons.addons import control_rules
 from proxy_addons.addons.control_endpoint import ControlEndpoint
 from proxy_addons.addons.fault_injection import FaultInjector
 from proxy_addons.addons.script_chain import chain_of
@@ -37,7 +37,7 @@ def control_flow(
     path: str = "/faults",
     peer: str = "127.0.0.1",
 ) -> http.HTTPFlow:
-    flow = graph_flow(method, f"http://{control.HOST}{path}", body, headers)
+    flow = graph_flow(method, f"http://{control_rules.HOST}{path}", body, headers)
     flow.client_conn.peername = (peer, 50000)
     return flow
 
@@ -104,7 +104,7 @@ def test_any_json_body_is_an_answer_and_the_endpoint_keeps_serving(chain, body):
 
 def test_a_body_over_the_limit_is_refused_unread(chain):
     endpoint, _ = chain
-    huge = b"[" + b'"latency:ms=0",' * (control.MAX_BODY // 10) + b'"latency:ms=0"]'
+    huge = b"[" + b'"latency:ms=0",' * (control_rules.MAX_BODY // 10) + b'"latency:ms=0"]'
     assert send(endpoint, control_flow("PUT", huge, JSON)).status_code == 413
 
 
@@ -140,7 +140,7 @@ def test_a_request_from_a_web_page_is_refused(chain, origin):
 
 def test_the_control_hosts_own_origin_is_served(chain):
     endpoint, _ = chain
-    headers = {**JSON, "Origin": f"http://{control.HOST}"}
+    headers = {**JSON, "Origin": f"http://{control_rules.HOST}"}
     assert send(endpoint, control_flow("POST", '["forbidden"]', headers)).status_code == 200
 
 
@@ -174,7 +174,7 @@ class Raising:
         self.exc = exc
 
     def control_routes(self):
-        def handler(request: control.ControlRequest) -> Reply:
+        def handler(request: control_rules.ControlRequest) -> Reply:
             raise self.exc
 
         return {"/boom": handler}

@@ -17,7 +17,7 @@ from helpers import assert_one_line_error, jwt, run_cli
 from msgraph_core import GraphClientFactory
 from vcr.request import Request
 
-from proxy_addons.addons import control
+from proxy_addons.addons import control_rules
 from proxy_addons.cassette import cassette, examples
 from proxy_addons.graph.faults import ERROR_DEFAULTS, Kind
 from proxy_addons.graph.replies import format_seconds
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.e2e
 
 ME = examples.ME_URL
 HEADERS = {**examples.REQUEST_HEADERS, "Authorization": "Bearer test-token"}
-CONTROL = f"http://{control.HOST}{control.PATH}"
+CONTROL = f"http://{control_rules.HOST}{control_rules.PATH}"
 
 
 def create(client: httpx.Client) -> httpx.Response:

@@ -26,7 +26,7 @@ from proxy_addons.addons.interactions import decoded, framed, readable, stored_r
 from proxy_addons.addons.record import Record
 from proxy_addons.cassette import cassette, examples, matching
 from proxy_addons.cassette import writer as cassette_writer
-from proxy_addons.cassette.record_cassette import open_cassette
+from proxy_addons.cassette.opening import open_cassette
 from proxy_addons.cassette.record_mode import RecordMode
 from proxy_addons.cassette.redaction import Side
 from proxy_addons.cassette.rerecording import Rerecording

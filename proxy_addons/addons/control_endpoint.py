@@ -8,7 +8,7 @@ offers its paths, looked up at each request, so the order the addons were loaded
 addons added or removed while the proxy runs (the pytest plugin's proxy swaps its mode
 addon per test) change nothing. The fault injector offers ``/faults``, the pytest plugin's
 session ``/session`` and ``/calls``; the checks every request passes first are in
-``control.py``.
+``control_rules.py``.
 
 Whatever happens while answering, the client gets an answer from here: an exception of any
 kind (``SystemExit`` from argparse, a ``RecursionError``...) is a JSON 500 and the proxy keeps
@@ -27,7 +27,7 @@ from typing import Any
 
 from mitmproxy import addonmanager, ctx, http
 
-from proxy_addons.addons import control, flows
+from proxy_addons.addons import control_rules, flows
 from proxy_addons.graph.traffic import Traffic
 
 logger = logging.getLogger(__name__)
@@ -42,22 +42,22 @@ def is_control_request(flow: http.HTTPFlow) -> bool:
     return flows.traffic_of(flow) is Traffic.CONTROL  # the gate's decision, from the real target
 
 
-def incoming(flow: http.HTTPFlow) -> control.Incoming:
+def incoming(flow: http.HTTPFlow) -> control_rules.Incoming:
     request = flow.request
-    return control.Incoming(
+    return control_rules.Incoming(
         method=request.method,
         path=request.path.partition("#")[0].partition("?")[0].rstrip("/"),
         headers=flows.request_headers(flow),
-        loopback=control.is_loopback(flow.client_conn.peername),
+        loopback=control_rules.is_loopback(flow.client_conn.peername),
         origins=tuple(request.headers.get_all("origin")),
         content_type=request.headers.get("content-type"),
         body=request.raw_content or b"",
     )
 
 
-def routes() -> dict[str, control.Handler]:
+def routes() -> dict[str, control_rules.Handler]:
     """Every path an addon of the running chain serves; the first to offer a path has it."""
-    found: dict[str, control.Handler] = {}
+    found: dict[str, control_rules.Handler] = {}
     for addon in addonmanager.traverse(ctx.master.addons.chain):
         offer: Any = getattr(addon, "control_routes", None)
         if callable(offer):
@@ -75,7 +75,7 @@ class ControlEndpoint:
             logger.debug("not a control request: %s", flow.request.host, exc_info=True)
             return
         try:
-            reply = control.answer(incoming(flow), routes())
+            reply = control_rules.answer(incoming(flow), routes())
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # SystemExit too: the proxy must live on
@@ -85,6 +85,6 @@ class ControlEndpoint:
                 flow.request.path,
                 exc_info=exc,
             )
-            reply = control.internal_error(exc, {})
+            reply = control_rules.internal_error(exc, {})
         flow.response = flows.to_response(reply)
         flow.metadata[SERVED] = True

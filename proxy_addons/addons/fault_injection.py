@@ -9,7 +9,7 @@ other flows keep moving) and evaluation goes on; the first other rule that fires
 flow: an error answer or a reset right away in the ``request`` hook (so replay, the emulator
 and the recorder never see the flow), or, for ``malformed``/``empty``, a mark that the
 ``response`` hook honours once the real answer is known. Rules can be changed while the proxy
-runs, by the ``graph.faults.*`` commands or the HTTP control endpoint (``control.py``, served
+runs, by the ``graph.faults.*`` commands or the HTTP control endpoint (``control_rules.py``, served
 by ``control_endpoint.py``, which this addon offers ``/faults`` to); a rule that survives a
 change keeps its counters.
 """
@@ -30,7 +30,7 @@ from typing import Any
 from mitmproxy import command, ctx, exceptions, http
 from mitmproxy.addonmanager import Loader
 
-from proxy_addons.addons import control, flows
+from proxy_addons.addons import control_rules, flows
 from proxy_addons.addons.options import ensure_lazy_connections
 from proxy_addons.common.answered_by import AnsweredBy
 from proxy_addons.graph import etags
@@ -270,9 +270,11 @@ class FaultInjector:
         """Remove all fault rules."""
         self.clear()
 
-    def control_routes(self) -> dict[str, control.Handler]:
+    def control_routes(self) -> dict[str, control_rules.Handler]:
         """``/faults`` on the control endpoint (served by ``control_endpoint.py``)."""
-        return {control.FAULTS_PATH: functools.partial(control.answer_faults, faults=self)}
+        return {
+            control_rules.FAULTS_PATH: functools.partial(control_rules.answer_faults, faults=self)
+        }
 
     # --- hooks ----------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ Record modes mean what they mean in vcrpy (``record_mode.py``). What reaches the
 redacted first (``interactions.py``), and reaches it durably before the client sees the
 response (``cassette/writer.py``): the ``response`` hook runs before mitmproxy sends the
 response on, and it returns only once the block is written. The addon only joins the parts:
-the cassette is opened or refused by ``record_cassette.py``, modes ``new_episodes`` and
+the cassette is opened or refused by ``opening.py``, modes ``new_episodes`` and
 ``none`` answer through ``playback.py``, mode ``all``'s replacements are kept by
 ``rerecording.py`` and validation is reported by ``validation_report.py``.
 """
@@ -39,7 +39,7 @@ from proxy_addons.addons.record_options import RECORD_MODES, VALIDATE_MODES
 from proxy_addons.addons.upstream import Upstream
 from proxy_addons.addons.validation_report import validate_request, validate_response
 from proxy_addons.cassette.matching import CassetteIndex
-from proxy_addons.cassette.record_cassette import CassetteRefused, OpenCassette, open_cassette
+from proxy_addons.cassette.opening import CassetteRefused, OpenCassette, open_cassette
 from proxy_addons.cassette.record_mode import RecordMode
 from proxy_addons.cassette.redaction import RedactionRules
 from proxy_addons.cassette.rerecording import Rerecording

@@ -1,5 +1,5 @@
 """The vcrpy cassette, without a proxy: its format and loading, writing (append, heal,
-rewrite), opening for a record mode, matching a request to an interaction, redaction,
+rewrite), opening for a record mode (``opening``), matching a request to an interaction, redaction,
 record modes, re-recording, what replay does on a miss, and the documented example.
 
 (The cassettes bundled as data are the separate package ``proxy_addons.cassettes``.)

@@ -25,7 +25,7 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
-from proxy_addons.common import control_api
+from proxy_addons.common import control_address
 from proxy_addons.graph.routes import graph_host, parse_parts
 
 # Graph's answer when the network policy blocks a request to a Graph host. 403, not a 5xx:
@@ -74,7 +74,7 @@ def authority_host(authority: str) -> str:
 
 def classify(host: str, ours: bool) -> Traffic:
     """What a request to ``host`` (the host dialled) is; ``ours``: its route is one of ours."""
-    if canonical_host(host) == control_api.HOST:
+    if canonical_host(host) == control_address.HOST:
         return Traffic.CONTROL
     if ours:
         return Traffic.OURS

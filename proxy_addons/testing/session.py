@@ -41,7 +41,7 @@ from typing import Any, NamedTuple, NoReturn
 from mitmproxy import ctx, exceptions, hooks, http
 from mitmproxy.addonmanager import Loader
 
-from proxy_addons.addons import control, control_endpoint, flows
+from proxy_addons.addons import control_endpoint, control_rules, flows
 from proxy_addons.addons.chain_order import in_chain_order
 from proxy_addons.addons.control_endpoint import ControlEndpoint
 from proxy_addons.addons.fault_injection import OPTIONS as FAULT_OPTIONS
@@ -52,7 +52,7 @@ from proxy_addons.addons.unreachable_upstream import UnreachableUpstream
 from proxy_addons.cli import commands as cli
 from proxy_addons.cli import serving
 from proxy_addons.common.answered_by import AnsweredBy, answered
-from proxy_addons.common.control_api import CALLS_PATH, SESSION_PATH
+from proxy_addons.common.control_address import CALLS_PATH, SESSION_PATH
 from proxy_addons.common.usage import USAGE_ERROR, UsageError
 from proxy_addons.graph.replies import error_reply
 from proxy_addons.testing.journal import FAILING, Call, parsed_body
@@ -257,11 +257,11 @@ class Session:
     def parsers(self) -> dict[str, SessionParser]:
         return mode_parsers()
 
-    def control_routes(self) -> dict[str, control.Handler]:
+    def control_routes(self) -> dict[str, control_rules.Handler]:
         """``/session`` and ``/calls`` on the control endpoint (``control_endpoint.py``)."""
         return {
-            SESSION_PATH: functools.partial(control.answer_session, session=self),
-            CALLS_PATH: functools.partial(control.answer_calls, session=self),
+            SESSION_PATH: functools.partial(control_rules.answer_session, session=self),
+            CALLS_PATH: functools.partial(control_rules.answer_calls, session=self),
         }
 
     # --- switching ------------------------------------------------------------------------

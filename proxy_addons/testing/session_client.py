@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from proxy_addons.cli import launcher
-from proxy_addons.common.control_api import CALLS_PATH, FAULTS_PATH, HOST, SESSION_PATH
+from proxy_addons.common.control_address import CALLS_PATH, FAULTS_PATH, HOST, SESSION_PATH
 from proxy_addons.testing.journal import Call, calls_from_json
 from proxy_addons.testing.vcr_settings import Plan
 

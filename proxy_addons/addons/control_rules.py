@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 
 from mitmproxy import exceptions
 
-from proxy_addons.common.control_api import FAULTS_PATH, HOST
+from proxy_addons.common.control_address import FAULTS_PATH, HOST
 from proxy_addons.graph.faults import FaultSpecError
 from proxy_addons.graph.replies import (
     BAD_REQUEST,
