@@ -3,13 +3,21 @@ mode's addons are assembled and served (``serving.py``), the web UI, the demo, `
 ``schema``, ``validate``, and the launcher that starts the command as a child process.
 
 ``python -m proxy_addons.cli`` and the console script (``proxy_addons.cli:main``) both run
-:func:`main`. This ``__init__`` imports only the parser module, so a command that only reads
-cassettes starts without the proxy machinery.
+``commands.main``. This ``__init__`` imports it on first use only: the pytest plugin imports
+the launcher from here and must not pay for the parser, pydantic's models or mitmproxy.
 
 May import every package below it (convert, addons, cassette, graph, common); never testing.
 Held by import-linter.
 """
 
-from proxy_addons.cli.commands import main
+from typing import Any
 
 __all__ = ["main"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "main":
+        from proxy_addons.cli.commands import main
+
+        return main
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
