@@ -130,3 +130,21 @@ def test_commands_that_only_read_cassettes_start_without_the_proxy_machinery():
     bundled = str(bundled_cassettes())
     for command in (["schema"], ["show", bundled], ["show", "--json", bundled]):
         assert fresh_python(PROXY_MODULES_LOADED, *command) == [0, []], command
+
+
+# Imports the pytest plugin (as pytest does at every start), then prints the heavy packages
+# it loaded.
+PLUGIN_IMPORTS = """
+import json, sys
+import proxy_addons.pytest_plugin
+heavy = ("mitmproxy", "pydantic", "vcr", "proxy_addons.cli.commands")
+print(json.dumps(sorted({name for name in sys.modules if name.split(".")[0] in heavy
+                         or name in heavy})))
+"""
+
+
+def test_the_pytest_plugin_loads_no_proxy_models_or_vcrpy_at_pytest_start():
+    """Every pytest run imports the plugin, most of them never start a proxy: it must not pay
+    for mitmproxy, pydantic's models or vcrpy (a package's ``__init__`` that imported its
+    modules eagerly would)."""
+    assert fresh_python(PLUGIN_IMPORTS) == []
