@@ -79,7 +79,7 @@ def docstrings(path: Path) -> Iterator[str]:
 
 def documented_lines() -> list[str]:
     found = command_lines((ROOT / "README.md").read_text())
-    for path in sorted((ROOT / "proxy_addons").glob("*.py")):
+    for path in sorted((ROOT / "proxy_addons").rglob("*.py")):
         for doc in docstrings(path):
             found += command_lines(doc)
     return list(dict.fromkeys(found))
