@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import itertools
+import re
 from pathlib import Path
 
 import pytest
@@ -157,3 +158,15 @@ def test_the_cli_order_is_the_chain_order():
 def test_an_addon_without_a_place_in_the_order_is_refused():
     with pytest.raises(ValueError, match="has no place in Stage"):
         in_chain_order([Replay(), object()])
+
+
+def test_the_script_files_are_the_only_modules_holding_addons_and_define_no_addon():
+    """An addon module builds nothing at import, so any set of them loads together; the thin
+    files at the documented ``mitmdump -s`` paths name the stages they want, nothing more."""
+    holders = {
+        path.relative_to(SCRIPTS).as_posix(): path.read_text()
+        for path in SCRIPTS.rglob("*.py")
+        if re.search(r"^addons\s*=", path.read_text(), re.MULTILINE)
+    }
+    assert set(holders) == set(WANTS)
+    assert [name for name, text in holders.items() if re.search(r"^class ", text, re.M)] == []
