@@ -2,8 +2,8 @@
 
 The suite runs short by default (CI runs it with every ``python -m pytest``) and long when
 ``GRAPH_VCR_RELIABILITY=long``. One :class:`Level` holds every number that differs between the
-two, so the README's table and the tests can't disagree. Every loop a test runs is bounded in
-count and in time, and every server it talks to is on 127.0.0.1.
+two, so the docs' table (docs/reliability.md) and the tests can't disagree. Every loop a test
+runs is bounded in count and in time, and every server it talks to is on 127.0.0.1.
 """
 
 from __future__ import annotations

@@ -213,19 +213,19 @@ def test_control_endpoint_lists_and_clears_rules(replay_proxy):
     assert create(client).status_code == 201
 
 
-README = Path(__file__).parent.parent / "README.md"
+FAULTS_PAGE = Path(__file__).parent.parent / "docs" / "faults.md"
 
 
-def readme_control_lines() -> list[str]:
-    """The curl lines of the README's control endpoint example, as a user copies them."""
-    text = README.read_text(encoding="utf-8")
+def documented_control_lines() -> list[str]:
+    """The curl lines of the docs' control endpoint example, as a user copies them."""
+    text = FAULTS_PAGE.read_text(encoding="utf-8")
     block = text.split("P=http://127.0.0.1:8080\n", 1)[1].split("```", 1)[0]
     return [line.split("  #", 1)[0].strip() for line in block.splitlines() if line.strip()]
 
 
-def test_the_readmes_control_endpoint_curl_lines_work(replay_proxy):
+def test_the_docs_control_endpoint_curl_lines_work(replay_proxy):
     proxy, _ = replay_proxy
-    lines = readme_control_lines()
+    lines = documented_control_lines()
     answers = []
     for line in lines:
         done = subprocess.run(

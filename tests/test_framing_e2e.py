@@ -4,7 +4,7 @@ mitmproxy (11) decides the framing of a request before any addon hook can answer
 request with conflicting Content-Length headers, or with both Content-Length and
 Transfer-Encoding, gets mitmproxy's own HTML ``400`` and a closed connection, and a body
 with broken chunked encoding closes the connection without an answer. No addon can put
-Graph's error in their place (README, *Framing errors*). What these tests hold: such a
+Graph's error in their place (docs/replay.md, *Framing errors*). What these tests hold: such a
 request is never forwarded nor recorded, the client is told no lie, and the proxy goes on
 serving the next connection.
 """

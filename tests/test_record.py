@@ -563,3 +563,19 @@ def test_two_recorders_in_mode_all_on_one_cassette_keep_each_others_new_answers(
         o.close()
     bodies = sorted(json.loads(i.response["body"]["string"])["new"] for i in recorded(path))
     assert bodies == [0, 1, 2, 3]
+
+
+def test_a_recorder_beside_the_gate_lets_our_operations_go_upstream(tmp_path):
+    """As ``mitmdump -s proxy_addons/record.py`` loads it (the gate comes with every chain of
+    scripts): without the CLI to set ``graph_forward_ours``, the recorder sets it when it runs,
+    or the gate would keep a $batch holding our calls offline."""
+    from mitmproxy import hooks
+
+    from proxy_addons.gate import Gate
+
+    gate, addon = Gate(), Record()
+    with taddons.context(gate, addon) as tctx:
+        tctx.configure(addon, graph_cassette=str(tmp_path / "new.yaml"))
+        assert tctx.options.graph_forward_ours is False
+        tctx.master.addons.trigger(hooks.RunningHook())
+        assert tctx.options.graph_forward_ours is True and gate.options.forward_ours is True

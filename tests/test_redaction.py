@@ -149,7 +149,7 @@ def test_a_secret_echoed_anywhere_else_is_swept_out_of_bodies_and_uri():
     [("CS123", True), ("CS12", True), ("CS1", False)],
 )
 def test_a_secret_of_four_characters_or_more_is_swept_and_a_shorter_one_is_not(secret, swept):
-    """The README's rule, exactly: 1-3 characters occur by chance in any text."""
+    """The docs' rule (docs/record.md), exactly: 1-3 characters occur by chance in any text."""
     echoed = json.dumps({"echo": f"you sent {secret}"}).encode()
     uri, _, resp = exchange(Side({}, b""), Side(JSON, echoed), uri=URI + f"?client_secret={secret}")
     assert secret not in uri

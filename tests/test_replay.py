@@ -179,11 +179,13 @@ def test_answer_miss_tags_and_logs_a_miss_for_any_addon_that_replays(caplog):
     assert caplog.messages == [f"cassette miss: GET {ME}"]
 
 
-def test_the_readme_shows_the_cassette_miss_message_exactly_as_replay_sends_it(replay):
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+def test_the_docs_show_the_cassette_miss_message_exactly_as_replay_sends_it(replay):
+    page = (Path(__file__).resolve().parent.parent / "docs" / "replay.md").read_text(
+        encoding="utf-8"
+    )
     shown = next(
         json.loads("{" + line.strip().rstrip(",") + "}")["message"]
-        for line in readme.splitlines()
+        for line in page.splitlines()
         if line.strip().startswith('"message": "No recorded interaction matches')
     )
     addon, _ = replay

@@ -1,5 +1,5 @@
-"""Every ``mitmdump`` line the README and the docstrings show, run as a user runs it; and our
-scripts two by two in both orders, where a fault fires first whichever comes first.
+"""Every ``mitmdump`` line the README, the docs and the docstrings show, run as a user runs
+it; and our scripts two by two in both orders, where a fault fires first whichever comes first.
 
 Each run is a real ``mitmdump`` (this environment's) on 127.0.0.1 with a port the OS picks and a
 throwaway confdir, started in a temporary folder that holds the checkout's ``proxy_addons`` and
@@ -44,7 +44,7 @@ LOCAL_LISTEN = ("--listen-host", "127.0.0.1", "--listen-port", "0", "--set", "fl
 MODE_SCRIPTS = frozenset({"replay.py", "record.py", "emulator.py"})
 
 # Documented mitmdump lines that run no script of ours: mitmproxy's own tools, named where the
-# README says how our addons relate to them. A new one must be added here, or it fails below.
+# docs say how our addons relate to them. A new one must be added here, or it fails below.
 NOT_OURS = {
     "mitmdump -s": "names the option, not a command line",
     "mitmdump -w": "mitmproxy's own flow saving, named",
@@ -78,7 +78,9 @@ def docstrings(path: Path) -> Iterator[str]:
 
 
 def documented_lines() -> list[str]:
-    found = command_lines((ROOT / "README.md").read_text())
+    found: list[str] = []
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        found += command_lines(page.read_text())
     for path in sorted((ROOT / "proxy_addons").rglob("*.py")):
         for doc in docstrings(path):
             found += command_lines(doc)

@@ -25,10 +25,12 @@ from pathlib import Path
 import pytest
 from conftest import httpx_client
 from helpers import assert_one_line_error, documented_graph, run_cli, serving
+from test_routes import METHODS, SPELLED, _spelled_url
 from upstream_counter import Counted, attempts, start_counted
 
 from proxy_addons.cassette import examples
 from proxy_addons.cli.launcher import RunningProxy
+from proxy_addons.graph.routes import GRAPH_HOSTS
 
 pytestmark = pytest.mark.e2e
 
@@ -191,6 +193,17 @@ def test_a_name_that_disagrees_with_the_tunnel_is_graphs_400(sealed, options, na
     assert seen.status == 400
     error = seen.json()["error"]
     assert error["code"] == "BadRequest" and f"names the host '{named}'" in error["message"]
+    assert sealed.leaving()[before:] == []
+
+
+def test_a_request_naming_graph_sent_to_another_host_is_graphs_400(sealed):
+    """``Host: graph.microsoft.com`` on a plain request for another host (an address of
+    Graph's front door, say): refused, never sent there."""
+    before = len(sealed.leaving())
+    url = OURS.replace("https://graph.microsoft.com", "http://example.org")
+    seen = by_curl(url, "-H", "Host: graph.microsoft.com")(sealed.proxy)
+    assert seen.status == 400
+    assert "names the host 'graph.microsoft.com'" in seen.json()["error"]["message"]
     assert sealed.leaving()[before:] == []
 
 
@@ -389,3 +402,71 @@ def test_each_session_of_the_plugins_proxy_sets_its_own_network_policy(confdir):
         assert answer.status_code == 501
     finally:
         session.stop()
+
+
+# --- the whole table of spellings, through curl ---------------------------------------------
+
+CLOUDS = sorted(GRAPH_HOSTS)
+
+
+def spelled_requests() -> list[tuple[str, str]]:
+    """Every spelling of the routes table (test_routes.SPELLED), once, each on one of the four
+    clouds and one of the two versions in turn: (method, url), blanks sent as ``%20`` as a
+    client sends them."""
+    return [
+        (
+            METHODS[operation],
+            _spelled_url(spelling, CLOUDS[i % 4], ("v1.0", "beta")[i % 2]).replace(" ", "%20"),
+        )
+        for i, (spelling, operation, _plain) in enumerate(SPELLED)
+    ]
+
+
+def curl_each(proxy: RunningProxy, requests: list[tuple[str, str]]) -> list[int]:
+    """One curl process sending each request as written (``--path-as-is``: no dot segment
+    removed by the client), with a JSON body for the writes; the statuses, in order."""
+    argv = ["curl", "-sS", "--max-time", "20"]
+    for i, (method, url) in enumerate(requests):
+        if i:
+            argv.append("--next")
+        argv += ["--proxy", proxy.url, "--cacert", str(proxy.ca), "--path-as-is", "-X", method]
+        argv += ["-o", os.devnull, "-w", "%{http_code}\\n"]
+        if method in ("PUT", "PATCH", "POST"):
+            argv += ["-H", "Content-Type: application/json", "--data", json.dumps(SMS_BODY)]
+        argv.append(url)
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    result = subprocess.run(
+        argv, capture_output=True, text=True, timeout=120, env=env, stdin=subprocess.DEVNULL
+    )
+    return [int(line) for line in result.stdout.split()]
+
+
+def test_every_spelling_in_the_routes_table_is_answered_here_and_none_leaves(sealed: Counted):
+    """Each spelling recognised by the parser (test_routes.py) is also what the running proxy
+    answers itself: not one upstream connection attempt, whatever the cloud or version."""
+    requests = spelled_requests()
+    before = len(sealed.leaving())
+    statuses = curl_each(sealed.proxy, requests)
+    assert len(statuses) == len(requests) and 0 not in statuses  # each one answered
+    assert sealed.leaving()[before:] == []
+    assert 502 not in statuses  # nothing went looking for an upstream either
+
+
+@pytest.mark.parametrize("mode", ["replay", "simulate"])
+def test_the_plugins_proxy_answers_every_spelling_as_ours_and_blocks_none(confdir, mode):
+    """The pytest plugin's child (the network blocked, as the plugin runs it): every spelling
+    is journalled as one of our calls, answered by the mode, never by the network policy."""
+    from proxy_addons.testing.session_client import SessionProxy
+    from proxy_addons.testing.vcr_settings import Plan
+
+    session = SessionProxy(confdir, root=Path(examples.__file__).resolve().parent.parent)
+    try:
+        running = session.switch(Plan(mode, ("--block-network",)))
+        requests = spelled_requests()
+        statuses = curl_each(running, requests)
+        calls = session.calls()
+    finally:
+        session.stop()
+    assert len(statuses) == len(requests) and 0 not in statuses
+    assert [c.operation is not None for c in calls] == [True] * len(requests)
+    assert {c.answered_by.value for c in calls} == {"miss" if mode == "replay" else "emulator"}

@@ -88,8 +88,13 @@ def test_is_batch_path_finds_the_version_of_a_json_batch(path, expected):
         (Target("graph.microsoft.com", "example.org", ("graph.microsoft.com",)), "example.org"),
         (Target("example.org", "graph.microsoft.com", ("example.org",)), "graph.microsoft.com"),
         (Target("graph.microsoft.com", None, ("graph.microsoft.us",)), "graph.microsoft.us"),
-        # Neither the host dialled nor the SNI is Graph's: it goes elsewhere, classified so.
+        # A name says Graph, the request goes elsewhere: that host may be Graph by another name.
+        (Target("203.0.113.7", None, ("graph.microsoft.com",)), "graph.microsoft.com"),
+        (Target("example.org", None, ("example.org", "graph.microsoft.us")), "graph.microsoft.us"),
+        # Loopback never leaves the machine: a local stand-in of Graph may be called so.
         (Target("127.0.0.1", None, ("graph.microsoft.com",)), None),
+        (Target("localhost", "graph.microsoft.com", ("graph.microsoft.com",)), None),
+        # No name says Graph: it goes elsewhere, classified so.
         (Target("example.org", "example.org", ("example.net",)), None),
         (Target("graph.microsoft.com", None, ("example.org",), reverse=True), None),
     ],

@@ -131,7 +131,9 @@ class _Options:
         )
 
 
-class Gate:
+class _WithGateOptions:
+    """The gate's options, declared and read the same way by the Gate and the Seal."""
+
     def __init__(self) -> None:
         self.options = _Options()
 
@@ -141,6 +143,8 @@ class Gate:
     def configure(self, updated: set[str]) -> None:
         self.options.configure(updated)
 
+
+class Gate(_WithGateOptions):
     def banner(self) -> str:
         """The start-up banner's line stating the network policy."""
         return banner_line(self.options.policy)
@@ -227,17 +231,8 @@ class Gate:
             return f"graph-vcr-proxy: internal error in the gate: {exc!r}"
 
 
-class Seal:
+class Seal(_WithGateOptions):
     """The gate's other end: what nobody answered is checked once more before it leaves."""
-
-    def __init__(self) -> None:
-        self.options = _Options()
-
-    def load(self, loader: Loader) -> None:
-        declare_options(loader)
-
-    def configure(self, updated: set[str]) -> None:
-        self.options.configure(updated)
 
     @flows.guarded
     def request(self, flow: http.HTTPFlow) -> None:

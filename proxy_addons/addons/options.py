@@ -36,6 +36,15 @@ def ensure_lazy_connections() -> None:
         ctx.options.update(connection_strategy="lazy")
 
 
+def ensure_forwarding_ours() -> None:
+    """Let our operations go upstream (the gate's ``graph_forward_ours``) where the recorder
+    runs: ``serving.py`` sets it for ``record``, and this does the same for a recorder loaded
+    as a ``mitmdump -s`` script beside the gate, which would otherwise keep a ``$batch``
+    holding our calls offline. The option is absent where no gate is loaded."""
+    if "graph_forward_ours" in ctx.options and not ctx.options.graph_forward_ours:
+        ctx.options.update(graph_forward_ours=True)
+
+
 def require_choice(updated: set[str], name: str, choices: Sequence[str]) -> None:
     """Refuse a value outside ``choices``: mitmproxy lists them in help but doesn't enforce."""
     value = getattr(ctx.options, name)

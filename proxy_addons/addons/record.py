@@ -34,7 +34,11 @@ from proxy_addons.addons.interactions import (
     stored_response,
     stored_side,
 )
-from proxy_addons.addons.options import ensure_lazy_connections, require_choice
+from proxy_addons.addons.options import (
+    ensure_forwarding_ours,
+    ensure_lazy_connections,
+    require_choice,
+)
 from proxy_addons.addons.record_options import RECORD_MODES, VALIDATE_MODES
 from proxy_addons.addons.upstream import Upstream
 from proxy_addons.addons.validation_report import validate_request, validate_response
@@ -110,6 +114,7 @@ class Record:
 
     def running(self) -> None:
         ensure_lazy_connections()
+        ensure_forwarding_ours()
         if self.cassette is not None and self.cassette.writer is not None:
             target = f" via {ctx.options.graph_upstream}" if self.upstream else ""
             logger.info("recording (%s) to %s%s", self.mode, self.cassette.path, target)

@@ -9,6 +9,7 @@ lines of its output (``keep_lines``): enough to show why a test failed, bounded 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import subprocess
@@ -134,7 +135,10 @@ class Starting:
         except BaseException:
             stop(self.process)
             raise
-        self.started.set()  # nobody reads ``lines`` any more: stop filling it
+        self.started.set()  # nobody reads ``lines`` any more: stop filling it,
+        with contextlib.suppress(queue.Empty):  # and let go of what came in meanwhile
+            while True:
+                self.lines.get_nowait()
         return RunningProxy(url, ca, self.process, self.stdout, self.stderr)
 
 

@@ -146,11 +146,14 @@ def _decode_brotli(data: bytes, out: _Output) -> None:
     try:
         while True:
             piece = b""
-            if bounded.can_accept_more_data():
-                if fed >= len(data):
-                    break
+            if fed < len(data) and bounded.can_accept_more_data():
                 piece, fed = view[fed : fed + CHUNK].tobytes(), fed + CHUNK
-            out.add(bounded.process(piece, output_buffer_limit=CHUNK))
+            produced = bounded.process(piece, output_buffer_limit=CHUNK)
+            out.add(produced)
+            # All fed: Brotli 1.2 may still hold output while saying it can take more, so it
+            # is asked (with nothing) until it gives nothing.
+            if not piece and not produced:
+                break
         finished = bounded.is_finished()
     except errors as exc:
         raise brotli.error(str(exc)) from None

@@ -95,20 +95,25 @@ class Target:
 
 def disagreeing_name(target: Target) -> str | None:
     """The first name the client gave (SNI, then each authority) that is another host than
-    the one dialled, when the dialled host or the SNI is a Graph host: the connection then
-    reaches Graph (or asks for it by name), so every name must say so. None when they agree.
+    the one dialled, when any of them or the dialled host is a Graph host: the connection then
+    reaches Graph, or asks for Graph by name, so every name must say the same. None when they
+    agree.
 
-    Where neither names Graph, the request goes to another host whatever its ``Host`` header
-    says; it is classified by where it goes. A reverse proxy's target is fixed by its
-    operator: nothing to compare there.
+    A request that names Graph but goes to another host is refused too: the host it goes to
+    may well be Graph under another name (an address of its front door), and replay or
+    simulate must never find out. Where the dialled host is loopback and not Graph, the
+    request never leaves the machine (a local stand-in of Graph): it is left to its target.
+    A reverse proxy's target is fixed by its operator: nothing to compare there.
     """
     if target.reverse:
         return None
     dialled = canonical_host(target.host)
-    if graph_host(dialled) is None and not (target.sni and graph_host(target.sni)):
+    names = (*((target.sni,) if target.sni else ()), *target.authorities)
+    if graph_host(dialled) is None and (
+        is_loopback(dialled) or not any(graph_host(n) for n in names)
+    ):
         return None
-    names = (target.sni,) if target.sni else ()
-    return next((n for n in (*names, *target.authorities) if canonical_host(n) != dialled), None)
+    return next((n for n in names if canonical_host(n) != dialled), None)
 
 
 def mismatch_message(target: Target, name: str) -> str:
