@@ -30,8 +30,8 @@ from mitmproxy.certs import CertStore
 from rich.console import Console
 from rich.table import Table
 
-from proxy_addons import examples
-from proxy_addons.launcher import RunningProxy, running_proxy
+from proxy_addons.cassette import examples
+from proxy_addons.cli.launcher import RunningProxy, running_proxy
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = Path(__file__).resolve().parent

@@ -29,8 +29,8 @@ ROUNDS = 3
 
 OURS = """
 import sys, time
-from proxy_addons import cassette
-from proxy_addons.matching import CassetteIndex
+from proxy_addons.cassette import cassette
+from proxy_addons.cassette.matching import CassetteIndex
 start = time.process_time()
 index = CassetteIndex(cassette.load(sys.argv[1]))
 print(time.process_time() - start)

@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import Row, print_rows
 
-from proxy_addons import cassette, examples
-from proxy_addons.matching import CassetteIndex
+from proxy_addons.cassette import cassette, examples
+from proxy_addons.cassette.matching import CassetteIndex
 
 SMALL = 100
 LARGE = 10_000

@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import Row, print_rows
 
-from proxy_addons import cassette, examples
-from proxy_addons.cassette_writer import CassetteWriter
+from proxy_addons.cassette import cassette, examples
+from proxy_addons.cassette.writer import CassetteWriter
 
 SIZES = (100, 10_000)
 APPENDS = 200  # timed appends per size, ours

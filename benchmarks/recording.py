@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness
 from harness import Contender, Row
 
-from proxy_addons import cassette
+from proxy_addons.cassette import cassette
 
 ROUNDS = 25
 REQUESTS = 40  # per round, through each

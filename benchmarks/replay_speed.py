@@ -37,8 +37,8 @@ import lookup
 from harness import Row
 from vcr.request import Request
 
-from proxy_addons import cassette, examples
-from proxy_addons.launcher import running_proxy
+from proxy_addons.cassette import cassette, examples
+from proxy_addons.cli.launcher import running_proxy
 
 ROUNDS = 25
 REQUESTS = 60  # per round, through each, taking turns

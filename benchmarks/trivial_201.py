@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from mitmproxy import http
 
-from proxy_addons import examples
-from proxy_addons.graph import response_headers
+from proxy_addons.cassette import examples
+from proxy_addons.graph.replies import response_headers
 
 BODY = examples.RESPONSE_BODY.encode()
 HEADERS = [

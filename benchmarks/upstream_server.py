@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from proxy_addons import examples
+from proxy_addons.cassette import examples
 
 BODY = examples.RESPONSE_BODY.encode()
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from reliability import LEVEL, check_level
 
-from proxy_addons.launcher import RunningProxy, running_proxy
+from proxy_addons.cli.launcher import RunningProxy, running_proxy
 
 pytest_plugins = ["pytester"]  # the pytest plugin's own tests run pytest on small projects
 

@@ -23,7 +23,7 @@ from kiota_abstractions.authentication import AccessTokenProvider, AllowedHostsV
 from mitmproxy import http
 from mitmproxy.test import tflow
 
-from proxy_addons.launcher import RunningProxy, command
+from proxy_addons.cli.launcher import RunningProxy, command
 
 PROXY_MODES = ("replay", "record", "simulate")
 WORK_TENANT = "a796be92-0000-4000-8000-000000000001"
@@ -173,7 +173,7 @@ def documented_graph() -> Iterator[str]:
     points at. Yields its base URL."""
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from proxy_addons import examples
+    from proxy_addons.cassette import examples
 
     class Handler(BaseHTTPRequestHandler):
         def _answer(self) -> None:

@@ -26,8 +26,8 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from proxy_addons import examples
-from proxy_addons.launcher import RunningProxy
+from proxy_addons.cassette import examples
+from proxy_addons.cli.launcher import RunningProxy
 
 LEVEL_VARIABLE = "GRAPH_VCR_RELIABILITY"
 T = TypeVar("T")

@@ -12,8 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxy_addons import appointments, examples
-from proxy_addons.appointments import (
+from proxy_addons.cassette import examples
+from proxy_addons.graph import appointments
+from proxy_addons.graph.appointments import (
     AppointmentRequest,
     State,
     StateFileError,
@@ -23,9 +24,9 @@ from proxy_addons.appointments import (
     loads_state,
     save_state,
 )
-from proxy_addons.graph import CONFLICT_CODE, CONFLICT_MESSAGE
-from proxy_addons.routes import Operation
-from proxy_addons.validation import response_problems
+from proxy_addons.graph.replies import CONFLICT_CODE, CONFLICT_MESSAGE
+from proxy_addons.graph.routes import Operation
+from proxy_addons.graph.validation import response_problems
 
 MEETING = examples.MEETING_ID
 ETAG_FORM = re.compile(r'^W/"[A-Za-z0-9+/]+={0,2}"$')

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from proxy_addons import batch
-from proxy_addons.batch import Answer, Batch, Refusal
+from proxy_addons.graph import batch
+from proxy_addons.graph.batch import Answer, Batch, Refusal
 
 OURS = "/me/onlineMeetings/m/virtualAppointment"
 JSON_HEADERS = {"Content-Type": "application/json"}

@@ -34,8 +34,8 @@ from msgraph.generated.users.item.online_meetings.item.send_virtual_appointment_
 from msgraph_core.requests.batch_request_content import BatchRequestContent
 from msgraph_core.requests.batch_request_item import BatchRequestItem
 
-from proxy_addons import cassette, examples
-from proxy_addons.launcher import RunningProxy
+from proxy_addons.cassette import cassette, examples
+from proxy_addons.cli.launcher import RunningProxy
 
 pytestmark = [
     pytest.mark.e2e,

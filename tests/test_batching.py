@@ -14,11 +14,11 @@ from mitmproxy import ctx, http
 from mitmproxy.proxy.layers.http import HttpRequestHook
 from mitmproxy.test import taddons
 
-from proxy_addons import flows
-from proxy_addons.batching import Batching
-from proxy_addons.emulator import Emulator
-from proxy_addons.fault_injection import FaultInjector
-from proxy_addons.gate import Gate, Seal
+from proxy_addons.addons import flows
+from proxy_addons.addons.batching import Batching
+from proxy_addons.addons.emulator import Emulator
+from proxy_addons.addons.fault_injection import FaultInjector
+from proxy_addons.addons.gate import Gate, Seal
 
 BATCH_URL = "https://graph.microsoft.com/beta/$batch"
 OURS = "/me/onlineMeetings/m/virtualAppointment"

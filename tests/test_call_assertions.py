@@ -9,7 +9,11 @@ from pathlib import Path
 import pytest
 from vcr.request import Request
 
-from proxy_addons.call_assertions import (
+from proxy_addons.cassette.cassette import Interaction
+from proxy_addons.cassette.matching import CassetteIndex
+from proxy_addons.cassette.redaction import CREDENTIAL_HEADERS
+from proxy_addons.graph.routes import Operation
+from proxy_addons.testing.call_assertions import (
     ANY,
     OPERATIONS,
     Recorded,
@@ -23,11 +27,7 @@ from proxy_addons.call_assertions import (
     unconditional_writes_failure,
     unplayed_failure,
 )
-from proxy_addons.cassette import Interaction
-from proxy_addons.journal import SECRET_PLACEHOLDER, Call, calls_from_json, journal_headers
-from proxy_addons.matching import CassetteIndex
-from proxy_addons.redaction import CREDENTIAL_HEADERS
-from proxy_addons.routes import Operation
+from proxy_addons.testing.journal import SECRET_PLACEHOLDER, Call, calls_from_json, journal_headers
 
 URL = "https://graph.microsoft.com/beta/me/onlineMeetings/m1/virtualAppointment"
 CREATE = Call(
@@ -235,7 +235,7 @@ def test_the_plugin_asks_what_is_unplayed_only_of_a_test_that_asked(asked):
 
 
 def test_the_played_route_answers_get_only():
-    from proxy_addons import control
+    from proxy_addons.addons import control_rules as control
 
     class Session:
         def unplayed(self) -> list[dict[str, object]]:

@@ -18,13 +18,14 @@ from mitmproxy.net.http.http1.assemble import assemble_response
 from vcr.request import Request
 from vcr.serializers import compat, yamlserializer
 
-from proxy_addons import cassette, content_encoding, examples
-from proxy_addons.cassette import CassetteError, Interaction
-from proxy_addons.flows import to_response
-from proxy_addons.graph import Reply
-from proxy_addons.matching import CassetteIndex, Shape, differences, shape
-from proxy_addons.playback import replayed_reply
-from proxy_addons.validate_command import interaction_problems
+from proxy_addons.addons.flows import to_response
+from proxy_addons.addons.playback import replayed_reply
+from proxy_addons.cassette import cassette, examples
+from proxy_addons.cassette.cassette import CassetteError, Interaction
+from proxy_addons.cassette.matching import CassetteIndex, Shape, differences, shape
+from proxy_addons.cli.validate import interaction_problems
+from proxy_addons.common import content_encoding
+from proxy_addons.graph.replies import Reply
 
 ROOT = Path(__file__).resolve().parent.parent
 ME = examples.ME_URL

@@ -16,8 +16,8 @@ from vcr.request import Request
 from vcr.serialize import serialize
 from vcr.serializers import yamlserializer
 
-from proxy_addons import cassette
-from proxy_addons.cassette_writer import CassetteWriteError, CassetteWriter
+from proxy_addons.cassette import cassette
+from proxy_addons.cassette.writer import CassetteWriteError, CassetteWriter
 
 GRAPH = "https://graph.microsoft.com/beta/me/onlineMeetings"
 
@@ -275,8 +275,8 @@ WORKER = textwrap.dedent(
     """
     import sys
     from vcr.request import Request
-    from proxy_addons import cassette
-    from proxy_addons.cassette_writer import CassetteWriter
+    from proxy_addons.cassette import cassette
+    from proxy_addons.cassette.writer import CassetteWriter
 
     path, worker, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
     writer = CassetteWriter(path, fsync=False)

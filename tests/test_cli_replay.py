@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from helpers import assert_one_line_error, run_cli
 
-from proxy_addons import cassette, examples
-from proxy_addons.launcher import stop
+from proxy_addons.cassette import cassette, examples
+from proxy_addons.cli.launcher import stop
 
 pytestmark = pytest.mark.e2e
 

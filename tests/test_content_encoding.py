@@ -16,8 +16,8 @@ from bombs import MB, bomb
 from hypothesis import given
 from hypothesis import strategies as st
 
-from proxy_addons import content_encoding
-from proxy_addons.content_encoding import (
+from proxy_addons.common import content_encoding
+from proxy_addons.common.content_encoding import (
     Form,
     TooLarge,
     codings,

@@ -11,10 +11,13 @@ from helpers import graph_flow
 from mitmproxy import http
 from mitmproxy.test import taddons
 
-from proxy_addons import control, examples, fault_injection, graph
-from proxy_addons.control_endpoint import ControlEndpoint
-from proxy_addons.fault_injection import FaultInjector
-from proxy_addons.script_chain import chain_of
+from proxy_addons import fault_injection as fault_injection_script
+from proxy_addons.addons import control_rules
+from proxy_addons.addons.control_endpoint import ControlEndpoint
+from proxy_addons.addons.fault_injection import FaultInjector
+from proxy_addons.addons.script_chain import chain_of
+from proxy_addons.cassette import examples
+from proxy_addons.graph.replies import Reply
 
 JSON = {"Content-Type": "application/json"}
 
@@ -34,7 +37,7 @@ def control_flow(
     path: str = "/faults",
     peer: str = "127.0.0.1",
 ) -> http.HTTPFlow:
-    flow = graph_flow(method, f"http://{control.HOST}{path}", body, headers)
+    flow = graph_flow(method, f"http://{control_rules.HOST}{path}", body, headers)
     flow.client_conn.peername = (peer, 50000)
     return flow
 
@@ -101,7 +104,7 @@ def test_any_json_body_is_an_answer_and_the_endpoint_keeps_serving(chain, body):
 
 def test_a_body_over_the_limit_is_refused_unread(chain):
     endpoint, _ = chain
-    huge = b"[" + b'"latency:ms=0",' * (control.MAX_BODY // 10) + b'"latency:ms=0"]'
+    huge = b"[" + b'"latency:ms=0",' * (control_rules.MAX_BODY // 10) + b'"latency:ms=0"]'
     assert send(endpoint, control_flow("PUT", huge, JSON)).status_code == 413
 
 
@@ -137,7 +140,7 @@ def test_a_request_from_a_web_page_is_refused(chain, origin):
 
 def test_the_control_hosts_own_origin_is_served(chain):
     endpoint, _ = chain
-    headers = {**JSON, "Origin": f"http://{control.HOST}"}
+    headers = {**JSON, "Origin": f"http://{control_rules.HOST}"}
     assert send(endpoint, control_flow("POST", '["forbidden"]', headers)).status_code == 200
 
 
@@ -171,7 +174,7 @@ class Raising:
         self.exc = exc
 
     def control_routes(self):
-        def handler(request: control.ControlRequest) -> graph.Reply:
+        def handler(request: control_rules.ControlRequest) -> Reply:
             raise self.exc
 
         return {"/boom": handler}
@@ -219,7 +222,7 @@ def test_graph_requests_are_left_alone(chain):
 
 def test_the_fault_injector_script_serves_faults_in_mitmdump():
     with taddons.context() as tctx:
-        tctx.script(fault_injection.__file__)
+        tctx.script(fault_injection_script.__file__)
         addons = chain_of(tctx.master.addons).addons
         (endpoint,) = [a for a in addons if isinstance(a, ControlEndpoint)]
         answer = send(endpoint, control_flow("POST", json.dumps(["forbidden"]), JSON))

@@ -28,8 +28,8 @@ import httpx
 import pytest
 from helpers import run_cli, serving
 
-from proxy_addons import cassette, examples
-from proxy_addons.launcher import running_proxy, stop
+from proxy_addons.cassette import cassette, examples
+from proxy_addons.cli.launcher import running_proxy, stop
 
 pytestmark = pytest.mark.e2e
 

@@ -16,9 +16,10 @@ import pytest
 from helpers import assert_one_line_error, run_cli
 from vcr.request import Request
 
-from proxy_addons import cassette, examples
-from proxy_addons.conversions import ConversionError, ImportSettings
-from proxy_addons.devproxy import (
+from proxy_addons.addons.interactions import stored_response
+from proxy_addons.cassette import cassette, examples
+from proxy_addons.convert.conversions import ConversionError, ImportSettings
+from proxy_addons.convert.devproxy import (
     NEVER_ANSWERS,
     SCHEMA_URL,
     Mock,
@@ -27,7 +28,6 @@ from proxy_addons.devproxy import (
     import_devproxy,
     mock_flow,
 )
-from proxy_addons.interactions import stored_response
 
 URL = examples.ME_URL
 ACTIONS = URL.removesuffix("/virtualAppointment")

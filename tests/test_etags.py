@@ -12,11 +12,11 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from mitmproxy.test import taddons
 
-from proxy_addons import examples
-from proxy_addons.appointments import Appointment, State
-from proxy_addons.emulator import Emulator
-from proxy_addons.etags import EntityTag, names, parse_list, parse_tag, precondition_fails
-from proxy_addons.fault_injection import FaultInjector
+from proxy_addons.addons.emulator import Emulator
+from proxy_addons.addons.fault_injection import FaultInjector
+from proxy_addons.cassette import examples
+from proxy_addons.graph.appointments import Appointment, State
+from proxy_addons.graph.etags import EntityTag, names, parse_list, parse_tag, precondition_fails
 
 CURRENT = 'W/"abc"'
 AUTH = {"Authorization": "Bearer token", "Content-Type": "application/json"}

@@ -17,15 +17,16 @@ from helpers import assert_one_line_error, jwt, run_cli
 from msgraph_core import GraphClientFactory
 from vcr.request import Request
 
-from proxy_addons import cassette, control, examples
-from proxy_addons.faults import ERROR_DEFAULTS, Kind
-from proxy_addons.graph import format_seconds
+from proxy_addons.addons import control_rules
+from proxy_addons.cassette import cassette, examples
+from proxy_addons.graph.faults import ERROR_DEFAULTS, Kind
+from proxy_addons.graph.replies import format_seconds
 
 pytestmark = pytest.mark.e2e
 
 ME = examples.ME_URL
 HEADERS = {**examples.REQUEST_HEADERS, "Authorization": "Bearer test-token"}
-CONTROL = f"http://{control.HOST}{control.PATH}"
+CONTROL = f"http://{control_rules.HOST}{control_rules.PATH}"
 
 
 def create(client: httpx.Client) -> httpx.Response:

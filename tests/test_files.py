@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from proxy_addons.files import cut_to_size, replace_atomically
+from proxy_addons.common.files import cut_to_size, replace_atomically
 
 
 def test_replacing_a_file_leaves_the_new_content_and_no_temporary_file(tmp_path):

@@ -10,12 +10,15 @@ import pytest
 from helpers import graph_flow
 from mitmproxy.test import taddons
 
-from proxy_addons import cassette, examples, flows, json_body, routes
-from proxy_addons.answered_by import AnsweredBy
-from proxy_addons.fault_injection import FaultInjector
-from proxy_addons.models import ErrorResponse
-from proxy_addons.replay import Replay
-from proxy_addons.summary import Summary
+from proxy_addons.addons import flows
+from proxy_addons.addons.fault_injection import FaultInjector
+from proxy_addons.addons.replay import Replay
+from proxy_addons.addons.summary import Summary
+from proxy_addons.cassette import cassette, examples
+from proxy_addons.common import json_body
+from proxy_addons.common.answered_by import AnsweredBy
+from proxy_addons.graph import routes
+from proxy_addons.graph.models import ErrorResponse
 
 
 class Broken:

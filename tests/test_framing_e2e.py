@@ -18,7 +18,7 @@ import pytest
 import yaml
 from helpers import documented_graph
 
-from proxy_addons import examples
+from proxy_addons.cassette import examples
 
 pytestmark = pytest.mark.e2e
 

@@ -13,10 +13,12 @@ from mitmproxy.proxy.mode_specs import ProxyMode
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 from mitmproxy.test import taddons, tflow
 
-from proxy_addons import examples, flows, traffic
-from proxy_addons.answered_by import AnsweredBy
-from proxy_addons.gate import RAW_TCP_TO_GRAPH, Gate, Seal
-from proxy_addons.traffic import Traffic
+from proxy_addons.addons import flows
+from proxy_addons.addons.gate import RAW_TCP_TO_GRAPH, Gate, Seal
+from proxy_addons.cassette import examples
+from proxy_addons.common.answered_by import AnsweredBy
+from proxy_addons.graph import traffic
+from proxy_addons.graph.traffic import Traffic
 
 OTHER_URL = "https://example.org/x"
 GRAPH_OTHER_URL = "https://graph.microsoft.com/v1.0/me"
@@ -211,7 +213,7 @@ def test_the_gate_fails_closed_when_its_own_decision_raises(gate, monkeypatch):
     def broken(target):
         raise SystemExit(3)
 
-    monkeypatch.setattr("proxy_addons.gate.disagreeing_name", broken)
+    monkeypatch.setattr("proxy_addons.addons.gate.disagreeing_name", broken)
     flow = sent("GET", OTHER_URL)
     front.request(flow)
     assert flow.response is not None and flow.response.status_code == 500

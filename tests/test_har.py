@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from helpers import assert_one_line_error, run_cli
 
-from proxy_addons import cassette, examples
-from proxy_addons.conversions import ImportSettings
-from proxy_addons.har import export_har, import_har
+from proxy_addons.cassette import cassette, examples
+from proxy_addons.convert.conversions import ImportSettings
+from proxy_addons.convert.har import export_har, import_har
 
 URL = examples.ME_URL
 TOKEN = "har-secret-token-1357"

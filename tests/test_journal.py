@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from proxy_addons.answered_by import AnsweredBy, answered
-from proxy_addons.journal import (
+from proxy_addons.common.answered_by import AnsweredBy, answered
+from proxy_addons.testing.journal import (
     MAX_DEPTH,
     Call,
     calls_from_json,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-from proxy_addons import launcher
+from proxy_addons.cli import launcher
 
 CHATTY_CHILD = """
 import sys

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from mitmproxy import addons, master, options
 
-from proxy_addons import serving, session
-from proxy_addons.launcher import RunningProxy
+from proxy_addons.cli import serving
+from proxy_addons.cli.launcher import RunningProxy
+from proxy_addons.testing import session
 
 # Each default addon the command leaves out, with the options that would switch it on (it
 # does nothing while they are at their defaults); an empty tuple: it only offers commands,

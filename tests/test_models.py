@@ -6,9 +6,8 @@ import json
 
 import pytest
 
-from proxy_addons import examples
-from proxy_addons.graph import error_body
-from proxy_addons.models import (
+from proxy_addons.cassette import examples
+from proxy_addons.graph.models import (
     ErrorResponse,
     JoinWebUrlResponse,
     Problem,
@@ -17,8 +16,9 @@ from proxy_addons.models import (
     errors_only,
     strict_problems,
 )
-from proxy_addons.routes import Operation
-from proxy_addons.validation import request_problems, response_problems
+from proxy_addons.graph.replies import error_body
+from proxy_addons.graph.routes import Operation
+from proxy_addons.graph.validation import request_problems, response_problems
 
 DOCUMENTED_REQUEST = json.loads(examples.REQUEST_BODY)
 DOCUMENTED_RESPONSE = json.loads(examples.RESPONSE_BODY)

@@ -10,7 +10,7 @@ from helpers import WORK_TENANT, jwt
 from hypothesis import given
 from hypothesis import strategies as st
 
-from proxy_addons.permissions import (
+from proxy_addons.graph.permissions import (
     DOCUMENTED_SCOPES,
     PERSONAL_ACCOUNT_TENANT,
     bearer_token,
@@ -18,7 +18,7 @@ from proxy_addons.permissions import (
     parse_scopes,
     refusal,
 )
-from proxy_addons.routes import Operation
+from proxy_addons.graph.routes import Operation
 
 
 def _segment(value: object) -> str:

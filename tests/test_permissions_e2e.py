@@ -10,8 +10,8 @@ import pytest
 from helpers import WORK_TENANT, graph_sdk, jwt
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 
-from proxy_addons import examples
-from proxy_addons.permissions import PERSONAL_ACCOUNT_TENANT
+from proxy_addons.cassette import examples
+from proxy_addons.graph.permissions import PERSONAL_ACCOUNT_TENANT
 
 pytestmark = [
     pytest.mark.e2e,

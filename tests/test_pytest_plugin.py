@@ -18,7 +18,7 @@ import requests
 import yaml
 from helpers import documented_graph
 
-from proxy_addons import cassette, examples
+from proxy_addons.cassette import cassette, examples
 
 pytestmark = pytest.mark.e2e
 
@@ -472,7 +472,7 @@ def proxy_children():
             command = (stat.parent / "cmdline").read_bytes()
         except (OSError, ValueError, IndexError):
             continue  # a process that ended meanwhile
-        if parent == os.getpid() and b"proxy_addons.child" in command:
+        if parent == os.getpid() and b"proxy_addons.testing.child" in command:
             found.append(stat.parent.name)
     return found
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from test_pytest_plugin import BUNDLED_ME, HEADER, run
 
-from proxy_addons import examples
+from proxy_addons.cassette import examples
 
 pytestmark = pytest.mark.e2e
 
@@ -110,7 +110,7 @@ def test_assert_all_played_fails_a_test_listing_the_recordings_it_never_used(pyt
 
 
 ASSERTIONS = """
-from proxy_addons.call_assertions import ANY, Selector
+from proxy_addons.testing.call_assertions import ANY, Selector
 
 SIGNED = {**HEADERS, "Authorization": "Bearer SECRET"}
 

@@ -25,8 +25,8 @@ import vcr
 from helpers import assert_one_line_error, pre_commit_whitespace_problems, run_cli, serving
 from vcr.cassette import Cassette
 
-from proxy_addons import cassette, examples
-from proxy_addons.cassette_writer import CassetteWriter
+from proxy_addons.cassette import cassette, examples
+from proxy_addons.cassette.writer import CassetteWriter
 
 pytestmark = pytest.mark.e2e
 

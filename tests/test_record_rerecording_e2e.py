@@ -16,8 +16,8 @@ import pytest
 from reliability import Call, call, create_body, https_client, meeting_url, run_concurrently
 from vcr.cassette import Cassette
 
-from proxy_addons import cassette
-from proxy_addons.launcher import RunningProxy
+from proxy_addons.cassette import cassette
+from proxy_addons.cli.launcher import RunningProxy
 
 pytestmark = pytest.mark.e2e
 

@@ -16,7 +16,7 @@ import pytest
 from helpers import serving
 from vcr.cassette import Cassette
 
-from proxy_addons import cassette
+from proxy_addons.cassette import cassette
 
 pytestmark = pytest.mark.e2e
 

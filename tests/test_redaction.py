@@ -12,11 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from vcr.request import Request
 
-from proxy_addons import redaction
-from proxy_addons.cassette import PLACEHOLDER_PREFIX, Interaction
-from proxy_addons.interactions import Sent, interaction_block
-from proxy_addons.matching import CassetteIndex
-from proxy_addons.redaction import (
+from proxy_addons.addons.interactions import Sent, interaction_block
+from proxy_addons.cassette import redaction
+from proxy_addons.cassette.cassette import PLACEHOLDER_PREFIX, Interaction
+from proxy_addons.cassette.matching import CassetteIndex
+from proxy_addons.cassette.redaction import (
     Placeholders,
     RedactionRules,
     Side,

@@ -16,7 +16,7 @@ import pytest
 from bombs import MB, bomb
 from conftest import httpx_client
 
-from proxy_addons import examples
+from proxy_addons.cassette import examples
 
 pytestmark = [pytest.mark.reliability, pytest.mark.e2e]
 

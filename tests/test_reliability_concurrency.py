@@ -36,8 +36,8 @@ from reliability import (
 )
 from vcr.cassette import Cassette
 
-from proxy_addons import cassette
-from proxy_addons.launcher import running_proxy
+from proxy_addons.cassette import cassette
+from proxy_addons.cli.launcher import running_proxy
 
 pytestmark = [pytest.mark.reliability, pytest.mark.e2e]
 

@@ -3,7 +3,7 @@
 The URL router, Graph's request checks, the cassette loader and the control endpoint's body,
 each as a pure function and, where a client reaches it, through a real proxy: whatever the
 input, the answer is a value, a Graph-shaped 4xx, or (for a file) one line naming it; never
-a traceback, and the proxy keeps serving. Fault specs are fuzzed in test_fault_specs.py;
+a traceback, and the proxy keeps serving. Fault specs are fuzzed in test_faults.py;
 their one-line messages through the CLI are in test_reliability_hostile.py.
 """
 
@@ -21,14 +21,16 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from reliability import LEVEL, assert_graph_answer, call, https_client, plain_exchange
 
-from proxy_addons import cassette, control, examples, routes
-from proxy_addons.cassette import CassetteError
-from proxy_addons.control_api import CALLS_PATH, SESSION_PATH
-from proxy_addons.flows import to_response
-from proxy_addons.launcher import RunningProxy, running_proxy
-from proxy_addons.models import ErrorResponse
-from proxy_addons.request_checks import check_request
-from proxy_addons.session_client import SessionProxy
+from proxy_addons.addons import control_rules
+from proxy_addons.addons.flows import to_response
+from proxy_addons.cassette import cassette, examples
+from proxy_addons.cassette.cassette import CassetteError
+from proxy_addons.cli.launcher import RunningProxy, running_proxy
+from proxy_addons.common.control_address import CALLS_PATH, SESSION_PATH
+from proxy_addons.graph import routes
+from proxy_addons.graph.models import ErrorResponse
+from proxy_addons.graph.request_checks import check_request
+from proxy_addons.testing.session_client import SessionProxy
 
 pytestmark = pytest.mark.reliability
 
@@ -262,7 +264,7 @@ CONTROL_BODIES = st.one_of(
 @example(body=b"[" * 100_000)
 def test_the_control_body_parser_gives_specs_or_a_value_error(body):
     try:
-        specs = control.specs_of(control.json_document(body))
+        specs = control_rules.specs_of(control_rules.json_document(body))
     except ValueError as exc:  # FaultSpecError, bad JSON or UTF-8: the endpoint's 400
         assert str(exc)
         return
@@ -276,7 +278,7 @@ def control_proxy(confdir: Path) -> Iterator[RunningProxy]:
         assert "Traceback" not in "".join(proxy.stderr)
 
 
-CONTROL = f"http://{control.HOST}{control.PATH}"
+CONTROL = f"http://{control_rules.HOST}{control_rules.PATH}"
 JSON_TYPE = {"Content-Type": "application/json"}  # any other is refused unread (415)
 IN_FORCE = ["latency:ms=0,route=join-url"]  # what each example starts from
 
@@ -335,8 +337,8 @@ SESSION_BODIES = st.one_of(
     st.binary(max_size=60),
     st.sampled_from([b"[" * 100_000, b'{"mode": "replay", "args": ' + b"[" * 50_000]),
 )
-SESSION = f"http://{control.HOST}{SESSION_PATH}"
-CALLS = f"http://{control.HOST}{CALLS_PATH}"
+SESSION = f"http://{control_rules.HOST}{SESSION_PATH}"
+CALLS = f"http://{control_rules.HOST}{CALLS_PATH}"
 
 
 @pytest.fixture(scope="module")

@@ -26,8 +26,9 @@ from reliability import (
 )
 from vcr.cassette import Cassette
 
-from proxy_addons import cassette, control, examples
-from proxy_addons.models import ErrorResponse
+from proxy_addons.addons import control_rules
+from proxy_addons.cassette import cassette, examples
+from proxy_addons.graph.models import ErrorResponse
 
 pytestmark = [pytest.mark.reliability, pytest.mark.e2e]
 
@@ -99,7 +100,7 @@ def test_line_breaks_in_fault_messages_and_codes_stay_inside_the_json_body(start
     # and the same rule through the control endpoint
     with https_client(proxy) as client:
         added = client.put(
-            f"http://{control.HOST}{control.PATH}",
+            f"http://{control_rules.HOST}{control_rules.PATH}",
             json=[f"unavailable:route=get,code={CODE},message={MESSAGE}"],
         )
         assert added.status_code == 200, added.text

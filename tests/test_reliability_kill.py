@@ -28,9 +28,9 @@ from reliability import (
 )
 from vcr.cassette import Cassette
 
-from proxy_addons import cassette
-from proxy_addons.cassette_writer import CassetteWriter
-from proxy_addons.launcher import RunningProxy
+from proxy_addons.cassette import cassette
+from proxy_addons.cassette.writer import CassetteWriter
+from proxy_addons.cli.launcher import RunningProxy
 
 pytestmark = [pytest.mark.reliability, pytest.mark.e2e]
 

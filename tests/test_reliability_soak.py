@@ -22,7 +22,7 @@ from reliability import (
     run_concurrently,
 )
 
-from proxy_addons import examples
+from proxy_addons.cassette import examples
 
 pytestmark = [pytest.mark.reliability, pytest.mark.e2e]
 

@@ -28,8 +28,8 @@ import pytest
 import requests
 from helpers import documented_graph, serving
 
-from proxy_addons import cassette, examples
-from proxy_addons.launcher import RunningProxy
+from proxy_addons.cassette import cassette, examples
+from proxy_addons.cli.launcher import RunningProxy
 
 pytestmark = pytest.mark.e2e
 

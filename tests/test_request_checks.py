@@ -8,10 +8,11 @@ import pytest
 from bombs import bomb
 from helpers import graph_flow
 
-from proxy_addons import examples, flows
-from proxy_addons.models import ErrorResponse
-from proxy_addons.request_checks import MAX_BODY_BYTES, check_request
-from proxy_addons.routes import parse
+from proxy_addons.addons import flows
+from proxy_addons.cassette import examples
+from proxy_addons.graph.models import ErrorResponse
+from proxy_addons.graph.request_checks import MAX_BODY_BYTES, check_request
+from proxy_addons.graph.routes import parse
 
 ME_PUT = parse("PUT", examples.ME_URL)
 JSON_HEADERS = {"Content-Type": "application/json", "client-request-id": "c-42"}

@@ -11,8 +11,9 @@ from helpers import graph_flow, kiota_url
 from hypothesis import given
 from hypothesis import strategies as st
 
-from proxy_addons import examples, flows
-from proxy_addons.routes import (
+from proxy_addons.addons import flows
+from proxy_addons.cassette import examples
+from proxy_addons.graph.routes import (
     ALLOWED_METHODS,
     GRAPH_HOSTS,
     LIVE,

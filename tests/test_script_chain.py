@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import itertools
+import re
 from pathlib import Path
 
 import pytest
@@ -16,15 +17,15 @@ from mitmproxy import hooks
 from mitmproxy.addons import script
 from mitmproxy.test import taddons
 
-from proxy_addons.batching import Batching
-from proxy_addons.chain_order import EVERY_CHAIN, ORDER, Stage, in_chain_order
-from proxy_addons.control_endpoint import ControlEndpoint
-from proxy_addons.fault_injection import FaultInjector
-from proxy_addons.gate import Gate
-from proxy_addons.replay import Replay
-from proxy_addons.script_chain import CHAIN_NAME, chain_of
-from proxy_addons.summary import Summary
-from proxy_addons.unreachable_upstream import UnreachableUpstream
+from proxy_addons.addons.batching import Batching
+from proxy_addons.addons.chain_order import EVERY_CHAIN, ORDER, Stage, in_chain_order
+from proxy_addons.addons.control_endpoint import ControlEndpoint
+from proxy_addons.addons.fault_injection import FaultInjector
+from proxy_addons.addons.gate import Gate
+from proxy_addons.addons.replay import Replay
+from proxy_addons.addons.script_chain import CHAIN_NAME, chain_of
+from proxy_addons.addons.summary import Summary
+from proxy_addons.addons.unreachable_upstream import UnreachableUpstream
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "proxy_addons"
 # Each script of ours and the stages it brings.
@@ -161,3 +162,15 @@ def test_the_cli_order_is_the_chain_order():
 def test_an_addon_without_a_place_in_the_order_is_refused():
     with pytest.raises(ValueError, match="has no place in Stage"):
         in_chain_order([Replay(), object()])
+
+
+def test_the_script_files_are_the_only_modules_holding_addons_and_define_no_addon():
+    """An addon module builds nothing at import, so any set of them loads together; the thin
+    files at the documented ``mitmdump -s`` paths name the stages they want, nothing more."""
+    holders = {
+        path.relative_to(SCRIPTS).as_posix(): path.read_text()
+        for path in SCRIPTS.rglob("*.py")
+        if re.search(r"^addons\s*=", path.read_text(), re.MULTILINE)
+    }
+    assert set(holders) == set(WANTS)
+    assert [name for name, text in holders.items() if re.search(r"^class ", text, re.M)] == []

@@ -32,7 +32,7 @@ import httpx
 import pytest
 from helpers import documented_graph
 
-from proxy_addons import examples
+from proxy_addons.cassette import examples
 
 ROOT = Path(__file__).resolve().parent.parent
 MITMDUMP = Path(sys.executable).with_name("mitmdump")
@@ -81,7 +81,7 @@ def documented_lines() -> list[str]:
     found: list[str] = []
     for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
         found += command_lines(page.read_text())
-    for path in sorted((ROOT / "proxy_addons").glob("*.py")):
+    for path in sorted((ROOT / "proxy_addons").rglob("*.py")):
         for doc in docstrings(path):
             found += command_lines(doc)
     return list(dict.fromkeys(found))

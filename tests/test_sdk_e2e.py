@@ -34,9 +34,9 @@ from msgraph.generated.users.item.online_meetings.item.send_virtual_appointment_
 )
 from msgraph_core import APIVersion, GraphClientFactory
 
-from proxy_addons import examples
-from proxy_addons.launcher import RunningProxy
-from proxy_addons.routes import GRAPH_HOSTS, odata_string
+from proxy_addons.cassette import examples
+from proxy_addons.cli.launcher import RunningProxy
+from proxy_addons.graph.routes import GRAPH_HOSTS, odata_string
 
 pytestmark = [
     pytest.mark.e2e,

@@ -28,9 +28,9 @@ from helpers import assert_one_line_error, documented_graph, run_cli, serving
 from test_routes import METHODS, SPELLED, _spelled_url
 from upstream_counter import Counted, attempts, start_counted
 
-from proxy_addons import examples
-from proxy_addons.launcher import RunningProxy
-from proxy_addons.routes import GRAPH_HOSTS
+from proxy_addons.cassette import examples
+from proxy_addons.cli.launcher import RunningProxy
+from proxy_addons.graph.routes import GRAPH_HOSTS
 
 pytestmark = pytest.mark.e2e
 
@@ -399,8 +399,8 @@ def test_a_bad_policy_is_a_one_line_error(confdir, args, starts):
 
 
 def test_each_session_of_the_plugins_proxy_sets_its_own_network_policy(confdir):
-    from proxy_addons.session_client import SessionProxy
-    from proxy_addons.vcr_settings import Plan
+    from proxy_addons.testing.session_client import SessionProxy
+    from proxy_addons.testing.vcr_settings import Plan
 
     session = SessionProxy(confdir, root=confdir)
     try:
@@ -475,8 +475,8 @@ def test_every_spelling_in_the_routes_table_is_answered_here_and_none_leaves(sea
 def test_the_plugins_proxy_answers_every_spelling_as_ours_and_blocks_none(confdir, mode):
     """The pytest plugin's child (the network blocked, as the plugin runs it): every spelling
     is journalled as one of our calls, answered by the mode, never by the network policy."""
-    from proxy_addons.session_client import SessionProxy
-    from proxy_addons.vcr_settings import Plan
+    from proxy_addons.testing.session_client import SessionProxy
+    from proxy_addons.testing.vcr_settings import Plan
 
     session = SessionProxy(confdir, root=Path(examples.__file__).resolve().parent.parent)
     try:

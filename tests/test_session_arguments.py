@@ -7,8 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from proxy_addons import session
-from proxy_addons.session import NOT_PER_SESSION, SessionError, checked_arguments, mode_parsers
+from proxy_addons.testing import session
+from proxy_addons.testing.session import (
+    NOT_PER_SESSION,
+    SessionError,
+    checked_arguments,
+    mode_parsers,
+)
 
 PARSERS = mode_parsers()
 

@@ -20,12 +20,12 @@ import httpx
 import pytest
 from helpers import documented_graph
 
-from proxy_addons import cassette, examples
-from proxy_addons.answered_by import AnsweredBy
-from proxy_addons.control_api import HOST
-from proxy_addons.journal import Call
-from proxy_addons.session_client import ProxyError, SessionProxy
-from proxy_addons.vcr_settings import Plan
+from proxy_addons.cassette import cassette, examples
+from proxy_addons.common.answered_by import AnsweredBy
+from proxy_addons.common.control_address import HOST
+from proxy_addons.testing.journal import Call
+from proxy_addons.testing.session_client import ProxyError, SessionProxy
+from proxy_addons.testing.vcr_settings import Plan
 
 pytestmark = pytest.mark.e2e
 

@@ -7,10 +7,11 @@ from pathlib import Path
 from helpers import graph_flow
 from mitmproxy.test import taddons
 
-from proxy_addons import examples, flows
-from proxy_addons.answered_by import AnsweredBy
-from proxy_addons.graph import error_reply
-from proxy_addons.session import Session
+from proxy_addons.addons import flows
+from proxy_addons.cassette import examples
+from proxy_addons.common.answered_by import AnsweredBy
+from proxy_addons.graph.replies import error_reply
+from proxy_addons.testing.session import Session
 
 
 def test_a_request_to_another_host_is_journalled_only_when_the_network_policy_blocked_it():

@@ -10,10 +10,10 @@ from mitmproxy import http
 from mitmproxy import io as mitmproxy_io
 from pydantic.json_schema import models_json_schema
 
-from proxy_addons import cassette, examples
-from proxy_addons.cli import build_parser
-from proxy_addons.models import ErrorResponse, VirtualAppointment
-from proxy_addons.schema_command import TITLE, model_classes
+from proxy_addons.cassette import cassette, examples
+from proxy_addons.cli.commands import build_parser
+from proxy_addons.cli.schema import TITLE, model_classes
+from proxy_addons.graph.models import ErrorResponse, VirtualAppointment
 
 BUNDLED = str(cassette.bundled_cassettes())
 

@@ -13,9 +13,9 @@ import pytest
 from helpers import assert_one_line_error, run_cli
 from msgraph_core import APIVersion, GraphClientFactory
 
-from proxy_addons import examples
-from proxy_addons.models import ErrorResponse, VirtualAppointment
-from proxy_addons.validation import response_problems
+from proxy_addons.cassette import examples
+from proxy_addons.graph.models import ErrorResponse, VirtualAppointment
+from proxy_addons.graph.validation import response_problems
 
 pytestmark = pytest.mark.e2e
 

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from proxy_addons.socket_guard import NetworkBlocked, SocketGuard, blocking
+from proxy_addons.testing.socket_guard import NetworkBlocked, SocketGuard, blocking
 
 V4, V6 = socket.AF_INET, socket.AF_INET6
 

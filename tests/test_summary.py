@@ -20,14 +20,16 @@ from mitmproxy.io import FlowReader, FlowWriter
 from mitmproxy.test import taddons, tflow
 from rich.console import Console
 
-from proxy_addons import cassette, examples, flows
-from proxy_addons import summary as summary_module
-from proxy_addons.answered_by import AnsweredBy
-from proxy_addons.models import Problem
-from proxy_addons.record import Record
-from proxy_addons.replay import Replay
-from proxy_addons.script_chain import chain_of
-from proxy_addons.summary import SOURCES, Summary
+from proxy_addons import summary as summary_script
+from proxy_addons.addons import flows
+from proxy_addons.addons import summary as summary_module
+from proxy_addons.addons.record import Record
+from proxy_addons.addons.replay import Replay
+from proxy_addons.addons.script_chain import chain_of
+from proxy_addons.addons.summary import SOURCES, Summary
+from proxy_addons.cassette import cassette, examples
+from proxy_addons.common.answered_by import AnsweredBy
+from proxy_addons.graph.models import Problem
 
 MISS = AnsweredBy.MISS
 
@@ -367,7 +369,7 @@ def test_a_summary_path_that_would_lose_data_stops_the_proxy_before_it_starts(
 
 def test_the_addon_loads_as_a_mitmdump_script():
     with taddons.context() as tctx:
-        tctx.script(summary_module.__file__)
+        tctx.script(summary_script.__file__)
         (addon,) = [a for a in chain_of(tctx.master.addons).addons if isinstance(a, Summary)]
         addon.response(finished_flow("PUT", ME))
         assert addon.summary()["requests"] == 1

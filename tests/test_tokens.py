@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 from helpers import assert_one_line_error, graph_sdk, run_cli
 
-from proxy_addons import examples, tokens
-from proxy_addons.permissions import PERSONAL_ACCOUNT_TENANT, jwt_claims, refusal
-from proxy_addons.routes import Operation
+from proxy_addons.cassette import examples
+from proxy_addons.graph import tokens
+from proxy_addons.graph.permissions import PERSONAL_ACCOUNT_TENANT, jwt_claims, refusal
+from proxy_addons.graph.routes import Operation
 
 TENANT = "a796be92-0000-4000-8000-000000000001"
 

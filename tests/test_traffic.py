@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from proxy_addons import routes
-from proxy_addons.traffic import (
+from proxy_addons.graph import routes
+from proxy_addons.graph.traffic import (
     NetworkPolicy,
     Target,
     Traffic,

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from proxy_addons import examples
+from proxy_addons.cassette import examples
 
 pytestmark = pytest.mark.e2e
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from proxy_addons import cli, session
-from proxy_addons.vcr_settings import (
+from proxy_addons.cli import commands as cli
+from proxy_addons.testing import session
+from proxy_addons.testing.vcr_settings import (
     START_ARGUMENTS,
     GraphVcrError,
     ProxyMode,

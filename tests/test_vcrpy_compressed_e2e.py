@@ -37,8 +37,8 @@ import vcr
 import zstandard
 from helpers import run_cli, serving
 
-from proxy_addons import cassette
-from proxy_addons.launcher import RunningProxy, running_proxy
+from proxy_addons.cassette import cassette
+from proxy_addons.cli.launcher import RunningProxy, running_proxy
 
 pytestmark = pytest.mark.e2e
 

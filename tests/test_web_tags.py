@@ -13,13 +13,14 @@ from mitmproxy import http
 from mitmproxy.test import taddons, tflow
 from mitmproxy.utils.emoji import emoji
 
-from proxy_addons import cassette, examples, flows
-from proxy_addons.answered_by import AnsweredBy
-from proxy_addons.emulator import Emulator
-from proxy_addons.fault_injection import FaultInjector
-from proxy_addons.models import Problem
-from proxy_addons.replay import Replay
-from proxy_addons.web_tags import MARKERS, RECORDED_MARKER, FlowFacts, Tag, WebTags, tag_for
+from proxy_addons.addons import flows
+from proxy_addons.addons.emulator import Emulator
+from proxy_addons.addons.fault_injection import FaultInjector
+from proxy_addons.addons.replay import Replay
+from proxy_addons.addons.web_tags import MARKERS, RECORDED_MARKER, FlowFacts, Tag, WebTags, tag_for
+from proxy_addons.cassette import cassette, examples
+from proxy_addons.common.answered_by import AnsweredBy
+from proxy_addons.graph.models import Problem
 
 ME = examples.ME_URL
 HEADERS = {**examples.REQUEST_HEADERS, "Authorization": "Bearer test-token"}

@@ -25,10 +25,10 @@ import pytest
 from helpers import assert_one_line_error, run_cli, serving
 from mitmproxy.utils.emoji import emoji
 
-from proxy_addons import examples
-from proxy_addons.launcher import RunningProxy
-from proxy_addons.web_tags import MARKERS, RECORDED_MARKER
-from proxy_addons.web_ui import URL_LINE
+from proxy_addons.addons.web_tags import MARKERS, RECORDED_MARKER
+from proxy_addons.cassette import examples
+from proxy_addons.cli.launcher import RunningProxy
+from proxy_addons.cli.web_ui import URL_LINE
 
 pytestmark = pytest.mark.e2e
 

@@ -32,10 +32,11 @@ from typing import Any
 from mitmproxy import ctx
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 
-from proxy_addons import cli, serving
-from proxy_addons.launcher import RunningProxy, listen_arguments, start
-from proxy_addons.traffic import canonical_host, is_loopback
-from proxy_addons.unreachable_upstream import UnreachableUpstream
+from proxy_addons.addons.unreachable_upstream import UnreachableUpstream
+from proxy_addons.cli import commands as cli
+from proxy_addons.cli import serving
+from proxy_addons.cli.launcher import RunningProxy, listen_arguments, start
+from proxy_addons.graph.traffic import canonical_host, is_loopback
 
 REFUSED = "refused by the test's upstream counter"
 

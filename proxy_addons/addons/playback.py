@@ -1,0 +1,77 @@
+"""Answering requests from recorded interactions: the replay core, shared by every addon that
+plays a cassette.
+
+``Replay`` plays for every request it claims; ``Record`` plays in record modes
+``new_episodes`` and ``none``. Both go through :func:`play`, so a request is matched, answered,
+tagged and logged the same way wherever a cassette answers it, and a miss is the same
+``501 CassetteMiss`` naming the closest recorded request, or saying that every answer
+recorded for the request was already played (each answers once, as in vcrpy).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping
+
+from mitmproxy import http
+
+from proxy_addons.addons import flows
+from proxy_addons.cassette.cassette import Interaction
+from proxy_addons.cassette.matching import CassetteIndex
+from proxy_addons.common.answered_by import AnsweredBy
+from proxy_addons.common.json_body import JsonBody
+from proxy_addons.graph.replies import Reply, error_reply, refresh_headers
+
+logger = logging.getLogger(__name__)
+
+MISS_STATUS = 501
+MISS_CODE = "CassetteMiss"
+
+
+def replayed_reply(interaction: Interaction, request_headers: Mapping[str, str]) -> Reply:
+    """A recorded response with fresh request-id, echoed client-request-id and a new Date."""
+    recorded = interaction.reply  # made from the recording once, then reused
+    return dataclasses.replace(
+        recorded, headers=tuple(refresh_headers(recorded.headers, request_headers))
+    )
+
+
+def miss_reply(
+    index: CassetteIndex,
+    method: str,
+    uri: str,
+    body: JsonBody | bytes | None,
+    request_headers: Mapping[str, str],
+) -> Reply:
+    """Graph's error envelope for a request ``index`` has no recording of, saying why."""
+    miss = index.explain_miss(method, uri, body)
+    lead = "No recorded answer is left for" if miss.exhausted else "No recorded interaction matches"
+    return error_reply(
+        MISS_STATUS, MISS_CODE, f"{lead} {method} {uri}: {miss.explain()}.", request_headers
+    )
+
+
+def answer_miss(flow: http.HTTPFlow, index: CassetteIndex) -> None:
+    """Answer a request ``index`` has no recording for with 501 CassetteMiss, and log it."""
+    request = flow.request
+    url = request.pretty_url
+    headers = flows.request_headers(flow)
+    reply = miss_reply(index, request.method, url, flows.body_of(flow), headers)
+    flows.answer(flow, reply, by=AnsweredBy.MISS)
+    logger.warning("cassette miss: %s %s", request.method, url)
+
+
+def play(flow: http.HTTPFlow, index: CassetteIndex, *, answer_misses: bool) -> bool:
+    """Answer ``flow`` with its next recording from ``index`` or, with ``answer_misses``,
+    with a miss; False when it was left unanswered (to be forwarded)."""
+    hit = index.play(flows.shape_of(flow), flows.body_of(flow).raw)
+    if hit is not None:
+        reply = replayed_reply(hit, flows.request_headers(flow))
+        flows.answer(flow, reply, by=AnsweredBy.REPLAY)
+        flow.metadata[flows.REPLAYED] = (str(hit.source), hit.position)
+        return True
+    if answer_misses:
+        answer_miss(flow, index)
+        return True
+    return False

@@ -1,0 +1,91 @@
+"""Addon: answer our Graph routes from VCR cassettes, offline, without touching other traffic.
+
+Load it alone with::
+
+    mitmdump -s proxy_addons/replay.py --set graph_cassette=cassettes/ \\
+        --set connection_strategy=lazy
+
+(``connection_strategy=lazy`` is what keeps mitmproxy from dialling graph.microsoft.com when
+the client connects; the addon sets it itself at start if you forget.)
+"""
+
+from __future__ import annotations
+
+import logging
+
+from mitmproxy import ctx, exceptions, http
+from mitmproxy.addonmanager import Loader
+
+from proxy_addons.addons import flows, playback
+from proxy_addons.addons.options import (
+    declare_cassette,
+    declare_playback_repeats,
+    ensure_lazy_connections,
+    require_choice,
+)
+from proxy_addons.addons.playback import MISS_CODE, MISS_STATUS
+from proxy_addons.cassette import cassette
+from proxy_addons.cassette.matching import CassetteIndex
+from proxy_addons.cassette.on_miss import OnMiss
+
+logger = logging.getLogger(__name__)
+
+ON_MISS = tuple(OnMiss)
+
+
+class Replay:
+    def __init__(self) -> None:
+        self.index = CassetteIndex()
+        self.is_running = False
+        self.answer_misses = True  # graph_on_miss is OnMiss.ERROR, read once per change
+
+    def load(self, loader: Loader) -> None:
+        declare_cassette(loader)
+        declare_playback_repeats(loader)
+        loader.add_option(
+            "graph_on_miss",
+            str,
+            OnMiss.ERROR.value,
+            "What to do with a Graph request the cassette has no answer for: answer it with "
+            f"a Graph-shaped {MISS_STATUS} {MISS_CODE} error naming the closest recorded "
+            "request, or forward it upstream.",
+            choices=ON_MISS,
+        )
+        loader.add_option(
+            "graph_match_body",
+            bool,
+            True,
+            "Match request bodies (compared as JSON) as well as method, URL and query.",
+        )
+
+    def configure(self, updated: set[str]) -> None:
+        require_choice(updated, "graph_on_miss", ON_MISS)
+        self.answer_misses = ctx.options.graph_on_miss == OnMiss.ERROR
+        if {"graph_cassette", "graph_match_body"} & updated:
+            try:
+                interactions = cassette.load(ctx.options.graph_cassette)
+            except cassette.CassetteError as exc:
+                raise exceptions.OptionsError(str(exc)) from None
+            self.index = CassetteIndex(interactions, match_body=ctx.options.graph_match_body)
+            # Before start, mitmproxy may configure twice (a refused value is rolled back to
+            # the default): say what is served once, when it is.
+            if self.is_running:
+                self._announce()
+        self.index.allow_repeats = ctx.options.graph_allow_playback_repeats
+
+    def _announce(self) -> None:
+        logger.info(
+            "replaying %d interactions from %s", len(self.index), ctx.options.graph_cassette
+        )
+
+    def running(self) -> None:
+        self.is_running = True
+        server = ctx.master.addons.get("proxyserver")
+        if server is None or server.listen_addrs():  # a proxy that failed to bind says so
+            self._announce()
+        ensure_lazy_connections()
+
+    @flows.guarded
+    def request(self, flow: http.HTTPFlow) -> None:
+        if flows.claim(flow) is not None:
+            playback.play(flow, self.index, answer_misses=self.answer_misses)

@@ -1,0 +1,300 @@
+"""Running one proxy: each mode's addons and options from its parsed arguments, mitmproxy's
+own addons, and a mitmproxy master bound to loopback that prints the one "proxy listening on"
+line and stops cleanly on SIGINT/SIGTERM.
+
+Every mode is one function from parsed arguments to (addons, option settings). ``commands.py``
+parses the arguments and imports this module only for a command that runs a proxy, so the
+commands that only read cassettes (``show``, ``schema``, ``validate``, conversions) start
+without mitmproxy's proxy machinery.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mitmproxy import ctx, exceptions, master, options
+
+from proxy_addons.addons.batching import Batching
+from proxy_addons.addons.chain_order import in_chain_order
+from proxy_addons.addons.control_endpoint import ControlEndpoint
+from proxy_addons.addons.fault_injection import FaultInjector
+from proxy_addons.addons.gate import Gate, Seal
+from proxy_addons.addons.record import Record
+from proxy_addons.addons.replay import Replay
+from proxy_addons.addons.unreachable_upstream import UnreachableUpstream
+from proxy_addons.cassette.on_miss import OnMiss
+from proxy_addons.cli import web_ui
+from proxy_addons.common.usage import USAGE_ERROR, UsageError
+
+ModeBuilder = Callable[[argparse.Namespace], tuple[list[Any], dict[str, Any]]]
+
+
+# --- modes --------------------------------------------------------------------------------
+
+
+def replay_mode(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
+    settings: dict[str, Any] = {
+        "graph_on_miss": args.on_miss,
+        "graph_match_body": not args.ignore_body,
+        **gate_settings(args, forward_ours=args.on_miss == OnMiss.FORWARD),
+        "graph_allow_playback_repeats": args.allow_playback_repeats,
+    }
+    if args.cassette:
+        settings["graph_cassette"] = args.cassette
+    return [Replay(), Seal(), UnreachableUpstream()], settings
+
+
+def record_mode(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
+    """``record``: forward, validate, redact and append each interaction to the cassette."""
+    settings: dict[str, Any] = {
+        "graph_cassette": args.cassette,
+        "graph_record_mode": args.record_mode,
+        "graph_upstream": args.upstream,
+        "graph_validate": args.validate,
+        "graph_redact_headers": list(args.redact_header or []),
+        "graph_redact_fields": list(args.redact_field or []),
+        "graph_record_fsync": not args.no_fsync,
+        "graph_record_decode_compressed": args.decode_compressed_response,
+        **gate_settings(args, forward_ours=True),
+        "graph_allow_playback_repeats": args.allow_playback_repeats,
+    }
+    return [Record(), Seal(), UnreachableUpstream()], settings
+
+
+def simulate_mode(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
+    """``simulate``: the stateful emulator, as a proxy or (``--reverse``) as Graph itself."""
+    from proxy_addons.addons.emulator import Emulator  # not needed by the other modes' start-up
+
+    settings: dict[str, Any] = {
+        "graph_state": args.state or "",
+        "graph_provisioning_delay": args.provisioning_delay,
+        "graph_deprecation_warnings": args.deprecation_warnings,
+        "graph_require_auth": not args.allow_anonymous,
+        "graph_allow_any_token": args.allow_any_token,
+        "graph_accepted_scopes": list(args.accept_scope or []),
+        "graph_forbidden_code": args.forbidden_code,
+        "graph_forbidden_message": args.forbidden_message,
+        **gate_settings(args, forward_ours=False),
+    }
+    if args.reverse:
+        # A plain-HTTP endpoint that parses every request as a graph.microsoft.com URL: what
+        # the recorder's --upstream points at. The emulator answers; nothing goes upstream.
+        settings["mode"] = ["reverse:https://graph.microsoft.com"]
+    return [Emulator(), Seal()], settings
+
+
+def gate_settings(args: argparse.Namespace, *, forward_ours: bool) -> dict[str, Any]:
+    """The gate's options (``gate.py``): the network policy every mode takes, and whether the
+    mode may send our operations upstream, which each mode above states here, in one place:
+    record does, replay only with ``--on-miss forward``, simulate never. The gate's seal
+    (``gate.Seal``) comes right after each mode's addon, before anything that would connect."""
+    return {
+        "graph_block_network": args.block_network,
+        "graph_allow_hosts": list(args.allow_host or []),
+        "graph_forward_ours": forward_ours,
+    }
+
+
+def common_addons(args: argparse.Namespace) -> tuple[list[Any], list[Any], dict[str, Any]]:
+    """Addons every proxy mode carries: the gate, then faults, before the mode's own; the
+    summary after.
+
+    The gate first: it decides what each flow is (and refuses what must not leave) before any
+    other addon of ours sees it. Faults next: an answer given in its request hook is one the
+    mode's addons never see.
+    Bad rules are refused by the addon's ``configure`` (exit status 2, one line). The summary
+    last: it counts each flow once the others have done their work on it.
+    """
+    from proxy_addons.addons.summary import Summary  # rich: only for proxies that print a summary
+
+    settings: dict[str, Any] = {
+        **fault_settings(args),
+        "graph_summary": not args.no_summary,
+        "graph_summary_json": args.summary_json or "",
+    }
+    return [Gate(), ControlEndpoint(), FaultInjector(), Batching()], [Summary()], settings
+
+
+def fault_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The fault injector's options from the fault arguments every mode takes."""
+    return {
+        "graph_faults": list(args.fault or []),
+        "graph_faults_file": args.faults or "",
+        "graph_fault_seed": args.seed,
+    }
+
+
+MODES: dict[str, ModeBuilder] = {
+    "replay": replay_mode,
+    "record": record_mode,
+    "simulate": simulate_mode,
+}
+
+
+# --- running a proxy ----------------------------------------------------------------------
+
+
+def mitmproxy_base(*, onboarding: bool = True) -> list[Any]:
+    """mitmproxy's own addons that our proxies use, in mitmproxy's order.
+
+    mitmproxy calls every addon of its chain for every hook of every flow (eight per
+    request), and each costs about as much as a small hook does, whatever it does: about a
+    third of mitmdump's own CPU per request goes to handing hooks out. mitmproxy's user
+    features (scripts, saving, replaying and rewriting flows, cookies, anti-cache, proxy
+    auth, the export and cut commands) are off unless one of their options is set, and no
+    command of ours sets them, so they are left out. What a proxy does with its default
+    options stays: the proxy server, TLS, DNS, ``block_global``, h2c refusal, Alt-Svc in
+    reverse mode, ``upstream_auth``, and (for the command, not the pytest plugin's proxy)
+    the ``mitm.it`` page that hands clients the CA. The web view keeps all of mitmweb's,
+    whose options a user can set in it.
+    """
+    from mitmproxy.addons import (
+        block,
+        core,
+        disable_h2c,
+        dns_resolver,
+        next_layer,
+        proxyserver,
+        strip_dns_https_records,
+        tlsconfig,
+        update_alt_svc,
+        upstream_auth,
+    )
+
+    welcome = []
+    if onboarding:  # flask: only where it is served
+        from mitmproxy.addons.onboarding import Onboarding
+
+        welcome = [Onboarding()]
+    return [
+        core.Core(),
+        block.Block(),
+        strip_dns_https_records.StripDnsHttpsRecords(),
+        disable_h2c.DisableH2C(),
+        *welcome,
+        proxyserver.Proxyserver(),
+        dns_resolver.DnsResolver(),
+        next_layer.NextLayer(),
+        tlsconfig.TlsConfig(),
+        upstream_auth.UpstreamAuth(),
+        update_alt_svc.UpdateAltSvc(),
+    ]
+
+
+class Announce:
+    """Prints where the proxy listens once it does, or stops it with status 2 if it can't.
+
+    Other tools parse the first two lines; the web UI's URL, when there is one, comes third;
+    then the network policy the gate holds (``network: ...``).
+    """
+
+    def __init__(self, listen: str, web: bool = False) -> None:
+        self.listen = listen
+        self.web = web
+        self.exit_code = 0
+
+    def running(self) -> None:
+        addrs = ctx.master.addons.get("proxyserver").listen_addrs()
+        if not addrs:
+            print(
+                f"graph-vcr-proxy: cannot listen on {self.listen} (address in use or not "
+                "available)",
+                file=sys.stderr,
+                flush=True,
+            )
+            self.exit_code = USAGE_ERROR
+            ctx.master.shutdown()
+            return
+        host, port = addrs[0][:2]
+        ca = Path(ctx.options.confdir).expanduser() / "mitmproxy-ca-cert.pem"
+        host = f"[{host}]" if ":" in host else host  # an IPv6 address in a URL
+        print(f"proxy listening on http://{host}:{port}", flush=True)
+        print(f"CA certificate: {ca}", flush=True)
+        if self.web:
+            print(f"{web_ui.URL_LINE}{web_ui.url(ctx.master)}", flush=True)
+        gate = ctx.master.addons.get("gate")
+        if gate is not None:
+            print(gate.banner(), flush=True)
+
+
+async def serve(
+    addons: list[Any],
+    settings: dict[str, Any],
+    args: argparse.Namespace,
+    base_addons: Callable[[], list[Any]] | None = None,
+) -> int:
+    """Run a proxy with ``addons`` after mitmproxy's own (``base_addons()``, by default
+    :func:`mitmproxy_base`'s) until it is stopped; the exit status."""
+    confdir = Path(args.confdir).expanduser()
+    if confdir.exists() and not confdir.is_dir():
+        # mitmproxy would start anyway and fail every TLS handshake without saying why.
+        raise UsageError(f"--confdir {args.confdir}: not a folder")
+    if args.web_port is not None and not args.web:
+        raise UsageError("--web-port: only with --web")
+    opts = options.Options(
+        listen_host=args.listen_host, listen_port=args.listen_port, confdir=args.confdir
+    )
+    proxy: master.Master
+    if args.web:
+        web_port = web_ui.DEFAULT_PORT if args.web_port is None else args.web_port
+        proxy = web_ui.web_master(opts, port=web_port, verbose=args.verbose)
+        from proxy_addons.addons.web_tags import WebTags  # only the web view tags flows
+
+        addons = [*addons, WebTags()]  # last: it reports what the others did to each flow
+    else:
+        proxy = master.Master(opts, with_termlog=args.verbose)
+        proxy.addons.add(*(base_addons or mitmproxy_base)())
+    announce = Announce(f"{args.listen_host}:{args.listen_port}", web=args.web)
+    try:
+        proxy.addons.add(*addons, announce)
+        opts.update(connection_strategy="lazy", **settings)
+    except exceptions.OptionsError as exc:
+        raise UsageError(str(exc)) from None
+    # Everything built so far (modules, the cassettes just loaded: a 10,000-interaction one
+    # is a million objects) lives until the proxy stops. Out of the cyclic collector's sight,
+    # it is never scanned again: no collection pause grows with the cassette.
+    gc.freeze()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, proxy.shutdown)
+    loop.set_exception_handler(_quiet_cancelled)
+    try:
+        await proxy.run()
+    except OSError:
+        if not args.web:
+            raise
+        # mitmweb binds its UI port when it starts running, and raises if it can't.
+        raise UsageError(
+            f"cannot listen on {web_ui.WEB_HOST}:{opts.web_port} for the web UI (address in "
+            "use or not available; --web-port 0 takes a free port)"
+        ) from None
+    return announce.exit_code
+
+
+def _quiet_cancelled(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """Python 3.11's asyncio reports client connections still open at a stop as errors, with a
+    traceback; they were cancelled on purpose (SIGTERM, Ctrl-C), so say nothing."""
+    if isinstance(context.get("exception"), asyncio.CancelledError):
+        return
+    loop.default_exception_handler(context)
+
+
+def assemble(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
+    """The whole chain of the mode ``args`` names, in order, and its option settings."""
+    addons, settings = MODES[args.command](args)
+    first, last, extra_settings = common_addons(args)
+    ours = in_chain_order([*first, *addons, *last])  # the one order, as every chain has it
+    return ours, {**extra_settings, **settings}
+
+
+def run(args: argparse.Namespace) -> int:
+    """The command's proxy, in the mode ``args`` names, until it is stopped; the exit status."""
+    addons, settings = assemble(args)
+    return asyncio.run(serve(addons, settings, args))

@@ -1,0 +1,433 @@
+"""The proxy the pytest plugin runs: one child for a whole test run, switched per test.
+
+The plugin starts it once (``python -m proxy_addons.testing.child --listen-port 0 --confdir DIR
+--session-root ROOT``) and, before each test, sends one request to the control endpoint::
+
+    PUT http://graph-vcr-proxy.control/session   {"mode": "replay", "args": ["--cassette", ...]}
+
+``mode`` is ``replay``, ``record`` or ``simulate`` and ``args`` are that mode's command-line
+arguments, parsed by the CLI's own parser and turned into addons and options by the CLI's
+own mode functions, so a test's proxy behaves exactly like ``graph-vcr-proxy MODE ARGS``.
+They are parsed strictly (:func:`checked_arguments`): no abbreviations, no ``--help``, no
+option given twice, nothing that belongs to the process rather than a session, and no file
+outside ROOT; anything else is the endpoint's 400 with one line, and the child serves on.
+Switching retires the previous test's mode addon (its ``done`` hook closes cassettes and
+releases state-file locks), puts every option back to its default and sets the new ones
+(only those that differ: most tests of a run look alike), resets the fault injector (which
+stays, and keeps serving ``/faults``: its rules start counting afresh and it forgets every
+ETag) and adds a *fresh* instance of the mode's addon. A fresh instance is what makes
+everything a test could leave behind new for the next one: replay positions, the emulator's
+appointments, the recorder's state. The journal (``GET /calls``, see ``journal.py``) starts
+empty with each session.
+
+Until the first session, and after a refused one, Graph requests get a 503 of ours: with no
+addon to answer them they would otherwise go to the real Graph.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NamedTuple, NoReturn
+
+from mitmproxy import ctx, exceptions, hooks, http
+from mitmproxy.addonmanager import Loader
+
+from proxy_addons.addons import control_endpoint, control_rules, flows
+from proxy_addons.addons.batching import Batching
+from proxy_addons.addons.chain_order import in_chain_order
+from proxy_addons.addons.control_endpoint import ControlEndpoint
+from proxy_addons.addons.fault_injection import OPTIONS as FAULT_OPTIONS
+from proxy_addons.addons.fault_injection import FaultInjector
+from proxy_addons.addons.gate import Gate
+from proxy_addons.addons.missing_cassette import MissingCassette
+from proxy_addons.addons.unreachable_upstream import UnreachableUpstream
+from proxy_addons.cassette.cassette import Interaction
+from proxy_addons.cassette.matching import CassetteIndex
+from proxy_addons.cassette.redaction import CREDENTIAL_HEADERS
+from proxy_addons.cli import commands as cli
+from proxy_addons.cli import serving
+from proxy_addons.common.answered_by import AnsweredBy, answered
+from proxy_addons.common.control_address import CALLS_PATH, PLAYED_PATH, SESSION_PATH
+from proxy_addons.common.usage import USAGE_ERROR, UsageError
+from proxy_addons.graph.replies import error_reply
+from proxy_addons.testing.call_assertions import Recorded
+from proxy_addons.testing.journal import FAILING, Call, journal_headers, parsed_body
+
+logger = logging.getLogger(__name__)
+
+
+class SessionError(ValueError):
+    """A session the proxy refuses; ``str()`` is the one line the test fails with."""
+
+
+class Sent(NamedTuple):
+    """A request as it arrived, before any addon redirects or rewrites it."""
+
+    flow: http.HTTPFlow
+    method: str
+    url: str
+    operation: str | None
+    body: Any
+    ours: bool = True  # one of our Graph routes; other traffic is journalled only if blocked
+    headers: dict[str, str] | None = None  # as sent, credentials redacted (journal_headers)
+
+
+def call_of(sent: Sent) -> Call:
+    """The journal entry of a request, read once every addon has had its say."""
+    flow = sent.flow
+    response = flow.response
+    by = answered(flows.answered_by(flow), response is not None)
+    return Call(
+        method=sent.method,
+        url=sent.url,
+        operation=sent.operation,
+        body=sent.body,
+        status=response.status_code if response is not None else None,
+        answered_by=by,
+        fault=flow.metadata.get(flows.FAULT),
+        miss=error_message(response) if by is AnsweredBy.MISS and response else None,
+        error=error_message(response) if by in FAILING and response else None,
+        batch=(flow.metadata.get(flows.BATCH) or {}).get("id"),
+        headers=sent.headers,
+    )
+
+
+def unplayed_record(interaction: Interaction) -> Recorded:
+    request = interaction.request
+    return Recorded(request.method, request.uri, interaction.source.name, interaction.position)
+
+
+def blocked(sent: Sent) -> bool:
+    return flows.answered_by(sent.flow) is AnsweredBy.NETWORK_POLICY
+
+
+def error_message(response: http.Response) -> str | None:
+    try:
+        return str(response.json()["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def session_request(data: Any) -> tuple[str, list[str]]:
+    """The mode and arguments of a ``PUT /session`` body (``missing_cassette_ok``: see
+    :func:`missing_cassette_ok`)."""
+    if not isinstance(data, dict) or not isinstance(data.get("mode"), str):
+        raise SessionError('expected a JSON object {"mode": MODE, "args": [ARG, ...]}')
+    args = data.get("args", [])
+    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+        raise SessionError("args must be a list of strings")
+    if data["mode"] not in serving.MODES:
+        raise SessionError(f"mode must be one of {', '.join(serving.MODES)}, not {data['mode']!r}")
+    return data["mode"], args
+
+
+# --- a session's arguments ----------------------------------------------------------------
+
+PROCESS = "set when the proxy starts, not per session (in a test's args: a proxy of its own)"
+WEB = "a web UI would close with the test; run graph-vcr-proxy MODE --web by hand"
+# What a session's arguments may not set, by the parser's name for it (``dest``): the options
+# that name them come from the parser itself, so no spelling of one gets past.
+NOT_PER_SESSION = {
+    "listen_host": PROCESS,
+    "listen_port": PROCESS,
+    "confdir": PROCESS,
+    "verbose": PROCESS,
+    "reverse": "makes a plain-HTTP Graph endpoint, not the proxy the test's clients are sent to",
+    "summary_json": "the pytest plugin's proxy prints no exit summary; use graph_vcr_proxy.calls",
+    "web": WEB,
+    "web_port": WEB,
+}
+
+
+class SessionParser(cli.Parser):
+    """The CLI's parser for arguments a program sends, not a person types: no abbreviations
+    (``--cass`` is not ``--cassette``, so no spelling slips past a rule about an option), no
+    ``--help``, and never an exit: argparse's SystemExit would end the child that serves
+    every test of the run. Every mistake is a UsageError, one line."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**{**kwargs, "allow_abbrev": False, "add_help": False})
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        raise UsageError(" ".join((message or f"exit status {status}").split()))
+
+
+def mode_parsers() -> dict[str, SessionParser]:
+    """The CLI's parser of each proxy mode, built by the CLI's own functions, made strict."""
+    top = SessionParser(prog="graph-vcr-proxy")
+    sub = top.add_subparsers(dest="command", required=True, parser_class=SessionParser)
+    for add in (cli.add_replay_parser, cli.add_record_parser, cli.add_simulate_parser):
+        add(sub)
+    return {mode: sub.choices[mode] for mode in serving.MODES}
+
+
+def options_given(
+    parser: argparse.ArgumentParser, argv: Sequence[str]
+) -> list[tuple[str, argparse.Action]]:
+    """Each option ``argv`` sets, as written, with its action, in order.
+
+    Read after the strict parser accepted ``argv``: without abbreviations a word is an option
+    exactly when it is one of the parser's option strings (or one followed by ``=VALUE``),
+    and a value can't look like one (argparse would have refused it as a missing value).
+    """
+    by_option = {name: action for action in parser._actions for name in action.option_strings}
+    given = []
+    for word in argv:
+        if word == "--":
+            break
+        name = word.split("=", 1)[0] if word.startswith("--") else word
+        if name in by_option:
+            given.append((name, by_option[name]))
+    return given
+
+
+def outside(root: Path, value: str) -> bool:
+    """Whether the file ``value`` names (``~`` and symlinks followed, relative to our working
+    folder as the addons open it) is not under ``root``; an unusable path is outside."""
+    try:
+        return not Path(value).expanduser().resolve().is_relative_to(root)
+    except (OSError, ValueError, RuntimeError):  # NUL, a symlink loop, no home folder
+        return True
+
+
+def checked_arguments(
+    parser: argparse.ArgumentParser, argv: Sequence[str], root: Path
+) -> argparse.Namespace:
+    """``argv`` parsed for a session; SessionError (one line) for anything it may not do.
+
+    Refused: what the strict parser refuses (unknown words, abbreviations, ``--help``), an
+    option a session can't change (``NOT_PER_SESSION``), an option that takes one value given
+    twice (the pytest plugin's arguments come first: a test's ``args`` can't override the
+    cassette it confined), and a path argument outside ``root``.
+    """
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        raise SessionError(str(exc)) from None
+    given = options_given(parser, argv)
+    times = Counter(action.dest for _, action in given)
+    for name, action in given:
+        if action.dest in NOT_PER_SESSION:
+            raise SessionError(f"{name}: {NOT_PER_SESSION[action.dest]}")
+        repeatable = isinstance(getattr(args, action.dest), list)  # --fault, --redact-field...
+        if times[action.dest] > 1 and action.nargs != 0 and not repeatable:
+            raise SessionError(
+                f"{name} is given twice: a test's args can't override what the session "
+                "already sets (the cassette the pytest plugin confined to its folder, say)"
+            )
+    for action in dict.fromkeys(a for _, a in given if a.type is cli.path_argument):
+        value = getattr(args, action.dest)
+        for path in value if isinstance(value, list) else [value]:
+            if path and outside(root, path):
+                raise SessionError(
+                    f"{action.option_strings[0]} {path!r}: outside the session root {root}, "
+                    "the only folder this proxy reads and writes files in"
+                )
+    return args
+
+
+REPLAY_OPTIONS = (
+    "graph_cassette",
+    "graph_on_miss",
+    "graph_match_body",
+    "graph_allow_playback_repeats",
+)  # Replay's own
+
+
+def missing_cassette_ok(data: dict[str, Any], mode: str, cassette: str | None) -> Path | None:
+    """The cassette a replay session may play although it does not exist (the plugin's record
+    mode none, as vcrpy's: a miss only when a request arrives), else None."""
+    allowed = data.get("missing_cassette_ok", False)
+    if not isinstance(allowed, bool):
+        raise SessionError("missing_cassette_ok must be true or false")
+    if not allowed or mode != "replay" or not cassette or Path(cassette).exists():
+        return None
+    return Path(cassette)
+
+
+class Session:
+    def __init__(self, root: Path) -> None:
+        # The fault injector stays for the whole run (and serves /faults); mitmproxy runs it
+        # right after this addon, and before the mode's addon, as every mode orders them.
+        self.root = root.resolve()
+        self.faults = FaultInjector()
+        self.addons = [self.faults]
+        self.active: list[Any] = []  # this test's mode addon
+        self.journal: list[Sent] = []
+        self.declared: set[type] = set()
+        self.option_names: set[str] = set(FAULT_OPTIONS)  # every option we set per session
+
+    @functools.cached_property
+    def parsers(self) -> dict[str, SessionParser]:
+        return mode_parsers()
+
+    def control_routes(self) -> dict[str, control_rules.Handler]:
+        """``/session`` and ``/calls`` on the control endpoint (``control_endpoint.py``)."""
+        return {
+            SESSION_PATH: functools.partial(control_rules.answer_session, session=self),
+            CALLS_PATH: functools.partial(control_rules.answer_calls, session=self),
+            PLAYED_PATH: functools.partial(control_rules.answer_played, session=self),
+        }
+
+    # --- switching ------------------------------------------------------------------------
+
+    def apply(self, request: Any) -> dict[str, Any]:
+        mode, argv = session_request(request)
+        args = checked_arguments(self.parsers[mode], argv, self.root)
+        modes, settings = serving.MODES[mode](args)
+        missing = missing_cassette_ok(request, mode, getattr(args, "cassette", None))
+        if missing is not None:  # Replay would refuse it: nothing to load, every request a miss
+            modes = [MissingCassette(missing), UnreachableUpstream()]
+            settings = {k: v for k, v in settings.items() if k not in REPLAY_OPTIONS}
+        addons = in_chain_order(modes)
+        self._retire()
+        self._declare(addons)
+        wanted = {name: ctx.options.default(name) for name in self.option_names}
+        wanted |= {**serving.fault_settings(args), **settings}
+        changed = {k: v for k, v in wanted.items() if getattr(ctx.options, k) != v}
+        try:
+            if changed:
+                ctx.options.update(**changed)
+            self.faults.reset()
+            self._start(addons)
+        except (exceptions.OptionsError, TypeError) as exc:  # refused by an addon, or mistyped
+            raise SessionError(str(exc)) from None
+        return {"mode": mode, "addons": [type(a).__name__ for a in self.active]}
+
+    def _retire(self) -> None:
+        for addon in reversed(self.active):
+            ctx.master.addons.remove(addon)
+        self.active = []
+        self.journal = []
+
+    def _declare(self, addons: Sequence[Any]) -> None:
+        """Declare the options of addon classes not seen yet, so they can be set (and reset)
+        before a fresh instance is added."""
+        before = set(ctx.options.keys())
+        loader = Loader(ctx.master)
+        for addon in addons:
+            if type(addon) not in self.declared:
+                if hasattr(addon, "load"):  # an addon may declare no options at all
+                    addon.load(loader)
+                self.declared.add(type(addon))
+        self.option_names |= set(ctx.options.keys()) - before
+
+    def _start(self, addons: Sequence[Any]) -> None:
+        """Add, configure and start ``addons``; if one refuses its options, none stays."""
+        manager = ctx.master.addons
+        everything = set(ctx.options.keys())
+        started: list[Any] = []
+        try:
+            for addon in addons:
+                manager.add(addon)
+                started.append(addon)
+                # Added at run time, an addon gets no configure or running event by itself.
+                manager.invoke_addon_sync(addon, hooks.ConfigureHook(everything))
+                manager.invoke_addon_sync(addon, hooks.RunningHook())
+        except BaseException:
+            for addon in reversed(started):
+                manager.remove(addon)
+            raise
+        self.active = started
+
+    # --- the journal ----------------------------------------------------------------------
+
+    def calls(self) -> list[dict[str, Any]]:
+        """Our Graph calls, and the other requests the network policy stopped: a test
+        whose request was blocked fails, naming it (the pytest plugin)."""
+        return [call_of(sent).to_json() for sent in self.journal if sent.ours or blocked(sent)]
+
+    def unplayed(self) -> list[dict[str, Any]]:
+        """The recorded interactions of this test's cassette it has not played (none for a
+        mode that plays no cassette)."""
+        return [
+            unplayed_record(interaction).to_json()
+            for addon in self.active
+            if isinstance(getattr(addon, "index", None), CassetteIndex)
+            for interaction in addon.index.unplayed()
+        ]
+
+    # --- hooks ----------------------------------------------------------------------------
+
+    @flows.guarded
+    def request(self, flow: http.HTTPFlow) -> None:
+        route = flows.route_of(flow)
+        if route is None:  # kept in case the network policy blocks it
+            if self.active and not control_endpoint.is_control_request(flow):
+                request = flow.request
+                sent = Sent(flow, request.method, request.pretty_url, None, None, ours=False)
+                self.journal.append(sent)
+            return
+        request = flow.request
+        if not self.active:
+            reply = error_reply(
+                503,
+                "NoSession",
+                "graph-vcr-proxy: no test session is configured on this proxy",
+                request.headers,
+            )
+            flows.answer(flow, reply, by=AnsweredBy.CHECK)
+            return
+        operation = route.operation.value if route.operation else None
+        body = parsed_body(flows.body_of(flow))
+        headers = journal_headers(request.headers.items(multi=True), CREDENTIAL_HEADERS)
+        sent = Sent(flow, request.method, request.pretty_url, operation, body, headers=headers)
+        self.journal.append(sent)
+
+    def running(self) -> None:
+        # The plugin holds the only write end of our stdin: EOF means it has gone (even by
+        # kill -9), and a proxy that nobody can switch any more must not outlive it.
+        with contextlib.suppress(OSError, ValueError, AttributeError, NotImplementedError):
+            asyncio.get_running_loop().add_reader(sys.stdin.fileno(), self._stdin_readable)
+
+    def _stdin_readable(self) -> None:
+        if not os.read(sys.stdin.fileno(), 4096):
+            asyncio.get_running_loop().remove_reader(sys.stdin.fileno())
+            ctx.master.shutdown()
+
+
+def mitmproxy_base() -> list[Any]:
+    """The command's mitmproxy addons without the ``mitm.it`` page (and flask): a test's
+    client trusts the CA the plugin hands it."""
+    return serving.mitmproxy_base(onboarding=False)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = cli.Parser(
+        prog="graph-vcr-proxy session",
+        description="The pytest plugin's proxy: switched per test over the control endpoint.",
+    )
+    cli.add_listen_arguments(parser)
+    parser.add_argument(
+        "--session-root",
+        type=cli.path_argument,
+        required=True,
+        metavar="DIR",
+        help="the folder every path a session names (cassettes, state files...) must be in",
+    )
+    try:
+        args = parser.parse_args(argv)
+        root = Path(args.session_root).expanduser()
+        if not root.is_dir():
+            raise UsageError(f"--session-root {args.session_root}: not a folder")
+        cli.configure_logging(args.verbose)
+        if not args.verbose:  # what each test's addons announce would only be noise
+            cli.logger.setLevel(logging.WARNING)
+        # The gate first, as in every chain of ours; each session sets its options.
+        # Batching after the session (whose fault injector sees a batch call first).
+        addons = [Gate(), ControlEndpoint(), Session(root), Batching()]
+        return asyncio.run(serving.serve(addons, {}, args, mitmproxy_base))
+    except UsageError as exc:
+        print(f"graph-vcr-proxy: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,288 @@
+"""What a test asks of the proxy, in pytest-recording's conventions, checked and made arguments.
+
+A test's settings come from the ``graph_vcr_config`` fixture (defaults a conftest can
+override) and its ``graph_vcr`` markers (module, class, function, ``pytestmark`` too), the
+closest marker winning per key, as pytest-recording merges ``vcr_config`` and ``vcr``
+markers. :func:`plan` turns them into the mode and command-line arguments the session proxy
+is switched to (``session.py``), with the cassette found where pytest-recording would put it:
+``<test file's folder>/cassettes/<module name>/<test name>.yaml``.
+
+Pure: no pytest, no mitmproxy (the plugin must stay light to import).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path, PurePath
+from typing import Any
+
+from proxy_addons.cassette.record_mode import RecordMode
+from proxy_addons.common.files import MAX_REPLACED_NAME, cut_to_size, impossible_name, name_size
+
+# pytest-recording's rule: each of these in a test's name becomes "-" in its cassette's name.
+UNSAFE_IN_FILE_NAMES = "<>?%*:|\"'/\\"
+SUFFIX = ".yaml"
+# A cassette is rewritten through a temporary file beside it (``files.temp_file_beside``):
+# its name must leave room for that file's decoration within the file system's 255 bytes.
+MAX_NAME = MAX_REPLACED_NAME
+# Command-line arguments that change the proxy process itself, not what it serves: a test
+# that passes them in ``args`` gets a proxy of its own. The value: whether they take one.
+# (tests/test_vcr_settings.py holds this to the CLI's parser, which the plugin can't import.)
+# Everything else in ``args`` goes to the proxy, whose parser refuses, in one line, what a
+# test may not ask for (``session.checked_arguments``): abbreviations, --help, an option the
+# plugin already set (the cassette), --reverse, --web..., a file outside the session root.
+START_ARGUMENTS = {
+    "--listen-host": True,
+    "--listen-port": True,
+    "--confdir": True,
+    "--verbose": False,
+}
+
+
+class GraphVcrError(ValueError):
+    """A test's graph_vcr settings can't be used; ``str()`` is the one line the test fails with."""
+
+
+class ProxyMode(StrEnum):
+    REPLAY = "replay"  # the cassette, recorded into as the record mode says
+    RECORD = "record"  # the same, but recording ("once") unless a record mode is given
+    SIMULATE = "simulate"  # the stateful emulator
+
+
+class TestRecordMode(StrEnum):
+    """``--graph-record-mode``: vcrpy's modes, and pytest-recording's ``rewrite``."""
+
+    __test__ = False  # not a test class, whatever its name
+
+    NONE = "none"
+    ONCE = "once"
+    NEW_EPISODES = "new_episodes"
+    ALL = "all"
+    REWRITE = "rewrite"  # delete the cassette, then record it anew (new_episodes)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The merged ``graph_vcr`` keys of one test (see the README's table)."""
+
+    mode: ProxyMode = ProxyMode.REPLAY
+    cassette: str | None = None
+    record_mode: TestRecordMode | None = None
+    upstream: str | None = None
+    faults: tuple[str, ...] = ()
+    seed: int | None = None
+    allow_misses: bool = False
+    match_body: bool = True
+    redact_headers: tuple[str, ...] = ()
+    redact_fields: tuple[str, ...] = ()
+    allow_anonymous: bool = False
+    allowed_hosts: tuple[str, ...] = ()  # hosts the proxy may reach besides loopback
+    allow_playback_repeats: bool = False  # vcrpy's: the last answer to a request repeats
+    assert_all_played: bool = False  # the test fails if a recorded interaction was not played
+    args: tuple[str, ...] = ()
+
+
+KEYS = tuple(Settings.__dataclass_fields__)
+
+
+def merge(config: Mapping[str, Any], markers: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """``config`` overridden by each marker's keyword arguments, closest marker last.
+
+    ``markers`` come closest first, as pytest's ``iter_markers`` yields them.
+    """
+    merged = dict(config)
+    for kwargs in reversed(list(markers)):
+        merged.update(kwargs)
+    return merged
+
+
+def settings_of(merged: Mapping[str, Any]) -> Settings:
+    unknown = sorted(set(merged) - set(KEYS))
+    if unknown:
+        raise GraphVcrError(
+            f"graph_vcr: unknown argument {', '.join(map(repr, unknown))}; "
+            f"allowed: {', '.join(KEYS)}"
+        )
+    values = dict(merged)
+    try:
+        values["mode"] = ProxyMode(values.get("mode", ProxyMode.REPLAY))
+        if values.get("record_mode") is not None:
+            values["record_mode"] = TestRecordMode(values["record_mode"])
+    except ValueError as exc:
+        raise GraphVcrError(f"graph_vcr: {exc}") from None
+    for key in ("faults", "redact_headers", "redact_fields", "allowed_hosts", "args"):
+        if key in values:
+            values[key] = _strings(key, values[key])
+    flags = ("allow_misses", "match_body", "allow_anonymous", "allow_playback_repeats")
+    for key in (*flags, "assert_all_played"):
+        if key in values and not isinstance(values[key], bool):
+            raise GraphVcrError(f"graph_vcr: {key} must be True or False, not {values[key]!r}")
+    for key in ("cassette", "upstream"):
+        if values.get(key) is not None and not isinstance(values[key], str | PurePath):
+            raise GraphVcrError(f"graph_vcr: {key} must be a string, not {values[key]!r}")
+    if values.get("assert_all_played") and values["mode"] is ProxyMode.SIMULATE:
+        raise GraphVcrError("graph_vcr: assert_all_played needs a cassette (mode replay or record)")
+    seed = values.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise GraphVcrError(f"graph_vcr: seed must be an integer, not {seed!r}")
+    return Settings(**values)
+
+
+def _strings(key: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):  # faults="throttle" would otherwise be 8 one-letter specs
+        return (value,)
+    if not isinstance(value, Iterable) or not all(isinstance(v, str | int) for v in value):
+        raise GraphVcrError(f"graph_vcr: {key} must be a list of strings, not {value!r}")
+    return tuple(str(v) for v in value)
+
+
+def default_cassette_name(test_name: str, class_name: str | None = None) -> str:
+    """pytest-recording's name: ``Class.test`` or ``test``, made safe for a file name.
+
+    A name too long for the file system (a long parametrized id) keeps its start, cut
+    between characters, and ends with the MD5 of the whole name, so that two long ids that
+    differ only at their end still get two cassettes.
+    """
+    name = f"{class_name}.{test_name}" if class_name else test_name
+    for char in UNSAFE_IN_FILE_NAMES:
+        name = name.replace(char, "-")
+    problem = impossible_name(name + SUFFIX)
+    if problem is not None:
+        raise GraphVcrError(f"no cassette name can be made of test name {name!r}: it {problem}")
+    if name_size(name + SUFFIX) > MAX_NAME:
+        digest = hashlib.md5(os.fsencode(name)).hexdigest()
+        name = cut_to_size(name, MAX_NAME - len(SUFFIX) - len(digest) - 3) + "..." + digest
+    return name + SUFFIX
+
+
+def cassette_path(folder: Path, name: str | PurePath) -> Path:
+    """``name`` inside ``folder``, with ``.yaml`` added unless it has a cassette suffix or
+    names a folder; anything that would lead outside ``folder`` is refused."""
+    relative = PurePath(name)
+    if relative.is_absolute() or ".." in relative.parts or not relative.parts:
+        raise GraphVcrError(
+            f"cassette {str(name)!r}: must be a name inside {folder} (no '..', not absolute); "
+            "to use another folder, override the graph_vcr_cassette_dir fixture"
+        )
+    for part in relative.parts:
+        problem = impossible_name(part)
+        if problem is not None:
+            raise GraphVcrError(f"cassette {str(name)!r}: {part!r} {problem}")
+        _refuse_long(name, part)
+    path = folder / relative
+    if path.suffix not in (".yaml", ".yml") and not path.is_dir():
+        path = path.with_name(path.name + SUFFIX)
+        _refuse_long(name, path.name)
+    if not path.resolve().is_relative_to(folder.resolve()):
+        raise GraphVcrError(f"cassette {str(name)!r}: leads outside {folder} (a symlink?)")
+    return path
+
+
+def _refuse_long(name: str | PurePath, part: str) -> None:
+    if name_size(part) > MAX_NAME:
+        raise GraphVcrError(
+            f"cassette {str(name)!r}: {name_size(part)} bytes in one file name, at most "
+            f"{MAX_NAME} fit (with the temporary file written beside it)"
+        )
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the proxy is switched to for one test."""
+
+    mode: str  # the session's mode: replay, record or simulate
+    args: tuple[str, ...]
+    cassette: Path | None = None
+    record_mode: TestRecordMode | None = None
+    rewrite: bool = False  # delete the cassette before the test (record mode rewrite)
+    start_args: tuple[str, ...] = field(default=())  # non-empty: the test needs its own proxy
+    # Replay in record mode none: a cassette file that does not exist is a miss only when a
+    # request arrives, as in vcrpy (a test that sends nothing needs no cassette).
+    missing_cassette_ok: bool = False
+
+
+def effective_record_mode(
+    settings: Settings, command_line: TestRecordMode | None
+) -> TestRecordMode:
+    """A ``record_mode`` in the markers or config wins (as in pytest-recording), then the
+    ``--graph-record-mode`` option, then the mode's own default."""
+    if settings.record_mode is not None:
+        return settings.record_mode
+    if command_line is not None:
+        return command_line
+    return TestRecordMode.ONCE if settings.mode is ProxyMode.RECORD else TestRecordMode.NONE
+
+
+def allowed_hosts(settings: Settings, command_line: Iterable[str] = ()) -> tuple[str, ...]:
+    """The hosts a test may reach besides loopback: ``--graph-allowed-hosts`` and the
+    markers' or config's ``allowed_hosts``, together, each once."""
+    return tuple(dict.fromkeys([*command_line, *settings.allowed_hosts]))
+
+
+def network_arguments(hosts: Iterable[str]) -> tuple[str, ...]:
+    """The plugin's proxy exists only for tests: it blocks every host but loopback and
+    ``hosts``, so a request that is not ours never reaches the network by accident."""
+    return ("--block-network", *(arg for host in hosts for arg in ("--allow-host", host)))
+
+
+def plan(
+    settings: Settings,
+    *,
+    cassette_dir: Path,
+    default_name: str,
+    record_mode: TestRecordMode | str | None = None,
+    upstream: str | None = None,
+    allowed: Iterable[str] = (),
+) -> Plan:
+    """The session for a test. ``record_mode``, ``upstream`` and ``allowed`` (hosts) are the
+    command line's."""
+    start_args, user_args = split_start_arguments(settings.args)
+    faults = [arg for spec in settings.faults for arg in ("--fault", spec)]
+    if settings.seed is not None:
+        faults += ["--seed", str(settings.seed)]
+    user_args = (*network_arguments(allowed_hosts(settings, allowed)), *user_args)
+    if settings.mode is ProxyMode.SIMULATE:
+        extra = ["--allow-anonymous"] if settings.allow_anonymous else []
+        return Plan("simulate", (*faults, *extra, *user_args), start_args=start_args)
+    path = cassette_path(cassette_dir, settings.cassette or default_name)
+    mode = effective_record_mode(settings, TestRecordMode(record_mode) if record_mode else None)
+    replay = mode is TestRecordMode.NONE or (mode is TestRecordMode.ONCE and path.exists())
+    repeats = ["--allow-playback-repeats"] if settings.allow_playback_repeats else []
+    if replay:
+        extra = repeats + ([] if settings.match_body else ["--ignore-body"])
+        args = ("--cassette", str(path), *faults, *extra, *user_args)
+        missing_ok = mode is TestRecordMode.NONE
+        return Plan(
+            "replay", args, path, mode, start_args=start_args, missing_cassette_ok=missing_ok
+        )
+    recording = RecordMode.NEW_EPISODES if mode is TestRecordMode.REWRITE else RecordMode(mode)
+    extra = ["--upstream", settings.upstream or upstream] if settings.upstream or upstream else []
+    extra += repeats
+    extra += [a for name in settings.redact_headers for a in ("--redact-header", name)]
+    extra += [a for name in settings.redact_fields for a in ("--redact-field", name)]
+    args = ("--cassette", str(path), "--record-mode", str(recording), *faults, *extra, *user_args)
+    rewrite = mode is TestRecordMode.REWRITE
+    return Plan("record", args, path, mode, rewrite=rewrite, start_args=start_args)
+
+
+def split_start_arguments(args: Iterable[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(arguments for starting a proxy of the test's own, the rest)."""
+    start: list[str] = []
+    rest: list[str] = []
+    items = iter(args)
+    for arg in items:
+        name = arg.split("=", 1)[0]
+        if name not in START_ARGUMENTS:
+            rest.append(arg)
+            continue
+        start.append(arg)
+        if START_ARGUMENTS[name] and "=" not in arg:
+            value = next(items, None)
+            if value is None:
+                raise GraphVcrError(f"graph_vcr: args {name} needs a value")
+            start.append(value)
+    return tuple(start), tuple(rest)
