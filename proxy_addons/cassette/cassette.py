@@ -177,8 +177,8 @@ class Interaction:
 
 def bundled_cassettes() -> Path:
     """The cassettes shipped with the package (installed) or beside it (source checkout)."""
-    here = Path(__file__).resolve().parent
-    installed, checkout = here / "cassettes", here.parent / "cassettes"
+    package = Path(__file__).resolve().parent.parent  # proxy_addons/
+    installed, checkout = package / "cassettes", package.parent / "cassettes"
     return installed if installed.is_dir() else checkout
 
 
