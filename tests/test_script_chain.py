@@ -31,7 +31,6 @@ SCRIPTS = Path(__file__).resolve().parent.parent / "proxy_addons"
 # Each script of ours and the stages it brings.
 WANTS: dict[str, frozenset[Stage]] = {
     "gate.py": frozenset({Stage.GATE}),
-    "batching.py": frozenset({Stage.BATCHING}),
     "control_endpoint.py": frozenset({Stage.CONTROL}),
     "fault_injection.py": frozenset({Stage.CONTROL, Stage.FAULTS}),
     "replay.py": frozenset({Stage.REPLAY, Stage.SEAL, Stage.UNREACHABLE}),
