@@ -222,6 +222,10 @@ class Announce:
         gate = ctx.master.addons.get("gate")
         if gate is not None:
             print(gate.banner(), flush=True)
+        # Said once; mitmproxy would still hand this addon every hook of every request (a
+        # proxy's throughput goes down with each addon in its chain), so it leaves the chain,
+        # once the running hook has been handed to every addon.
+        asyncio.get_running_loop().call_soon(ctx.master.addons.remove, self)
 
 
 async def serve(
