@@ -1,0 +1,209 @@
+"""Rate limits, hangs and slow bodies through a real proxy and real HTTPS clients."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from helpers import WORK_TENANT, jwt
+from msgraph_core import GraphClientFactory
+
+from proxy_addons.addons import control_rules
+from proxy_addons.cassette import examples
+
+pytestmark = pytest.mark.e2e
+
+ME = examples.ME_URL
+CONTROL = f"http://{control_rules.HOST}{control_rules.PATH}"
+APP_A = "11111111-0000-4000-8000-00000000000a"
+APP_B = "11111111-0000-4000-8000-00000000000b"
+
+
+def bearer(app: str) -> dict[str, str]:
+    token = jwt(appid=app, tid=WORK_TENANT, scp="OnlineMeetings.ReadWrite")
+    return {**examples.REQUEST_HEADERS, "Authorization": f"Bearer {token}"}
+
+
+def create(client: httpx.Client, headers: dict[str, str] | None = None) -> httpx.Response:
+    return client.put(ME, content=examples.REQUEST_BODY, headers=headers or bearer(APP_A))
+
+
+def rules(client: httpx.Client) -> list[dict]:
+    return client.get(CONTROL).json()["faults"]
+
+
+@pytest.fixture
+def replay_proxy(start_proxy, client_for):
+    proxy = start_proxy("replay", "--allow-playback-repeats")  # one create, answered each time
+    return proxy, client_for(proxy)
+
+
+# --- ratelimit ----------------------------------------------------------------------------
+
+
+def test_ratelimit_spends_a_budget_per_app_and_tenant_with_headers_on_every_answer(
+    replay_proxy,
+):
+    _, client = replay_proxy
+    assert client.put(CONTROL, json=["ratelimit:limit=5,window=60,cost=create:2"]).is_success
+    answers = [create(client) for _ in range(3)]
+    assert [a.status_code for a in answers] == [201, 201, 429]
+    assert [a.headers["RateLimit-Remaining"] for a in answers] == ["3", "1", "1"]
+    assert {a.headers["RateLimit-Limit"] for a in answers} == {"5"}
+    refused = answers[2]
+    assert refused.json()["error"]["code"] == "TooManyRequests"
+    assert 59 <= int(refused.headers["Retry-After"]) <= 60
+    assert refused.headers["Retry-After"] == refused.headers["RateLimit-Reset"]
+    # another app in the same tenant has a budget of its own
+    other = create(client, bearer(APP_B))
+    assert (other.status_code, other.headers["RateLimit-Remaining"]) == (201, "3")
+
+
+def test_ratelimit_counts_per_client_address_when_the_token_is_not_a_jwt(replay_proxy):
+    _, client = replay_proxy
+    opaque = {**examples.REQUEST_HEADERS, "Authorization": "Bearer not-a-jwt"}
+    assert client.put(CONTROL, json=["ratelimit:limit=1,window=30"]).is_success
+    assert create(client, opaque).status_code == 201
+    assert create(client, {**opaque, "Authorization": "Bearer other-opaque"}).status_code == 429
+
+
+def test_the_window_turns_after_retry_after_and_the_budget_is_whole_again(replay_proxy):
+    _, client = replay_proxy
+    assert client.put(CONTROL, json=["ratelimit:limit=1,window=1"]).is_success
+    assert create(client).status_code == 201
+    refused = create(client)
+    assert refused.status_code == 429
+    time.sleep(float(refused.headers["Retry-After"]))
+    again = create(client)
+    assert (again.status_code, again.headers["RateLimit-Remaining"]) == (201, "0")
+
+
+async def create_twice_with_retry_handler(proxy_url: str, ca: Path) -> list[httpx.Response]:
+    """Two creates through msgraph-core's default pipeline, whose RetryHandler honours
+    Retry-After on a 429 (inside the pipeline: the caller sees only the final answers)."""
+    verify = ssl.create_default_context(cafile=str(ca))
+    base = httpx.AsyncClient(proxy=proxy_url, verify=verify, timeout=30)
+    client = GraphClientFactory.create_with_default_middleware(client=base)
+    async with client:
+        return [
+            await client.put(
+                ME,
+                content=examples.REQUEST_BODY,
+                headers=bearer(APP_A),
+                extensions={"kiota_request_options": {}},  # what Kiota's request adapter adds
+            )
+            for _ in range(2)
+        ]
+
+
+def test_msgraph_core_retry_handler_waits_out_the_window_and_succeeds(start_proxy, tmp_path):
+    summary = tmp_path / "summary.json"
+    proxy = start_proxy(
+        "replay",
+        "--allow-playback-repeats",
+        "--fault",
+        "ratelimit:limit=1,window=2",
+        "--summary-json",
+        str(summary),
+    )
+    started = time.monotonic()
+    first, second = asyncio.run(create_twice_with_retry_handler(proxy.url, proxy.ca))
+    waited = time.monotonic() - started
+    assert proxy.stop() == 0
+    assert (first.status_code, second.status_code) == (201, 201)
+    assert "Retry-Attempt" not in first.request.headers
+    assert second.request.headers["Retry-Attempt"] == "1"  # the 429 came between
+    assert waited >= 1.0  # Retry-After: the window's 2 s less the first call's time, rounded up
+    assert second.headers["RateLimit-Remaining"] == "0"  # a new window, its one unit spent
+    counts = json.loads(summary.read_text())
+    assert (counts["requests"], counts["faults"]) == (3, {"ratelimit": 1})
+
+
+# --- hang ---------------------------------------------------------------------------------
+
+
+def test_hang_holds_until_the_client_times_out_and_then_frees_the_flow(replay_proxy):
+    proxy, client = replay_proxy
+    assert client.put(CONTROL, json=["hang:max=30,times=1"]).is_success
+    verify = ssl.create_default_context(cafile=str(proxy.ca))
+    started = time.monotonic()
+    with (
+        httpx.Client(proxy=proxy.url, verify=verify, timeout=1) as impatient,
+        pytest.raises(httpx.ReadTimeout),
+    ):
+        create(impatient)  # type: ignore[arg-type]
+    assert time.monotonic() - started < 10
+    deadline = time.monotonic() + 10
+    while rules(client)[0]["held"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert rules(client)[0] | {"spec": None} == {
+        "spec": None,
+        "kind": "hang",
+        "matched": 1,
+        "injected": 1,
+        "held": 0,  # the proxy let the flow go when the client did
+    }
+    assert create(client).status_code == 201  # times=1: the next one is answered
+
+
+def test_hang_closes_the_connection_itself_at_max(replay_proxy):
+    _, client = replay_proxy
+    assert client.put(CONTROL, json=["hang:max=1"]).is_success
+    started = time.monotonic()
+    with pytest.raises(httpx.RemoteProtocolError):
+        create(client)  # no client timeout below 30 s: the proxy's max ends it
+    assert 0.9 <= time.monotonic() - started < 10
+    assert rules(client)[0]["held"] == 0
+
+
+# --- slow-body ----------------------------------------------------------------------------
+
+
+def test_slow_body_sends_headers_at_once_and_the_body_over_the_period(replay_proxy):
+    _, client = replay_proxy
+    assert client.put(CONTROL, json=["slow-body:ms=1500,chunks=5"]).is_success
+    started = time.monotonic()
+    with client.stream("PUT", ME, content=examples.REQUEST_BODY, headers=bearer(APP_A)) as slow:
+        headers_after = time.monotonic() - started
+        body = slow.read()
+    body_after = time.monotonic() - started
+    assert slow.status_code == 201
+    assert json.loads(body) == json.loads(examples.RESPONSE_BODY)
+    assert headers_after < 1.0
+    assert body_after - headers_after >= 1.2
+    # the connection goes on serving, in order, once the body is through
+    assert create(client).status_code == 201
+
+
+def test_a_read_timeout_shorter_than_the_dribble_trips_the_client(replay_proxy):
+    proxy, client = replay_proxy
+    assert client.put(CONTROL, json=["slow-body:ms=3000,chunks=3"]).is_success
+    verify = ssl.create_default_context(cafile=str(proxy.ca))
+    with (
+        httpx.Client(proxy=proxy.url, verify=verify, timeout=httpx.Timeout(5, read=0.5)) as c,
+        pytest.raises(httpx.ReadTimeout),
+    ):
+        create(c)  # type: ignore[arg-type]
+
+
+# --- the same specs from a faults file and in simulate ------------------------------------
+
+
+def test_faults_file_shapes_apply_in_simulate(start_proxy, client_for, tmp_path):
+    faults = tmp_path / "faults.yaml"
+    faults.write_text(
+        "- {kind: latency, dist: lognormal, median: 50, p99: 200}\n"
+        "- kind: ratelimit\n  limit: 3\n  cost: {create: 2}\n"
+    )
+    proxy = start_proxy("simulate", "--faults", str(faults), "--seed", "3")
+    client = client_for(proxy)
+    first, second = create(client), create(client)
+    assert (first.status_code, first.headers["RateLimit-Remaining"]) == (201, "1")
+    assert second.status_code == 429
+    read = client.get(ME, headers=bearer(APP_A))
+    assert (read.status_code, read.headers["RateLimit-Remaining"]) == (200, "0")
