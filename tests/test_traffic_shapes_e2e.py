@@ -10,11 +10,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+import requests
 from helpers import WORK_TENANT, jwt
 from msgraph_core import GraphClientFactory
 
 from proxy_addons.addons import control_rules
-from proxy_addons.cassette import examples
+from proxy_addons.cassette import cassette, examples
 
 pytestmark = pytest.mark.e2e
 
@@ -118,7 +119,9 @@ def test_msgraph_core_retry_handler_waits_out_the_window_and_succeeds(start_prox
     assert (first.status_code, second.status_code) == (201, 201)
     assert "Retry-Attempt" not in first.request.headers
     assert second.request.headers["Retry-Attempt"] == "1"  # the 429 came between
-    assert waited >= 1.0  # Retry-After: the window's 2 s less the first call's time, rounded up
+    # It waited Retry-After (the window's 2 s less the first call's time, rounded up: 2), not
+    # its own backoff (3 s and more without the header).
+    assert 1.9 <= waited < 3.4
     assert second.headers["RateLimit-Remaining"] == "0"  # a new window, its one unit spent
     counts = json.loads(summary.read_text())
     assert (counts["requests"], counts["faults"]) == (3, {"ratelimit": 1})
@@ -207,3 +210,44 @@ def test_faults_file_shapes_apply_in_simulate(start_proxy, client_for, tmp_path)
     assert second.status_code == 429
     read = client.get(ME, headers=bearer(APP_A))
     assert (read.status_code, read.headers["RateLimit-Remaining"]) == (200, "0")
+
+
+# --- the same specs from the pytest plugin's marker ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def graph_vcr_cassette_dir() -> Path:
+    """The marker tests' cassettes are the bundled ones (the plugin's own override point)."""
+    return cassette.bundled_cassettes()
+
+
+def create_from_environment(timeout: float = 30) -> requests.Response:
+    """A create with requests, which finds the plugin's proxy and CA in the environment."""
+    return requests.put(ME, data=examples.REQUEST_BODY, headers=bearer(APP_A), timeout=timeout)
+
+
+@pytest.mark.graph_vcr(
+    cassette="create-virtualappointment-me.yaml",
+    faults=["latency:dist=normal,mean=20,stddev=5", "ratelimit:limit=1,window=60"],
+    allow_playback_repeats=True,
+)
+def test_the_marker_takes_a_ratelimit_and_a_latency_distribution(graph_vcr_env, graph_vcr_proxy):
+    first, second = create_from_environment(), create_from_environment()
+    assert (first.status_code, first.headers["RateLimit-Remaining"]) == (201, "0")
+    assert (second.status_code, second.headers["RateLimit-Limit"]) == (429, "1")
+    assert [c.fault for c in graph_vcr_proxy.calls] == ["latency", "ratelimit"]
+
+
+@pytest.mark.graph_vcr(
+    cassette="create-virtualappointment-me.yaml",
+    faults=["hang:max=30,nth=1", "slow-body:ms=1000,nth=1"],
+    allow_playback_repeats=True,
+)
+def test_the_marker_takes_hang_and_slow_body(graph_vcr_env, graph_vcr_proxy):
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        create_from_environment(timeout=0.5)
+    started = time.monotonic()
+    slowed = create_from_environment()  # the slow-body rule's first match
+    assert slowed.status_code == 201
+    assert time.monotonic() - started >= 0.9
+    assert [c.fault for c in graph_vcr_proxy.calls] == ["hang", "slow-body"]
