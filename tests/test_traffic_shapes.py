@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import time
+from pathlib import Path
 
 import pytest
 from helpers import WORK_TENANT, graph_flow, jwt
@@ -361,3 +363,24 @@ def test_slow_body_leaves_an_answer_without_a_body_alone(injector):
     injector.response(flow)  # no client connection to find, and none needed
     assert flow.response.status_code == 204
     assert flow.metadata[flows.FAULT] == "slow-body"
+
+
+# --- the documented examples --------------------------------------------------------------
+
+FAULTS_PAGE = Path(__file__).parent.parent / "docs" / "faults.md"
+SHAPE_SPEC = re.compile(r"`((?:ratelimit|latency|hang|slow-body):[^`\s]+)`")
+
+
+def test_every_yaml_example_and_shape_spec_on_the_faults_page_parses():
+    text = FAULTS_PAGE.read_text(encoding="utf-8")
+    blocks = re.findall(r"```yaml\n(.*?)```", text, flags=re.DOTALL)
+    # examples, not forms: `hang:max=SECONDS` names its placeholder in capitals
+    specs = [
+        spec for spec in SHAPE_SPEC.findall(text) if not re.search(r"[A-Z]{1,}\b|\.\.\.", spec)
+    ]
+    rules = [rule for block in blocks for rule in parse_rules_text(block, "faults.md")]
+    specs += re.findall(r"--fault '([^']+)'", text)
+    rules += [parse_spec(spec) for spec in specs]
+    kinds = {str(rule.kind) for rule in rules}
+    assert {"ratelimit", "latency", "hang", "slow-body"} <= kinds
+    assert len(specs) >= 5
