@@ -127,6 +127,32 @@ def test_msgraph_core_retry_handler_waits_out_the_window_and_succeeds(start_prox
     assert (counts["requests"], counts["faults"]) == (3, {"ratelimit": 1})
 
 
+def test_record_mode_answers_carry_the_headers_and_the_cassette_keeps_none(
+    start_proxy, client_for, tmp_path
+):
+    upstream = start_proxy("simulate", "--reverse")
+    recorded = tmp_path / "recorded.yaml"
+    proxy = start_proxy(
+        "record",
+        "--cassette",
+        str(recorded),
+        "--upstream",
+        upstream.url,
+        "--fault",
+        "ratelimit:limit=10,cost=create:4",
+    )
+    client = client_for(proxy)
+    answers = [create(client), client.get(ME, headers=bearer(APP_A))]
+    assert [(a.status_code, a.headers["RateLimit-Remaining"]) for a in answers] == [
+        (201, "6"),
+        (200, "5"),
+    ]
+    assert proxy.stop() == 0
+    stored = [i.response["headers"] for i in cassette.load(recorded)]
+    assert len(stored) == 2
+    assert not [name for headers in stored for name in headers if name.startswith("RateLimit")]
+
+
 # --- hang ---------------------------------------------------------------------------------
 
 

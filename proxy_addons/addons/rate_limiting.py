@@ -15,6 +15,7 @@ import weakref
 
 from mitmproxy import http
 
+from proxy_addons.addons import flows
 from proxy_addons.graph.rate_limits import Budgets, Decision, RateLimit, caller
 from proxy_addons.graph.routes import Operation
 
@@ -53,5 +54,4 @@ class RateLimiting:
         decision = self._decisions.pop(flow, None) if self._decisions else None
         if decision is None or flow.response is None:
             return
-        for name, value in decision.headers():
-            flow.response.headers[name] = value
+        flows.add_fault_headers(flow, decision.headers())  # never recorded into a cassette
