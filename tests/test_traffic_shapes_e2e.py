@@ -180,6 +180,27 @@ def test_hang_holds_until_the_client_times_out_and_then_frees_the_flow(replay_pr
     assert create(client).status_code == 201  # times=1: the next one is answered
 
 
+def test_many_hung_requests_are_all_let_go_when_their_clients_time_out(replay_proxy):
+    proxy, client = replay_proxy
+    assert client.put(CONTROL, json=["hang:max=60"]).is_success
+
+    async def impatient_clients(count: int) -> list[BaseException | httpx.Response]:
+        verify = ssl.create_default_context(cafile=str(proxy.ca))
+        async with httpx.AsyncClient(proxy=proxy.url, verify=verify, timeout=1) as each:
+            calls = (
+                each.put(ME, content=examples.REQUEST_BODY, headers=bearer(APP_A))
+                for _ in range(count)
+            )
+            return await asyncio.gather(*calls, return_exceptions=True)
+
+    outcomes = asyncio.run(impatient_clients(20))
+    assert {type(outcome) for outcome in outcomes} == {httpx.ReadTimeout}
+    deadline = time.monotonic() + 15
+    while rules(client)[0]["held"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (rules(client)[0]["injected"], rules(client)[0]["held"]) == (20, 0)
+
+
 def test_hang_closes_the_connection_itself_at_max(replay_proxy):
     _, client = replay_proxy
     assert client.put(CONTROL, json=["hang:max=1"]).is_success
