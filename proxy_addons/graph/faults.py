@@ -5,10 +5,12 @@ as a YAML mapping in a ``--faults`` file, and parsed here into a frozen :class:`
 :class:`Selector` (which requests) and an effect (what happens to them). The effects are small
 objects in the style of pytest-httpserver's hooks: :class:`GraphError` makes a Graph error
 reply, :class:`Delay` says how long to wait, :class:`Reset` drops the connection and
-:class:`BrokenBody` spoils a 2xx answer. Parsing is pure and refuses bad input with a
-:class:`FaultSpecError` that names the key and what it accepts, so the CLI can turn it into
-one line. Nothing here knows mitmproxy; the addon in ``fault_injection.py`` keeps the rules'
-counters, random streams and clocks.
+:class:`BrokenBody` spoils a 2xx answer; the traffic shapes have modules of their own (a
+budget per window in ``rate_limits.py``, delays drawn from a distribution in ``latency.py``,
+``hang`` and ``slow-body`` in ``stalls.py``), and only their keys are read here. Parsing is
+pure and refuses bad input with a :class:`FaultSpecError` that names the key and what it
+accepts, so the CLI can turn it into one line. Nothing here knows mitmproxy; the addon in
+``fault_injection.py`` keeps the rules' counters, random streams and clocks.
 """
 
 from __future__ import annotations
