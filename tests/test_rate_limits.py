@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from helpers import WORK_TENANT, jwt
+from hypothesis import given
+from hypothesis import strategies as st
 
 from proxy_addons.graph import rate_limits
 from proxy_addons.graph.rate_limits import Budget, Budgets, Policy, caller
@@ -87,3 +91,25 @@ def test_many_callers_forget_those_whose_window_has_turned(monkeypatch):
     budgets.spend("d", None, 5.0)  # a, b, c still in their window: all kept
     budgets.spend("e", None, 12.0)  # now a, b, c have turned and are forgotten
     assert sorted(budgets.callers()) == ["d", "e"]
+
+
+@given(
+    limit=st.integers(1, 50),
+    window=st.floats(0.1, 100),
+    steps=st.lists(st.tuples(st.integers(1, 50), st.floats(0, 30)), max_size=60),
+)
+def test_the_budget_never_lets_a_window_spend_past_its_limit(limit, window, steps):
+    """Whatever the costs and pauses: what a window lets through stays within the limit,
+    Remaining is what is left of it, and a refusal spends nothing."""
+    policy, budget, now = Policy(limit, window), Budget(), 0.0
+    spent_in_window, window_start = 0, None
+    for cost, pause in steps:
+        now += pause
+        if window_start is None or now >= window_start + window:
+            window_start, spent_in_window = now, 0
+        decision = budget.spend(policy, min(cost, limit), now)
+        if decision.allowed:
+            spent_in_window += min(cost, limit)
+        assert spent_in_window <= limit
+        assert decision.remaining == limit - spent_in_window
+        assert 1 <= decision.reset <= max(1, math.ceil(window))

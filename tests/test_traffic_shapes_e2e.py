@@ -230,6 +230,50 @@ def test_slow_body_sends_headers_at_once_and_the_body_over_the_period(replay_pro
     assert create(client).status_code == 201
 
 
+def test_over_plain_http_the_body_arrives_piece_by_piece(start_proxy):
+    served = start_proxy("simulate", "--reverse", "--fault", "slow-body:ms=1200,chunks=4")
+    path = ME.removeprefix("https://graph.microsoft.com")
+    arrivals: list[tuple[float, int]] = []
+    with httpx.Client(base_url=served.url, timeout=30) as plain:
+        started = time.monotonic()
+        request = plain.build_request(
+            "PUT", path, content=examples.REQUEST_BODY, headers=bearer(APP_A)
+        )
+        answer = plain.send(request, stream=True)
+        try:
+            arrivals.extend((time.monotonic() - started, len(c)) for c in answer.iter_raw())
+        finally:
+            answer.close()
+    assert answer.status_code == 201
+    assert len(arrivals) == 4  # each piece read as it came
+    assert arrivals[-1][0] - arrivals[0][0] >= 0.8  # three gaps of 0.3 s between them
+
+
+def test_slow_body_paces_an_upstream_answer_in_record_mode(start_proxy, client_for, tmp_path):
+    upstream = start_proxy("simulate", "--reverse")
+    recorded = tmp_path / "recorded.yaml"
+    proxy = start_proxy(
+        "record",
+        "--cassette",
+        str(recorded),
+        "--upstream",
+        upstream.url,
+        "--fault",
+        "slow-body:ms=1000,chunks=2",
+    )
+    client = client_for(proxy)
+    started = time.monotonic()
+    with client.stream("PUT", ME, content=examples.REQUEST_BODY, headers=bearer(APP_A)) as slow:
+        headers_after = time.monotonic() - started
+        body = slow.read()
+    assert slow.status_code == 201
+    assert time.monotonic() - started - headers_after >= 0.8
+    assert proxy.stop() == 0
+    (stored,) = cassette.load(recorded)
+    recorded_body = json.loads(stored.response["body"]["string"])
+    assert recorded_body == json.loads(body)  # recorded whole, as it came
+
+
 def test_a_read_timeout_shorter_than_the_dribble_trips_the_client(replay_proxy):
     proxy, client = replay_proxy
     assert client.put(CONTROL, json=["slow-body:ms=3000,chunks=3"]).is_success
