@@ -3,9 +3,10 @@ what each mode does.
 
 Every place that behaves differently per mode asks a predicate here instead of comparing
 strings, the way vcrpy's own ``record_mode.py`` names its modes once (the four values are
-``vcr.record_mode.RecordMode``'s). ``rewrite`` is the pytest plugin's alone: the test's cassette
-is deleted, then recorded as ``new_episodes`` (:attr:`RecordMode.for_recorder`); the recorder
-and the command line take only :data:`RECORDER_MODES`.
+``vcr.record_mode.RecordMode``'s documented ones). ``rewrite`` is the pytest plugin's alone:
+the test's cassette is deleted, then recorded as ``new_episodes``
+(:attr:`RecordMode.for_recorder`); the recorder and the command line take only
+:data:`RECORDER_MODES`.
 """
 
 from __future__ import annotations

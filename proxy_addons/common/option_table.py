@@ -51,8 +51,9 @@ class Option:
     parse: Any = None  # the flag's value type when it is neither str nor a path (int, a port)
     required: bool = False
     ours: bool = True  # False: mitmproxy's own option (listen_host...), never declared by us
-    # Why the pytest plugin's session refuses the flag ("" : it takes it)
+    # Why the pytest plugin's session refuses the flag ("": it takes it)
     session_refusal: str = ""
+    shown_default: str | None = None  # the docs' words for a default that differs by machine
 
     @property
     def dest(self) -> str:

@@ -12,6 +12,7 @@ CASSETTE = Option(
     "Cassette file, or folder of cassettes, in vcrpy's YAML format.",
     flag="--cassette",
     path=True,
+    shown_default="the bundled cassettes",
 )
 PLAYBACK_REPEATS = Option(
     "graph_allow_playback_repeats",
