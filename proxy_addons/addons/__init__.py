@@ -12,6 +12,7 @@ network policy as addons read it), ``connection_strategy`` (lazy connections), `
 script files at the package's top (``proxy_addons/replay.py``...) are the only ones holding
 ``addons = ...``.
 
-May import mitmproxy, ``proxy_addons.cassette``, ``proxy_addons.graph`` and
-``proxy_addons.common``; never convert, cli or testing. Held by import-linter.
+May import mitmproxy, ``proxy_addons.options`` (the option tables), ``proxy_addons.cassette``,
+``proxy_addons.graph`` and ``proxy_addons.common``; never convert, cli or testing. Held by
+import-linter.
 """
