@@ -7,12 +7,13 @@ addon that needs ``graph_cassette`` declares it through the same function and wo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from mitmproxy import ctx, exceptions
 from mitmproxy.addonmanager import Loader
 
-from proxy_addons.cassette.cassette import bundled_cassettes
+from proxy_addons.cassette.cassette import Interaction, bundled_cassettes
+from proxy_addons.cassette.echo import SIDECAR_SUFFIX, EchoError, EchoRules
 
 
 def declare_cassette(loader: Loader) -> None:
@@ -61,3 +62,27 @@ def declare_playback_repeats(loader: Loader) -> None:
         "(vcrpy's allow_playback_repeats). Off: each recorded interaction answers once, in "
         "order, and a surplus request is a miss (recorded in record mode new_episodes).",
     )
+
+
+# --- echo from the request (cassette/echo.py) ---------------------------------------------
+
+
+def declare_echo(loader: Loader) -> None:
+    loader.add_option(
+        "graph_echo",
+        Sequence[str],
+        [],
+        "Top-level fields of a replayed JSON response to take from the request's JSON body "
+        "(e.g. externalAppointmentId), added to what each cassette's "
+        f"<cassette>{SIDECAR_SUFFIX} and each interaction's graph_vcr_proxy: settings say. "
+        "A field the request did not send, or the recording does not hold, stays as recorded.",
+    )
+
+
+def echo_rules(interactions: Iterable[Interaction]) -> EchoRules:
+    """The echo of each interaction a cassette addon plays, from ``graph_echo`` and the
+    recordings' own settings; a bad setting is refused as an option is."""
+    try:
+        return EchoRules.build(interactions, ctx.options.graph_echo)
+    except EchoError as exc:
+        raise exceptions.OptionsError(str(exc)) from None

@@ -19,12 +19,15 @@ from mitmproxy.addonmanager import Loader
 from proxy_addons.addons import flows, playback
 from proxy_addons.addons.options import (
     declare_cassette,
+    declare_echo,
     declare_playback_repeats,
+    echo_rules,
     ensure_lazy_connections,
     require_choice,
 )
 from proxy_addons.addons.playback import MISS_CODE, MISS_STATUS
 from proxy_addons.cassette import cassette
+from proxy_addons.cassette.echo import EchoRules
 from proxy_addons.cassette.matching import CassetteIndex
 from proxy_addons.cassette.on_miss import OnMiss
 
@@ -38,10 +41,12 @@ class Replay:
         self.index = CassetteIndex()
         self.is_running = False
         self.answer_misses = True  # graph_on_miss is OnMiss.ERROR, read once per change
+        self.echo = EchoRules()
 
     def load(self, loader: Loader) -> None:
         declare_cassette(loader)
         declare_playback_repeats(loader)
+        declare_echo(loader)
         loader.add_option(
             "graph_on_miss",
             str,
@@ -72,6 +77,8 @@ class Replay:
             if self.is_running:
                 self._announce()
         self.index.allow_repeats = ctx.options.graph_allow_playback_repeats
+        if {"graph_cassette", "graph_match_body", "graph_echo"} & updated:
+            self.echo = echo_rules(self.index)
 
     def _announce(self) -> None:
         logger.info(
@@ -88,4 +95,4 @@ class Replay:
     @flows.guarded
     def request(self, flow: http.HTTPFlow) -> None:
         if flows.claim(flow) is not None:
-            playback.play(flow, self.index, answer_misses=self.answer_misses)
+            playback.play(flow, self.index, answer_misses=self.answer_misses, echo=self.echo)

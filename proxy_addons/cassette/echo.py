@@ -124,7 +124,7 @@ def render(
     echo: Echo,
     request: Any,
     route: Route | None = None,
-    sources: Sources = Sources(),  # noqa: B008 - frozen, shared safely
+    sources: Sources = Sources(),
 ) -> bytes:
     """``body`` (a recorded JSON response) with its placeholders filled (if ``echo`` says
     templates) and then its ``echo.fields`` taken from ``request`` (the request's parsed JSON
@@ -191,7 +191,7 @@ def echoed_reply(
     echo: Echo,
     request: Any,
     route: Route | None = None,
-    sources: Sources = Sources(),  # noqa: B008 - frozen, shared safely
+    sources: Sources = Sources(),
 ) -> Reply:
     """``reply`` with :func:`render` applied to its content: a body stored compressed is
     decoded, rendered and compressed again with its own Content-Encoding, one under a coding

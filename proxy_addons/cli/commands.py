@@ -154,6 +154,14 @@ def add_playback_arguments(parser: argparse.ArgumentParser) -> None:
         help="let the last recorded answer to a request answer it again (vcrpy's "
         "allow_playback_repeats); default: each recorded interaction answers once, in order",
     )
+    parser.add_argument(
+        "--echo",
+        action="append",
+        metavar="FIELD",
+        help="take this top-level field of a replayed JSON response from the request's JSON "
+        "body, e.g. externalAppointmentId (repeatable; a field the request did not send stays "
+        "as recorded)",
+    )
 
 
 def add_record_parser(sub: Any) -> None:

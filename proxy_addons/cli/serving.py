@@ -45,6 +45,7 @@ def replay_mode(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
         "graph_match_body": not args.ignore_body,
         **gate_settings(args, forward_ours=args.on_miss == OnMiss.FORWARD),
         "graph_allow_playback_repeats": args.allow_playback_repeats,
+        "graph_echo": list(args.echo or []),
     }
     if args.cassette:
         settings["graph_cassette"] = args.cassette
@@ -64,6 +65,7 @@ def record_mode(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
         "graph_record_decode_compressed": args.decode_compressed_response,
         **gate_settings(args, forward_ours=True),
         "graph_allow_playback_repeats": args.allow_playback_repeats,
+        "graph_echo": list(args.echo or []),
     }
     return [Record(), Seal(), UnreachableUpstream()], settings
 

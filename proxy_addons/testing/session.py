@@ -240,6 +240,7 @@ REPLAY_OPTIONS = (
     "graph_on_miss",
     "graph_match_body",
     "graph_allow_playback_repeats",
+    "graph_echo",
 )  # Replay's own
 
 

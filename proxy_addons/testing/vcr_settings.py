@@ -83,6 +83,7 @@ class Settings:
     allowed_hosts: tuple[str, ...] = ()  # hosts the proxy may reach besides loopback
     allow_playback_repeats: bool = False  # vcrpy's: the last answer to a request repeats
     assert_all_played: bool = False  # the test fails if a recorded interaction was not played
+    echo: tuple[str, ...] = ()  # fields of a replayed JSON answer taken from the request
     args: tuple[str, ...] = ()
 
 
@@ -114,7 +115,7 @@ def settings_of(merged: Mapping[str, Any]) -> Settings:
             values["record_mode"] = TestRecordMode(values["record_mode"])
     except ValueError as exc:
         raise GraphVcrError(f"graph_vcr: {exc}") from None
-    for key in ("faults", "redact_headers", "redact_fields", "allowed_hosts", "args"):
+    for key in ("faults", "redact_headers", "redact_fields", "allowed_hosts", "echo", "args"):
         if key in values:
             values[key] = _strings(key, values[key])
     flags = ("allow_misses", "match_body", "allow_anonymous", "allow_playback_repeats")
@@ -126,6 +127,8 @@ def settings_of(merged: Mapping[str, Any]) -> Settings:
             raise GraphVcrError(f"graph_vcr: {key} must be a string, not {values[key]!r}")
     if values.get("assert_all_played") and values["mode"] is ProxyMode.SIMULATE:
         raise GraphVcrError("graph_vcr: assert_all_played needs a cassette (mode replay or record)")
+    if values.get("echo") and values["mode"] is ProxyMode.SIMULATE:
+        raise GraphVcrError("graph_vcr: echo needs a cassette (mode replay or record)")
     seed = values.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise GraphVcrError(f"graph_vcr: seed must be an integer, not {seed!r}")
@@ -251,9 +254,11 @@ def plan(
     path = cassette_path(cassette_dir, settings.cassette or default_name)
     mode = effective_record_mode(settings, TestRecordMode(record_mode) if record_mode else None)
     replay = mode is TestRecordMode.NONE or (mode is TestRecordMode.ONCE and path.exists())
-    repeats = ["--allow-playback-repeats"] if settings.allow_playback_repeats else []
+    # How the cassette plays, in replay and in the record modes that replay.
+    playing = ["--allow-playback-repeats"] if settings.allow_playback_repeats else []
+    playing += [a for name in settings.echo for a in ("--echo", name)]
     if replay:
-        extra = repeats + ([] if settings.match_body else ["--ignore-body"])
+        extra = playing + ([] if settings.match_body else ["--ignore-body"])
         args = ("--cassette", str(path), *faults, *extra, *user_args)
         missing_ok = mode is TestRecordMode.NONE
         return Plan(
@@ -261,7 +266,7 @@ def plan(
         )
     recording = RecordMode.NEW_EPISODES if mode is TestRecordMode.REWRITE else RecordMode(mode)
     extra = ["--upstream", settings.upstream or upstream] if settings.upstream or upstream else []
-    extra += repeats
+    extra += playing
     extra += [a for name in settings.redact_headers for a in ("--redact-header", name)]
     extra += [a for name in settings.redact_fields for a in ("--redact-field", name)]
     args = ("--cassette", str(path), "--record-mode", str(recording), *faults, *extra, *user_args)
