@@ -142,10 +142,16 @@ def render(
         return body
     if echo.fields and isinstance(document, dict) and isinstance(request, dict):
         for name in echo.fields:
-            if name in document and name in request and document[name] != request[name]:
+            if name in document and name in request and not _same(document[name], request[name]):
                 document[name] = request[name]
                 changed = True
     return json.dumps(document, ensure_ascii=False).encode("utf-8") if changed else body
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as JSON, where ``1``, ``1.0`` and ``true`` are three values (Python's ``==``
+    says they are one)."""
+    return type(a) is type(b) and json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
 
 @dataclass
