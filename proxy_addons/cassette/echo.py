@@ -281,6 +281,9 @@ class EchoRules:
     def build(cls, interactions: Iterable[Recorded], fields: Iterable[str] = ()) -> EchoRules:
         """The rules for ``interactions`` with the run's ``fields`` added to each; EchoError
         for a bad sidecar or interaction setting, or a placeholder no one can fill."""
+        fields = tuple(fields)
+        if not all(fields):
+            raise EchoError("echo: a field name must not be empty")
         run = Echo().adding(fields)
         recorded: dict[Path, Echo] = {}  # each cassette's sidecar, before the run's fields
         by_cassette: dict[Path, Echo] = {}
