@@ -92,7 +92,19 @@ def test_without_echo_or_templates_the_recorded_bytes_are_sent():
 @pytest.mark.parametrize(("recorded", "sent"), [(1, True), (1, 1.0), ([0], [False]), ("1", 1)])
 def test_values_python_calls_equal_but_json_does_not_are_echoed(recorded, sent):
     answer = render(json.dumps({"n": recorded}).encode(), Echo(("n",)), {"n": sent})
-    assert answer == json.dumps({"n": sent}).encode()
+    assert answer == json.dumps({"n": sent}, separators=(",", ":")).encode()
+
+
+def test_a_lone_surrogate_the_client_sent_is_echoed_as_the_escape_it_came_as():
+    answer = render(b'{"n": "x"}', Echo(("n",)), json.loads('{"n": "\\ud800 \u00e9"}'))
+    assert answer == b'{"n":"\\ud800 \\u00e9"}'
+
+
+def test_a_request_nested_deeper_than_json_writes_leaves_the_answer_as_recorded():
+    deep: Any = []
+    for _ in range(100_000):
+        deep = [deep]
+    assert render(b'{"n": 1}', Echo(("n",)), {"n": deep}) == b'{"n": 1}'
 
 
 def test_an_echoed_value_holding_a_placeholder_is_sent_as_the_request_sent_it():

@@ -129,8 +129,9 @@ def render(
     """``body`` (a recorded JSON response) with its placeholders filled (if ``echo`` says
     templates) and then its ``echo.fields`` taken from ``request`` (the request's parsed JSON
     body), each one only where the recording holds it and the request sent it. The bytes
-    come back unchanged (the very object) when nothing changes, a body that is not JSON
-    included; else compact JSON, keys in their recorded order."""
+    come back unchanged (the very object) when nothing changes, a body that is not JSON (or
+    nested deeper than Python's json reads) included; else compact ASCII JSON (a lone
+    surrogate a client sent as ``\\ud800`` stays an escape), keys in their recorded order."""
     if not echo.active:
         return body
     try:
@@ -138,14 +139,18 @@ def render(
         changed = False
         if echo.templates:
             document, changed = _filled(document, _Filler(path_values(route), sources))
+        if echo.fields and isinstance(document, dict) and isinstance(request, dict):
+            for name in echo.fields:
+                if (
+                    name in document
+                    and name in request
+                    and not _same(document[name], request[name])
+                ):
+                    document[name] = request[name]
+                    changed = True
+        return json.dumps(document, separators=(",", ":")).encode("ascii") if changed else body
     except (ValueError, RecursionError):
         return body
-    if echo.fields and isinstance(document, dict) and isinstance(request, dict):
-        for name in echo.fields:
-            if name in document and name in request and not _same(document[name], request[name]):
-                document[name] = request[name]
-                changed = True
-    return json.dumps(document, ensure_ascii=False).encode("utf-8") if changed else body
 
 
 def _same(a: Any, b: Any) -> bool:
