@@ -27,7 +27,6 @@ from proxy_addons.addons.options import (
 )
 from proxy_addons.addons.playback import MISS_CODE, MISS_STATUS
 from proxy_addons.cassette import cassette
-from proxy_addons.cassette.echo import EchoRules
 from proxy_addons.cassette.matching import CassetteIndex
 from proxy_addons.cassette.on_miss import OnMiss
 
@@ -41,7 +40,7 @@ class Replay:
         self.index = CassetteIndex()
         self.is_running = False
         self.answer_misses = True  # graph_on_miss is OnMiss.ERROR, read once per change
-        self.echo = EchoRules()
+        self.echo = playback.NO_ECHO
 
     def load(self, loader: Loader) -> None:
         declare_cassette(loader)
