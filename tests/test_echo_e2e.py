@@ -174,6 +174,24 @@ def test_replay_echo_flags_answer_a_real_client_with_its_own_id(start_proxy):
 
 
 @pytest.mark.e2e
+def test_a_create_inside_a_json_batch_gets_its_own_id_back(start_proxy):
+    proxy = start_proxy("replay", "--ignore-body", "--echo", "externalAppointmentId")
+    item = {
+        "id": "1",
+        "method": "PUT",
+        "url": ME.removeprefix(examples.GRAPH_BETA),
+        "headers": {"Content-Type": "application/json"},
+        "body": MINE,
+    }
+    verify = ssl.create_default_context(cafile=str(proxy.ca))
+    with httpx.Client(proxy=proxy.url, verify=verify, timeout=30) as client:
+        answer = client.post(f"{examples.GRAPH_BETA}/$batch", json={"requests": [item]})
+    (created,) = answer.json()["responses"]
+    assert created["status"] == 201
+    assert created["body"] == {**RECORDED, "externalAppointmentId": "my-own-42"}
+
+
+@pytest.mark.e2e
 def test_a_bad_sidecar_stops_replay_with_one_line(tmp_path, confdir):
     path = templated_cassette(tmp_path)
     sidecar_of(path).write_text("{not json")
