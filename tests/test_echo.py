@@ -297,7 +297,9 @@ def test_a_bad_sidecar_is_refused_in_one_line_naming_it(tmp_path, sidecar, messa
 
 def test_a_bad_interaction_setting_is_refused_naming_the_interaction(tmp_path):
     bad = recording(tmp_path / "c.yaml", 3, templates="yes")
-    with pytest.raises(EchoError, match=r"^PUT x \(c.yaml #3\): response.graph_vcr_proxy.templ"):
+    with pytest.raises(
+        EchoError, match=r"^PUT x \(c.yaml #3\): response.graph_vcr_proxy: templates: "
+    ):
         EchoRules.build([bad])
 
 

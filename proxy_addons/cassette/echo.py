@@ -313,7 +313,7 @@ def _flags(interaction: Recorded, value: Any) -> Flags:
     try:
         return Flags.model_validate(value)
     except PydanticValidationError as exc:
-        raise EchoError(f"{interaction.label}: response.{KEY}.{_problem(exc)}") from None
+        raise EchoError(f"{interaction.label}: response.{KEY}: {_problem(exc)}") from None
 
 
 def _check_placeholders(interaction: Recorded) -> None:
