@@ -58,6 +58,7 @@ class Record:
         self.mode = RecordMode.ONCE
         self.cassette: OpenCassette | None = None  # None: nothing to record into or replay
         self.index = CassetteIndex()  # what modes new_episodes and none replay
+        self.echo = playback.NO_ECHO  # what they echo of each request (graph_echo)
         self.rerecording = Rerecording()  # what mode all replaces
         self.upstream: Upstream | None = None
         self.validate = ValidateMode.WARN
@@ -89,6 +90,8 @@ class Record:
                 opts.graph_cassette, RecordMode(opts.graph_record_mode), opts.graph_record_fsync
             )
         self.index.allow_repeats = opts.graph_allow_playback_repeats  # vcrpy's, default off
+        if {"graph_cassette", "graph_record_mode", "graph_echo"} & updated:
+            self.echo = playback.echo_rules(self.index)
 
     def _open(self, value: str, mode: RecordMode, fsync: bool) -> None:
         if self._opened_with == (value, mode, fsync):
@@ -130,7 +133,8 @@ class Record:
         if route is None or not validate_request(flow, route, self.validate):
             return
         answer_misses = not self.mode.records  # new_episodes forwards a miss, to record it
-        if self.mode.replays and playback.play(flow, self.index, answer_misses=answer_misses):
+        replays = self.mode.replays
+        if replays and playback.play(flow, self.index, answer_misses=answer_misses, echo=self.echo):
             return
         request = flow.request
         self._sent[flow] = Sent(request.method, request.pretty_url, stored_side(request))

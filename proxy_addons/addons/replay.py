@@ -32,6 +32,7 @@ class Replay:
         self.index = CassetteIndex()
         self.is_running = False
         self.answer_misses = True  # graph_on_miss is OnMiss.ERROR, read once per change
+        self.echo = playback.NO_ECHO
 
     def load(self, loader: Loader) -> None:
         declare(loader, REPLAY)
@@ -50,6 +51,8 @@ class Replay:
             if self.is_running:
                 self._announce()
         self.index.allow_repeats = ctx.options.graph_allow_playback_repeats
+        if {"graph_cassette", "graph_match_body", "graph_echo"} & updated:
+            self.echo = playback.echo_rules(self.index)
 
     def _announce(self) -> None:
         logger.info(
@@ -66,4 +69,4 @@ class Replay:
     @flows.guarded
     def request(self, flow: http.HTTPFlow) -> None:
         if flows.claim(flow) is not None:
-            playback.play(flow, self.index, answer_misses=self.answer_misses)
+            playback.play(flow, self.index, answer_misses=self.answer_misses, echo=self.echo)

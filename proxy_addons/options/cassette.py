@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from proxy_addons.cassette.bundled import bundled_cassettes
 from proxy_addons.common.option_table import Option
 
@@ -24,4 +26,18 @@ PLAYBACK_REPEATS = Option(
     flag="--allow-playback-repeats",
     flag_help="let the last recorded answer to a request answer it again (vcrpy's "
     "allow_playback_repeats); default: each recorded interaction answers once, in order",
+)
+ECHO = Option(
+    "graph_echo",
+    Sequence[str],
+    [],
+    "Top-level fields of a replayed JSON response to take from the request's JSON body "
+    "(e.g. externalAppointmentId), added to what each cassette's sidecar "
+    "<cassette>.echo.json and each interaction's graph_vcr_proxy: settings say. "
+    "A field the request did not send, or the recording does not hold, stays as recorded.",
+    flag="--echo",
+    flag_help="take this top-level field of a replayed JSON response from the request's JSON "
+    "body, e.g. externalAppointmentId (repeatable; a field the request did not send stays "
+    "as recorded)",
+    metavar="FIELD",
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from proxy_addons.cassette.on_miss import MISS_CODE, MISS_STATUS, OnMiss
 from proxy_addons.common.option_table import Option
-from proxy_addons.options.cassette import CASSETTE, PLAYBACK_REPEATS
+from proxy_addons.options.cassette import CASSETTE, ECHO, PLAYBACK_REPEATS
 
 ON_MISS = Option(
     "graph_on_miss",
@@ -31,4 +31,5 @@ REPLAY = (
     ON_MISS,
     MATCH_BODY,
     PLAYBACK_REPEATS,
+    ECHO,
 )

@@ -22,7 +22,7 @@ from typing import Any
 
 from proxy_addons.cassette.record_mode import RecordMode
 from proxy_addons.common.files import MAX_REPLACED_NAME, cut_to_size, impossible_name, name_size
-from proxy_addons.options.cassette import CASSETTE, PLAYBACK_REPEATS
+from proxy_addons.options.cassette import CASSETTE, ECHO, PLAYBACK_REPEATS
 from proxy_addons.options.listen import PROCESS
 from proxy_addons.options.proxy import ALLOW_HOSTS, BLOCK_NETWORK, FAULT_SEED, FAULT_SPECS
 from proxy_addons.options.record import RECORD_MODE, REDACT_FIELDS, REDACT_HEADERS, UPSTREAM
@@ -71,6 +71,7 @@ class Settings:
     allowed_hosts: tuple[str, ...] = ()  # hosts the proxy may reach besides loopback
     allow_playback_repeats: bool = False  # vcrpy's: the last answer to a request repeats
     assert_all_played: bool = False  # the test fails if a recorded interaction was not played
+    echo: tuple[str, ...] = ()  # fields of a replayed JSON answer taken from the request
     args: tuple[str, ...] = ()
 
 
@@ -102,7 +103,7 @@ def settings_of(merged: Mapping[str, Any]) -> Settings:
             values["record_mode"] = RecordMode(values["record_mode"])
     except ValueError as exc:
         raise GraphVcrError(f"graph_vcr: {exc}") from None
-    for key in ("faults", "redact_headers", "redact_fields", "allowed_hosts", "args"):
+    for key in ("faults", "redact_headers", "redact_fields", "allowed_hosts", "echo", "args"):
         if key in values:
             values[key] = _strings(key, values[key])
     flags = ("allow_misses", "match_body", "allow_anonymous", "allow_playback_repeats")
@@ -114,6 +115,8 @@ def settings_of(merged: Mapping[str, Any]) -> Settings:
             raise GraphVcrError(f"graph_vcr: {key} must be a string, not {values[key]!r}")
     if values.get("assert_all_played") and values["mode"] is ProxyMode.SIMULATE:
         raise GraphVcrError("graph_vcr: assert_all_played needs a cassette (mode replay or record)")
+    if values.get("echo") and values["mode"] is ProxyMode.SIMULATE:
+        raise GraphVcrError("graph_vcr: echo needs a cassette (mode replay or record)")
     seed = values.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise GraphVcrError(f"graph_vcr: seed must be an integer, not {seed!r}")
@@ -236,9 +239,13 @@ def plan(
     mode = effective_record_mode(settings, RecordMode(record_mode) if record_mode else None)
     replay = mode is RecordMode.NONE or (mode is RecordMode.ONCE and path.exists())
     cassette = CASSETTE.arguments(str(path))
-    repeats = PLAYBACK_REPEATS.arguments(settings.allow_playback_repeats)
+    # How the cassette plays, in replay and in the record modes that replay.
+    playing = (
+        *PLAYBACK_REPEATS.arguments(settings.allow_playback_repeats),
+        *ECHO.arguments(settings.echo),
+    )
     if replay:
-        extra = (*repeats, *MATCH_BODY.arguments(settings.match_body))
+        extra = (*playing, *MATCH_BODY.arguments(settings.match_body))
         args = (*cassette, *faults, *extra, *user_args)
         missing_ok = mode is RecordMode.NONE
         return Plan(
@@ -247,7 +254,7 @@ def plan(
     recording = RECORD_MODE.arguments(mode.for_recorder)
     extra = (
         *UPSTREAM.arguments(settings.upstream or upstream or None),
-        *repeats,
+        *playing,
         *REDACT_HEADERS.arguments(settings.redact_headers),
         *REDACT_FIELDS.arguments(settings.redact_fields),
     )
