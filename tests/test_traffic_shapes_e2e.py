@@ -274,6 +274,20 @@ def test_slow_body_paces_an_upstream_answer_in_record_mode(start_proxy, client_f
     assert recorded_body == json.loads(body)  # recorded whole, as it came
 
 
+def test_slow_body_on_a_request_inside_a_batch_paces_the_batchs_answer(start_proxy, client_for):
+    client = client_for(start_proxy("simulate", "--fault", "slow-body:ms=1200,chunks=3"))
+    join = "/me/onlineMeetings/abc/getVirtualAppointmentJoinWebUrl()"
+    batch = {"requests": [{"id": "1", "method": "GET", "url": join}]}
+    started = time.monotonic()
+    with client.stream(
+        "POST", "https://graph.microsoft.com/beta/$batch", json=batch, headers=bearer(APP_A)
+    ) as slow:
+        headers_after = time.monotonic() - started
+        answers = json.loads(slow.read())["responses"]
+    assert [(a["id"], a["status"]) for a in answers] == [("1", 200)]
+    assert time.monotonic() - started - headers_after >= 1.0
+
+
 def test_a_read_timeout_shorter_than_the_dribble_trips_the_client(replay_proxy):
     proxy, client = replay_proxy
     assert client.put(CONTROL, json=["slow-body:ms=3000,chunks=3"]).is_success
