@@ -153,6 +153,22 @@ def test_record_mode_answers_carry_the_headers_and_the_cassette_keeps_none(
     assert not [name for headers in stored for name in headers if name.startswith("RateLimit")]
 
 
+def test_each_request_inside_a_batch_spends_the_budget_and_gets_its_own_429(
+    start_proxy, client_for
+):
+    client = client_for(start_proxy("simulate", "--fault", "ratelimit:limit=1,window=60"))
+    join = "/me/onlineMeetings/abc/getVirtualAppointmentJoinWebUrl()"
+    batch = {"requests": [{"id": n, "method": "GET", "url": join} for n in ("1", "2")]}
+    answer = client.post(
+        "https://graph.microsoft.com/beta/$batch", json=batch, headers=bearer(APP_A)
+    )
+    by_id = {a["id"]: a for a in answer.json()["responses"]}
+    assert (by_id["1"]["status"], by_id["2"]["status"]) == (200, 429)
+    assert by_id["2"]["body"]["error"]["code"] == "TooManyRequests"
+    assert by_id["2"]["headers"]["Retry-After"] == by_id["2"]["headers"]["RateLimit-Reset"]
+    assert by_id["1"]["headers"]["RateLimit-Remaining"] == "0"
+
+
 # --- hang ---------------------------------------------------------------------------------
 
 
