@@ -54,6 +54,9 @@ FAULT = "graph_vcr_proxy.fault"  # the kind of the fault injected into this flow
 FAULTS_INJECTED = "graph_vcr_proxy.faults_injected"  # every kind injected, in order
 REPLAYED = "graph_vcr_proxy.replayed"  # (cassette path, interaction index) replay answered with
 TRAFFIC = "graph_vcr_proxy.traffic"  # a traffic.Traffic (a str): what the flow is to us
+# The response headers a fault added to an answer it did not give (the ratelimit fault's
+# RateLimit-*): the client sees them, the recorder leaves them out (upstream_response).
+FAULT_HEADERS = "graph_vcr_proxy.fault_headers"
 # A request run from inside a JSON $batch: {"batch": the batch flow's id, "id": the request's
 # id in the batch, "path": its path}; on the batch call itself, {"requests": how many}.
 BATCH = "graph_vcr_proxy.batch"
@@ -249,6 +252,28 @@ def answer(flow: http.HTTPFlow, reply: Reply | None, *, by: AnsweredBy) -> None:
     response = to_response(reply)
     response.http_version = flow.request.http_version
     flow.response = response
+
+
+def add_fault_headers(flow: http.HTTPFlow, headers: Iterable[tuple[str, str]]) -> None:
+    """Set these headers on the flow's answer, noted as a fault's (see FAULT_HEADERS)."""
+    assert flow.response is not None
+    added = flow.metadata.setdefault(FAULT_HEADERS, [])
+    for name, value in headers:
+        flow.response.headers[name] = value
+        if name not in added:
+            added.append(name)
+
+
+def upstream_response(flow: http.HTTPFlow) -> http.Response:
+    """The flow's response as its giver sent it: without the headers a fault added."""
+    assert flow.response is not None
+    added = flow.metadata.get(FAULT_HEADERS)
+    if not added:
+        return flow.response
+    response = flow.response.copy()
+    for name in added:
+        response.headers.pop(name, None)
+    return response
 
 
 def answered_by(flow: http.HTTPFlow) -> AnsweredBy | None:

@@ -149,7 +149,7 @@ class Record:
             return
         if cassette is None or cassette.writer is None or flows.answered_by(flow) is not None:
             return  # only what upstream said is recorded
-        status, reason, stored = stored_response(flow.response)
+        status, reason, stored = stored_response(flows.upstream_response(flow))
         if self.decode_compressed:
             stored = decoded(stored)
         uri, content = sent.uri, readable(stored).body
