@@ -56,8 +56,8 @@ class Row:
     ratio: float | None = None
     target: str = "report"
     note: str = ""
-    # A bound on ours alone as well, whatever the peer's figure (the memory row's 150 MB);
-    # the target then reads "<= RATIO and <= MOST UNIT".
+    # A bound on ours alone as well, whatever the peer's figure (the memory row's 150 MB,
+    # which its note states: the target column holds the ratio's).
     ours_value: float | None = None
     ours_most: float | None = None
 
@@ -65,7 +65,7 @@ class Row:
     def met(self) -> bool | None:
         if self.ratio is None or self.target == "report":
             return None
-        op, bound = self.target.split(" and ")[0].split()
+        op, bound = self.target.split()
         met = self.ratio >= float(bound) if op == ">=" else self.ratio <= float(bound)
         if self.ours_most is not None:
             met = met and self.ours_value is not None and self.ours_value <= self.ours_most
