@@ -955,7 +955,9 @@ def test_reading_block_by_block_gives_exactly_what_reading_the_whole_document_gi
     assert _as_loaded(cassette.load_file, block_file) == _as_loaded(_read_whole, block_file)
 
 
-@pytest.mark.parametrize("between", ["...\n", "---\n", "--- |\n", "# a comment\n", "\n", "-\n"])
+@pytest.mark.parametrize(
+    "between", ["...\n", "---\n", "--- |\n", "%YAML 1.1\n", "# a comment\n", "\n", "-\n", "? x\n"]
+)
 @pytest.mark.parametrize("vcrpy_layout", [False, True])
 def test_what_lies_between_two_blocks_is_read_as_the_whole_document_reads_it(
     tmp_path, between, vcrpy_layout
