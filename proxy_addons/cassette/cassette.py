@@ -175,15 +175,18 @@ class Interaction:
 
     __slots__ = ("_block", "_parts", "_reply", "_request", "_response", "position", "source")
 
+    source: Path
+    position: int
+    _request: Request | None
+    _parts: RequestParts | None
+    _response: dict[str, Any] | None
+    _block: BlockRef | None
+    _reply: Reply | None
+
     def __init__(
         self, request: Request, response: dict[str, Any], source: Path, position: int
     ) -> None:
-        self.source, self.position = source, position
-        self._request: Request | None = request
-        self._parts: RequestParts | None = None
-        self._response: dict[str, Any] | None = response
-        self._block: BlockRef | None = None
-        self._reply: Reply | None = None
+        self._set(source, position, request, None, response, None)
 
     @classmethod
     def stored(
@@ -191,11 +194,15 @@ class Interaction:
     ) -> Interaction:
         """An interaction held as its request's parts and its compressed block."""
         interaction = cls.__new__(cls)
-        interaction.source, interaction.position = source, position
-        interaction._request, interaction._parts = None, parts
-        interaction._response, interaction._block = None, block
-        interaction._reply = None
+        interaction._set(source, position, None, parts, None, block)
         return interaction
+
+    def _set(self, *values: Any) -> None:
+        for name, value in zip(_FIELDS, (*values, None), strict=True):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"an Interaction is frozen: cannot set {name!r}")
 
     @property
     def request(self) -> Request:
@@ -229,11 +236,15 @@ class Interaction:
         """:func:`recorded_reply`, made on first use and kept: replay sends it again and
         again, and only its fresh headers change."""
         if self._reply is None:
-            self._reply = recorded_reply(self)
+            object.__setattr__(self, "_reply", recorded_reply(self))
+        assert self._reply is not None
         return self._reply
 
     def __repr__(self) -> str:
         return f"Interaction({self.label})"
+
+
+_FIELDS = ("source", "position", "_request", "_parts", "_response", "_block", "_reply")
 
 
 def bundled_cassettes() -> Path:
