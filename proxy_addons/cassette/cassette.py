@@ -41,6 +41,7 @@ from vcr.request import Request
 from vcr.serialize import deserialize
 from vcr.serializers import compat, yamlserializer
 
+from proxy_addons.cassette.bundled import bundled_cassettes  # noqa: F401 - its old address
 from proxy_addons.common import content_encoding
 from proxy_addons.common.yaml_loading import (
     SAFE_LOADER,
@@ -245,13 +246,6 @@ class Interaction:
 
 
 _FIELDS = ("source", "position", "_request", "_parts", "_response", "_block", "_reply")
-
-
-def bundled_cassettes() -> Path:
-    """The cassettes shipped with the package (installed) or beside it (source checkout)."""
-    package = Path(__file__).resolve().parent.parent  # proxy_addons/
-    installed, checkout = package / "cassettes", package.parent / "cassettes"
-    return installed if installed.is_dir() else checkout
 
 
 def cassette_files(path: Path) -> list[Path]:
