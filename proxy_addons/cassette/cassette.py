@@ -174,7 +174,16 @@ class Interaction:
     once, for :attr:`reply`, which is kept. Both give exactly what vcrpy's loader gives.
     """
 
-    __slots__ = ("_block", "_parts", "_reply", "_request", "_response", "position", "source")
+    __slots__ = (
+        "_block",
+        "_extras",
+        "_parts",
+        "_reply",
+        "_request",
+        "_response",
+        "position",
+        "source",
+    )
 
     source: Path
     position: int
@@ -182,20 +191,27 @@ class Interaction:
     _parts: RequestParts | None
     _response: dict[str, Any] | None
     _block: BlockRef | None
+    _extras: dict[str, Any] | None
     _reply: Reply | None
 
     def __init__(
         self, request: Request, response: dict[str, Any], source: Path, position: int
     ) -> None:
-        self._set(source, position, request, None, response, None)
+        self._set(source, position, request, None, response, None, None)
 
     @classmethod
     def stored(
-        cls, parts: RequestParts, block: BlockRef, source: Path, position: int
+        cls,
+        parts: RequestParts,
+        block: BlockRef,
+        source: Path,
+        position: int,
+        extras: dict[str, Any] | None = None,
     ) -> Interaction:
-        """An interaction held as its request's parts and its compressed block."""
+        """An interaction held as its request's parts and its compressed block, and the
+        keys its response has beyond vcrpy's own (:meth:`response_value`), if any."""
         interaction = cls.__new__(cls)
-        interaction._set(source, position, None, parts, None, block)
+        interaction._set(source, position, None, parts, None, block, extras)
         return interaction
 
     def _set(self, *values: Any) -> None:
@@ -219,6 +235,14 @@ class Interaction:
             return self._response
         assert self._block is not None
         return compat.convert_to_bytes(_block_item(self._block)["response"])
+
+    def response_value(self, key: str) -> Any:
+        """``response.get(key)`` for a key beside vcrpy's ``status``, ``headers`` and
+        ``body`` (an interaction's own settings, ``graph_vcr_proxy``), None when it has
+        none: read for every interaction when a cassette loads, so never parsing one."""
+        if self._response is not None:
+            return self._response.get(key)
+        return None if self._extras is None else self._extras.get(key)
 
     @property
     def method(self) -> str:
@@ -245,7 +269,7 @@ class Interaction:
         return f"Interaction({self.label})"
 
 
-_FIELDS = ("source", "position", "_request", "_parts", "_response", "_block", "_reply")
+_FIELDS = ("source", "position", "_request", "_parts", "_response", "_block", "_extras", "_reply")
 
 
 def cassette_files(path: Path) -> list[Path]:
@@ -327,6 +351,7 @@ _VCRPY_TRAILER = "version: 1\n"
 _READ = 1 << 20  # bytes read at a time
 _CHUNK = 1 << 16  # bytes of blocks compressed together
 _CHECK = 512  # interactions checked by the schema at a time
+_VCRPY_RESPONSE = frozenset(("status", "headers", "body"))
 # A line starting a new YAML document: the whole file would be refused as several.
 _DOCUMENT_MARKER = re.compile(r"\n(?:---|\.\.\.)(?:[ \t\r\n]|\Z)")
 
@@ -460,8 +485,9 @@ class _Stored:
         for item, block in zip(self._items, self._blocks, strict=True):
             parts = _shared_parts(item["request"], self._shared)
             ref = BlockRef(chunk, start, start + len(block))
+            extras = {k: v for k, v in item["response"].items() if k not in _VCRPY_RESPONSE}
             self.interactions.append(
-                Interaction.stored(parts, ref, self.path, len(self.interactions))
+                Interaction.stored(parts, ref, self.path, len(self.interactions), extras or None)
             )
             start += len(block)
         self._items, self._blocks, self._size = [], [], 0
