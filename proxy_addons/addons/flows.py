@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 
 from mitmproxy import http
 from mitmproxy.proxy.mode_specs import ReverseMode
+from vcr.request import Request
 
 from proxy_addons.cassette.matching import Shape, route_shape, shape
 from proxy_addons.common import content_encoding
@@ -184,11 +185,28 @@ def body_of(flow: http.HTTPFlow) -> JsonBody:
 
 
 def shape_of(flow: http.HTTPFlow) -> Shape:
-    """The request's shape for matching, from its route and body as already parsed."""
+    """The request's shape for matching, from its route, headers and body as already parsed."""
     parsed = _parsed_of(flow)
+    request = flow.request
     if parsed.route is None:  # not ours: no route to reuse
-        return shape(flow.request.method, flow.request.pretty_url, parsed.body)
-    return route_shape(parsed.route, parsed.body.comparable)
+        return shape(request.method, request.pretty_url, parsed.body, headers=parsed.headers)
+    return route_shape(
+        parsed.route,
+        parsed.body.comparable,
+        scheme=request.scheme,
+        port=request.port,
+        headers=parsed.headers,
+    )
+
+
+def vcr_request_of(flow: http.HTTPFlow) -> Request:
+    """The request as vcrpy's ``Request``, what a custom matcher (a vcrpy one) is called
+    with: the URL as sent, the body as it came (compressed if the client compressed it, as
+    vcrpy records it), each header once, repeated ones folded."""
+    request = flow.request
+    return Request(
+        request.method, request.pretty_url, request.raw_content or None, request_headers(flow)
+    )
 
 
 def add_problems(flow: http.HTTPFlow, problems: Iterable[Problem]) -> None:

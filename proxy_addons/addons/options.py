@@ -13,6 +13,12 @@ from mitmproxy import ctx, exceptions
 from mitmproxy.addonmanager import Loader
 
 from proxy_addons.cassette.cassette import bundled_cassettes
+from proxy_addons.cassette.match_rule import (
+    DEFAULT_MATCH_ON,
+    MatchRule,
+    MatchRuleError,
+    parse_matcher_option,
+)
 
 
 def declare_cassette(loader: Loader) -> None:
@@ -61,3 +67,46 @@ def declare_playback_repeats(loader: Loader) -> None:
         "(vcrpy's allow_playback_repeats). Off: each recorded interaction answers once, in "
         "order, and a surplus request is a miss (recorded in record mode new_episodes).",
     )
+
+
+# --- how a request matches a recording: replay and the record modes that replay ----------
+
+MATCH_OPTIONS = ("graph_match_on", "graph_ignore_json_paths", "graph_matchers")
+
+
+def declare_match_rule(loader: Loader) -> None:
+    """The match rule's options (``cassette/match_rule.py``), kept together."""
+    loader.add_option(
+        "graph_match_on",
+        str,
+        ",".join(DEFAULT_MATCH_ON),
+        "What a request must share with a recording, as vcrpy's match_on names, comma "
+        "separated: method, scheme, host, port, path (our routes' canonical path), query, "
+        "headers, body (as JSON), uri, and the names of graph_matchers.",
+    )
+    loader.add_option(
+        "graph_ignore_json_paths",
+        Sequence[str],
+        [],
+        "JSON paths left out when bodies are compared, e.g. $.externalAppointmentId, "
+        "$.appointmentClients[*].smsCapablePhoneNumber (steps: .name, ['name'], [N], [*]).",
+    )
+    loader.add_option(
+        "graph_matchers",
+        Sequence[str],
+        [],
+        "Custom vcrpy matchers, each NAME=module:function (a function (r1, r2) that raises "
+        "AssertionError when the requests differ), for graph_match_on to name.",
+    )
+
+
+def match_rule(*, match_body: bool = True) -> MatchRule:
+    """The rule the options say; OptionsError (one line) for one that can't be made."""
+    opts = ctx.options
+    try:
+        matchers = [parse_matcher_option(spec) for spec in opts.graph_matchers]
+        return MatchRule.of(
+            opts.graph_match_on, opts.graph_ignore_json_paths, matchers, match_body=match_body
+        )
+    except MatchRuleError as exc:
+        raise exceptions.OptionsError(str(exc)) from None

@@ -7,7 +7,11 @@ from collections.abc import Sequence
 
 from mitmproxy.addonmanager import Loader
 
-from proxy_addons.addons.options import declare_cassette, declare_playback_repeats
+from proxy_addons.addons.options import (
+    declare_cassette,
+    declare_match_rule,
+    declare_playback_repeats,
+)
 from proxy_addons.cassette.record_mode import RecordMode
 from proxy_addons.graph.validation import ValidateMode
 
@@ -18,6 +22,7 @@ VALIDATE_MODES = tuple(ValidateMode)
 def declare(loader: Loader) -> None:
     declare_cassette(loader)
     declare_playback_repeats(loader)
+    declare_match_rule(loader)
     loader.add_option(
         "graph_record_mode",
         str,

@@ -18,13 +18,17 @@ from mitmproxy.addonmanager import Loader
 
 from proxy_addons.addons import flows, playback
 from proxy_addons.addons.options import (
+    MATCH_OPTIONS,
     declare_cassette,
+    declare_match_rule,
     declare_playback_repeats,
     ensure_lazy_connections,
+    match_rule,
     require_choice,
 )
 from proxy_addons.addons.playback import MISS_CODE, MISS_STATUS
 from proxy_addons.cassette import cassette
+from proxy_addons.cassette.match_rule import MatchRuleError
 from proxy_addons.cassette.matching import CassetteIndex
 from proxy_addons.cassette.on_miss import OnMiss
 
@@ -55,18 +59,21 @@ class Replay:
             "graph_match_body",
             bool,
             True,
-            "Match request bodies (compared as JSON) as well as method, URL and query.",
+            "Match request bodies (compared as JSON) as well as method, URL and query "
+            "(off: graph_match_on without body).",
         )
+        declare_match_rule(loader)
 
     def configure(self, updated: set[str]) -> None:
         require_choice(updated, "graph_on_miss", ON_MISS)
         self.answer_misses = ctx.options.graph_on_miss == OnMiss.ERROR
-        if {"graph_cassette", "graph_match_body"} & updated:
+        if {"graph_cassette", "graph_match_body", *MATCH_OPTIONS} & updated:
+            rule = match_rule(match_body=ctx.options.graph_match_body)
             try:
                 interactions = cassette.load(ctx.options.graph_cassette)
-            except cassette.CassetteError as exc:
+                self.index = CassetteIndex(interactions, rule=rule)
+            except (cassette.CassetteError, MatchRuleError) as exc:
                 raise exceptions.OptionsError(str(exc)) from None
-            self.index = CassetteIndex(interactions, match_body=ctx.options.graph_match_body)
             # Before start, mitmproxy may configure twice (a refused value is rolled back to
             # the default): say what is served once, when it is.
             if self.is_running:

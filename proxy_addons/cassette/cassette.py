@@ -182,10 +182,21 @@ def bundled_cassettes() -> Path:
     return installed if installed.is_dir() else checkout
 
 
+# A cassette's match file (``match_rule.sidecar_of``) is YAML beside it, never a cassette.
+MATCH_FILE_SUFFIX = ".match.yaml"
+
+
 def cassette_files(path: Path) -> list[Path]:
-    """The cassette files a path names: the file itself, or every cassette below a folder."""
+    """The cassette files a path names: the file itself, or every cassette below a folder
+    (leaving out the match files beside them)."""
     if path.is_dir():
-        return sorted(p for p in path.rglob("*") if p.suffix in CASSETTE_SUFFIXES and p.is_file())
+        return sorted(
+            p
+            for p in path.rglob("*")
+            if p.suffix in CASSETTE_SUFFIXES
+            and not p.name.endswith(MATCH_FILE_SUFFIX)
+            and p.is_file()
+        )
     return [path]
 
 
