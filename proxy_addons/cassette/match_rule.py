@@ -133,7 +133,8 @@ class Matcher:
         try:
             result = self.function(sent, recorded)
         except AssertionError as exc:
-            return f"matcher {self.name} ({exc})" if str(exc) else f"matcher {self.name}"
+            said = " ".join(str(exc).split())  # one line: a miss is one line (vcrpy's diffs)
+            return f"matcher {self.name} ({said})" if said else f"matcher {self.name}"
         return None if result is None or result else f"matcher {self.name}"
 
 

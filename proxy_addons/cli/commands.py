@@ -141,7 +141,7 @@ def add_replay_parser(sub: Any) -> None:
     )
     replay.add_argument("--on-miss", choices=tuple(OnMiss), default=OnMiss.ERROR.value)
     replay.add_argument(
-        "--ignore-body", action="store_true", help="match on method, URL and query only"
+        "--ignore-body", action="store_true", help="match_on without body (URL and method only)"
     )
     add_playback_arguments(replay)
 
@@ -153,6 +153,33 @@ def add_playback_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="let the last recorded answer to a request answer it again (vcrpy's "
         "allow_playback_repeats); default: each recorded interaction answers once, in order",
+    )
+    add_match_arguments(parser)
+
+
+def add_match_arguments(parser: argparse.ArgumentParser) -> None:
+    """The match rule (``cassette/match_rule.py``): vcrpy's match_on, ignored JSON paths,
+    custom matchers. Checked where the rule is made (``addons.options.match_rule``)."""
+    parser.add_argument(
+        "--match-on",
+        metavar="NAMES",
+        help="what a request must share with a recording, vcrpy's names comma separated: "
+        "method, scheme, host, port, path, query, headers, body, uri, and --matcher names "
+        "(default: method,scheme,host,port,path,query,body)",
+    )
+    parser.add_argument(
+        "--ignore-json-path",
+        action="append",
+        metavar="PATH",
+        help="leave this place out when bodies are compared, e.g. $.externalAppointmentId or "
+        "$.appointmentClients[*].smsCapablePhoneNumber (repeatable)",
+    )
+    parser.add_argument(
+        "--matcher",
+        action="append",
+        metavar="NAME=MODULE:FUNCTION",
+        help="register a vcrpy matcher (r1, r2) -> None, raising AssertionError on a "
+        "mismatch, for --match-on to name (repeatable)",
     )
 
 

@@ -45,6 +45,7 @@ def replay_mode(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
         "graph_match_body": not args.ignore_body,
         **gate_settings(args, forward_ours=args.on_miss == OnMiss.FORWARD),
         "graph_allow_playback_repeats": args.allow_playback_repeats,
+        **match_settings(args),
     }
     if args.cassette:
         settings["graph_cassette"] = args.cassette
@@ -64,8 +65,22 @@ def record_mode(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
         "graph_record_decode_compressed": args.decode_compressed_response,
         **gate_settings(args, forward_ours=True),
         "graph_allow_playback_repeats": args.allow_playback_repeats,
+        **match_settings(args),
     }
     return [Record(), Seal(), UnreachableUpstream()], settings
+
+
+def match_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The match rule's options (``addons.options.declare_match_rule``) from
+    ``--match-on``, ``--ignore-json-path`` and ``--matcher``; unset ones keep their
+    defaults, which a session switching tests resets them to."""
+    settings: dict[str, Any] = {
+        "graph_ignore_json_paths": list(args.ignore_json_path or []),
+        "graph_matchers": list(args.matcher or []),
+    }
+    if args.match_on is not None:
+        settings["graph_match_on"] = args.match_on
+    return settings
 
 
 def simulate_mode(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:

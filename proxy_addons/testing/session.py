@@ -49,6 +49,7 @@ from proxy_addons.addons.fault_injection import OPTIONS as FAULT_OPTIONS
 from proxy_addons.addons.fault_injection import FaultInjector
 from proxy_addons.addons.gate import Gate
 from proxy_addons.addons.missing_cassette import MissingCassette
+from proxy_addons.addons.options import MATCH_OPTIONS
 from proxy_addons.addons.unreachable_upstream import UnreachableUpstream
 from proxy_addons.cassette.cassette import Interaction
 from proxy_addons.cassette.matching import CassetteIndex
@@ -240,6 +241,7 @@ REPLAY_OPTIONS = (
     "graph_on_miss",
     "graph_match_body",
     "graph_allow_playback_repeats",
+    *MATCH_OPTIONS,
 )  # Replay's own
 
 

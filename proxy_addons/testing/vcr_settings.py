@@ -20,6 +20,7 @@ from enum import StrEnum
 from pathlib import Path, PurePath
 from typing import Any
 
+from proxy_addons.cassette import match_rule
 from proxy_addons.cassette.record_mode import RecordMode
 from proxy_addons.common.files import MAX_REPLACED_NAME, cut_to_size, impossible_name, name_size
 
@@ -83,6 +84,11 @@ class Settings:
     allowed_hosts: tuple[str, ...] = ()  # hosts the proxy may reach besides loopback
     allow_playback_repeats: bool = False  # vcrpy's: the last answer to a request repeats
     assert_all_played: bool = False  # the test fails if a recorded interaction was not played
+    # The match rule (cassette/match_rule.py): vcrpy's match_on names (None: the default),
+    # JSON paths ignored in bodies, custom vcrpy matchers as (name, "module:qualname").
+    match_on: tuple[str, ...] | None = None
+    ignore_json_paths: tuple[str, ...] = ()
+    matchers: tuple[tuple[str, str], ...] = ()
     args: tuple[str, ...] = ()
 
 
@@ -129,7 +135,51 @@ def settings_of(merged: Mapping[str, Any]) -> Settings:
     seed = values.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise GraphVcrError(f"graph_vcr: seed must be an integer, not {seed!r}")
+    values.update(_match_settings(values))
     return Settings(**values)
+
+
+def _match_settings(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``match_on``, ``ignore_json_paths`` and ``matchers`` checked as the proxy will read
+    them: the rule is made here once, so a bad name, path or matcher fails the test with one
+    line before the proxy is asked. ``matchers`` maps names to functions (or
+    ``module:function`` strings), as vcrpy's ``register_matcher``; each function becomes
+    the ``module:qualname`` the proxy process imports it by."""
+    found: dict[str, Any] = {}
+    if values.get("match_on") is not None:
+        found["match_on"] = _strings("match_on", values["match_on"])
+    if "ignore_json_paths" in values:
+        found["ignore_json_paths"] = _strings("ignore_json_paths", values["ignore_json_paths"])
+    given = values.get("matchers") or {}
+    if not isinstance(given, Mapping):
+        raise GraphVcrError(
+            f"graph_vcr: matchers must map names to functions, as vcrpy's register_matcher, "
+            f"not {given!r}"
+        )
+    try:
+        registered = [match_rule.matcher(name, value) for name, value in given.items()]
+        match_rule.MatchRule.of(
+            found.get("match_on"), found.get("ignore_json_paths", ()), registered
+        )
+    except match_rule.MatchRuleError as exc:
+        raise GraphVcrError(f"graph_vcr: {exc}") from None
+    found["matchers"] = tuple((m.name, m.spec) for m in registered)
+    return found
+
+
+def match_arguments(settings: Settings, *, replay: bool = True) -> list[str]:
+    """The proxy's command-line arguments for the test's match rule (``record`` has no
+    ``--ignore-body``: ``match_body=False`` is then match_on without body)."""
+    names, extra = settings.match_on, []
+    if not settings.match_body and replay:
+        extra.append("--ignore-body")
+    elif not settings.match_body:
+        names = tuple(n for n in names or match_rule.DEFAULT_MATCH_ON if n != "body")
+    if names is not None:
+        extra += ["--match-on", ",".join(names)]
+    extra += [a for path in settings.ignore_json_paths for a in ("--ignore-json-path", path)]
+    extra += [a for name, spec in settings.matchers for a in ("--matcher", f"{name}={spec}")]
+    return extra
 
 
 def _strings(key: str, value: Any) -> tuple[str, ...]:
@@ -253,7 +303,7 @@ def plan(
     replay = mode is TestRecordMode.NONE or (mode is TestRecordMode.ONCE and path.exists())
     repeats = ["--allow-playback-repeats"] if settings.allow_playback_repeats else []
     if replay:
-        extra = repeats + ([] if settings.match_body else ["--ignore-body"])
+        extra = repeats + match_arguments(settings)
         args = ("--cassette", str(path), *faults, *extra, *user_args)
         missing_ok = mode is TestRecordMode.NONE
         return Plan(
@@ -261,7 +311,7 @@ def plan(
         )
     recording = RecordMode.NEW_EPISODES if mode is TestRecordMode.REWRITE else RecordMode(mode)
     extra = ["--upstream", settings.upstream or upstream] if settings.upstream or upstream else []
-    extra += repeats
+    extra += repeats + match_arguments(settings, replay=False)
     extra += [a for name in settings.redact_headers for a in ("--redact-header", name)]
     extra += [a for name in settings.redact_fields for a in ("--redact-field", name)]
     args = ("--cassette", str(path), "--record-mode", str(recording), *faults, *extra, *user_args)

@@ -1,0 +1,391 @@
+"""The match rule: vcrpy's match_on names, ignored JSON paths and custom matchers, one rule
+from which the index key and the explanation of a miss both come."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import vcr.matchers
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from vcr.request import Request
+
+from proxy_addons.cassette import cassette, examples
+from proxy_addons.cassette.cassette import Interaction
+from proxy_addons.cassette.json_paths import JsonPath, JsonPathError
+from proxy_addons.cassette.match_rule import (
+    DEFAULT_MATCH_ON,
+    VCRPY_DEFAULT,
+    MatchRule,
+    MatchRuleError,
+    Part,
+    matcher,
+    parse_matcher_option,
+)
+from proxy_addons.cassette.matching import CassetteIndex, shape
+
+ME = examples.ME_URL
+BASE = f"{examples.GRAPH_BETA}/me/onlineMeetings"
+BUNDLED_ME = cassette.bundled_cassettes() / "create-virtualappointment-me.yaml"
+
+
+def recorded(
+    method: str = "PUT",
+    uri: str = ME,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    source: Path = Path("t.yaml"),
+    n: int = 0,
+) -> Interaction:
+    text = json.dumps(body) if body is not None and not isinstance(body, str | bytes) else body
+    response = {"status": {"code": 201, "message": "Created"}, "body": {"string": str(n)}}
+    return Interaction(Request(method, uri, text, headers or {}), response, source, n)
+
+
+def sent_request(item: Interaction):
+    return lambda: item.request
+
+
+def play(index: CassetteIndex, item: Interaction) -> Interaction | None:
+    """``item``'s request sent to ``index``, as the proxy sends a flow's."""
+    request = item.request
+    sent = shape(request.method, request.uri, request.body, headers=request.headers)
+    return index.play(sent, None, sent_request(item))
+
+
+def matches(rule: MatchRule, old: Interaction, new: Interaction) -> bool:
+    return play(CassetteIndex([old], rule=rule), new) is not None
+
+
+def miss(rule: MatchRule, old: Interaction, new: Interaction) -> str:
+    index = CassetteIndex([old], rule=rule)
+    request = new.request
+    sent = shape(request.method, request.uri, request.body, headers=request.headers)
+    return index.explain(sent, sent_request(new)).explain()
+
+
+# --- each name ----------------------------------------------------------------------------
+
+BODY = {"externalAppointmentId": "a", "settings": {"allowClientToJoinUsingBrowser": True}}
+# (name, the recording, a request that differs from it only in that part)
+DIFFERING = [
+    ("method", recorded("PUT", ME), recorded("PATCH", ME)),
+    (
+        "scheme",
+        recorded(uri=ME),
+        recorded(uri=ME.replace("https://graph.microsoft.com", "http://graph.microsoft.com:443")),
+    ),
+    (
+        "host",
+        recorded(uri=ME),
+        recorded(uri=ME.replace("graph.microsoft.com", "graph.microsoft.us")),
+    ),
+    ("port", recorded(uri=ME), recorded(uri=ME.replace(".com/", ".com:8443/"))),
+    (
+        "path",
+        recorded(uri=f"{BASE}/one/virtualAppointment"),
+        recorded(uri=f"{BASE}/two/virtualAppointment"),
+    ),
+    ("query", recorded(uri=ME + "?a=1"), recorded(uri=ME + "?a=2")),
+    ("headers", recorded(headers={"X-Tenant": "a"}), recorded(headers={"X-Tenant": "b"})),
+    ("body", recorded(body=BODY), recorded(body={**BODY, "settings": {}})),
+]
+
+
+@pytest.mark.parametrize(("name", "old", "new"), DIFFERING, ids=[d[0] for d in DIFFERING])
+def test_each_name_decides_alone_whether_its_part_must_be_equal(name, old, new):
+    others = [str(p) for p in Part if p != name]
+    assert (matches(MatchRule.of(others), old, new), matches(MatchRule.of([name]), old, new)) == (
+        True,
+        False,
+    )
+
+
+@pytest.mark.parametrize(("name", "old", "new"), DIFFERING, ids=[d[0] for d in DIFFERING])
+def test_a_miss_names_the_part_that_differs(name, old, new):
+    assert miss(MatchRule.of(list(Part)), old, new).split("; differs in ")[1].startswith(name)
+
+
+def test_the_default_is_vcrpys_default_and_the_body():
+    assert (MatchRule().parts, DEFAULT_MATCH_ON) == ((*VCRPY_DEFAULT, Part.BODY),) * 2
+    assert [str(p) for p in VCRPY_DEFAULT] == list(vcr.VCR().match_on)
+
+
+def test_uri_and_url_are_vcrpys_names_for_the_whole_url():
+    assert MatchRule.of("method,uri").parts == MatchRule.of("url,method").parts == VCRPY_DEFAULT
+
+
+def test_path_compares_the_canonical_route_so_graphs_spellings_match_as_one():
+    odata = f"{examples.GRAPH_BETA}/ME/onlineMeetings('{examples.MEETING_ID}')/virtualAppointment"
+    rule = MatchRule.of(["method", "path"])
+    assert matches(rule, recorded(uri=ME), recorded(uri=odata))
+
+
+def test_headers_ignore_framing_and_case_and_a_redacted_value_matches_any():
+    old = recorded(headers={"Authorization": "<redacted:authorization:1>", "Content-Length": "9"})
+    new = recorded(headers={"authorization": "Bearer other", "content-length": "12"})
+    assert matches(MatchRule.of(["method", "headers"]), old, new)
+
+
+def test_an_unknown_name_is_one_error_listing_the_known_ones():
+    with pytest.raises(MatchRuleError, match=r"unknown name 'bdy'; known: method, scheme"):
+        MatchRule.of("method,bdy")
+
+
+def test_ignore_body_is_match_on_without_body():
+    rule = MatchRule.of(None, match_body=False)
+    assert rule.parts == VCRPY_DEFAULT
+    assert matches(rule, recorded(body=BODY), recorded(body={"other": 1}))
+
+
+# --- ignored JSON paths -------------------------------------------------------------------
+
+CREATE = json.loads(examples.REQUEST_BODY)
+
+
+def changed(body: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    return {**copy.deepcopy(body), **fields}
+
+
+def test_an_ignored_member_may_differ_or_be_missing():
+    rule = MatchRule.of(None, ["$.externalAppointmentId"])
+    mine = changed(CREATE, externalAppointmentId="from-my-scheduler")
+    without_it = {k: v for k, v in CREATE.items() if k != "externalAppointmentId"}
+    assert matches(rule, recorded(body=CREATE), recorded(body=mine))
+    assert matches(rule, recorded(body=CREATE), recorded(body=without_it))
+
+
+def test_every_element_of_a_list_by_star_and_one_by_index():
+    phones = changed(CREATE)
+    phones["appointmentClients"][0]["smsCapablePhoneNumber"] = "+15555550100"
+    for path in ("$.appointmentClients[*].smsCapablePhoneNumber", "$.appointmentClients[0]"):
+        assert matches(MatchRule.of(None, [path]), recorded(body=CREATE), recorded(body=phones))
+    assert not matches(
+        MatchRule.of(None, ["$.appointmentClients[1]"]),
+        recorded(body=CREATE),
+        recorded(body=phones),
+    )
+
+
+def test_a_member_named_with_a_dot_is_written_in_brackets():
+    body = {"@odata.type": "#a", "x": 1}
+    rule = MatchRule.of(None, ["$['@odata.type']"])
+    assert matches(rule, recorded(body=body), recorded(body={**body, "@odata.type": "#b"}))
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["externalAppointmentId", "$", "$..a", "$.a[?(@.b)]", "$.a[1:2]", "$.a.*", "$.a[", "$['a]"],
+)
+def test_a_path_outside_the_subset_is_one_error_naming_it(path):
+    with pytest.raises(MatchRuleError) as refused:
+        MatchRule.of(None, [path])
+    assert f"ignore_json_paths: {path!r} is not a JSON path" in str(refused.value)
+    assert "\n" not in str(refused.value)
+
+
+def test_a_miss_names_the_ignored_paths_and_what_still_differs():
+    rule = MatchRule.of(None, ["$.externalAppointmentId"])
+    other = changed(CREATE, externalAppointmentId="x", externalAppointmentUrl="https://other")
+    said = miss(rule, recorded(body=CREATE), recorded(body=other))
+    assert said.endswith(
+        "differs in body at $.externalAppointmentUrl; ignored: body at $.externalAppointmentId"
+    )
+
+
+def test_a_miss_names_the_parts_a_rule_leaves_out():
+    said = miss(MatchRule.of("method,path"), recorded(), recorded("GET"))
+    assert said.endswith("ignored: scheme, host, port, query, body")
+
+
+# --- properties ---------------------------------------------------------------------------
+
+KEYS = st.sampled_from(["a", "b", "c", "externalAppointmentId"])
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(-5, 5)
+    | st.text(alphabet="xyz0", max_size=3)  # no "<": never a redaction placeholder
+)
+JSON = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(KEYS, inner, max_size=3),
+    max_leaves=12,
+)
+BODIES = st.dictionaries(KEYS, JSON, min_size=1, max_size=4)
+PATHS = st.lists(
+    st.sampled_from(["$.a", "$.b.c", "$.a[*].b", "$.c[0]", "$.externalAppointmentId", "$.b[*]"]),
+    max_size=3,
+)
+PARTS = st.lists(st.sampled_from([str(p) for p in Part]), min_size=1, unique=True)
+URIS = st.sampled_from(
+    [ME, ME + "?$select=id", "https://example.com/x?b=2&a=1", f"{BASE}('a%20b')/virtualAppointment"]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    parts=PARTS,
+    paths=PATHS,
+    method=st.sampled_from(["GET", "PUT", "PATCH"]),
+    uri=URIS,
+    body=st.none() | BODIES,
+    headers=st.dictionaries(st.sampled_from(["X-A", "x-b", "Accept"]), st.text("pq", max_size=2)),
+)
+def test_a_recording_always_matches_itself_under_any_rule(parts, paths, method, uri, body, headers):
+    item = recorded(method, uri, body, headers)
+    assert matches(MatchRule.of(parts, paths), item, copy.deepcopy(item))
+
+
+def locations(value: Any, at: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every place in a JSON value, scalars' and containers' alike."""
+    found = [at]
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found += locations(v, (*at, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found += locations(v, (*at, i))
+    return found
+
+
+def replaced(value: Any, at: tuple[Any, ...], new: Any) -> Any:
+    if not at:
+        return new
+    copied = copy.deepcopy(value)
+    parent = copied
+    for step in at[:-1]:
+        parent = parent[step]
+    parent[at[-1]] = new
+    return copied
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=BODIES, paths=PATHS, data=st.data())
+def test_ignoring_paths_never_makes_requests_that_differ_elsewhere_match(body, paths, data):
+    rule = MatchRule.of(None, paths)
+    where = data.draw(st.sampled_from(locations(body)[1:]))
+    new = data.draw(SCALARS | st.just({"new": 1}))
+    other = replaced(body, where, new)
+    assume(json.dumps(other, sort_keys=True) != json.dumps(body, sort_keys=True))
+    parsed = [JsonPath.parse(p) for p in paths]
+    covered = any(p.covers(where) for p in parsed)
+    assert matches(rule, recorded(body=body), recorded(body=other)) is covered
+
+
+@settings(max_examples=100, deadline=None)
+@given(body=BODIES, paths=PATHS, uri=URIS)
+def test_ignoring_paths_never_makes_another_url_or_method_match(body, paths, uri):
+    rule = MatchRule.of(None, paths)
+    assert not matches(rule, recorded("PUT", ME, body), recorded("PATCH", ME, body))
+    assume(uri != ME)
+    assert not matches(rule, recorded("PUT", ME, body), recorded("PUT", uri, body))
+
+
+# --- custom matchers ----------------------------------------------------------------------
+
+
+def same_tenant(r1: Request, r2: Request) -> None:
+    """A vcrpy matcher: the X-Tenant header must be equal."""
+    assert r1.headers.get("X-Tenant") == r2.headers.get("X-Tenant"), "tenants differ"
+
+
+def never(r1: Request, r2: Request) -> bool:
+    return False
+
+
+def test_a_custom_matcher_narrows_what_the_names_found_and_a_miss_names_it():
+    rule = MatchRule.of("method,path,tenant", matchers={"tenant": same_tenant})
+    old = recorded(headers={"X-Tenant": "a"})
+    assert matches(rule, old, recorded(headers={"X-Tenant": "a", "X-Other": "1"}))
+    said = miss(rule, old, recorded(headers={"X-Tenant": "b"}))
+    assert "; differs in matcher tenant (tenants differ" in said
+    assert said.endswith("); ignored: scheme, host, port, query, body") and "\n" not in said
+
+
+def test_recordings_that_differ_only_for_a_custom_matcher_answer_their_own_requests():
+    rule = MatchRule.of("method,path,tenant", matchers={"tenant": same_tenant})
+    a, b = recorded(headers={"X-Tenant": "a"}, n=0), recorded(headers={"X-Tenant": "b"}, n=1)
+    index = CassetteIndex([a, b], rule=rule)
+    assert [play(index, b), play(index, a)] == [b, a]
+
+
+def test_vcrpys_own_matchers_work_unchanged_named_by_module_and_function():
+    rule = MatchRule.of("path,m", matchers=[parse_matcher_option("m=vcr.matchers:method")])
+    assert (
+        matches(rule, recorded("PUT"), recorded("PUT")),
+        matches(rule, recorded("PUT"), recorded("GET")),
+    ) == (True, False)
+
+
+def test_a_matcher_returning_false_is_a_mismatch_as_in_vcrpy():
+    rule = MatchRule.of("path,no", matchers={"no": never})
+    assert not matches(rule, recorded(), recorded())
+
+
+def test_a_function_becomes_the_module_and_qualname_the_proxy_imports():
+    assert matcher("tenant", same_tenant).spec == f"{__name__}:same_tenant"
+    assert matcher("m", vcr.matchers.method).function is vcr.matchers.method
+
+
+def test_lambdas_and_nested_functions_are_refused_in_one_line():
+    def nested(r1: Request, r2: Request) -> None: ...
+
+    with pytest.raises(MatchRuleError, match=r"^matcher l: \S*<lambda> is a lambda; .* top level"):
+        matcher("l", lambda r1, r2: None)
+    with pytest.raises(MatchRuleError, match=r"is a function defined inside another"):
+        matcher("n", nested)
+
+
+@pytest.mark.parametrize(
+    ("option", "says"),
+    [
+        ("tenant", "must be NAME=module:function"),
+        ("t=nosuchmodule_xyz:f", "cannot import 'nosuchmodule_xyz'"),
+        ("t=os:no_such_function", "os:no_such_function is not a function"),
+        ("body=vcr.matchers:body", "is one of vcrpy's own names"),
+    ],
+)
+def test_a_bad_matcher_option_is_one_error(option, says):
+    with pytest.raises(MatchRuleError, match=says):
+        parse_matcher_option(option)
+
+
+# --- a cassette's own match file ----------------------------------------------------------
+
+
+def test_a_cassettes_match_file_refines_the_rule_for_its_recordings_only(tmp_path):
+    for name in ("adapted", "strict"):
+        shutil.copy(BUNDLED_ME, tmp_path / f"{name}.yaml")
+    (tmp_path / "adapted.match.yaml").write_text("ignore_json_paths: [$.externalAppointmentId]\n")
+    index = CassetteIndex(cassette.load(tmp_path))  # the match file is no cassette
+    mine = changed(CREATE, externalAppointmentId="mine")
+    sent = shape("PUT", ME, json.dumps(mine))
+    hit = index.play(sent)
+    assert (hit.source.name if hit else None, index.play(sent)) == ("adapted.yaml", None)
+
+
+def test_a_match_file_that_cannot_be_used_is_one_error_naming_it(tmp_path):
+    shutil.copy(BUNDLED_ME, tmp_path / "c.yaml")
+    (tmp_path / "c.match.yaml").write_text("matchers: {x: 'os:system'}\n")
+    with pytest.raises(
+        MatchRuleError, match=r"c\.match\.yaml: unknown key matchers; .* never imports"
+    ):
+        CassetteIndex(cassette.load(tmp_path / "c.yaml"))
+
+
+def test_json_path_parse_reads_the_documented_subset():
+    assert JsonPath.parse("$.a[*].b['c.d'][0]").steps == (
+        ("name", "a"),
+        ("any", "*"),
+        ("name", "b"),
+        ("name", "c.d"),
+        ("index", 0),
+    )
+    with pytest.raises(JsonPathError):
+        JsonPath.parse("$.a[-1]")
