@@ -389,3 +389,100 @@ def test_json_path_parse_reads_the_documented_subset():
     )
     with pytest.raises(JsonPathError):
         JsonPath.parse("$.a[-1]")
+
+
+# --- through the pytest plugin, with a real client ----------------------------------------
+
+CONFTEST = '''
+import pytest
+
+
+def same_content_type(r1, r2):
+    """A vcrpy matcher, as a conftest registers one for vcr.VCR.register_matcher."""
+    assert r1.headers.get("Content-Type") == r2.headers.get("Content-Type"), "content types"
+
+
+@pytest.fixture
+def graph_vcr_config():
+    return {"matchers": {"content_type": same_content_type}}
+'''
+
+ADAPTING = f'''
+import json
+import os
+
+import httpx
+import pytest
+
+URL = {ME!r}
+RECORDED = json.loads({examples.REQUEST_BODY!r})
+RECORDED_ID = {json.loads(examples.RESPONSE_BODY)["id"]!r}
+
+
+def create(body, content_type="application/json"):
+    """The code under test: httpx through the plugin's proxy, trusting its CA."""
+    with httpx.Client(
+        proxy=os.environ["HTTPS_PROXY"], verify=os.environ["SSL_CERT_FILE"], timeout=30
+    ) as client:
+        return client.put(URL, json=body, headers={{"Content-Type": content_type}})
+
+
+ADAPT = pytest.mark.graph_vcr(
+    cassette="create.yaml", ignore_json_paths=["$.externalAppointmentId"]
+)
+
+
+@ADAPT
+def test_a_retired_recording_answers_a_changed_external_id(graph_vcr_env):
+    response = create({{**RECORDED, "externalAppointmentId": "from-our-scheduler-42"}})
+    assert (response.status_code, response.json()["id"]) == (201, RECORDED_ID)
+
+
+@ADAPT
+def test_a_request_that_differs_elsewhere_still_misses(graph_vcr_env):
+    create({{**RECORDED, "externalAppointmentId": "x", "externalAppointmentUrl": "https://x"}})
+
+
+@pytest.mark.graph_vcr(cassette="create.yaml", match_on=["method", "path", "content_type"])
+def test_a_conftest_matcher_runs_in_the_proxy(graph_vcr_env):
+    assert create({{"anything": 1}}).status_code == 201
+
+
+@pytest.mark.graph_vcr(cassette="create.yaml", match_on=["method", "path", "content_type"])
+def test_a_conftest_matcher_refuses(graph_vcr_env):
+    create({{"anything": 1}}, content_type="application/json; charset=utf-8")
+
+
+@pytest.mark.graph_vcr(cassette="own.yaml")
+def test_a_cassettes_own_match_file(graph_vcr_env):
+    assert create({{**RECORDED, "externalAppointmentId": "y"}}).status_code == 201
+
+
+@pytest.mark.graph_vcr(cassette="create.yaml", matchers={{"l": lambda r1, r2: None}})
+def test_a_lambda(graph_vcr_env):
+    pass
+'''
+
+
+@pytest.mark.e2e
+def test_through_the_plugin_a_recording_is_adapted_without_re_recording(pytester):
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(test_adapting=ADAPTING)
+    folder = pytester.path / "cassettes" / "test_adapting"
+    folder.mkdir(parents=True)
+    for name in ("create", "own"):
+        shutil.copy(BUNDLED_ME, folder / f"{name}.yaml")
+    (folder / "own.match.yaml").write_text("ignore_json_paths: [$.externalAppointmentId]\n")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    result = pytester.runpytest_subprocess("-p", "no:hypothesispytest", "-rf", timeout=300)
+    result.assert_outcomes(passed=3, failed=2, errors=1)
+    result.stdout.fnmatch_lines_random(
+        [
+            "graph-vcr-proxy: cassette miss: No recorded interaction matches PUT *: closest "
+            "recorded request is PUT * (create.yaml #0); differs in body at "
+            "$.externalAppointmentUrl; ignored: body at $.externalAppointmentId.",
+            "graph-vcr-proxy: cassette miss: * differs in matcher content_type (content types);*",
+            "graph_vcr: matcher l: <lambda> is a lambda; * define it at the top level of a module",
+        ]
+    )
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # nothing re-recorded

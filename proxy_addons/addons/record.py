@@ -169,7 +169,7 @@ class Record:
         uri, content = sent.uri, readable(stored).body
         validate_response(flow, route, self.validate, status, content, method=sent.method, uri=uri)
         block = interaction_block(sent, status, reason, stored, self.rules, cassette.placeholders)
-        sent_request = functools.partial(flows.vcr_request_of, flow)
+        sent_request = functools.partial(flows.vcr_request_of, flow, sent.uri)
         replacing = self.rerecording.replacement(flows.shape_of(flow), sent_request)
         keep, committed = replacing or (None, None)
         append = functools.partial(cassette.writer.append, block, keep=keep, committed=committed)

@@ -193,13 +193,9 @@ def importable_here() -> dict[str, str]:
     over as ``module:qualname``, and pytest put that module's folder on this process's
     ``sys.path`` at collection (its default "prepend" import mode), before any test started
     the child. The interpreter's own folders come with the interpreter and are left out."""
-    own = tuple(
-        str(Path(p).resolve()) for p in {sys.prefix, sys.base_prefix, sys.exec_prefix}
-    )
+    own = tuple(str(Path(p).resolve()) for p in {sys.prefix, sys.base_prefix, sys.exec_prefix})
     added = [
-        p
-        for p in sys.path
-        if p and Path(p).is_dir() and not str(Path(p).resolve()).startswith(own)
+        p for p in sys.path if p and Path(p).is_dir() and not str(Path(p).resolve()).startswith(own)
     ]
     given = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     paths = list(dict.fromkeys([*given, *added]))
