@@ -108,7 +108,8 @@ def test_each_name_decides_alone_whether_its_part_must_be_equal(name, old, new):
 
 @pytest.mark.parametrize(("name", "old", "new"), DIFFERING, ids=[d[0] for d in DIFFERING])
 def test_a_miss_names_the_part_that_differs(name, old, new):
-    assert miss(MatchRule.of(list(Part)), old, new).split("; differs in ")[1].startswith(name)
+    said = miss(MatchRule.of(list(Part)), old, new)
+    assert said.split("; differs in ")[1].startswith(name) and "\n" not in said
 
 
 def test_the_default_is_vcrpys_default_and_the_body():
@@ -377,6 +378,23 @@ def test_a_match_file_that_cannot_be_used_is_one_error_naming_it(tmp_path):
         MatchRuleError, match=r"c\.match\.yaml: unknown key matchers; .* never imports"
     ):
         CassetteIndex(cassette.load(tmp_path / "c.yaml"))
+
+
+def test_plain_vcrpy_still_plays_a_cassette_that_has_a_match_file(tmp_path):
+    from vcr.cassette import Cassette
+
+    shutil.copy(BUNDLED_ME, tmp_path / "c.yaml")
+    (tmp_path / "c.match.yaml").write_text("ignore_json_paths: [$.externalAppointmentId]\n")
+    played = Cassette.load(path=str(tmp_path / "c.yaml"), match_on=[vcr.matchers.method])
+    request = Request("PUT", ME, examples.REQUEST_BODY, {})
+    assert played.play_response(request)["status"]["code"] == 201
+
+
+def test_a_matcher_module_that_fails_as_it_imports_is_one_error(tmp_path, monkeypatch):
+    (tmp_path / "broken_matchers_xyz.py").write_text("raise RuntimeError('no\\nconfig')\n")
+    monkeypatch.syspath_prepend(tmp_path)
+    with pytest.raises(MatchRuleError, match=r"importing 'broken_matchers_xyz' failed: Runtime"):
+        parse_matcher_option("m=broken_matchers_xyz:f")
 
 
 def test_json_path_parse_reads_the_documented_subset():

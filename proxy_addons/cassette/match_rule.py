@@ -235,12 +235,16 @@ class MatchRule:
             return lambda shape: (one(shape),)
         return itemgetter(*fields)
 
+    @cached_property
+    def _headers_at(self) -> int | None:
+        return self.position(Part.HEADERS)
+
     def key(self, shape: Shape) -> Key:
         """The parts of ``shape`` this rule compares, the body aside: what the index hashes.
         Its positions are this rule's (:meth:`position`)."""
         key = self._getter(shape)
-        if Part.HEADERS in self.parts:
-            at = self._key_parts.index(Part.HEADERS)
+        at = self._headers_at
+        if at is not None:
             key = (*key[:at], comparable_headers(key[at]), *key[at + 1 :])
         return key
 
@@ -249,7 +253,7 @@ class MatchRule:
         parts = self._key_parts
         return parts.index(part) if part in parts else None
 
-    @property
+    @cached_property
     def compares_body(self) -> bool:
         return Part.BODY in self.parts
 
@@ -277,7 +281,7 @@ class MatchRule:
             if have == want:
                 continue
             if part is Part.HEADERS:
-                named.append(f"headers ({_header_names(have, want)} recorded otherwise)")
+                named.append(f"headers ({_header_names(have, want)} differ)")
             else:
                 named.append(f"{part} ({_show(have)} recorded, {_show(want)} sent)")
         body = body_difference(self.body(recorded), self.body(sent)) if self.compares_body else None
@@ -442,6 +446,11 @@ def import_matcher(name: str, spec: str) -> VcrMatcher:
         found = _resolve(module, qualname)
     except ImportError as exc:
         raise MatchRuleError(f"matcher {name}: cannot import {module!r}: {exc}") from None
+    except Exception as exc:  # the module failed as it ran: say so in one line, never a trace
+        said = " ".join(str(exc).split())
+        raise MatchRuleError(
+            f"matcher {name}: importing {module!r} failed: {type(exc).__name__}: {said}"
+        ) from None
     if found is None or not callable(found):
         raise MatchRuleError(f"matcher {name}: {spec} is not a function")
     return found

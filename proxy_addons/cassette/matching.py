@@ -447,7 +447,10 @@ class CassetteIndex:
             exact = bucket.exact.get(None if body is None else canonical(body))
         passes = _passes(rule, request)
         if exact is not None:
-            yield from (s for s in exact.chain() if passes(s))
+            if exact.alike is None and passes is _always:
+                yield exact  # nearly every lookup: one slot, no custom matcher
+            else:
+                yield from (s for s in exact.chain() if passes(s))
         if body is None:
             # A placeholder stands in for a value, never for a missing body (body_difference
             # says they differ, so the index must not match them).
@@ -526,12 +529,16 @@ class CassetteIndex:
         return Miss(closest, found, left_out=rule.leaves_out())
 
 
+def _always(slot: _Slot) -> bool:
+    return True
+
+
 def _passes(rule: MatchRule, request: SentRequest | None) -> Callable[[_Slot], bool]:
     """Whether a slot's recorded request passes the rule's custom matchers against the sent
     one (made once, on first need); always, for a rule without any. A rule with matchers and
     no sent request to call them with matches nothing: never fail open."""
     if not rule.matchers:
-        return lambda slot: True
+        return _always
     made: list[Request] = []
 
     def passes(slot: _Slot) -> bool:
