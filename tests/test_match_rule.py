@@ -3,6 +3,7 @@ from which the index key and the explanation of a miss both come."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import shutil
@@ -11,10 +12,16 @@ from typing import Any
 
 import pytest
 import vcr.matchers
+from helpers import graph_flow
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from mitmproxy import exceptions, http
+from mitmproxy.test import taddons
 from vcr.request import Request
 
+from proxy_addons.addons import flows
+from proxy_addons.addons.record import Record
+from proxy_addons.addons.replay import Replay
 from proxy_addons.cassette import cassette, examples
 from proxy_addons.cassette.cassette import Interaction
 from proxy_addons.cassette.json_paths import JsonPath, JsonPathError
@@ -407,6 +414,80 @@ def test_json_path_parse_reads_the_documented_subset():
     )
     with pytest.raises(JsonPathError):
         JsonPath.parse("$.a[-1]")
+
+
+# --- the addons read the rule from their options ------------------------------------------
+
+
+def put(body: dict[str, Any], **headers: str):
+    return graph_flow("PUT", ME, json.dumps(body), {"Content-Type": "application/json", **headers})
+
+
+def test_replay_takes_the_rule_from_its_options_and_refuses_a_bad_one_in_one_line():
+    addon = Replay()
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, graph_cassette=str(BUNDLED_ME))
+        tctx.configure(addon, graph_ignore_json_paths=["$.externalAppointmentId"])
+        adapted = put(changed(CREATE, externalAppointmentId="mine"))
+        addon.request(adapted)
+        with pytest.raises(exceptions.OptionsError, match=r"^ignore_json_paths: '\$\.a\[' is"):
+            tctx.configure(addon, graph_ignore_json_paths=["$.a["])
+    assert (adapted.response.status_code, flows.answered_by(adapted)) == (201, "replay")
+
+
+UTF8 = "application/json; charset=utf-8"
+
+
+def test_a_custom_matcher_in_the_proxy_gets_the_flows_request_as_vcrpys():
+    addon = Replay()
+    with taddons.context(addon) as tctx:
+        tctx.configure(
+            addon,
+            graph_cassette=str(BUNDLED_ME),
+            graph_matchers=[f"ct={__name__}:same_content_type"],
+            graph_match_on="method,path,ct",
+        )
+        other_body, other_type = put({"x": 1}), put({"x": 1}, **{"Content-Type": UTF8})
+        for flow in (other_body, other_type):
+            addon.request(flow)
+    assert [other_body.response.status_code, other_type.response.status_code] == [201, 501]
+    assert f"differs in matcher ct ({UTF8} != application/json)" in other_type.response.text
+
+
+def same_content_type(r1: Request, r2: Request) -> None:
+    assert isinstance(r1, Request) and isinstance(r2, Request)
+    have, want = r1.headers.get("Content-Type"), r2.headers.get("Content-Type")
+    if have != want:  # raised as vcrpy's matchers raise it (pytest rewrites a bare assert)
+        raise AssertionError(f"{have} != {want}")
+
+
+def seeded_gets(tmp_path: Path, *meetings: str) -> Path:
+    path = tmp_path / "seeded.yaml"
+    path.write_text(
+        cassette.cassette_text(
+            (
+                Request("GET", ME.replace(examples.MEETING_ID, m), None, {}),
+                {"status": {"code": 200, "message": "OK"}, "body": {"string": json.dumps(m)}},
+            )
+            for m in meetings
+        )
+    )
+    return path
+
+
+@pytest.mark.parametrize(("match_on", "kept"), [(None, ["a", "b"]), ("method,path", ["a"])])
+def test_record_all_replaces_what_the_rule_calls_the_same_request(tmp_path, match_on, kept):
+    path = seeded_gets(tmp_path, "a", "b")
+    addon = Record()
+    with taddons.context(addon) as tctx:
+        options = {} if match_on is None else {"graph_match_on": match_on}
+        tctx.configure(addon, graph_cassette=str(path), graph_record_mode="all", **options)
+        flow = graph_flow("GET", ME.replace(examples.MEETING_ID, "b") + "?$select=id")
+        addon.request(flow)
+        flow.response = http.Response.make(200, b'"new"', {"Content-Type": "application/json"})
+        asyncio.run(addon.response(flow))
+    bodies = [i.response["body"]["string"] for i in cassette.load(path)]
+    assert [json.loads(b) for b in bodies] == [*kept, "new"]
 
 
 # --- through the pytest plugin, with a real client ----------------------------------------
