@@ -35,6 +35,8 @@ from proxy_addons.cassette.match_rule import (
     parse_matcher_option,
 )
 from proxy_addons.cassette.matching import CassetteIndex, shape
+from proxy_addons.cli import commands as cli
+from proxy_addons.testing.vcr_settings import GraphVcrError, plan, settings_of
 
 ME = examples.ME_URL
 BASE = f"{examples.GRAPH_BETA}/me/onlineMeetings"
@@ -488,6 +490,50 @@ def test_record_all_replaces_what_the_rule_calls_the_same_request(tmp_path, matc
         asyncio.run(addon.response(flow))
     bodies = [i.response["body"]["string"] for i in cassette.load(path)]
     assert [json.loads(b) for b in bodies] == [*kept, "new"]
+
+
+# --- the plugin's keys become the proxy's arguments ----------------------------------------
+
+
+def planned(tmp_path: Path, **keys: Any) -> tuple[str, ...]:
+    settings = settings_of(keys)
+    return plan(settings, cassette_dir=tmp_path, default_name="t.yaml").args
+
+
+def test_the_plugins_keys_become_arguments_the_proxy_parses(tmp_path):
+    (tmp_path / "t.yaml").write_text("")
+    args = planned(
+        tmp_path,
+        match_on="method, path,ct",
+        ignore_json_paths=["$.externalAppointmentId"],
+        matchers={"ct": same_content_type},
+    )
+    parsed = cli.build_parser().parse_args(["replay", *args])
+    assert (parsed.match_on, parsed.ignore_json_path, parsed.matcher) == (
+        "method,path,ct",
+        ["$.externalAppointmentId"],
+        [f"ct={__name__}:same_content_type"],
+    )
+
+
+def test_when_recording_match_body_false_is_match_on_without_body(tmp_path):
+    args = planned(tmp_path, mode="record", match_body=False)
+    at = args.index("--match-on")
+    assert args[at + 1] == "method,scheme,host,port,path,query"
+
+
+@pytest.mark.parametrize(
+    ("keys", "says"),
+    [
+        ({"ignore_json_paths": ["$..id"]}, "graph_vcr: ignore_json_paths: '$..id' is not a JSON"),
+        ({"match_on": ["method", "tenant"]}, "graph_vcr: match_on: unknown name 'tenant'"),
+        ({"matchers": [same_content_type]}, "graph_vcr: matchers must map names to functions"),
+    ],
+)
+def test_a_bad_key_fails_the_test_in_one_line_before_the_proxy_is_asked(keys, says):
+    with pytest.raises(GraphVcrError) as refused:
+        settings_of(keys)
+    assert str(refused.value).startswith(says) and "\n" not in str(refused.value)
 
 
 # --- through the pytest plugin, with a real client ----------------------------------------

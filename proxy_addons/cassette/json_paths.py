@@ -9,7 +9,7 @@ The subset, which is all a request body's fixed shape needs (WireMock's ``matche
 and vcrpy users' custom body matchers mostly use these):
 
 - ``$`` the body itself, then any number of steps:
-- ``.name`` a member of an object (letters, digits, ``_``, ``-``, ``@``; no dots);
+- ``.name`` a member of an object (letters, digits, ``_``, ``-``, ``@``, ``$``; no dots);
 - ``['name']`` or ``["name"]`` a member whose name holds anything else (``$['@odata.type']``);
 - ``[N]`` the element at index N (0-based) of an array;
 - ``[*]`` every element of an array (``$.appointmentClients[*].smsCapablePhoneNumber``).

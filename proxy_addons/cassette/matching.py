@@ -290,7 +290,8 @@ class _Table:
         self.valued = tuple(
             at for at in (rule.position(Part.QUERY), rule.position(Part.HEADERS)) if at is not None
         )
-        self.verbatim = rule.compares_body and not rule.ignore_json_paths and not rule.matchers
+        # The same bytes are the same body under any ignored paths; not so for a matcher.
+        self.verbatim = rule.compares_body and not rule.matchers
 
     def without_values(self, key: Key) -> Key:
         return tuple(

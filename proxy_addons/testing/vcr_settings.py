@@ -146,8 +146,11 @@ def _match_settings(values: Mapping[str, Any]) -> dict[str, Any]:
     ``module:function`` strings), as vcrpy's ``register_matcher``; each function becomes
     the ``module:qualname`` the proxy process imports it by."""
     found: dict[str, Any] = {}
-    if values.get("match_on") is not None:
-        found["match_on"] = _strings("match_on", values["match_on"])
+    match_on = values.get("match_on")
+    if isinstance(match_on, str):  # "method,path", as --match-on takes it
+        match_on = [name.strip() for name in match_on.split(",")]
+    if match_on is not None:
+        found["match_on"] = _strings("match_on", match_on)
     if "ignore_json_paths" in values:
         found["ignore_json_paths"] = _strings("ignore_json_paths", values["ignore_json_paths"])
     given = values.get("matchers") or {}
