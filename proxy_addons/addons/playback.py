@@ -20,14 +20,12 @@ from mitmproxy import http
 from proxy_addons.addons import flows
 from proxy_addons.cassette.cassette import Interaction
 from proxy_addons.cassette.matching import CassetteIndex, SentRequest
+from proxy_addons.cassette.on_miss import MISS_CODE, MISS_STATUS
 from proxy_addons.common.answered_by import AnsweredBy
 from proxy_addons.common.json_body import JsonBody
 from proxy_addons.graph.replies import Reply, error_reply, refresh_headers
 
 logger = logging.getLogger(__name__)
-
-MISS_STATUS = 501
-MISS_CODE = "CassetteMiss"
 
 
 def replayed_reply(interaction: Interaction, request_headers: Mapping[str, str]) -> Reply:

@@ -25,7 +25,10 @@ from pathlib import Path
 from mitmproxy import ctx, exceptions, http
 from mitmproxy.addonmanager import Loader
 
-from proxy_addons.addons import flows, playback, record_options
+from proxy_addons.addons import flows, playback
+from proxy_addons.addons.connection_strategy import ensure_lazy_connections
+from proxy_addons.addons.declared_options import check_choices, declare
+from proxy_addons.addons.gate_options import ensure_forwarding_ours
 from proxy_addons.addons.interactions import (
     Sent,
     decoded,
@@ -34,14 +37,7 @@ from proxy_addons.addons.interactions import (
     stored_response,
     stored_side,
 )
-from proxy_addons.addons.options import (
-    MATCH_OPTIONS,
-    ensure_forwarding_ours,
-    ensure_lazy_connections,
-    match_rule,
-    require_choice,
-)
-from proxy_addons.addons.record_options import RECORD_MODES, VALIDATE_MODES
+from proxy_addons.addons.match_options import MATCH_OPTIONS, match_rule
 from proxy_addons.addons.upstream import Upstream
 from proxy_addons.addons.validation_report import validate_request, validate_response
 from proxy_addons.cassette.match_rule import MatchRule, MatchRuleError
@@ -53,7 +49,8 @@ from proxy_addons.cassette.rerecording import Rerecording
 from proxy_addons.cassette.writer import CassetteWriteError
 from proxy_addons.common.answered_by import AnsweredBy
 from proxy_addons.graph.replies import error_reply
-from proxy_addons.graph.validation import ValidateMode
+from proxy_addons.graph.validate_mode import ValidateMode
+from proxy_addons.options.record import RECORD
 
 logger = logging.getLogger(__name__)
 
@@ -74,12 +71,11 @@ class Record:
         self._sent: weakref.WeakKeyDictionary[http.HTTPFlow, Sent] = weakref.WeakKeyDictionary()
 
     def load(self, loader: Loader) -> None:
-        record_options.declare(loader)
+        declare(loader, RECORD)
 
     def configure(self, updated: set[str]) -> None:
         opts = ctx.options
-        require_choice(updated, "graph_record_mode", RECORD_MODES)
-        require_choice(updated, "graph_validate", VALIDATE_MODES)
+        check_choices(updated, RECORD)
         self.validate = ValidateMode(opts.graph_validate)
         if "graph_upstream" in updated:
             try:

@@ -17,24 +17,16 @@ from mitmproxy import ctx, exceptions, http
 from mitmproxy.addonmanager import Loader
 
 from proxy_addons.addons import flows, playback
-from proxy_addons.addons.options import (
-    MATCH_OPTIONS,
-    declare_cassette,
-    declare_match_rule,
-    declare_playback_repeats,
-    ensure_lazy_connections,
-    match_rule,
-    require_choice,
-)
-from proxy_addons.addons.playback import MISS_CODE, MISS_STATUS
+from proxy_addons.addons.connection_strategy import ensure_lazy_connections
+from proxy_addons.addons.declared_options import check_choices, declare
+from proxy_addons.addons.match_options import MATCH_OPTIONS, match_rule
 from proxy_addons.cassette import cassette
 from proxy_addons.cassette.match_rule import MatchRuleError
 from proxy_addons.cassette.matching import CassetteIndex
 from proxy_addons.cassette.on_miss import OnMiss
+from proxy_addons.options.replay import REPLAY
 
 logger = logging.getLogger(__name__)
-
-ON_MISS = tuple(OnMiss)
 
 
 class Replay:
@@ -44,28 +36,10 @@ class Replay:
         self.answer_misses = True  # graph_on_miss is OnMiss.ERROR, read once per change
 
     def load(self, loader: Loader) -> None:
-        declare_cassette(loader)
-        declare_playback_repeats(loader)
-        loader.add_option(
-            "graph_on_miss",
-            str,
-            OnMiss.ERROR.value,
-            "What to do with a Graph request the cassette has no answer for: answer it with "
-            f"a Graph-shaped {MISS_STATUS} {MISS_CODE} error naming the closest recorded "
-            "request, or forward it upstream.",
-            choices=ON_MISS,
-        )
-        loader.add_option(
-            "graph_match_body",
-            bool,
-            True,
-            "Match request bodies (compared as JSON) as well as method, URL and query "
-            "(off: graph_match_on without body).",
-        )
-        declare_match_rule(loader)
+        declare(loader, REPLAY)
 
     def configure(self, updated: set[str]) -> None:
-        require_choice(updated, "graph_on_miss", ON_MISS)
+        check_choices(updated, REPLAY)
         self.answer_misses = ctx.options.graph_on_miss == OnMiss.ERROR
         if {"graph_cassette", "graph_match_body", *MATCH_OPTIONS} & updated:
             rule = match_rule(match_body=ctx.options.graph_match_body)
