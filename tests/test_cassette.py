@@ -1040,3 +1040,16 @@ def test_the_keys_a_response_has_beyond_vcrpys_are_read_without_parsing_it(tmp_p
         values = [i.response_value("graph_vcr_proxy") for i in loaded]
     assert values == [None, settings]
     assert loaded[1].response["graph_vcr_proxy"] == settings  # the response itself holds it
+
+
+def test_an_interaction_copies_and_pickles_to_one_that_plays_the_same():
+    import pickle
+
+    [stored] = cassette.load(ROOT / "cassettes" / "create-virtualappointment-me.yaml")
+    for clone in (copy.copy(stored), copy.deepcopy(stored), pickle.loads(pickle.dumps(stored))):
+        assert clone is not stored
+        assert (clone.uri, clone.request.body, clone.reply) == (
+            stored.uri,
+            stored.request.body,
+            stored.reply,
+        )

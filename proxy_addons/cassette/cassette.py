@@ -221,6 +221,11 @@ class Interaction:
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"an Interaction is frozen: cannot set {name!r}")
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Copied and pickled field by field (the kept reply is left to be made again): the
+        frozen ``__setattr__`` would refuse the default way, which sets each slot."""
+        return (_restored, tuple(getattr(self, name) for name in _FIELDS[:-1]))
+
     @property
     def request(self) -> Request:
         if self._request is not None:
@@ -272,10 +277,28 @@ class Interaction:
 _FIELDS = ("source", "position", "_request", "_parts", "_response", "_block", "_extras", "_reply")
 
 
+def _restored(*values: Any) -> Interaction:
+    """An :class:`Interaction` of the fields :meth:`Interaction.__reduce__` gave."""
+    interaction = Interaction.__new__(Interaction)
+    interaction._set(*values)
+    return interaction
+
+
+# A cassette's match file (``match_rule.sidecar_of``) is YAML beside it, never a cassette.
+MATCH_FILE_SUFFIX = ".match.yaml"
+
+
 def cassette_files(path: Path) -> list[Path]:
-    """The cassette files a path names: the file itself, or every cassette below a folder."""
+    """The cassette files a path names: the file itself, or every cassette below a folder
+    (leaving out the match files beside them)."""
     if path.is_dir():
-        return sorted(p for p in path.rglob("*") if p.suffix in CASSETTE_SUFFIXES and p.is_file())
+        return sorted(
+            p
+            for p in path.rglob("*")
+            if p.suffix in CASSETTE_SUFFIXES
+            and not p.name.endswith(MATCH_FILE_SUFFIX)
+            and p.is_file()
+        )
     return [path]
 
 
