@@ -32,9 +32,10 @@ SCRIPTS = Path(__file__).resolve().parent.parent / "proxy_addons"
 WANTS: dict[str, frozenset[Stage]] = {
     "gate.py": frozenset({Stage.GATE}),
     "control_endpoint.py": frozenset({Stage.CONTROL}),
-    "fault_injection.py": frozenset({Stage.CONTROL, Stage.FAULTS}),
+    "fault_injection.py": frozenset({Stage.CONTROL, Stage.ETAGS, Stage.FAULTS}),
     "replay.py": frozenset({Stage.REPLAY, Stage.SEAL, Stage.UNREACHABLE}),
-    "record.py": frozenset({Stage.RECORD, Stage.UNREACHABLE}),
+    "record.py": frozenset({Stage.VALIDATION, Stage.RECORD, Stage.UNREACHABLE}),
+    "validation.py": frozenset({Stage.VALIDATION}),
     "emulator.py": frozenset({Stage.EMULATOR, Stage.SEAL}),
     "unreachable_upstream.py": frozenset({Stage.UNREACHABLE}),
     "summary.py": frozenset({Stage.SUMMARY}),

@@ -35,14 +35,6 @@ def declare(loader: Loader) -> None:
         "cassette keeps the real Graph URL). Empty: the real host.",
     )
     loader.add_option(
-        "graph_validate",
-        str,
-        str(ValidateMode.WARN),
-        "Check requests and responses against the models: warn logs each problem, "
-        "enforce also answers an invalid request with Graph's 400 without sending it.",
-        choices=VALIDATE_MODES,
-    )
-    loader.add_option(
         "graph_redact_headers",
         Sequence[str],
         [],
@@ -69,4 +61,17 @@ def declare(loader: Loader) -> None:
         "Store compressed (gzip, deflate, br, zstd) response bodies decoded, without their "
         "Content-Encoding, like vcrpy's decode_compressed_response. Off: stored as received, "
         "as vcrpy does by default.",
+    )
+
+
+def declare_validate(loader: Loader) -> None:
+    """Validation's option (``validation_report.Validation``), the recorder's default: record
+    validates unless told not to; replay and simulate carry the addon only when asked."""
+    loader.add_option(
+        "graph_validate",
+        str,
+        str(ValidateMode.WARN),
+        "Check requests and responses against the models: warn logs each problem, "
+        "enforce also answers an invalid request with Graph's 400 without sending it.",
+        choices=VALIDATE_MODES,
     )

@@ -1,21 +1,34 @@
-"""Validation applied to a flow: each problem reported once, in the log and in the flow.
+"""Addon: validation, one step of any chain, and each problem reported once, in the log and
+in the flow.
 
 ``validation.py`` says which problems a body has; this says what the proxy does about them:
 every problem is kept in the flow for the exit summary and logged as one line naming the
 request, errors at warning level and notes (the documented ``"true"`` string, which every
 documented create sends) at debug level, and in mode ``enforce`` a request with errors is
 answered with Graph's 400 and goes nowhere.
+
+:class:`Validation` is the step (option ``graph_validate``: off, warn, enforce): it checks
+each request of ours that reaches it (after the request checks and the fault rules, before
+the answer: replay, the recorder or the emulator) and each answer that came from upstream.
+``record`` carries it (``--validate``, default warn); ``replay`` and ``simulate`` carry it only
+when asked (``--validate warn|enforce``), since every addon in a chain costs every request a
+hook call.
 """
 
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-from mitmproxy import http
+from mitmproxy import ctx, http
+from mitmproxy.addonmanager import Loader
 
 from proxy_addons.addons import flows
+from proxy_addons.addons.options import require_choice
+from proxy_addons.addons.record_options import VALIDATE_MODES, declare_validate
+from proxy_addons.common import content_encoding
 from proxy_addons.common.answered_by import AnsweredBy
 from proxy_addons.graph.models import Problem, errors_only
 from proxy_addons.graph.replies import BAD_REQUEST, error_reply
@@ -87,3 +100,44 @@ def validate_response(
     if mode is not ValidateMode.OFF:
         problems = response_problems(route.operation, status, body)
         report(flow, f"response {status}", problems, method, urlsplit(uri).path)
+
+
+class Validation:
+    def __init__(self) -> None:
+        self.mode = ValidateMode.WARN
+        # Each validated request's method and path as the client sent them (before the
+        # recorder's --upstream), beside its flow, for the log line of its answer's problems.
+        self._sent: weakref.WeakKeyDictionary[http.HTTPFlow, tuple[str, str]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def load(self, loader: Loader) -> None:
+        declare_validate(loader)
+
+    def configure(self, updated: set[str]) -> None:
+        if "graph_validate" in updated:
+            require_choice(updated, "graph_validate", VALIDATE_MODES)
+            self.mode = ValidateMode(ctx.options.graph_validate)
+
+    @flows.guarded
+    def request(self, flow: http.HTTPFlow) -> None:
+        if self.mode is ValidateMode.OFF:
+            return
+        route = flows.claim(flow)
+        if route is None or not validate_request(flow, route, self.mode):
+            return
+        self._sent[flow] = (flow.request.method, flow.request.pretty_url)
+
+    @flows.guarded
+    def response(self, flow: http.HTTPFlow) -> None:
+        sent = self._sent.pop(flow, None) if self._sent else None
+        response, route = flow.response, flows.route_of(flow)
+        if sent is None or response is None or route is None or flows.answered_by(flow):
+            return  # only what upstream said: our own answers are ours to keep right
+        body = content_encoding.readable(
+            response.raw_content or b"", response.headers.get(content_encoding.HEADER)
+        )
+        method, uri = sent
+        validate_response(
+            flow, route, self.mode, response.status_code, body, method=method, uri=uri
+        )

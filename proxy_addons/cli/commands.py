@@ -144,6 +144,19 @@ def add_replay_parser(sub: Any) -> None:
         "--ignore-body", action="store_true", help="match on method, URL and query only"
     )
     add_playback_arguments(replay)
+    add_validate_argument(replay, ValidateMode.OFF)
+
+
+def add_validate_argument(parser: argparse.ArgumentParser, default: ValidateMode) -> None:
+    """``--validate``: record's default is warn; replay's and simulate's off (the chain then
+    carries no validation step at all)."""
+    parser.add_argument(
+        "--validate",
+        choices=tuple(ValidateMode),
+        default=str(default),
+        help="warn: log each problem with a request (and an upstream answer); enforce: also "
+        "refuse invalid requests with Graph's 400 (default: %(default)s)",
+    )
 
 
 def add_playback_arguments(parser: argparse.ArgumentParser) -> None:
@@ -175,13 +188,7 @@ def add_record_parser(sub: Any) -> None:
         help="send Graph calls to this base URL instead of the real host; the cassette keeps "
         "the real Graph URL",
     )
-    record.add_argument(
-        "--validate",
-        choices=tuple(ValidateMode),
-        default="warn",
-        help="warn: log each problem; enforce: also refuse invalid requests with Graph's 400 "
-        "(default: %(default)s)",
-    )
+    add_validate_argument(record, ValidateMode.WARN)
     add_redaction_arguments(record)
     add_playback_arguments(record)
     record.add_argument(
@@ -271,6 +278,7 @@ def add_simulate_parser(sub: Any) -> None:
         help="serve plain HTTP as graph.microsoft.com itself instead of being a proxy "
         "(an --upstream for record)",
     )
+    add_validate_argument(simulate, ValidateMode.OFF)
 
 
 def build_parser() -> Parser:
