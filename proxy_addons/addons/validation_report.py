@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import weakref
 from collections.abc import Sequence
-from urllib.parse import urlsplit
 
 from mitmproxy import ctx, http
 from mitmproxy.addonmanager import Loader
@@ -67,14 +66,19 @@ def log_level(problem: Problem) -> int:
     return logging.WARNING if problem.severity == "error" else logging.DEBUG
 
 
+def sent_path(request: http.Request) -> str:
+    """The request's path as the client sent it, without query or fragment: how a problem
+    line names it (read before the recorder's --upstream rewrites it)."""
+    return request.path.partition("?")[0].partition("#")[0]
+
+
 def validate_request(flow: http.HTTPFlow, route: Route, mode: ValidateMode) -> bool:
     """Validate the request as the client sent it; False when ``enforce`` refused it."""
     if mode is ValidateMode.OFF:
         return True
     request = flow.request
     problems = request_problems(route.operation, flows.body_of(flow))
-    path = request.path.partition("?")[0].partition("#")[0]  # as sent: before --upstream
-    report(flow, "request", problems, request.method, path)
+    report(flow, "request", problems, request.method, sent_path(request))
     errors = errors_only(problems)
     if not errors or mode is not ValidateMode.ENFORCE:
         return True
@@ -91,15 +95,15 @@ def validate_response(
     body: bytes,
     *,
     method: str,
-    uri: str,
+    path: str,
 ) -> None:
-    """Validate a response (as stored: decoded); it is reported, never refused after the fact.
+    """Validate a response (decoded); it is reported, never refused after the fact.
 
-    ``method`` and ``uri`` are the request as the client sent it, before ``--upstream``.
+    ``method`` and ``path`` are the request's as the client sent it, before ``--upstream``.
     """
     if mode is not ValidateMode.OFF:
         problems = response_problems(route.operation, status, body)
-        report(flow, f"response {status}", problems, method, urlsplit(uri).path)
+        report(flow, f"response {status}", problems, method, path)
 
 
 class Validation:
@@ -126,7 +130,7 @@ class Validation:
         route = flows.claim(flow)
         if route is None or not validate_request(flow, route, self.mode):
             return
-        self._sent[flow] = (flow.request.method, flow.request.pretty_url)
+        self._sent[flow] = (flow.request.method, sent_path(flow.request))
 
     @flows.guarded
     def response(self, flow: http.HTTPFlow) -> None:
@@ -137,7 +141,7 @@ class Validation:
         body = content_encoding.readable(
             response.raw_content or b"", response.headers.get(content_encoding.HEADER)
         )
-        method, uri = sent
+        method, path = sent
         validate_response(
-            flow, route, self.mode, response.status_code, body, method=method, uri=uri
+            flow, route, self.mode, response.status_code, body, method=method, path=path
         )
