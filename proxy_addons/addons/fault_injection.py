@@ -83,15 +83,12 @@ class RuleState:
             else None
         )
 
-    def fires(self) -> bool:
+    def picks(self) -> bool:
         """Count a request that reached the rule (selected, conditions met); whether it is in
         the rule's window of counts and wins the rule's draw."""
         self.matched += 1
         select = self.rule.select
-        if not select.in_window(self.matched) or not select.draw(self.rng):
-            return False
-        self.injected += 1
-        return True
+        return select.in_window(self.matched) and select.draw(self.rng)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -275,7 +272,7 @@ class FaultInjector:
                 flows.answer(flow, state.window.reply(headers, left), by=AnsweredBy.FAULT)
                 return
             why = reasons(rule.conditions, facts)
-            if why is None or not state.fires():
+            if why is None or not state.picks():
                 continue
             for reason in why:
                 logger.info(
@@ -288,17 +285,21 @@ class FaultInjector:
         """The rules for a ``$batch`` call itself (``route=batch``): the first that fires
         fails the whole call; the requests inside it meet the other rules one by one."""
         for state in self.states:
-            if not state.rule.select.matches_batch(flow.request.method) or not state.fires():
+            if not state.rule.select.matches_batch(flow.request.method) or not state.picks():
                 continue
             if await self._inject(flow, state, self.clock()):
                 return
 
     async def _inject(self, flow: http.HTTPFlow, state: RuleState, now: float) -> bool:
-        """Apply the effect of a rule that fired; whether the flow is decided (answered,
-        reset, or marked for its response to be broken). Each effect kind is applied here,
-        and only here: a new kind is one more branch."""
+        """Apply the effect of a rule that picked the flow; whether the flow is decided
+        (answered, reset, or marked for its response to be broken) or goes on to the next
+        rule (after a delay). Each effect kind is applied here, and only here: a new kind is
+        one more branch (an effect with state keeps it beside the rule, in RuleState, as the
+        throttle's window; one that may still let the flow pass returns False before the
+        count below)."""
         rule = state.rule
         effect = rule.effect
+        state.injected += 1
         _mark(flow, rule.kind)
         if isinstance(effect, Delay):
             await self.sleep(effect.seconds(state.rng))
