@@ -96,7 +96,7 @@ def fault_chain(time_: FakeTime) -> Iterator[FaultInjector]:
     tracker and ``tctx`` the context."""
     addon = FaultInjector(clock=time_.clock, sleep=time_.sleep)
     tracker = ETagTracker()
-    with taddons.context(addon) as tctx:
+    with taddons.context(tracker, addon) as tctx:
 
         def configure(*specs: str, **options: Any) -> FaultInjector:
             tctx.configure(addon, graph_faults=list(specs), **options)

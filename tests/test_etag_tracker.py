@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from fault_chain import FakeTime, answer_as_graph, fault_chain, make_flow, respond, send
+from mitmproxy.test import taddons
 
 from proxy_addons.addons import flows
 from proxy_addons.addons.etag_tracker import ETagTracker
@@ -99,3 +100,16 @@ def test_reset_forgets_every_etag_learnt(injector):
     assert patch(injector, 'W/"v1"') == 412
     injector.tracker.reset()
     assert patch(injector, 'W/"v1"') is None  # no ETag known any more: not stale
+
+
+def test_a_stale_rule_in_a_chain_without_the_tracker_says_it_can_never_fire(caplog):
+    alone = FaultInjector()
+    with taddons.context(alone) as tctx:
+        tctx.configure(alone, graph_faults=["etag-mismatch:when=stale", "throttle"])
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warning.startswith("etag-mismatch:when=stale: no ETag tracker in this chain")
+
+
+def test_a_stale_rule_behind_the_tracker_is_not_warned_about(injector, caplog):
+    injector.configure_with("etag-mismatch:when=stale")
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]

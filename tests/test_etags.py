@@ -120,7 +120,7 @@ def verdicts(
     addon on its own, on an appointment whose ETag is ``current``. The fault learns that ETag
     the way it does in a proxy: the tracker learns it from the emulator's answer to a GET."""
     emulator, tracker, injector = Emulator(), ETagTracker(), FaultInjector()
-    with taddons.context(emulator, injector) as tctx:
+    with taddons.context(emulator, tracker, injector) as tctx:
         tctx.configure(injector, graph_faults=["etag-mismatch:when=stale"])
         appointment = Appointment(json.dumps({"id": "a"}), current)
         key = ("me", examples.MEETING_ID)

@@ -40,7 +40,7 @@ from proxy_addons.addons import control_rules, flows
 from proxy_addons.addons.batching import holds_ours
 from proxy_addons.addons.options import ensure_lazy_connections
 from proxy_addons.common.answered_by import AnsweredBy
-from proxy_addons.graph.fault_conditions import Facts, reasons
+from proxy_addons.graph.fault_conditions import Facts, Stale, reasons
 from proxy_addons.graph.faults import (
     BrokenBody,
     Delay,
@@ -62,6 +62,7 @@ logger = logging.getLogger(__name__)
 # delay happened.
 
 OPTIONS = ("graph_faults", "graph_faults_file", "graph_fault_seed")
+TRACKER_NAME = "etagtracker"  # mitmproxy's name for the ETagTracker addon
 
 
 class RuleState:
@@ -162,6 +163,13 @@ class FaultInjector:
         self._install(rules, keep_state=not fresh)
         if rules:
             logger.info("fault rules: %s", "; ".join(r.text for r in rules))
+        stale = [r.text for r in rules if Stale() in r.conditions]
+        if stale and ctx.master.addons.get(TRACKER_NAME) is None:
+            logger.warning(
+                "%s: no ETag tracker in this chain (proxy_addons/addons/etag_tracker.py, "
+                "before the fault rules), so no ETag is known and the rule never fires",
+                ", ".join(stale),
+            )
 
     def running(self) -> None:
         # It answers Graph calls itself: alone in mitmdump, an eager connection would dial
