@@ -33,9 +33,11 @@ from rich.console import Console
 from rich.table import Table
 
 from proxy_addons.addons import flows
+from proxy_addons.addons.declared_options import declare
 from proxy_addons.common.answered_by import AnsweredBy, answered
 from proxy_addons.common.files import replace_atomically
 from proxy_addons.graph.routes import Operation, Route
+from proxy_addons.options.proxy import SUMMARY
 
 # The answer sources, as columns; a flow nobody answered went upstream (or got no answer).
 SOURCES = tuple(AnsweredBy)
@@ -176,12 +178,7 @@ class Summary:
         self.counts = Counts.empty()  # our flows answered or failed so far
 
     def load(self, loader: Loader) -> None:
-        loader.add_option(
-            "graph_summary", bool, True, "Print a summary table of the Graph calls at exit."
-        )
-        loader.add_option(
-            "graph_summary_json", str, "", "Also write the exit summary as JSON to this file."
-        )
+        declare(loader, SUMMARY)
 
     def configure(self, updated: set[str]) -> None:
         # graph_cassette belongs to replay and record; alone, this addon has no such option.

@@ -25,19 +25,19 @@ from mitmproxy import ctx, http
 from mitmproxy.addonmanager import Loader
 
 from proxy_addons.addons import flows
-from proxy_addons.addons.options import require_choice
-from proxy_addons.addons.record_options import VALIDATE_MODES, declare_validate
+from proxy_addons.addons.declared_options import check_choices, declare
 from proxy_addons.common import content_encoding
 from proxy_addons.common.answered_by import AnsweredBy
 from proxy_addons.graph.models import Problem, errors_only
 from proxy_addons.graph.replies import BAD_REQUEST, error_reply
 from proxy_addons.graph.routes import Route
+from proxy_addons.graph.validate_mode import ValidateMode
 from proxy_addons.graph.validation import (
-    ValidateMode,
     invalid_body_message,
     request_problems,
     response_problems,
 )
+from proxy_addons.options.validation import VALIDATION
 
 logger = logging.getLogger(__name__)
 
@@ -116,11 +116,11 @@ class Validation:
         )
 
     def load(self, loader: Loader) -> None:
-        declare_validate(loader)
+        declare(loader, VALIDATION)
 
     def configure(self, updated: set[str]) -> None:
         if "graph_validate" in updated:
-            require_choice(updated, "graph_validate", VALIDATE_MODES)
+            check_choices(updated, VALIDATION)
             self.mode = ValidateMode(ctx.options.graph_validate)
 
     @flows.guarded

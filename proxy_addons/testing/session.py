@@ -59,8 +59,11 @@ from proxy_addons.cli import commands as cli
 from proxy_addons.cli import serving
 from proxy_addons.common.answered_by import AnsweredBy, answered
 from proxy_addons.common.control_address import CALLS_PATH, PLAYED_PATH, SESSION_PATH
+from proxy_addons.common.option_table import declared, flagged, path_argument
 from proxy_addons.common.usage import USAGE_ERROR, UsageError
 from proxy_addons.graph.replies import error_reply
+from proxy_addons.options.commands import command_options
+from proxy_addons.options.replay import REPLAY
 from proxy_addons.testing.call_assertions import Recorded
 from proxy_addons.testing.journal import FAILING, Call, journal_headers, parsed_body
 
@@ -134,19 +137,14 @@ def session_request(data: Any) -> tuple[str, list[str]]:
 
 # --- a session's arguments ----------------------------------------------------------------
 
-PROCESS = "set when the proxy starts, not per session (in a test's args: a proxy of its own)"
-WEB = "a web UI would close with the test; run graph-vcr-proxy MODE --web by hand"
-# What a session's arguments may not set, by the parser's name for it (``dest``): the options
-# that name them come from the parser itself, so no spelling of one gets past.
+# What a session's arguments may not set, by the parser's name for it (``dest``), and why:
+# the rows of the option tables that say so. The options that name them come from the parser
+# itself, so no spelling of one gets past.
 NOT_PER_SESSION = {
-    "listen_host": PROCESS,
-    "listen_port": PROCESS,
-    "confdir": PROCESS,
-    "verbose": PROCESS,
-    "reverse": "makes a plain-HTTP Graph endpoint, not the proxy the test's clients are sent to",
-    "summary_json": "the pytest plugin's proxy prints no exit summary; use graph_vcr_proxy.calls",
-    "web": WEB,
-    "web_port": WEB,
+    row.dest: row.session_refusal
+    for mode in serving.MODES
+    for row in flagged(command_options(mode))
+    if row.session_refusal
 }
 
 
@@ -226,7 +224,7 @@ def checked_arguments(
                 f"{name} is given twice: a test's args can't override what the session "
                 "already sets (the cassette the pytest plugin confined to its folder, say)"
             )
-    for action in dict.fromkeys(a for _, a in given if a.type is cli.path_argument):
+    for action in dict.fromkeys(a for _, a in given if a.type is path_argument):
         value = getattr(args, action.dest)
         for path in value if isinstance(value, list) else [value]:
             if path and outside(root, path):
@@ -237,12 +235,7 @@ def checked_arguments(
     return args
 
 
-REPLAY_OPTIONS = (
-    "graph_cassette",
-    "graph_on_miss",
-    "graph_match_body",
-    "graph_allow_playback_repeats",
-)  # Replay's own
+REPLAY_OPTIONS = tuple(row.name for row in declared(REPLAY))  # Replay's own
 
 
 def missing_cassette_ok(data: dict[str, Any], mode: str, cassette: str | None) -> Path | None:
@@ -414,7 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cli.add_listen_arguments(parser)
     parser.add_argument(
         "--session-root",
-        type=cli.path_argument,
+        type=path_argument,
         required=True,
         metavar="DIR",
         help="the folder every path a session names (cassettes, state files...) must be in",
