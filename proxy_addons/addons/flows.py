@@ -2,9 +2,10 @@
 
 Several addons may be loaded together (faults before replay, replay inside record...). The
 rules that keep them from stepping on each other live here: a flow is ours only if its URL is
-one of our routes; the first addon to answer a flow wins and later ones leave it alone; a
-request Graph would refuse outright is refused before any addon looks anything up; and each
-answer is tagged with who gave it, which the recorder and the summary read.
+one of our routes; the first addon to answer a flow wins and later ones leave it alone; and
+each answer is tagged with who gave it, which the recorder and the summary read. (A request
+Graph would refuse outright is refused by a step of its own, ``request_checks.py``, before any
+addon that would look it up.)
 
 A flow's route is read from where the request really goes: the host mitmproxy dials (the
 ``CONNECT`` authority inside a tunnel, an absolute-form URL's host, a reverse proxy's target),
@@ -41,18 +42,20 @@ from proxy_addons.common.json_body import JsonBody
 from proxy_addons.graph import traffic
 from proxy_addons.graph.models import Problem
 from proxy_addons.graph.replies import GENERAL_EXCEPTION, FoldedHeaders, Reply, error_reply
-from proxy_addons.graph.request_checks import MAX_BODY_BYTES, check_request
+from proxy_addons.graph.request_checks import MAX_BODY_BYTES
 from proxy_addons.graph.routes import Route, graph_host, parse_parts
 from proxy_addons.graph.traffic import Target, Traffic
 
 # flow.metadata keys, each holding plain values only (see above). The summary and the web
 # tags read them; each addon writes only its own.
 ANSWERED_BY = "graph_vcr_proxy.answered_by"  # an AnsweredBy (a str); absent: upstream answered
-CHECKED = "graph_vcr_proxy.checked"  # Graph's request checks have passed
 RECORDED = "graph_vcr_proxy.recorded"  # True once the recorder has the interaction on disk
 PROBLEMS = "graph_vcr_proxy.problems"  # validation's findings: see add_problems, problems
 FAULT = "graph_vcr_proxy.fault"  # the kind of the fault injected into this flow
 FAULTS_INJECTED = "graph_vcr_proxy.faults_injected"  # every kind injected, in order
+# The ETag the proxy last saw for the appointment a conditional write addresses (a str), put
+# there by the ETag tracker for the fault rules' staleness condition.
+KNOWN_ETAG = "graph_vcr_proxy.known_etag"
 REPLAYED = "graph_vcr_proxy.replayed"  # (cassette path, interaction index) replay answered with
 TRAFFIC = "graph_vcr_proxy.traffic"  # a traffic.Traffic (a str): what the flow is to us
 # The response headers a fault added to an answer it did not give (the ratelimit fault's
@@ -231,23 +234,14 @@ def problems(metadata: Mapping[str, Any]) -> list[Problem]:
 
 
 def claim(flow: http.HTTPFlow) -> Route | None:
-    """The route of a flow that is ours and still unanswered, after Graph's request checks.
+    """The route of a flow that is ours and still unanswered.
 
-    A malformed request is answered here with Graph's 4xx, so callers never see it.
+    Graph's request checks (``request_checks.py``) stand before every addon that claims, so
+    a malformed request is answered with Graph's 4xx before anyone claims it.
     """
     if flow.response is not None or flow.error is not None:
         return None
-    parsed = _parsed_of(flow)
-    route = parsed.route
-    if route is None:
-        return None
-    if not flow.metadata.get(CHECKED):  # several addons claim one flow; check it once
-        flow.metadata[CHECKED] = True
-        refusal = check_request(route, parsed.headers, parsed.body)
-        if refusal is not None:
-            answer(flow, refusal, by=AnsweredBy.CHECK)
-            return None
-    return route
+    return _parsed_of(flow).route
 
 
 def to_response(reply: Reply) -> http.Response:

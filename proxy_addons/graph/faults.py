@@ -2,7 +2,8 @@
 
 A rule is written as a SPEC, ``KIND[:key=value,...]`` (``throttle:times=1,retry-after=1``), or
 as a YAML mapping in a ``--faults`` file, and parsed here into a frozen :class:`Rule`: a
-:class:`Selector` (which requests) and an effect (what happens to them). The effects are small
+:class:`Selector` (which requests), its conditions (``fault_conditions.py``: a stale ETag, a
+token Graph would refuse) and an effect (what happens to them). The effects are small
 objects in the style of pytest-httpserver's hooks: :class:`GraphError` makes a Graph error
 reply, :class:`Delay` says how long to wait, :class:`Reset` drops the connection and
 :class:`BrokenBody` spoils a 2xx answer; the traffic shapes have modules of their own (a
@@ -10,7 +11,8 @@ budget per window in ``rate_limits.py``, delays drawn from a distribution in ``l
 ``hang`` and ``slow-body`` in ``stalls.py``), and only their keys are read here. Parsing is
 pure and refuses bad input with a :class:`FaultSpecError` that names the key and what it
 accepts, so the CLI can turn it into one line. Nothing here knows mitmproxy; the addon in
-``fault_injection.py`` keeps the rules' counters, random streams and clocks.
+``fault_injection.py`` keeps the rules' counters, random streams,
+clocks and throttle windows (``throttle_window.py``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import yaml
 
 from proxy_addons.common.yaml_loading import SAFE_LOADER, error_location
 from proxy_addons.graph import latency, permissions
+from proxy_addons.graph.fault_conditions import Condition, Stale, TokenRefused
 from proxy_addons.graph.latency import DistributedDelay, Distribution
 from proxy_addons.graph.rate_limits import Policy, RateLimit
 from proxy_addons.graph.replies import (
@@ -162,18 +165,6 @@ Effect = GraphError | Delay | Reset | BrokenBody | DistributedDelay | RateLimit 
 DELAYS = (Delay, DistributedDelay)
 
 
-@dataclass(frozen=True)
-class PermissionCheck:
-    """Let a ``permissions`` rule fire only where Graph would refuse the bearer token (see
-    :mod:`proxy_addons.graph.permissions`); ``accepted`` None: each operation's documented
-    scopes."""
-
-    accepted: frozenset[str] | None = None
-
-    def refusal(self, authorization: str | None, operation: Operation | None) -> str | None:
-        return permissions.refusal(authorization, operation, self.accepted)
-
-
 # --- what each kind answers by default ---------------------------------------------------
 
 ERROR_DEFAULTS: dict[Kind, GraphError] = {
@@ -274,9 +265,10 @@ class Rule:
     select: Selector
     effect: Effect
     text: str  # the rule as the user wrote it, for listings and messages
-    stale_only: bool = False  # etag-mismatch when=stale
+    # Each must hold for the rule to fire (fault_conditions.py): etag-mismatch when=stale's
+    # Stale, every permissions rule's TokenRefused.
+    conditions: tuple[Condition, ...] = ()
     enforce: bool = False  # throttle: a client back before Retry-After is throttled again
-    permission_check: PermissionCheck | None = None  # permissions: only refused tokens
 
 
 # --- parsing ------------------------------------------------------------------------------
@@ -612,16 +604,21 @@ def build_rule(kind_name: str, pairs: Iterable[tuple[str, str]], text: str) -> R
         select=_selector(settings),
         effect=effect,
         text=text,
-        stale_only=when == "stale",
+        conditions=_conditions(kind, settings, stale=when == "stale"),
         enforce=_bool("enforce", settings["enforce"]) if "enforce" in settings else False,
-        permission_check=_permission_check(settings) if kind is Kind.PERMISSIONS else None,
     )
 
 
-def _permission_check(settings: Mapping[str, str]) -> PermissionCheck:
-    if "scopes" not in settings:
-        return PermissionCheck()
-    return PermissionCheck(permissions.parse_scopes(_alternatives("scopes", settings["scopes"])))
+def _conditions(kind: Kind, settings: Mapping[str, str], *, stale: bool) -> tuple[Condition, ...]:
+    conditions: list[Condition] = [Stale()] if stale else []
+    if kind is Kind.PERMISSIONS:
+        accepted = (
+            permissions.parse_scopes(_alternatives("scopes", settings["scopes"]))
+            if "scopes" in settings
+            else None
+        )
+        conditions.append(TokenRefused(accepted))
+    return tuple(conditions)
 
 
 def parse_spec(spec: str) -> Rule:
