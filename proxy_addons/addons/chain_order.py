@@ -22,6 +22,7 @@ class Stage(enum.Enum):
 
     GATE = "proxy_addons.addons.gate:Gate"
     CONTROL = "proxy_addons.addons.control_endpoint:ControlEndpoint"
+    GUIDANCE = "proxy_addons.addons.guidance:Guidance"  # only reads: before any rewrite
     FAULTS = "proxy_addons.addons.fault_injection:FaultInjector"
     BATCHING = "proxy_addons.addons.batching:Batching"
     REPLAY = "proxy_addons.addons.replay:Replay"

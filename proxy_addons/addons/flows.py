@@ -57,6 +57,7 @@ TRAFFIC = "graph_vcr_proxy.traffic"  # a traffic.Traffic (a str): what the flow 
 # A request run from inside a JSON $batch: {"batch": the batch flow's id, "id": the request's
 # id in the batch, "path": its path}; on the batch call itself, {"requests": how many}.
 BATCH = "graph_vcr_proxy.batch"
+GUIDANCE = "graph_vcr_proxy.guidance"  # with --guidance: each guidance.Advice (a str) it earned
 
 logger = logging.getLogger(__name__)
 Hook = TypeVar("Hook", bound=Callable[..., Any])
