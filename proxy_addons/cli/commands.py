@@ -131,6 +131,31 @@ def add_common_mode_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-summary", action="store_true", help="do not print the summary table at exit"
     )
+    add_report_arguments(parser)
+
+
+def add_report_arguments(parser: argparse.ArgumentParser) -> None:
+    """The exit summary's reports (issue 20): Markdown, least privilege, guidance."""
+    parser.add_argument(
+        "--summary-markdown",
+        type=path_argument,
+        metavar="FILE",
+        help="write the exit summary as GitHub-flavoured Markdown to FILE; '-' appends it to "
+        "the file $GITHUB_STEP_SUMMARY names (a CI job summary), or prints it when unset",
+    )
+    parser.add_argument(
+        "--permissions-report",
+        action="store_true",
+        help="add the least-privilege report to the exit summary (table, JSON, Markdown): "
+        "each operation's least privileged scope, each token's scopes beyond its calls' needs",
+    )
+    parser.add_argument(
+        "--guidance",
+        action="store_true",
+        help="log, per Graph request, what Graph recommends that it did not do "
+        "(client-request-id, v1.0 over beta, If-Match on writes, US phone numbers for SMS), "
+        "and count it in the exit summary",
+    )
 
 
 def add_replay_parser(sub: Any) -> None:

@@ -118,8 +118,15 @@ def common_addons(args: argparse.Namespace) -> tuple[list[Any], list[Any], dict[
         **fault_settings(args),
         "graph_summary": not args.no_summary,
         "graph_summary_json": args.summary_json or "",
+        "graph_summary_markdown": args.summary_markdown or "",
+        "graph_permissions_report": args.permissions_report,
     }
-    return [Gate(), ControlEndpoint(), FaultInjector(), Batching()], [Summary()], settings
+    first = [Gate(), ControlEndpoint(), FaultInjector(), Batching()]
+    if args.guidance:  # only in the chain when asked: each addon costs every request a dispatch
+        from proxy_addons.addons.guidance import Guidance
+
+        first.append(Guidance())
+    return first, [Summary()], settings
 
 
 def fault_settings(args: argparse.Namespace) -> dict[str, Any]:

@@ -74,13 +74,15 @@ def document(
     return summary
 
 
-def merge(summaries: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+def merge(
+    summaries: Iterable[Mapping[str, Any]], *, permissions: bool = False, guidance: bool = False
+) -> dict[str, Any]:
     """One summary of several runs' (each as :func:`document` made it): counts added up; the
-    least-privilege report and the guidance kept if any run carried them."""
+    least-privilege report and the guidance there if asked for, or if any run carried them."""
     routes: dict[str, Counter[str]] = {}
     faults: Counter[str] = Counter()
-    usage: Usage | None = None
-    advice: Counter[str] | None = None
+    usage: Usage | None = Usage() if permissions else None
+    advice: Counter[str] | None = Counter() if guidance else None
     advised = 0
     for summary in summaries:
         for name, row in summary.get("routes", {}).items():
@@ -93,5 +95,5 @@ def merge(summaries: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
             advice = advice if advice is not None else Counter()
             advice.update(summary[GUIDANCE].get("advice", {}))
             advised += summary[GUIDANCE].get("requests_advised", 0)
-    guidance = None if advice is None else guidance_section(advice, advised)
-    return document(routes, faults, permissions=usage, guidance=guidance)
+    section = None if advice is None else guidance_section(advice, advised)
+    return document(routes, faults, permissions=usage, guidance=section)
