@@ -21,8 +21,9 @@ from proxy_addons.graph.guidance import Advice
 from proxy_addons.graph.run_summary import COLUMNS, GUIDANCE, PERMISSIONS, column_totals
 
 TITLE = "graph-vcr-proxy summary"
-# Markdown's own punctuation, backslash-escaped in a cell so that it shows as written.
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+!|~-])")
+# The Markdown punctuation that means something inside a line (a cell never starts one, so
+# "#", "-" and "+" are text there), backslash-escaped so that it shows as written.
+_MARKDOWN = re.compile(r"([\\`*_\[\]|~])")
 _BLANKS = re.compile(r"\s+")
 LONGEST_CELL = 200  # characters
 
