@@ -117,3 +117,11 @@ def _report(calls):
     for operation, token in calls:
         usage.add(operation, identify(bearer(token)) if token else None)
     return usage.to_json()
+
+
+def test_a_huge_authorization_header_is_read_but_not_remembered():
+    least_privilege._remembered.cache_clear()
+    huge = "Bearer " + "x" * 100_000
+    identity = identify(huge)
+    assert identity is not None and identity.kind is TokenKind.NOT_JWT
+    assert least_privilege._remembered.cache_info().currsize == 0

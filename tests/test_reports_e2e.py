@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import ssl
+import subprocess
 from pathlib import Path
 
 import httpx
@@ -135,4 +137,19 @@ def test_a_markdown_file_that_can_not_be_written_stops_the_proxy_before_it_start
 ):
     target = tmp_path / "absent" / "summary.md"
     result = run_cli("replay", "--summary-markdown", str(target), confdir=confdir)
+    assert_one_line_error(result, f"graph-vcr-proxy: summary Markdown {target}: no such folder")
+
+
+def test_a_ci_job_summary_in_a_missing_folder_stops_the_proxy_before_it_starts(tmp_path):
+    from proxy_addons.cli.launcher import command
+
+    target = tmp_path / "absent" / "step_summary"
+    result = subprocess.run(
+        command("replay", "--summary-markdown", "-", confdir=tmp_path / "ca"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, STEP_SUMMARY: str(target)},
+    )
     assert_one_line_error(result, f"graph-vcr-proxy: summary Markdown {target}: no such folder")

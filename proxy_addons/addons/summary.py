@@ -276,12 +276,12 @@ class Summary:
         cassette = ctx.options.graph_cassette if "graph_cassette" in ctx.options else None
         for name, what in SUMMARY_FILES.items():
             value = getattr(ctx.options, name)
-            if (
-                {name, "graph_cassette"} & updated
-                and value
-                and value != step_summary.TO_STEP_SUMMARY
-            ):
-                check_summary_path(value, cassette, what)
+            if not ({name, "graph_cassette"} & updated and value):
+                continue
+            # "-" for the Markdown: the CI job summary's file, if there is one
+            path = step_summary.destination(value) if name == "graph_summary_markdown" else value
+            if path is not None:
+                check_summary_path(str(path), cassette, what)
         if {"graph_permissions_report", "graph_guidance"} & updated:
             permissions = ctx.options.graph_permissions_report
             if permissions != (self.tally.usage is not None):

@@ -36,6 +36,7 @@ from proxy_addons.graph.routes import Operation
 
 HASH_LENGTH = 8  # hex digits of a sha256: enough to tell a run's tokens apart, no more
 NAME_LENGTH = 80  # characters of a claim kept in a name: claims are the client's to write
+LONGEST_REMEMBERED = 16 * 1024  # characters of an Authorization header worth remembering
 
 
 class TokenKind(StrEnum):
@@ -119,12 +120,18 @@ class TokenIdentity:
         )
 
 
-@functools.lru_cache(maxsize=256)
 def identify(authorization: str | None) -> TokenIdentity | None:
     """The identity of the bearer token in an ``Authorization`` header; None without one.
 
-    Remembered for the headers seen last: a client sends one token many times.
+    Remembered for the headers seen last (a client sends one token many times), unless the
+    header is longer than any real token: a hostile client's 100 KB ones are not kept.
     """
+    if authorization is not None and len(authorization) > LONGEST_REMEMBERED:
+        return _identify(authorization)
+    return _remembered(authorization)
+
+
+def _identify(authorization: str | None) -> TokenIdentity | None:
     token = bearer_token(authorization)
     if token is None:
         return None
@@ -144,6 +151,9 @@ def identify(authorization: str | None) -> TokenIdentity | None:
     granted = _grants(claims, kind)
     fingerprint = _short_hash(f"{kind} {' '.join(granted)}")
     return TokenIdentity(kind, _claim(claims, "appid", "azp"), tenant, granted, fingerprint)
+
+
+_remembered = functools.lru_cache(maxsize=64)(_identify)
 
 
 def least_privileged(operations: Iterable[Operation]) -> tuple[str, ...]:

@@ -456,6 +456,7 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
         parts.append(json.loads(part))
 
 
+@pytest.hookimpl(trylast=True)  # after the runner's, which tears the session fixtures down
 def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
     folder = config.stash.get(SUMMARY_DIR, None)
