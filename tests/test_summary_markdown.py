@@ -118,3 +118,10 @@ def test_dash_without_a_github_step_summary_prints(tmp_path):
     out = io.StringIO()
     assert step_summary.write("-", "## ours\n", environ={}, stdout=out) is None
     assert out.getvalue() == "## ours\n"
+
+
+def test_what_an_opaque_token_has_beyond_needed_is_unknown_not_none():
+    usage = Usage()
+    usage.add(Operation.GET, identify("Bearer opaque"))
+    found = cells(rendered(markdown(a_summary(permissions=usage))))
+    assert "unknown" in found and "none" not in found

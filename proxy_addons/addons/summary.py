@@ -194,15 +194,9 @@ def render_permissions(report: dict[str, Any], console: Console) -> None:
     for column in ("token", "kind", "needed", "beyond needed", "note"):
         tokens.add_column(column)
     for token in report["tokens"]:
-        note = token["note"] or (f"lacks {', '.join(token['missing'])}" if token["missing"] else "")
+        needed = ", ".join(token["least_privileged"])
         tokens.add_row(
-            *_texts(
-                token["token"],
-                token["kind"],
-                ", ".join(token["least_privileged"]),
-                ", ".join(token["beyond_needed"]) or "none",
-                note,
-            )
+            *_texts(token["token"], token["kind"], needed, *least_privilege.beyond_and_note(token))
         )
     console.print(tokens)
 

@@ -243,3 +243,14 @@ class Usage:
             for name, count in row.get("operations", {}).items():
                 calls[Operation(name)] += int(count)
         return usage
+
+
+def beyond_and_note(row: Mapping[str, Any]) -> tuple[str, str]:
+    """A report's token row as the tables show it: what it has beyond needed (``unknown`` for
+    a token that can't be read), and its note (or the least privileged scopes it lacks)."""
+    if row["kind"] == TokenKind.NOT_JWT:
+        beyond = "unknown"
+    else:
+        beyond = ", ".join(row["beyond_needed"]) or "none"
+    note = row["note"] or (f"lacks {', '.join(row['missing'])}" if row["missing"] else "")
+    return beyond, note

@@ -18,6 +18,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from proxy_addons.graph.guidance import Advice
+from proxy_addons.graph.least_privilege import beyond_and_note
 from proxy_addons.graph.run_summary import COLUMNS, GUIDANCE, PERMISSIONS, column_totals
 
 TITLE = "graph-vcr-proxy summary"
@@ -98,8 +99,7 @@ def _permissions(report: Mapping[str, Any]) -> list[str]:
                     t["kind"],
                     ", ".join(f"{op} x{n}" for op, n in t["operations"].items()),
                     ", ".join(t["least_privileged"]),
-                    ", ".join(t["beyond_needed"]) or "none",
-                    t["note"] or (f"lacks {', '.join(t['missing'])}" if t["missing"] else ""),
+                    *beyond_and_note(t),
                 ]
                 for t in tokens
             ),
