@@ -137,3 +137,12 @@ def test_summary_json_round_trips_the_reports(chain):
     through(guide, summary, graph_flow("GET", V1_JOIN))
     document = summary.summary()
     assert json.loads(json.dumps(document)) == document
+
+
+def test_the_web_view_tags_a_flow_with_its_advice(chain):
+    from proxy_addons.addons.web_tags import facts_of, tag_for
+
+    guide, _, _ = chain
+    flow = graph_flow("GET", V1_JOIN)
+    guide.request(flow)
+    assert tag_for(facts_of(answered(flow))).comment.endswith("guidance: no-client-request-id")
