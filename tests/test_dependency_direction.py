@@ -42,6 +42,7 @@ def test_the_contract_names_the_pure_packages():
         "proxy_addons.common",
         "proxy_addons.graph",
         "proxy_addons.cassette",
+        "proxy_addons.options",
     ]
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from proxy_addons.cassette.record_mode import RecordMode
 from proxy_addons.cli import commands as cli
 from proxy_addons.testing import session
 from proxy_addons.testing.vcr_settings import (
@@ -14,7 +15,6 @@ from proxy_addons.testing.vcr_settings import (
     GraphVcrError,
     ProxyMode,
     Settings,
-    TestRecordMode,
     default_cassette_name,
     merge,
     plan,
@@ -42,7 +42,7 @@ def test_an_unknown_key_is_one_line_naming_it_and_the_allowed_ones():
     ("merged", "complaint"),
     [
         ({"mode": "playback"}, "'playback' is not a valid ProxyMode"),
-        ({"record_mode": "sometimes"}, "'sometimes' is not a valid TestRecordMode"),
+        ({"record_mode": "sometimes"}, "'sometimes' is not a valid RecordMode"),
         ({"allow_misses": "yes"}, "allow_misses must be True or False"),
         ({"faults": [1.5]}, "faults must be a list of strings"),
         ({"seed": "7"}, "seed must be an integer"),
@@ -119,14 +119,14 @@ def replay_plan(folder: Path, **settings) -> object:
 @pytest.mark.parametrize("name", ["../escape.yaml", "sub/../../escape", "/etc/passwd"])
 def test_cassette_names_that_leave_the_folder_are_refused(folder, name):
     with pytest.raises(GraphVcrError, match="must be a name inside"):
-        replay_plan(folder, cassette=name, record_mode=TestRecordMode.ALL)
+        replay_plan(folder, cassette=name, record_mode=RecordMode.ALL)
     assert not (folder.parent / "escape.yaml").exists()
 
 
 def test_a_symlink_leading_out_of_the_folder_is_refused(folder, tmp_path):
     (folder / "out").symlink_to(tmp_path)
     with pytest.raises(GraphVcrError, match="leads outside"):
-        replay_plan(folder, cassette="out/x.yaml", record_mode=TestRecordMode.ALL)
+        replay_plan(folder, cassette="out/x.yaml", record_mode=RecordMode.ALL)
 
 
 def test_a_name_without_suffix_gets_yaml_and_a_folder_is_kept(folder):
@@ -160,7 +160,7 @@ def test_record_mode_none_replays_even_a_missing_cassette_whose_misses_say_so(fo
 
 def test_once_never_lets_a_missing_cassette_through_as_replay(folder):
     (folder / "test_a.yaml").write_text("")
-    assert not replay_plan(folder, record_mode=TestRecordMode.ONCE).missing_cassette_ok
+    assert not replay_plan(folder, record_mode=RecordMode.ONCE).missing_cassette_ok
 
 
 def test_every_session_blocks_the_network_but_the_allowed_hosts_of_both_places(folder):
@@ -171,7 +171,7 @@ def test_every_session_blocks_the_network_but_the_allowed_hosts_of_both_places(f
     )
 
 
-@pytest.mark.parametrize("record_mode", [None, TestRecordMode.NEW_EPISODES])
+@pytest.mark.parametrize("record_mode", [None, RecordMode.NEW_EPISODES])
 def test_allow_playback_repeats_is_passed_to_replay_and_record_sessions(folder, record_mode):
     (folder / "test_a.yaml").write_text("")
     allowed = replay_plan(folder, allow_playback_repeats=True, record_mode=record_mode)
@@ -194,14 +194,14 @@ def test_once_records_a_new_cassette_and_replays_an_existing_one(folder):
 
 
 def test_rewrite_empties_the_cassette_then_records_new_episodes(folder):
-    session = replay_plan(folder, record_mode=TestRecordMode.REWRITE, redact_fields=("email",))
+    session = replay_plan(folder, record_mode=RecordMode.REWRITE, redact_fields=("email",))
     assert session.rewrite
     assert session.args[2:4] == ("--record-mode", "new_episodes")
     assert session.args[-3:] == ("--redact-field", "email", "--block-network")
 
 
 def test_a_record_mode_in_markers_wins_over_the_command_line_which_wins_over_the_mode(folder):
-    def mode_of(**kwargs: object) -> TestRecordMode | None:
+    def mode_of(**kwargs: object) -> RecordMode | None:
         line = kwargs.pop("line", None)
         return plan(
             Settings(**kwargs),
@@ -211,14 +211,14 @@ def test_a_record_mode_in_markers_wins_over_the_command_line_which_wins_over_the
             upstream="http://127.0.0.1:9",
         ).record_mode
 
-    assert mode_of(mode=ProxyMode.RECORD) is TestRecordMode.ONCE
-    assert mode_of(mode=ProxyMode.RECORD, line=TestRecordMode.ALL) is TestRecordMode.ALL
-    assert mode_of(record_mode=TestRecordMode.ALL, line=TestRecordMode.NEW_EPISODES) == "all"
+    assert mode_of(mode=ProxyMode.RECORD) is RecordMode.ONCE
+    assert mode_of(mode=ProxyMode.RECORD, line=RecordMode.ALL) is RecordMode.ALL
+    assert mode_of(record_mode=RecordMode.ALL, line=RecordMode.NEW_EPISODES) == "all"
 
 
 def test_the_upstream_of_the_config_wins_over_the_command_lines(folder):
     session = plan(
-        Settings(record_mode=TestRecordMode.ALL, upstream="http://127.0.0.1:1"),
+        Settings(record_mode=RecordMode.ALL, upstream="http://127.0.0.1:1"),
         cassette_dir=folder,
         default_name="t.yaml",
         upstream="http://127.0.0.1:2",

@@ -4,13 +4,15 @@ The addons (``gate``, ``control_endpoint``, ``fault_injection``, ``replay``,
 ``missing_cassette``, ``record``, ``emulator``, ``unreachable_upstream``, ``summary``,
 ``web_tags``) run in the one order of ``chain_order.py``; ``script_chain.py`` assembles them
 for ``mitmdump -s``. The helpers: ``flows`` (what every addon reads from and writes to a
-flow), ``options``/``record_options`` (options declared once), ``playback`` (the replay
-core), ``interactions`` (an exchange as a cassette block), ``validation_report`` (what the
-proxy does about a body's problems), ``control_rules`` (the control endpoint's rules),
+flow), ``declared_options`` (an option table declared to mitmproxy), ``gate_options`` (the
+network policy as addons read it), ``connection_strategy`` (lazy connections), ``playback``
+(the replay core), ``interactions`` (an exchange as a cassette block), ``validation_report``
+(what the proxy does about a body's problems), ``control_rules`` (the control endpoint's rules),
 ``upstream`` (where the recorder sends). Modules here build no instances at import: the
 script files at the package's top (``proxy_addons/replay.py``...) are the only ones holding
 ``addons = ...``.
 
-May import mitmproxy, ``proxy_addons.cassette``, ``proxy_addons.graph`` and
-``proxy_addons.common``; never convert, cli or testing. Held by import-linter.
+May import mitmproxy, ``proxy_addons.options`` (the option tables), ``proxy_addons.cassette``,
+``proxy_addons.graph`` and ``proxy_addons.common``; never convert, cli or testing. Held by
+import-linter.
 """

@@ -40,6 +40,7 @@ from mitmproxy.proxy.layers.http import (
 )
 
 from proxy_addons.addons import flows, unreachable_upstream
+from proxy_addons.addons.gate_options import read_gate_options
 from proxy_addons.common.answered_by import AnsweredBy
 from proxy_addons.graph import batch
 from proxy_addons.graph.batch import Answer, Batch, Item, Refusal
@@ -95,12 +96,6 @@ class Batching:
             weakref.WeakKeyDictionary()
         )
 
-    @staticmethod
-    def _gate_options() -> tuple[NetworkPolicy, bool]:
-        opts = ctx.options
-        policy = NetworkPolicy.of(opts.graph_block_network, opts.graph_allow_hosts)
-        return policy, bool(opts.graph_forward_ours)
-
     # --- the batch call ---------------------------------------------------------------------
 
     @flows.guarded
@@ -118,7 +113,7 @@ class Batching:
             logger.warning("refused a batch: %s", parsed.message)
             flows.answer(flow, parsed.reply(headers), by=AnsweredBy.CHECK)
             return
-        policy, forward_ours = self._gate_options()
+        policy, forward_ours = read_gate_options()
         host = graph_host(flow.request.host) or flow.request.host
         ours = {i.key for i in parsed.items if sub_request_is_ours(host, version, i.method, i.url)}
         edge = batch.crossing_edge(parsed, ours)

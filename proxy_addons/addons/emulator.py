@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from mitmproxy import ctx, exceptions, http
@@ -28,7 +28,8 @@ from mitmproxy.addonmanager import Loader
 from mitmproxy.proxy.mode_specs import ReverseMode
 
 from proxy_addons.addons import flows
-from proxy_addons.addons.options import ensure_lazy_connections
+from proxy_addons.addons.connection_strategy import ensure_lazy_connections
+from proxy_addons.addons.declared_options import declare
 from proxy_addons.common.answered_by import AnsweredBy
 from proxy_addons.graph import appointments, permissions
 from proxy_addons.graph.appointments import AppointmentRequest, Outcome, State, StateFileError
@@ -44,6 +45,7 @@ from proxy_addons.graph.replies import (
     json_reply,
 )
 from proxy_addons.graph.routes import Operation, Route
+from proxy_addons.options.simulate import SIMULATE
 
 logger = logging.getLogger(__name__)
 
@@ -113,59 +115,7 @@ class Emulator:
         self._lock: int | None = None  # held on the state file while it is ours
 
     def load(self, loader: Loader) -> None:
-        loader.add_option(
-            "graph_state",
-            str,
-            "",
-            "JSON file that keeps the emulator's appointments across restarts (written "
-            "atomically after every change). Empty: in memory only.",
-        )
-        loader.add_option(
-            "graph_provisioning_delay",
-            int,
-            0,
-            "Seconds in the Retry-After of a 409 Conflict that each owner's first create gets "
-            "once, as Graph does while it provisions a tenant. 0: off.",
-        )
-        loader.add_option(
-            "graph_deprecation_warnings",
-            bool,
-            False,
-            "Log that virtualAppointment is retired and add Deprecation, Sunset and Link "
-            "headers to its responses.",
-        )
-        loader.add_option(
-            "graph_require_auth",
-            bool,
-            True,
-            "Answer requests without an 'Authorization: Bearer ...' header with Graph's 401.",
-        )
-        loader.add_option(
-            "graph_allow_any_token",
-            bool,
-            False,
-            "Accept any bearer token. Off: a JWT (read, not verified) that is app-only, a "
-            "personal account's, or without an accepted delegated scope gets Graph's 403.",
-        )
-        loader.add_option(
-            "graph_accepted_scopes",
-            Sequence[str],
-            [],
-            "Delegated scopes that grant every operation. Empty: each operation's documented "
-            "ones (e.g. OnlineMeetings.ReadWrite or VirtualAppointment.ReadWrite to create).",
-        )
-        loader.add_option(
-            "graph_forbidden_code",
-            str,
-            permissions.FORBIDDEN_CODE,
-            "Error code of the 403 for a token without the permission (Graph's: Forbidden).",
-        )
-        loader.add_option(
-            "graph_forbidden_message",
-            str,
-            permissions.FORBIDDEN_MESSAGE,
-            "Error message of that 403 (Graph's is empty).",
-        )
+        declare(loader, SIMULATE)
 
     def configure(self, updated: set[str]) -> None:
         if "graph_accepted_scopes" in updated:

@@ -21,7 +21,6 @@ import functools
 import logging
 import math
 import time
-import typing
 import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from random import Random
@@ -32,8 +31,10 @@ from mitmproxy.addonmanager import Loader
 
 from proxy_addons.addons import control_rules, flows
 from proxy_addons.addons.batching import holds_ours
-from proxy_addons.addons.options import ensure_lazy_connections
+from proxy_addons.addons.connection_strategy import ensure_lazy_connections
+from proxy_addons.addons.declared_options import declare
 from proxy_addons.common.answered_by import AnsweredBy
+from proxy_addons.common.option_table import declared
 from proxy_addons.graph import etags
 from proxy_addons.graph.faults import (
     BrokenBody,
@@ -48,6 +49,7 @@ from proxy_addons.graph.faults import (
 )
 from proxy_addons.graph.replies import Reply
 from proxy_addons.graph.routes import Route
+from proxy_addons.options.proxy import FAULTS
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +57,7 @@ logger = logging.getLogger(__name__)
 # error is two); flows.FAULT holds the one that decided the answer, or "latency" when only a
 # delay happened.
 
-OPTIONS = ("graph_faults", "graph_faults_file", "graph_fault_seed")
+OPTIONS = tuple(row.name for row in declared(FAULTS))
 
 
 class ETags:
@@ -160,26 +162,7 @@ class FaultInjector:
     # --- options and commands -------------------------------------------------------------
 
     def load(self, loader: Loader) -> None:
-        loader.add_option(
-            "graph_faults",
-            Sequence[str],
-            [],
-            "Fault rules KIND[:key=value,...] for the Graph virtualAppointment routes, tried "
-            "in order, e.g. throttle:times=1,retry-after=1 or latency:ms=100-300,rate=0.5.",
-        )
-        loader.add_option(
-            "graph_faults_file",
-            str,
-            "",
-            "A YAML list of fault rules (spec strings or mappings with 'kind'), tried before "
-            "graph_faults.",
-        )
-        loader.add_option(
-            "graph_fault_seed",
-            typing.Optional[int],  # noqa: UP045 - the form mitmproxy's option parser knows
-            None,
-            "Seed for rate= and ms=MIN-MAX, so random faults repeat run after run.",
-        )
+        declare(loader, FAULTS)
 
     def configure(self, updated: set[str]) -> None:
         if not set(OPTIONS) & updated:

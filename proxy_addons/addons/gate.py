@@ -33,14 +33,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
 
-from mitmproxy import ctx, exceptions, http, tcp
+from mitmproxy import exceptions, http, tcp
 from mitmproxy.addonmanager import Loader
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 
 from proxy_addons.addons import flows
 from proxy_addons.addons.batching import holds_ours
+from proxy_addons.addons.declared_options import declare
+from proxy_addons.addons.gate_options import OPTIONS, read_gate_options
 from proxy_addons.common.answered_by import AnsweredBy
 from proxy_addons.graph.replies import (
     BAD_REQUEST,
@@ -63,40 +64,13 @@ from proxy_addons.graph.traffic import (
     disagreeing_name,
     mismatch_message,
 )
+from proxy_addons.options.proxy import NETWORK_POLICY
 
 logger = logging.getLogger(__name__)
 
-OPTIONS = ("graph_block_network", "graph_allow_hosts", "graph_forward_ours")
 RAW_TCP_TO_GRAPH = (
     "graph-vcr-proxy never relays raw TCP to a Graph host where its operations stay offline"
 )
-
-
-def declare_options(loader: Loader) -> None:
-    """The gate's options; the Gate and the Seal both declare them (identically), so either
-    works alone."""
-    loader.add_option(
-        "graph_block_network",
-        bool,
-        False,
-        "Block every host but loopback and graph_allow_hosts: a Graph host gets Graph's "
-        f"{BLOCKED_STATUS} {BLOCKED_CODE}, any other a plain {BLOCKED_OTHER_STATUS}, raw TCP "
-        "is closed and no upstream connection is opened.",
-    )
-    loader.add_option(
-        "graph_allow_hosts",
-        Sequence[str],
-        [],
-        "Hosts (names or IP addresses) that graph_block_network lets through; loopback always.",
-    )
-    loader.add_option(
-        "graph_forward_ours",
-        bool,
-        False,
-        "Our Graph operations may go upstream (record; replay with graph_on_miss=forward). "
-        f"Off: one no addon answered gets a 500, a $batch holding one gets {BATCH_STATUS} "
-        f"{BATCH_CODE}, and raw TCP to a Graph host is closed.",
-    )
 
 
 class _Options:
@@ -109,12 +83,10 @@ class _Options:
     def configure(self, updated: set[str]) -> None:
         if not set(OPTIONS) & updated:
             return
-        opts = ctx.options
         try:
-            self.policy = NetworkPolicy.of(opts.graph_block_network, opts.graph_allow_hosts)
+            self.policy, self.forward_ours = read_gate_options()
         except ValueError as exc:
             raise exceptions.OptionsError(str(exc)) from None
-        self.forward_ours = opts.graph_forward_ours
 
     def blocked_reply(self, flow: http.HTTPFlow, host: str) -> Reply:
         """The policy's answer to a request for ``host``: Graph's error for a Graph host or
@@ -139,7 +111,7 @@ class _WithGateOptions:
         self.options = _Options()
 
     def load(self, loader: Loader) -> None:
-        declare_options(loader)
+        declare(loader, NETWORK_POLICY)
 
     def configure(self, updated: set[str]) -> None:
         self.options.configure(updated)

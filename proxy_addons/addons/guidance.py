@@ -20,22 +20,16 @@ from mitmproxy import ctx, http
 from mitmproxy.addonmanager import Loader
 
 from proxy_addons.addons import flows
+from proxy_addons.addons.declared_options import declare
 from proxy_addons.graph.guidance import advise
+from proxy_addons.options.proxy import GUIDANCE
 
 logger = logging.getLogger(__name__)
 
 
 class Guidance:
     def load(self, loader: Loader) -> None:
-        loader.add_option(
-            "graph_guidance",
-            bool,
-            True,
-            "Note per Graph request, and in the exit summary, what Graph recommends that the "
-            "request did not do (client-request-id, v1.0 over beta, If-Match on writes, US "
-            "phone numbers for SMS). On while this addon is loaded; the CLI loads it with "
-            "--guidance.",
-        )
+        declare(loader, GUIDANCE)
 
     def request(self, flow: http.HTTPFlow) -> None:
         if not ctx.options.graph_guidance:

@@ -12,21 +12,20 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
-from mitmproxy import http
+from mitmproxy import ctx, exceptions, http
 
 from proxy_addons.addons import flows
+from proxy_addons.cassette import echo as echoing
 from proxy_addons.cassette.cassette import Interaction
 from proxy_addons.cassette.matching import CassetteIndex
+from proxy_addons.cassette.on_miss import MISS_CODE, MISS_STATUS
 from proxy_addons.common.answered_by import AnsweredBy
 from proxy_addons.common.json_body import JsonBody
 from proxy_addons.graph.replies import Reply, error_reply, refresh_headers
 
 logger = logging.getLogger(__name__)
-
-MISS_STATUS = 501
-MISS_CODE = "CassetteMiss"
 
 
 def replayed_reply(interaction: Interaction, request_headers: Mapping[str, str]) -> Reply:
@@ -35,6 +34,27 @@ def replayed_reply(interaction: Interaction, request_headers: Mapping[str, str])
     return dataclasses.replace(
         recorded, headers=tuple(refresh_headers(recorded.headers, request_headers))
     )
+
+
+NO_ECHO = echoing.EchoRules()
+
+
+def echo_rules(interactions: Iterable[Interaction]) -> echoing.EchoRules:
+    """The echo of each interaction a cassette addon plays, from ``graph_echo`` and the
+    recordings' own settings; a bad setting is refused as an option is."""
+    try:
+        return echoing.EchoRules.build(interactions, ctx.options.graph_echo)
+    except echoing.EchoError as exc:
+        raise exceptions.OptionsError(str(exc)) from None
+
+
+def echoed(flow: http.HTTPFlow, hit: Interaction, reply: Reply, rules: echoing.EchoRules) -> Reply:
+    """``reply`` with what ``rules`` say ``hit`` echoes of the flow's request filled in."""
+    wanted = rules.of(hit)
+    if not wanted.active:
+        return reply
+    body = flows.body_of(flow).document
+    return echoing.echoed_reply(reply, wanted, body, flows.route_of(flow))
 
 
 def miss_reply(
@@ -62,12 +82,19 @@ def answer_miss(flow: http.HTTPFlow, index: CassetteIndex) -> None:
     logger.warning("cassette miss: %s %s", request.method, url)
 
 
-def play(flow: http.HTTPFlow, index: CassetteIndex, *, answer_misses: bool) -> bool:
-    """Answer ``flow`` with its next recording from ``index`` or, with ``answer_misses``,
-    with a miss; False when it was left unanswered (to be forwarded)."""
+def play(
+    flow: http.HTTPFlow,
+    index: CassetteIndex,
+    *,
+    answer_misses: bool,
+    echo: echoing.EchoRules = NO_ECHO,
+) -> bool:
+    """Answer ``flow`` with its next recording from ``index`` (echoing the request as
+    ``echo`` says) or, with ``answer_misses``, with a miss; False when it was left
+    unanswered (to be forwarded)."""
     hit = index.play(flows.shape_of(flow), flows.body_of(flow).raw)
     if hit is not None:
-        reply = replayed_reply(hit, flows.request_headers(flow))
+        reply = echoed(flow, hit, replayed_reply(hit, flows.request_headers(flow)), echo)
         flows.answer(flow, reply, by=AnsweredBy.REPLAY)
         flow.metadata[flows.REPLAYED] = (str(hit.source), hit.position)
         return True

@@ -25,7 +25,10 @@ from pathlib import Path
 from mitmproxy import ctx, exceptions, http
 from mitmproxy.addonmanager import Loader
 
-from proxy_addons.addons import flows, playback, record_options
+from proxy_addons.addons import flows, playback
+from proxy_addons.addons.connection_strategy import ensure_lazy_connections
+from proxy_addons.addons.declared_options import check_choices, declare
+from proxy_addons.addons.gate_options import ensure_forwarding_ours
 from proxy_addons.addons.interactions import (
     Sent,
     decoded,
@@ -34,12 +37,6 @@ from proxy_addons.addons.interactions import (
     stored_response,
     stored_side,
 )
-from proxy_addons.addons.options import (
-    ensure_forwarding_ours,
-    ensure_lazy_connections,
-    require_choice,
-)
-from proxy_addons.addons.record_options import RECORD_MODES, VALIDATE_MODES
 from proxy_addons.addons.upstream import Upstream
 from proxy_addons.addons.validation_report import validate_request, validate_response
 from proxy_addons.cassette.matching import CassetteIndex
@@ -50,7 +47,8 @@ from proxy_addons.cassette.rerecording import Rerecording
 from proxy_addons.cassette.writer import CassetteWriteError
 from proxy_addons.common.answered_by import AnsweredBy
 from proxy_addons.graph.replies import error_reply
-from proxy_addons.graph.validation import ValidateMode
+from proxy_addons.graph.validate_mode import ValidateMode
+from proxy_addons.options.record import RECORD
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +58,7 @@ class Record:
         self.mode = RecordMode.ONCE
         self.cassette: OpenCassette | None = None  # None: nothing to record into or replay
         self.index = CassetteIndex()  # what modes new_episodes and none replay
+        self.echo = playback.NO_ECHO  # what they echo of each request (graph_echo)
         self.rerecording = Rerecording()  # what mode all replaces
         self.upstream: Upstream | None = None
         self.validate = ValidateMode.WARN
@@ -71,12 +70,11 @@ class Record:
         self._sent: weakref.WeakKeyDictionary[http.HTTPFlow, Sent] = weakref.WeakKeyDictionary()
 
     def load(self, loader: Loader) -> None:
-        record_options.declare(loader)
+        declare(loader, RECORD)
 
     def configure(self, updated: set[str]) -> None:
         opts = ctx.options
-        require_choice(updated, "graph_record_mode", RECORD_MODES)
-        require_choice(updated, "graph_validate", VALIDATE_MODES)
+        check_choices(updated, RECORD)
         self.validate = ValidateMode(opts.graph_validate)
         if "graph_upstream" in updated:
             try:
@@ -92,6 +90,8 @@ class Record:
                 opts.graph_cassette, RecordMode(opts.graph_record_mode), opts.graph_record_fsync
             )
         self.index.allow_repeats = opts.graph_allow_playback_repeats  # vcrpy's, default off
+        if {"graph_cassette", "graph_record_mode", "graph_echo"} & updated:
+            self.echo = playback.echo_rules(self.index)
 
     def _open(self, value: str, mode: RecordMode, fsync: bool) -> None:
         if self._opened_with == (value, mode, fsync):
@@ -133,7 +133,8 @@ class Record:
         if route is None or not validate_request(flow, route, self.validate):
             return
         answer_misses = not self.mode.records  # new_episodes forwards a miss, to record it
-        if self.mode.replays and playback.play(flow, self.index, answer_misses=answer_misses):
+        replays = self.mode.replays
+        if replays and playback.play(flow, self.index, answer_misses=answer_misses, echo=self.echo):
             return
         request = flow.request
         self._sent[flow] = Sent(request.method, request.pretty_url, stored_side(request))

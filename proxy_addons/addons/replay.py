@@ -17,20 +17,14 @@ from mitmproxy import ctx, exceptions, http
 from mitmproxy.addonmanager import Loader
 
 from proxy_addons.addons import flows, playback
-from proxy_addons.addons.options import (
-    declare_cassette,
-    declare_playback_repeats,
-    ensure_lazy_connections,
-    require_choice,
-)
-from proxy_addons.addons.playback import MISS_CODE, MISS_STATUS
+from proxy_addons.addons.connection_strategy import ensure_lazy_connections
+from proxy_addons.addons.declared_options import check_choices, declare
 from proxy_addons.cassette import cassette
 from proxy_addons.cassette.matching import CassetteIndex
 from proxy_addons.cassette.on_miss import OnMiss
+from proxy_addons.options.replay import REPLAY
 
 logger = logging.getLogger(__name__)
-
-ON_MISS = tuple(OnMiss)
 
 
 class Replay:
@@ -38,28 +32,13 @@ class Replay:
         self.index = CassetteIndex()
         self.is_running = False
         self.answer_misses = True  # graph_on_miss is OnMiss.ERROR, read once per change
+        self.echo = playback.NO_ECHO
 
     def load(self, loader: Loader) -> None:
-        declare_cassette(loader)
-        declare_playback_repeats(loader)
-        loader.add_option(
-            "graph_on_miss",
-            str,
-            OnMiss.ERROR.value,
-            "What to do with a Graph request the cassette has no answer for: answer it with "
-            f"a Graph-shaped {MISS_STATUS} {MISS_CODE} error naming the closest recorded "
-            "request, or forward it upstream.",
-            choices=ON_MISS,
-        )
-        loader.add_option(
-            "graph_match_body",
-            bool,
-            True,
-            "Match request bodies (compared as JSON) as well as method, URL and query.",
-        )
+        declare(loader, REPLAY)
 
     def configure(self, updated: set[str]) -> None:
-        require_choice(updated, "graph_on_miss", ON_MISS)
+        check_choices(updated, REPLAY)
         self.answer_misses = ctx.options.graph_on_miss == OnMiss.ERROR
         if {"graph_cassette", "graph_match_body"} & updated:
             try:
@@ -72,6 +51,8 @@ class Replay:
             if self.is_running:
                 self._announce()
         self.index.allow_repeats = ctx.options.graph_allow_playback_repeats
+        if {"graph_cassette", "graph_match_body", "graph_echo"} & updated:
+            self.echo = playback.echo_rules(self.index)
 
     def _announce(self) -> None:
         logger.info(
@@ -88,4 +69,4 @@ class Replay:
     @flows.guarded
     def request(self, flow: http.HTTPFlow) -> None:
         if flows.claim(flow) is not None:
-            playback.play(flow, self.index, answer_misses=self.answer_misses)
+            playback.play(flow, self.index, answer_misses=self.answer_misses, echo=self.echo)

@@ -41,6 +41,7 @@ from rich.table import Table
 from rich.text import Text
 
 from proxy_addons.addons import flows
+from proxy_addons.addons.declared_options import declare
 from proxy_addons.common import step_summary
 from proxy_addons.common.answered_by import answered
 from proxy_addons.common.files import replace_atomically
@@ -48,6 +49,7 @@ from proxy_addons.graph import least_privilege, run_summary, summary_markdown
 from proxy_addons.graph.guidance import Advice
 from proxy_addons.graph.routes import Route
 from proxy_addons.graph.run_summary import COLUMNS, OTHER_ROUTE, SOURCES, column_totals
+from proxy_addons.options.proxy import SUMMARY
 
 __all__ = ["COLUMNS", "OTHER_ROUTE", "SOURCES", "Summary", "Tally", "column_totals"]
 # Wide enough for every column's full name: a pipe or CI log has no width of its own, and
@@ -241,29 +243,7 @@ class Summary:
         return self.tally.counts
 
     def load(self, loader: Loader) -> None:
-        # graph-vcr-proxy's summary options, kept together:
-        loader.add_option(
-            "graph_summary", bool, True, "Print a summary table of the Graph calls at exit."
-        )
-        loader.add_option(
-            "graph_summary_json", str, "", "Also write the exit summary as JSON to this file."
-        )
-        loader.add_option(
-            "graph_summary_markdown",
-            str,
-            "",
-            "Also write the exit summary as GitHub-flavoured Markdown to this file; '-' appends "
-            "it to the file $GITHUB_STEP_SUMMARY names (a CI job summary), or prints it when "
-            "that is unset.",
-        )
-        loader.add_option(
-            "graph_permissions_report",
-            bool,
-            False,
-            "Add the least-privilege report to the exit summary (table, JSON, Markdown): each "
-            "operation's least privileged scope, each token's scopes beyond what its calls "
-            "needed.",
-        )
+        declare(loader, SUMMARY)
 
     def configure(self, updated: set[str]) -> None:
         # graph_cassette belongs to replay and record; alone, this addon has no such option.

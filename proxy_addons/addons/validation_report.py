@@ -20,8 +20,8 @@ from proxy_addons.common.answered_by import AnsweredBy
 from proxy_addons.graph.models import Problem, errors_only
 from proxy_addons.graph.replies import BAD_REQUEST, error_reply
 from proxy_addons.graph.routes import Route
+from proxy_addons.graph.validate_mode import ValidateMode
 from proxy_addons.graph.validation import (
-    ValidateMode,
     invalid_body_message,
     request_problems,
     response_problems,

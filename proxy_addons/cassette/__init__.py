@@ -16,7 +16,7 @@ def __getattr__(name: str) -> Any:
     cassettes by, kept; imported on first use, so that importing a module of this package
     (the pytest plugin does) does not load the cassette format and vcrpy with it."""
     if name == "bundled_cassettes":
-        from proxy_addons.cassette.cassette import bundled_cassettes
+        from proxy_addons.cassette.bundled import bundled_cassettes
 
         return bundled_cassettes
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -39,6 +39,7 @@ from vcr.request import Request
 from vcr.serialize import deserialize
 from vcr.serializers import compat, yamlserializer
 
+from proxy_addons.cassette.bundled import bundled_cassettes  # noqa: F401 - its old address
 from proxy_addons.common import content_encoding
 from proxy_addons.common.yaml_loading import (
     SAFE_LOADER,
@@ -173,13 +174,6 @@ class Interaction:
         """:func:`recorded_reply`, made on first use and kept: replay sends it again and
         again, and only its fresh headers change."""
         return recorded_reply(self)
-
-
-def bundled_cassettes() -> Path:
-    """The cassettes shipped with the package (installed) or beside it (source checkout)."""
-    package = Path(__file__).resolve().parent.parent  # proxy_addons/
-    installed, checkout = package / "cassettes", package.parent / "cassettes"
-    return installed if installed.is_dir() else checkout
 
 
 def cassette_files(path: Path) -> list[Path]:

@@ -6,8 +6,8 @@ mode's addons are assembled and served (``serving.py``), the web UI, the demo, `
 ``commands.main``. This ``__init__`` imports it on first use only: the pytest plugin imports
 the launcher from here and must not pay for the parser, pydantic's models or mitmproxy.
 
-May import every package below it (convert, addons, cassette, graph, common); never testing.
-Held by import-linter.
+May import every package below it (convert, addons, options, cassette, graph, common);
+never testing. Held by import-linter.
 """
 
 from typing import Any

@@ -11,16 +11,17 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from proxy_addons.cassette.on_miss import OnMiss
-from proxy_addons.cassette.record_mode import RecordMode
-from proxy_addons.cli import web_ui
+from proxy_addons.common.option_table import Option, flagged
 from proxy_addons.common.usage import USAGE_ERROR, UsageError
 from proxy_addons.graph import permissions
-from proxy_addons.graph.validation import ValidateMode
+from proxy_addons.graph.validate_mode import ValidateMode
+from proxy_addons.options.commands import command_options
+from proxy_addons.options.listen import LISTEN
+from proxy_addons.options.record import REDACTION
 
 logger = logging.getLogger("proxy_addons")
 
@@ -36,22 +37,6 @@ def configure_logging(verbose: bool) -> None:
 # --- arguments ----------------------------------------------------------------------------
 
 
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be 0..65535, got {port}")
-    return port
-
-
-def path_argument(text: str) -> str:
-    """The ``type`` of every argument that names a file or folder: the text as given. The
-    pytest plugin's proxy finds them by it and keeps each under its session root."""
-    return text
-
-
 class Parser(argparse.ArgumentParser):
     """argparse, but a bad argument is one line and exit status 2, never a usage dump."""
 
@@ -60,242 +45,59 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{command}: {message}" if command else message)
 
 
-def add_proxy_arguments(parser: argparse.ArgumentParser) -> None:
-    add_listen_arguments(parser)
-    add_common_mode_arguments(parser)
+def add_option_arguments(parser: argparse.ArgumentParser, rows: Iterable[Option]) -> None:
+    """A flag for each row of an option table (``proxy_addons/options/``) that has one, in the
+    table's order; how each flag sets its option is the row's (``option_table.Option``)."""
+    for row in flagged(rows):
+        assert row.flag is not None
+        extra: dict[str, Any] = {}
+        if row.is_switch:
+            extra["action"] = "store_true"
+        else:
+            if row.is_repeated:
+                extra["action"] = "append"
+            else:
+                extra["default"] = row.flag_default
+            if row.value_type is not None:
+                extra["type"] = row.value_type
+            if row.choices is not None:
+                extra["choices"] = row.choices
+            if row.metavar is not None:
+                extra["metavar"] = row.metavar
+        if row.required:
+            extra["required"] = True
+        parser.add_argument(row.flag, help=row.flag_help, **extra)
+
+
+def add_proxy_arguments(parser: argparse.ArgumentParser, mode: str) -> None:
+    """Every argument of ``graph-vcr-proxy MODE``: where it listens, what every mode shares,
+    then the mode's own."""
+    add_option_arguments(parser, command_options(mode))
 
 
 def add_listen_arguments(parser: argparse.ArgumentParser) -> None:
     """Where the proxy listens and keeps its CA, and how loud it is: fixed for its lifetime."""
-    parser.add_argument("--listen-host", default="127.0.0.1", help="default: 127.0.0.1")
-    parser.add_argument("--listen-port", type=_port, default=8080, help="0 takes a free port")
-    parser.add_argument(
-        "--confdir",
-        type=path_argument,
-        default="~/.mitmproxy",
-        help="where mitmproxy keeps its CA (default: %(default)s)",
-    )
-    parser.add_argument("--verbose", action="store_true", help="show mitmproxy's own log")
-    parser.add_argument(
-        "--web",
-        action="store_true",
-        help="run inside mitmproxy's web UI (on 127.0.0.1 only), each Graph flow tagged with "
-        "who answered it; its URL is the third line printed",
-    )
-    parser.add_argument(
-        "--web-port",
-        type=_port,
-        metavar="P",
-        help=f"the web UI's port (default: {web_ui.DEFAULT_PORT}; 0 takes a free port)",
-    )
-
-
-def add_common_mode_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments every proxy mode takes besides the listen ones: faults, seed, summary, and
-    the network policy."""
-    parser.add_argument(
-        "--block-network",
-        action="store_true",
-        help="block every host but loopback (and --allow-host): a Graph host gets Graph's 403 "
-        "BlockedByNetworkPolicy, any other a 502, raw TCP is closed (default: traffic that is "
-        "not ours passes untouched)",
-    )
-    parser.add_argument(
-        "--allow-host",
-        action="append",
-        metavar="HOST",
-        help="a host name or IP address --block-network lets through (repeatable)",
-    )
-    parser.add_argument(
-        "--fault",
-        action="append",
-        metavar="SPEC",
-        help="inject a fault, KIND[:key=value,...], e.g. throttle:times=1,retry-after=1 "
-        "(repeatable; tried in order)",
-    )
-    parser.add_argument(
-        "--faults",
-        type=path_argument,
-        metavar="FILE",
-        help="a YAML list of fault rules, tried before --fault",
-    )
-    parser.add_argument(
-        "--seed", type=int, metavar="N", help="make rate= and ms=MIN-MAX faults repeatable"
-    )
-    parser.add_argument(
-        "--summary-json",
-        type=path_argument,
-        metavar="FILE",
-        help="write the exit summary as JSON to FILE",
-    )
-    parser.add_argument(
-        "--no-summary", action="store_true", help="do not print the summary table at exit"
-    )
-    add_report_arguments(parser)
-
-
-def add_report_arguments(parser: argparse.ArgumentParser) -> None:
-    """The exit summary's reports (issue 20): Markdown, least privilege, guidance."""
-    parser.add_argument(
-        "--summary-markdown",
-        type=path_argument,
-        metavar="FILE",
-        help="write the exit summary as GitHub-flavoured Markdown to FILE; '-' appends it to "
-        "the file $GITHUB_STEP_SUMMARY names (a CI job summary), or prints it when unset",
-    )
-    parser.add_argument(
-        "--permissions-report",
-        action="store_true",
-        help="add the least-privilege report to the exit summary (table, JSON, Markdown): "
-        "each operation's least privileged scope, each token's scopes beyond its calls' needs",
-    )
-    parser.add_argument(
-        "--guidance",
-        action="store_true",
-        help="log, per Graph request, what Graph recommends that it did not do "
-        "(client-request-id, v1.0 over beta, If-Match on writes, US phone numbers for SMS), "
-        "and count it in the exit summary",
-    )
-
-
-def add_replay_parser(sub: Any) -> None:
-    replay = sub.add_parser("replay", help="answer Graph calls from cassettes, offline")
-    add_proxy_arguments(replay)
-    replay.add_argument(
-        "--cassette", type=path_argument, help="cassette file or folder (default: bundled)"
-    )
-    replay.add_argument("--on-miss", choices=tuple(OnMiss), default=OnMiss.ERROR.value)
-    replay.add_argument(
-        "--ignore-body", action="store_true", help="match on method, URL and query only"
-    )
-    add_playback_arguments(replay)
-
-
-def add_playback_arguments(parser: argparse.ArgumentParser) -> None:
-    """How a cassette answers, in replay and in the record modes that replay."""
-    parser.add_argument(
-        "--allow-playback-repeats",
-        action="store_true",
-        help="let the last recorded answer to a request answer it again (vcrpy's "
-        "allow_playback_repeats); default: each recorded interaction answers once, in order",
-    )
-
-
-def add_record_parser(sub: Any) -> None:
-    record = sub.add_parser("record", help="forward Graph calls and record them to a cassette")
-    add_proxy_arguments(record)
-    record.add_argument(
-        "--cassette", type=path_argument, required=True, help="cassette file to record into"
-    )
-    record.add_argument(
-        "--record-mode",
-        choices=tuple(RecordMode),
-        default=str(RecordMode.ONCE),
-        help="vcrpy's record modes (default: %(default)s, which refuses an existing cassette)",
-    )
-    record.add_argument(
-        "--upstream",
-        metavar="URL",
-        default="",
-        help="send Graph calls to this base URL instead of the real host; the cassette keeps "
-        "the real Graph URL",
-    )
-    record.add_argument(
-        "--validate",
-        choices=tuple(ValidateMode),
-        default="warn",
-        help="warn: log each problem; enforce: also refuse invalid requests with Graph's 400 "
-        "(default: %(default)s)",
-    )
-    add_redaction_arguments(record)
-    add_playback_arguments(record)
-    record.add_argument(
-        "--decode-compressed-response",
-        action="store_true",
-        help="store compressed response bodies decoded, without their Content-Encoding "
-        "(vcrpy's decode_compressed_response; default: as received, as vcrpy does)",
-    )
-    record.add_argument(
-        "--no-fsync",
-        action="store_true",
-        help="write each interaction without fsync (still safe from a killed proxy, not from "
-        "a power cut)",
-    )
+    add_option_arguments(parser, LISTEN)
 
 
 def add_redaction_arguments(parser: argparse.ArgumentParser) -> None:
     """What is redacted besides the credentials: the recorder's options, also on imports."""
-    parser.add_argument(
-        "--redact-header",
-        action="append",
-        metavar="NAME",
-        help="also redact this header (repeatable; Authorization, Cookie, Set-Cookie always)",
-    )
-    parser.add_argument(
-        "--redact-field",
-        action="append",
-        metavar="NAME",
-        help="also redact this JSON field at any depth, e.g. emailAddress (repeatable)",
-    )
+    add_option_arguments(parser, REDACTION)
+
+
+def add_replay_parser(sub: Any) -> None:
+    replay = sub.add_parser("replay", help="answer Graph calls from cassettes, offline")
+    add_proxy_arguments(replay, "replay")
+
+
+def add_record_parser(sub: Any) -> None:
+    record = sub.add_parser("record", help="forward Graph calls and record them to a cassette")
+    add_proxy_arguments(record, "record")
 
 
 def add_simulate_parser(sub: Any) -> None:
     simulate = sub.add_parser("simulate", help="answer Graph calls from a stateful emulator")
-    add_proxy_arguments(simulate)
-    simulate.add_argument(
-        "--state",
-        type=path_argument,
-        metavar="FILE",
-        help="keep appointments in FILE across restarts",
-    )
-    simulate.add_argument(
-        "--provisioning-delay",
-        type=int,
-        default=0,
-        metavar="SECONDS",
-        help="each owner's first create gets 409 with this Retry-After once (default: 0, off)",
-    )
-    simulate.add_argument(
-        "--deprecation-warnings",
-        action="store_true",
-        help="log that virtualAppointment is retired; add Deprecation/Sunset/Link headers",
-    )
-    simulate.add_argument(
-        "--allow-anonymous",
-        action="store_true",
-        help="accept requests without an 'Authorization: Bearer' header",
-    )
-    simulate.add_argument(
-        "--allow-any-token",
-        action="store_true",
-        help="do not judge what a JWT bearer token grants (by default app-only tokens, personal "
-        "accounts' tokens and tokens without an accepted scope get Graph's 403)",
-    )
-    simulate.add_argument(
-        "--accept-scope",
-        action="append",
-        metavar="SCOPE",
-        help="a delegated scope that grants every operation (repeatable; default: each "
-        "operation's documented scopes)",
-    )
-    simulate.add_argument(
-        "--forbidden-code",
-        default=permissions.FORBIDDEN_CODE,
-        metavar="CODE",
-        help="error code of that 403 (default: %(default)s, Graph's)",
-    )
-    simulate.add_argument(
-        "--forbidden-message",
-        default=permissions.FORBIDDEN_MESSAGE,
-        metavar="TEXT",
-        help="error message of that 403 (default: empty, Graph's)",
-    )
-    simulate.add_argument(
-        "--reverse",
-        action="store_true",
-        help="serve plain HTTP as graph.microsoft.com itself instead of being a proxy "
-        "(an --upstream for record)",
-    )
+    add_proxy_arguments(simulate, "simulate")
 
 
 def build_parser() -> Parser:

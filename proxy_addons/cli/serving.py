@@ -2,7 +2,9 @@
 own addons, and a mitmproxy master bound to loopback that prints the one "proxy listening on"
 line and stops cleanly on SIGINT/SIGTERM.
 
-Every mode is one function from parsed arguments to (addons, option settings). ``commands.py``
+Every mode is one function from parsed arguments to (addons, option settings); the settings
+are the mode's option table read from the arguments (``option_table.settings``), and a mode
+function adds only what is really its own (``graph_forward_ours``, ``--reverse``). ``commands.py``
 parses the arguments and imports this module only for a command that runs a proxy, so the
 commands that only read cassettes (``show``, ``schema``, ``validate``, conversions) start
 without mitmproxy's proxy machinery.
@@ -31,7 +33,13 @@ from proxy_addons.addons.replay import Replay
 from proxy_addons.addons.unreachable_upstream import UnreachableUpstream
 from proxy_addons.cassette.on_miss import OnMiss
 from proxy_addons.cli import web_ui
+from proxy_addons.common.option_table import settings as option_settings
 from proxy_addons.common.usage import USAGE_ERROR, UsageError
+from proxy_addons.options.listen import PROCESS
+from proxy_addons.options.proxy import FAULTS, FORWARD_OURS, GUIDANCE, NETWORK_POLICY, SUMMARY
+from proxy_addons.options.record import RECORD
+from proxy_addons.options.replay import REPLAY
+from proxy_addons.options.simulate import SIMULATE
 
 ModeBuilder = Callable[[argparse.Namespace], tuple[list[Any], dict[str, Any]]]
 
@@ -40,31 +48,16 @@ ModeBuilder = Callable[[argparse.Namespace], tuple[list[Any], dict[str, Any]]]
 
 
 def replay_mode(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
-    settings: dict[str, Any] = {
-        "graph_on_miss": args.on_miss,
-        "graph_match_body": not args.ignore_body,
+    settings = {
+        **option_settings(args, REPLAY),
         **gate_settings(args, forward_ours=args.on_miss == OnMiss.FORWARD),
-        "graph_allow_playback_repeats": args.allow_playback_repeats,
     }
-    if args.cassette:
-        settings["graph_cassette"] = args.cassette
     return [Replay(), Seal(), UnreachableUpstream()], settings
 
 
 def record_mode(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
     """``record``: forward, validate, redact and append each interaction to the cassette."""
-    settings: dict[str, Any] = {
-        "graph_cassette": args.cassette,
-        "graph_record_mode": args.record_mode,
-        "graph_upstream": args.upstream,
-        "graph_validate": args.validate,
-        "graph_redact_headers": list(args.redact_header or []),
-        "graph_redact_fields": list(args.redact_field or []),
-        "graph_record_fsync": not args.no_fsync,
-        "graph_record_decode_compressed": args.decode_compressed_response,
-        **gate_settings(args, forward_ours=True),
-        "graph_allow_playback_repeats": args.allow_playback_repeats,
-    }
+    settings = {**option_settings(args, RECORD), **gate_settings(args, forward_ours=True)}
     return [Record(), Seal(), UnreachableUpstream()], settings
 
 
@@ -72,17 +65,7 @@ def simulate_mode(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
     """``simulate``: the stateful emulator, as a proxy or (``--reverse``) as Graph itself."""
     from proxy_addons.addons.emulator import Emulator  # not needed by the other modes' start-up
 
-    settings: dict[str, Any] = {
-        "graph_state": args.state or "",
-        "graph_provisioning_delay": args.provisioning_delay,
-        "graph_deprecation_warnings": args.deprecation_warnings,
-        "graph_require_auth": not args.allow_anonymous,
-        "graph_allow_any_token": args.allow_any_token,
-        "graph_accepted_scopes": list(args.accept_scope or []),
-        "graph_forbidden_code": args.forbidden_code,
-        "graph_forbidden_message": args.forbidden_message,
-        **gate_settings(args, forward_ours=False),
-    }
+    settings = {**option_settings(args, SIMULATE), **gate_settings(args, forward_ours=False)}
     if args.reverse:
         # A plain-HTTP endpoint that parses every request as a graph.microsoft.com URL: what
         # the recorder's --upstream points at. The emulator answers; nothing goes upstream.
@@ -95,11 +78,7 @@ def gate_settings(args: argparse.Namespace, *, forward_ours: bool) -> dict[str, 
     mode may send our operations upstream, which each mode above states here, in one place:
     record does, replay only with ``--on-miss forward``, simulate never. The gate's seal
     (``gate.Seal``) comes right after each mode's addon, before anything that would connect."""
-    return {
-        "graph_block_network": args.block_network,
-        "graph_allow_hosts": list(args.allow_host or []),
-        "graph_forward_ours": forward_ours,
-    }
+    return {**option_settings(args, NETWORK_POLICY), FORWARD_OURS.name: forward_ours}
 
 
 def common_addons(args: argparse.Namespace) -> tuple[list[Any], list[Any], dict[str, Any]]:
@@ -114,28 +93,19 @@ def common_addons(args: argparse.Namespace) -> tuple[list[Any], list[Any], dict[
     """
     from proxy_addons.addons.summary import Summary  # rich: only for proxies that print a summary
 
-    settings: dict[str, Any] = {
-        **fault_settings(args),
-        "graph_summary": not args.no_summary,
-        "graph_summary_json": args.summary_json or "",
-        "graph_summary_markdown": args.summary_markdown or "",
-        "graph_permissions_report": args.permissions_report,
-    }
+    settings = {**fault_settings(args), **option_settings(args, SUMMARY)}
     first = [Gate(), ControlEndpoint(), FaultInjector(), Batching()]
     if args.guidance:  # only in the chain when asked: each addon costs every request a dispatch
         from proxy_addons.addons.guidance import Guidance
 
         first.append(Guidance())
+        settings |= option_settings(args, GUIDANCE)
     return first, [Summary()], settings
 
 
 def fault_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The fault injector's options from the fault arguments every mode takes."""
-    return {
-        "graph_faults": list(args.fault or []),
-        "graph_faults_file": args.faults or "",
-        "graph_fault_seed": args.seed,
-    }
+    return option_settings(args, FAULTS)
 
 
 MODES: dict[str, ModeBuilder] = {
@@ -250,7 +220,7 @@ async def serve(
     if args.web_port is not None and not args.web:
         raise UsageError("--web-port: only with --web")
     opts = options.Options(
-        listen_host=args.listen_host, listen_port=args.listen_port, confdir=args.confdir
+        **{row.name: getattr(args, row.dest) for row in PROCESS if row.name is not None}
     )
     proxy: master.Master
     if args.web:

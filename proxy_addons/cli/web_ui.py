@@ -13,11 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 from mitmproxy import options
 
+from proxy_addons.options.listen import DEFAULT_WEB_PORT
+
 if TYPE_CHECKING:  # imported when used: tornado and the UI cost every other command 0.1 s
     from mitmproxy.tools.web.master import WebMaster
 
 WEB_HOST = "127.0.0.1"  # loopback only, whatever --listen-host says: the UI can replay flows
-DEFAULT_PORT = 8081  # mitmweb's own default, beside the proxy's 8080
+DEFAULT_PORT = DEFAULT_WEB_PORT  # the --web-port row's (options/listen.py)
 URL_LINE = "web UI on "  # the third start-up line, after the proxy's and the CA's
 COMMENT_COLUMN = "comment"  # mitmweb hides flow comments unless this column is shown
 

@@ -7,7 +7,6 @@ check the same thing the same way.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel
@@ -23,13 +22,6 @@ from proxy_addons.graph.models import (
     strict_problems,
 )
 from proxy_addons.graph.routes import Operation
-
-
-class ValidateMode(StrEnum):
-    WARN = "warn"  # log and count each problem
-    ENFORCE = "enforce"  # also answer a request with errors with Graph's 400
-    OFF = "off"  # check nothing
-
 
 REQUEST_MODELS: dict[Operation, type[BaseModel]] = {
     Operation.CREATE: VirtualAppointment,

@@ -28,6 +28,7 @@ from typing import Any, NamedTuple, NoReturn
 
 import pytest
 
+from proxy_addons.cassette.record_mode import RecordMode
 from proxy_addons.testing import socket_guard
 from proxy_addons.testing.call_assertions import unplayed_failure
 from proxy_addons.testing.journal import failures_message, misses_message
@@ -39,7 +40,6 @@ from proxy_addons.testing.session_client import (
 )
 from proxy_addons.testing.vcr_settings import (
     GraphVcrError,
-    TestRecordMode,
     allowed_hosts,
     default_cassette_name,
     merge,
@@ -67,7 +67,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("graph-vcr-proxy")
     group.addoption(
         "--graph-record-mode",
-        choices=tuple(TestRecordMode),
+        choices=tuple(RecordMode),
         default=None,
         help="vcrpy's record mode for graph_vcr cassettes (default: none, replay only; "
         "rewrite deletes each cassette first)",

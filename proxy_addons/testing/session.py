@@ -60,8 +60,11 @@ from proxy_addons.cli import serving
 from proxy_addons.common.answered_by import AnsweredBy, answered
 from proxy_addons.common.control_address import CALLS_PATH, PLAYED_PATH, SESSION_PATH
 from proxy_addons.common.files import replace_atomically
+from proxy_addons.common.option_table import declared, flagged, path_argument
 from proxy_addons.common.usage import USAGE_ERROR, UsageError
 from proxy_addons.graph.replies import error_reply
+from proxy_addons.options.commands import command_options
+from proxy_addons.options.replay import REPLAY
 from proxy_addons.testing.call_assertions import Recorded
 from proxy_addons.testing.journal import FAILING, Call, journal_headers, parsed_body
 
@@ -139,26 +142,14 @@ def session_request(data: Any) -> tuple[str, list[str]]:
 
 # --- a session's arguments ----------------------------------------------------------------
 
-PROCESS = "set when the proxy starts, not per session (in a test's args: a proxy of its own)"
-WEB = "a web UI would close with the test; run graph-vcr-proxy MODE --web by hand"
-RUN_REPORT = (
-    "the run's reports are the pytest plugin's: --graph-summary-markdown, "
-    "--graph-permissions-report, --graph-guidance"
-)
-# What a session's arguments may not set, by the parser's name for it (``dest``): the options
-# that name them come from the parser itself, so no spelling of one gets past.
+# What a session's arguments may not set, by the parser's name for it (``dest``), and why:
+# the rows of the option tables that say so. The options that name them come from the parser
+# itself, so no spelling of one gets past.
 NOT_PER_SESSION = {
-    "listen_host": PROCESS,
-    "listen_port": PROCESS,
-    "confdir": PROCESS,
-    "verbose": PROCESS,
-    "reverse": "makes a plain-HTTP Graph endpoint, not the proxy the test's clients are sent to",
-    "summary_json": "the pytest plugin's proxy prints no exit summary; use graph_vcr_proxy.calls",
-    "summary_markdown": RUN_REPORT,
-    "permissions_report": RUN_REPORT,
-    "guidance": RUN_REPORT,
-    "web": WEB,
-    "web_port": WEB,
+    row.dest: row.session_refusal
+    for mode in serving.MODES
+    for row in flagged(command_options(mode))
+    if row.session_refusal
 }
 
 
@@ -238,7 +229,7 @@ def checked_arguments(
                 f"{name} is given twice: a test's args can't override what the session "
                 "already sets (the cassette the pytest plugin confined to its folder, say)"
             )
-    for action in dict.fromkeys(a for _, a in given if a.type is cli.path_argument):
+    for action in dict.fromkeys(a for _, a in given if a.type is path_argument):
         value = getattr(args, action.dest)
         for path in value if isinstance(value, list) else [value]:
             if path and outside(root, path):
@@ -249,12 +240,7 @@ def checked_arguments(
     return args
 
 
-REPLAY_OPTIONS = (
-    "graph_cassette",
-    "graph_on_miss",
-    "graph_match_body",
-    "graph_allow_playback_repeats",
-)  # Replay's own
+REPLAY_OPTIONS = tuple(row.name for row in declared(REPLAY))  # Replay's own
 
 
 def missing_cassette_ok(data: dict[str, Any], mode: str, cassette: str | None) -> Path | None:
@@ -451,14 +437,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     cli.add_listen_arguments(parser)
     parser.add_argument(
         "--session-root",
-        type=cli.path_argument,
+        type=path_argument,
         required=True,
         metavar="DIR",
         help="the folder every path a session names (cassettes, state files...) must be in",
     )
     parser.add_argument(
         "--summary-dir",
-        type=cli.path_argument,
+        type=path_argument,
         metavar="DIR",
         help="at exit, write the summary of every test served as JSON into DIR (the pytest "
         "plugin's --graph-summary-markdown merges them)",

@@ -22,6 +22,12 @@ from typing import Any
 
 from proxy_addons.cassette.record_mode import RecordMode
 from proxy_addons.common.files import MAX_REPLACED_NAME, cut_to_size, impossible_name, name_size
+from proxy_addons.options.cassette import CASSETTE, ECHO, PLAYBACK_REPEATS
+from proxy_addons.options.listen import PROCESS
+from proxy_addons.options.proxy import ALLOW_HOSTS, BLOCK_NETWORK, FAULT_SEED, FAULT_SPECS
+from proxy_addons.options.record import RECORD_MODE, REDACT_FIELDS, REDACT_HEADERS, UPSTREAM
+from proxy_addons.options.replay import MATCH_BODY
+from proxy_addons.options.simulate import REQUIRE_AUTH
 
 # pytest-recording's rule: each of these in a test's name becomes "-" in its cassette's name.
 UNSAFE_IN_FILE_NAMES = "<>?%*:|\"'/\\"
@@ -31,16 +37,10 @@ SUFFIX = ".yaml"
 MAX_NAME = MAX_REPLACED_NAME
 # Command-line arguments that change the proxy process itself, not what it serves: a test
 # that passes them in ``args`` gets a proxy of its own. The value: whether they take one.
-# (tests/test_vcr_settings.py holds this to the CLI's parser, which the plugin can't import.)
 # Everything else in ``args`` goes to the proxy, whose parser refuses, in one line, what a
 # test may not ask for (``session.checked_arguments``): abbreviations, --help, an option the
 # plugin already set (the cassette), --reverse, --web..., a file outside the session root.
-START_ARGUMENTS = {
-    "--listen-host": True,
-    "--listen-port": True,
-    "--confdir": True,
-    "--verbose": False,
-}
+START_ARGUMENTS = {row.flag: row.takes_value for row in PROCESS if row.flag is not None}
 
 
 class GraphVcrError(ValueError):
@@ -53,25 +53,13 @@ class ProxyMode(StrEnum):
     SIMULATE = "simulate"  # the stateful emulator
 
 
-class TestRecordMode(StrEnum):
-    """``--graph-record-mode``: vcrpy's modes, and pytest-recording's ``rewrite``."""
-
-    __test__ = False  # not a test class, whatever its name
-
-    NONE = "none"
-    ONCE = "once"
-    NEW_EPISODES = "new_episodes"
-    ALL = "all"
-    REWRITE = "rewrite"  # delete the cassette, then record it anew (new_episodes)
-
-
 @dataclass(frozen=True)
 class Settings:
     """The merged ``graph_vcr`` keys of one test (see the README's table)."""
 
     mode: ProxyMode = ProxyMode.REPLAY
     cassette: str | None = None
-    record_mode: TestRecordMode | None = None
+    record_mode: RecordMode | None = None
     upstream: str | None = None
     faults: tuple[str, ...] = ()
     seed: int | None = None
@@ -83,6 +71,7 @@ class Settings:
     allowed_hosts: tuple[str, ...] = ()  # hosts the proxy may reach besides loopback
     allow_playback_repeats: bool = False  # vcrpy's: the last answer to a request repeats
     assert_all_played: bool = False  # the test fails if a recorded interaction was not played
+    echo: tuple[str, ...] = ()  # fields of a replayed JSON answer taken from the request
     args: tuple[str, ...] = ()
 
 
@@ -111,10 +100,10 @@ def settings_of(merged: Mapping[str, Any]) -> Settings:
     try:
         values["mode"] = ProxyMode(values.get("mode", ProxyMode.REPLAY))
         if values.get("record_mode") is not None:
-            values["record_mode"] = TestRecordMode(values["record_mode"])
+            values["record_mode"] = RecordMode(values["record_mode"])
     except ValueError as exc:
         raise GraphVcrError(f"graph_vcr: {exc}") from None
-    for key in ("faults", "redact_headers", "redact_fields", "allowed_hosts", "args"):
+    for key in ("faults", "redact_headers", "redact_fields", "allowed_hosts", "echo", "args"):
         if key in values:
             values[key] = _strings(key, values[key])
     flags = ("allow_misses", "match_body", "allow_anonymous", "allow_playback_repeats")
@@ -126,6 +115,8 @@ def settings_of(merged: Mapping[str, Any]) -> Settings:
             raise GraphVcrError(f"graph_vcr: {key} must be a string, not {values[key]!r}")
     if values.get("assert_all_played") and values["mode"] is ProxyMode.SIMULATE:
         raise GraphVcrError("graph_vcr: assert_all_played needs a cassette (mode replay or record)")
+    if values.get("echo") and values["mode"] is ProxyMode.SIMULATE:
+        raise GraphVcrError("graph_vcr: echo needs a cassette (mode replay or record)")
     seed = values.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise GraphVcrError(f"graph_vcr: seed must be an integer, not {seed!r}")
@@ -197,7 +188,7 @@ class Plan:
     mode: str  # the session's mode: replay, record or simulate
     args: tuple[str, ...]
     cassette: Path | None = None
-    record_mode: TestRecordMode | None = None
+    record_mode: RecordMode | None = None
     rewrite: bool = False  # delete the cassette before the test (record mode rewrite)
     start_args: tuple[str, ...] = field(default=())  # non-empty: the test needs its own proxy
     # Replay in record mode none: a cassette file that does not exist is a miss only when a
@@ -205,16 +196,14 @@ class Plan:
     missing_cassette_ok: bool = False
 
 
-def effective_record_mode(
-    settings: Settings, command_line: TestRecordMode | None
-) -> TestRecordMode:
+def effective_record_mode(settings: Settings, command_line: RecordMode | None) -> RecordMode:
     """A ``record_mode`` in the markers or config wins (as in pytest-recording), then the
     ``--graph-record-mode`` option, then the mode's own default."""
     if settings.record_mode is not None:
         return settings.record_mode
     if command_line is not None:
         return command_line
-    return TestRecordMode.ONCE if settings.mode is ProxyMode.RECORD else TestRecordMode.NONE
+    return RecordMode.ONCE if settings.mode is ProxyMode.RECORD else RecordMode.NONE
 
 
 def allowed_hosts(settings: Settings, command_line: Iterable[str] = ()) -> tuple[str, ...]:
@@ -226,7 +215,7 @@ def allowed_hosts(settings: Settings, command_line: Iterable[str] = ()) -> tuple
 def network_arguments(hosts: Iterable[str]) -> tuple[str, ...]:
     """The plugin's proxy exists only for tests: it blocks every host but loopback and
     ``hosts``, so a request that is not ours never reaches the network by accident."""
-    return ("--block-network", *(arg for host in hosts for arg in ("--allow-host", host)))
+    return (*BLOCK_NETWORK.arguments(True), *ALLOW_HOSTS.arguments(list(hosts)))
 
 
 def plan(
@@ -234,39 +223,43 @@ def plan(
     *,
     cassette_dir: Path,
     default_name: str,
-    record_mode: TestRecordMode | str | None = None,
+    record_mode: RecordMode | str | None = None,
     upstream: str | None = None,
     allowed: Iterable[str] = (),
 ) -> Plan:
     """The session for a test. ``record_mode``, ``upstream`` and ``allowed`` (hosts) are the
     command line's."""
     start_args, user_args = split_start_arguments(settings.args)
-    faults = [arg for spec in settings.faults for arg in ("--fault", spec)]
-    if settings.seed is not None:
-        faults += ["--seed", str(settings.seed)]
+    faults = (*FAULT_SPECS.arguments(settings.faults), *FAULT_SEED.arguments(settings.seed))
     user_args = (*network_arguments(allowed_hosts(settings, allowed)), *user_args)
     if settings.mode is ProxyMode.SIMULATE:
-        extra = ["--allow-anonymous"] if settings.allow_anonymous else []
-        return Plan("simulate", (*faults, *extra, *user_args), start_args=start_args)
+        anonymous = REQUIRE_AUTH.arguments(not settings.allow_anonymous)
+        return Plan("simulate", (*faults, *anonymous, *user_args), start_args=start_args)
     path = cassette_path(cassette_dir, settings.cassette or default_name)
-    mode = effective_record_mode(settings, TestRecordMode(record_mode) if record_mode else None)
-    replay = mode is TestRecordMode.NONE or (mode is TestRecordMode.ONCE and path.exists())
-    repeats = ["--allow-playback-repeats"] if settings.allow_playback_repeats else []
+    mode = effective_record_mode(settings, RecordMode(record_mode) if record_mode else None)
+    replay = mode is RecordMode.NONE or (mode is RecordMode.ONCE and path.exists())
+    cassette = CASSETTE.arguments(str(path))
+    # How the cassette plays, in replay and in the record modes that replay.
+    playing = (
+        *PLAYBACK_REPEATS.arguments(settings.allow_playback_repeats),
+        *ECHO.arguments(settings.echo),
+    )
     if replay:
-        extra = repeats + ([] if settings.match_body else ["--ignore-body"])
-        args = ("--cassette", str(path), *faults, *extra, *user_args)
-        missing_ok = mode is TestRecordMode.NONE
+        extra = (*playing, *MATCH_BODY.arguments(settings.match_body))
+        args = (*cassette, *faults, *extra, *user_args)
+        missing_ok = mode is RecordMode.NONE
         return Plan(
             "replay", args, path, mode, start_args=start_args, missing_cassette_ok=missing_ok
         )
-    recording = RecordMode.NEW_EPISODES if mode is TestRecordMode.REWRITE else RecordMode(mode)
-    extra = ["--upstream", settings.upstream or upstream] if settings.upstream or upstream else []
-    extra += repeats
-    extra += [a for name in settings.redact_headers for a in ("--redact-header", name)]
-    extra += [a for name in settings.redact_fields for a in ("--redact-field", name)]
-    args = ("--cassette", str(path), "--record-mode", str(recording), *faults, *extra, *user_args)
-    rewrite = mode is TestRecordMode.REWRITE
-    return Plan("record", args, path, mode, rewrite=rewrite, start_args=start_args)
+    recording = RECORD_MODE.arguments(mode.for_recorder)
+    extra = (
+        *UPSTREAM.arguments(settings.upstream or upstream or None),
+        *playing,
+        *REDACT_HEADERS.arguments(settings.redact_headers),
+        *REDACT_FIELDS.arguments(settings.redact_fields),
+    )
+    args = (*cassette, *recording, *faults, *extra, *user_args)
+    return Plan("record", args, path, mode, rewrite=mode.rewrites, start_args=start_args)
 
 
 def split_start_arguments(args: Iterable[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
