@@ -23,7 +23,7 @@ from proxy_addons.cassette.record_mode import RECORDER_MODES, RecordMode
 from proxy_addons.cli import commands, serving
 from proxy_addons.common.option_table import Option, declared, flagged, settings
 from proxy_addons.options.commands import MODE_TABLES, TABLES, command_options
-from proxy_addons.options.proxy import FAULTS, GUIDANCE, NETWORK_POLICY, SUMMARY
+from proxy_addons.options.proxy import FAULTS, NETWORK_POLICY, SUMMARY
 from proxy_addons.options.record import RECORD
 from proxy_addons.options.replay import REPLAY
 from proxy_addons.options.simulate import SIMULATE
@@ -43,7 +43,6 @@ DECLARES = {
     Stage.RECORD: RECORD,
     Stage.EMULATOR: SIMULATE,
     Stage.SUMMARY: SUMMARY,
-    Stage.GUIDANCE: GUIDANCE,
 }
 
 

@@ -37,7 +37,7 @@ def answered(flow):
 def chain():
     guide, summary = Guidance(), Summary()
     with taddons.context(guide, summary) as tctx:
-        tctx.configure(summary, graph_guidance=True)  # as a running master configures all
+        summary.running()  # finds the guidance addon in the chain, as at a proxy's start
         yield guide, summary, tctx
 
 
@@ -146,3 +146,13 @@ def test_the_web_view_tags_a_flow_with_its_advice(chain):
     flow = graph_flow("GET", V1_JOIN)
     guide.request(flow)
     assert tag_for(facts_of(answered(flow))).comment.endswith("guidance: no-client-request-id")
+
+
+def test_without_the_guidance_addon_the_summary_has_no_guidance_section():
+    summary = Summary()
+    with taddons.context(summary):
+        summary.running()
+        flow = graph_flow("GET", V1_JOIN)
+        summary.requestheaders(flow)
+        summary.response(answered(flow))
+        assert "guidance" not in summary.summary()

@@ -1,7 +1,8 @@
 """Addon: note, per Graph request, what Graph recommends that the request did not do.
 
 Off by default: the CLI puts it in the chain only with ``--guidance`` (each addon in the
-chain costs every request a hook dispatch). Load it alone with::
+chain costs every request a hook dispatch); loaded, it is on, and declares no option. Load it
+alone with::
 
     mitmdump -s proxy_addons/guidance.py
 
@@ -16,24 +17,16 @@ from __future__ import annotations
 
 import logging
 
-from mitmproxy import ctx, http
-from mitmproxy.addonmanager import Loader
+from mitmproxy import http
 
 from proxy_addons.addons import flows
-from proxy_addons.addons.declared_options import declare
 from proxy_addons.graph.guidance import advise
-from proxy_addons.options.proxy import GUIDANCE
 
 logger = logging.getLogger(__name__)
 
 
 class Guidance:
-    def load(self, loader: Loader) -> None:
-        declare(loader, GUIDANCE)
-
     def request(self, flow: http.HTTPFlow) -> None:
-        if not ctx.options.graph_guidance:
-            return
         route = flows.route_of(flow)
         if route is None:
             return

@@ -113,7 +113,8 @@ class Tally:
     def __init__(self, *, permissions: bool = False, guidance: bool = False) -> None:
         self.counts = Counts.empty()
         self.usage = least_privilege.Usage() if permissions else None
-        self.advice: Counter[str] | None = Counter() if guidance else None
+        self.guidance = guidance  # whether the document has the guidance section
+        self.advice: Counter[str] = Counter()  # the flows' advice: none without the addon
         self.advised = 0  # requests that got any advice
 
     def add(self, flow: http.HTTPFlow, *, has_response: bool) -> None:
@@ -125,7 +126,7 @@ class Tally:
         if self.usage is not None and route.operation is not None:
             authorization = flows.request_headers(flow).get("authorization")
             self.usage.add(route.operation, least_privilege.identify(authorization))
-        if self.advice is not None and (given := flow.metadata.get(flows.GUIDANCE)):
+        if given := flow.metadata.get(flows.GUIDANCE):
             self.advised += 1
             self.advice.update(given)
 
@@ -135,7 +136,7 @@ class Tally:
     def document(self) -> dict[str, Any]:
         routes, faults = self.counts
         guidance = None
-        if self.advice is not None:
+        if self.guidance:
             guidance = run_summary.guidance_section(self.advice, self.advised)
         return run_summary.document(routes, faults, permissions=self.usage, guidance=guidance)
 
@@ -230,6 +231,7 @@ def check_summary_path(value: str, cassette: str | None, what: str = "summary JS
         )
 
 
+GUIDANCE_ADDON = "guidance"  # the guidance addon's name in mitmproxy's chain
 SUMMARY_FILES = {"graph_summary_json": "summary JSON", "graph_summary_markdown": "summary Markdown"}
 
 
@@ -256,13 +258,15 @@ class Summary:
             path = step_summary.destination(value) if name == "graph_summary_markdown" else value
             if path is not None:
                 check_summary_path(str(path), cassette, what)
-        if {"graph_permissions_report", "graph_guidance"} & updated:
+        if "graph_permissions_report" in updated:
             permissions = ctx.options.graph_permissions_report
             if permissions != (self.tally.usage is not None):
                 self.tally.usage = least_privilege.Usage() if permissions else None
-            guidance = "graph_guidance" in ctx.options and ctx.options.graph_guidance
-            if guidance != (self.tally.advice is not None):
-                self.tally.advice, self.tally.advised = (Counter() if guidance else None), 0
+
+    def running(self) -> None:
+        # The guidance addon declares no option: it is on while it is in the chain (the CLI
+        # puts it there with --guidance, a script with -s guidance.py).
+        self.tally.guidance = ctx.master.addons.get(GUIDANCE_ADDON) is not None
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         # Not parsed here: whether it is ours is decided when the addons claim it (above).

@@ -36,7 +36,7 @@ from proxy_addons.cli import web_ui
 from proxy_addons.common.option_table import settings as option_settings
 from proxy_addons.common.usage import USAGE_ERROR, UsageError
 from proxy_addons.options.listen import PROCESS
-from proxy_addons.options.proxy import FAULTS, FORWARD_OURS, GUIDANCE, NETWORK_POLICY, SUMMARY
+from proxy_addons.options.proxy import FAULTS, FORWARD_OURS, NETWORK_POLICY, SUMMARY
 from proxy_addons.options.record import RECORD
 from proxy_addons.options.replay import REPLAY
 from proxy_addons.options.simulate import SIMULATE
@@ -99,7 +99,6 @@ def common_addons(args: argparse.Namespace) -> tuple[list[Any], list[Any], dict[
         from proxy_addons.addons.guidance import Guidance
 
         first.append(Guidance())
-        settings |= option_settings(args, GUIDANCE)
     return first, [Summary()], settings
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from proxy_addons.common.option_table import Option
 from proxy_addons.options.listen import LISTEN
-from proxy_addons.options.proxy import EVERY_MODE, FAULTS, GUIDANCE, NETWORK_POLICY, SUMMARY
+from proxy_addons.options.proxy import EVERY_MODE, FAULTS, NETWORK_POLICY, SUMMARY
 from proxy_addons.options.record import RECORD
 from proxy_addons.options.replay import REPLAY
 from proxy_addons.options.simulate import SIMULATE
@@ -29,5 +29,4 @@ TABLES: dict[str, tuple[Option, ...]] = {
     "network-policy": NETWORK_POLICY,
     "faults": FAULTS,
     "summary": SUMMARY,
-    "guidance": GUIDANCE,
 }

@@ -131,21 +131,19 @@ PERMISSIONS_REPORT = Option(
 )
 SUMMARY = (SUMMARY_JSON, SUMMARY_MARKDOWN, PERMISSIONS_REPORT, SUMMARY_TABLE)  # the summary's
 
-# The guidance addon's (addons/guidance.py): on while it is loaded; the command line loads it
-# only with --guidance (each addon in the chain costs every request a dispatch).
-GUIDANCE_ON = Option(
-    "graph_guidance",
+# A flag with no option: the guidance addon (addons/guidance.py) is on while it is loaded,
+# and the command line loads it only with --guidance (each addon in the chain costs every
+# request a dispatch).
+GUIDANCE_FLAG = Option(
+    None,
     bool,
-    True,
-    "Note per Graph request, and in the exit summary, what Graph recommends that the request "
-    "did not do (client-request-id, v1.0 over beta, If-Match on writes, US phone numbers for "
-    "SMS). On while the guidance addon is loaded; the command line loads it with --guidance.",
+    False,
+    "Load the guidance addon.",
     flag="--guidance",
     flag_help="log, per Graph request, what Graph recommends that it did not do "
     "(client-request-id, v1.0 over beta, If-Match on writes, US phone numbers for SMS), "
     "and count it in the exit summary",
     session_refusal=RUN_REPORT,
 )
-GUIDANCE = (GUIDANCE_ON,)
 
-EVERY_MODE = (*NETWORK_POLICY, *FAULTS, *SUMMARY, *GUIDANCE)
+EVERY_MODE = (*NETWORK_POLICY, *FAULTS, *SUMMARY, GUIDANCE_FLAG)
