@@ -130,7 +130,9 @@ def test_latency_without_ms_waits_one_second_and_other_kinds_have_their_effects(
     assert parse_spec("reset:nth=3").effect == Reset()
     assert parse_spec("malformed").effect == BrokenBody(truncate=True)
     assert parse_spec("empty").effect == BrokenBody(truncate=False)
-    assert set(ERROR_DEFAULTS) | {Kind.LATENCY, Kind.RESET, Kind.MALFORMED, Kind.EMPTY} == set(Kind)
+    others = {Kind.LATENCY, Kind.RESET, Kind.MALFORMED, Kind.EMPTY}
+    shapes = {Kind.RATELIMIT, Kind.HANG, Kind.SLOW_BODY}  # test_traffic_shapes.py
+    assert set(ERROR_DEFAULTS) | others | shapes == set(Kind)
 
 
 @pytest.mark.parametrize(

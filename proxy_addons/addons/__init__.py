@@ -5,7 +5,8 @@ The addons (``gate``, ``control_endpoint``, ``fault_injection``, ``replay``,
 ``web_tags``) run in the one order of ``chain_order.py``; ``script_chain.py`` assembles them
 for ``mitmdump -s``. The helpers: ``flows`` (what every addon reads from and writes to a
 flow), ``declared_options`` (an option table declared to mitmproxy), ``gate_options`` (the
-network policy as addons read it), ``connection_strategy`` (lazy connections), ``playback``
+network policy as addons read it), ``match_options`` (the match rule as replay and the
+recorder read it), ``connection_strategy`` (lazy connections), ``playback``
 (the replay core), ``interactions`` (an exchange as a cassette block), ``validation_report``
 (what the proxy does about a body's problems), ``control_rules`` (the control endpoint's rules),
 ``upstream`` (where the recorder sends). Modules here build no instances at import: the

@@ -26,19 +26,21 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from random import Random
 from typing import Any
 
-from mitmproxy import command, ctx, exceptions, http
+from mitmproxy import command, connection, ctx, exceptions, http
 from mitmproxy.addonmanager import Loader
 
 from proxy_addons.addons import control_rules, flows
 from proxy_addons.addons.batching import holds_ours
 from proxy_addons.addons.connection_strategy import ensure_lazy_connections
 from proxy_addons.addons.declared_options import declare
+from proxy_addons.addons.rate_limiting import RateLimiting
+from proxy_addons.addons.stalls import Stalls
 from proxy_addons.common.answered_by import AnsweredBy
 from proxy_addons.common.option_table import declared
 from proxy_addons.graph import etags
 from proxy_addons.graph.faults import (
+    DELAYS,
     BrokenBody,
-    Delay,
     FaultSpecError,
     GraphError,
     Reset,
@@ -47,8 +49,10 @@ from proxy_addons.graph.faults import (
     parse_spec,
     seeded_random,
 )
+from proxy_addons.graph.rate_limits import Decision, RateLimit
 from proxy_addons.graph.replies import Reply
 from proxy_addons.graph.routes import Route
+from proxy_addons.graph.stalls import Hang, SlowBody
 from proxy_addons.options.proxy import FAULTS
 
 logger = logging.getLogger(__name__)
@@ -158,6 +162,9 @@ class FaultInjector:
         self._breaks: weakref.WeakKeyDictionary[http.HTTPFlow, BrokenBody] = (
             weakref.WeakKeyDictionary()
         )
+        # traffic shapes: ratelimit budgets and headers, hang and slow-body
+        self.rate_limits = RateLimiting()
+        self.stalls = Stalls()
 
     # --- options and commands -------------------------------------------------------------
 
@@ -206,7 +213,11 @@ class FaultInjector:
         self._install([state.rule for state in self.states], keep_state=False)
 
     def rule_table(self) -> list[dict[str, Any]]:
-        return [state.as_dict() for state in self.states]
+        table = [state.as_dict() for state in self.states]
+        for row, state in zip(table, self.states, strict=True):
+            if isinstance(state.rule.effect, Hang):
+                row["held"] = self.stalls.held(state)  # flows a hang holds right now
+        return table
 
     @staticmethod
     def _checked(specs: Sequence[str]) -> list[str]:
@@ -292,12 +303,17 @@ class FaultInjector:
             state.matched += 1
             if not rule.select.in_window(state.matched) or not rule.select.draw(state.rng):
                 continue
+            over_budget = None
+            if isinstance(rule.effect, RateLimit):
+                over_budget = self.rate_limits.spend(state, rule.effect, flow, route.operation, now)
+                if over_budget.allowed:
+                    continue
             state.injected += 1
             if refusal is not None:
                 logger.info("%s %s refused: %s", route.method, flow.request.pretty_url, refusal)
             _mark(flow, rule.kind)
             effect = rule.effect
-            if isinstance(effect, Delay):
+            if isinstance(effect, DELAYS):
                 await self.sleep(effect.seconds(state.rng))
                 if flow.response is not None or flow.error is not None:
                     return
@@ -306,6 +322,8 @@ class FaultInjector:
                 flows.answer(flow, None, by=AnsweredBy.FAULT)
             elif isinstance(effect, BrokenBody):
                 self._breaks[flow] = effect
+            elif isinstance(effect, Hang | SlowBody | RateLimit):
+                await self._shape(flow, state, effect, over_budget)
             else:
                 reply = effect.reply(headers)
                 if rule.enforce and effect.retry_after is not None:
@@ -323,19 +341,49 @@ class FaultInjector:
             state.matched += 1
             if not rule.select.in_window(state.matched) or not rule.select.draw(state.rng):
                 continue
+            over_budget = None
+            if isinstance(rule.effect, RateLimit):  # a batch call costs what an unnamed one does
+                over_budget = self.rate_limits.spend(state, rule.effect, flow, None, self.clock())
+                if over_budget.allowed:
+                    continue
             state.injected += 1
             _mark(flow, rule.kind)
             effect = rule.effect
-            if isinstance(effect, Delay):
+            if isinstance(effect, DELAYS):
                 await self.sleep(effect.seconds(state.rng))
                 continue
             if isinstance(effect, Reset):
                 flows.answer(flow, None, by=AnsweredBy.FAULT)
             elif isinstance(effect, BrokenBody):
                 self._breaks[flow] = effect
+            elif isinstance(effect, Hang | SlowBody | RateLimit):
+                await self._shape(flow, state, effect, over_budget)
             else:
                 flows.answer(flow, effect.reply(flow.request.headers), by=AnsweredBy.FAULT)
             return
+
+    async def _shape(
+        self,
+        flow: http.HTTPFlow,
+        state: RuleState,
+        effect: Hang | SlowBody | RateLimit,
+        over_budget: Decision | None,
+    ) -> None:
+        """The traffic shapes' effects (rate_limiting.py, stalls.py)."""
+        if isinstance(effect, Hang):
+            await self.stalls.hang(flow, effect, state)
+        elif isinstance(effect, SlowBody):
+            self.stalls.slow_body(flow, effect)
+        else:
+            assert over_budget is not None
+            reply = effect.refusal(over_budget, flow.request.headers)
+            flows.answer(flow, reply, by=AnsweredBy.FAULT)
+
+    def client_disconnected(self, client: connection.Client) -> None:
+        self.stalls.client_disconnected(client)
+
+    def done(self) -> None:
+        self.stalls.done()
 
     @staticmethod
     def _token_refusal(rule: Rule, route: Route, headers: Mapping[str, str]) -> str | None:
@@ -346,6 +394,8 @@ class FaultInjector:
 
     @flows.guarded
     def response(self, flow: http.HTTPFlow) -> None:
+        self.rate_limits.response(flow)
+        self.stalls.response(flow)
         route = flows.route_of(flow)
         breaker = self._breaks.pop(flow, None) if self._breaks else None
         if flow.response is None or (route is None and breaker is None):

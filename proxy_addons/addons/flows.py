@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 
 from mitmproxy import http
 from mitmproxy.proxy.mode_specs import ReverseMode
+from vcr.request import Request
 
 from proxy_addons.cassette.matching import Shape, route_shape, shape
 from proxy_addons.common import content_encoding
@@ -54,6 +55,9 @@ FAULT = "graph_vcr_proxy.fault"  # the kind of the fault injected into this flow
 FAULTS_INJECTED = "graph_vcr_proxy.faults_injected"  # every kind injected, in order
 REPLAYED = "graph_vcr_proxy.replayed"  # (cassette path, interaction index) replay answered with
 TRAFFIC = "graph_vcr_proxy.traffic"  # a traffic.Traffic (a str): what the flow is to us
+# The response headers a fault added to an answer it did not give (the ratelimit fault's
+# RateLimit-*): the client sees them, the recorder leaves them out (upstream_response).
+FAULT_HEADERS = "graph_vcr_proxy.fault_headers"
 # A request run from inside a JSON $batch: {"batch": the batch flow's id, "id": the request's
 # id in the batch, "path": its path}; on the batch call itself, {"requests": how many}.
 BATCH = "graph_vcr_proxy.batch"
@@ -67,7 +71,7 @@ class _Parsed:
     """What is worked out once about one flow's request: its headers and route at once,
     its body when first asked for."""
 
-    __slots__ = ("_body", "_request", "headers", "route")
+    __slots__ = ("_body", "_request", "headers", "port", "route", "scheme")
 
     def __init__(self, request: http.Request) -> None:
         self._request = request
@@ -78,6 +82,9 @@ class _Parsed:
         headers = FoldedHeaders((name.lower(), value) for name, value in pairs)
         self.headers = headers if len(headers) == len(pairs) else FoldedHeaders.of(pairs)
         self.route = _route(request)
+        # Where the client sent it, kept as the route is: the recorder's --upstream rewrites
+        # the request's scheme and port before its response is matched to old recordings.
+        self.scheme, self.port = request.scheme, request.port
         self._body: JsonBody | None = None
 
     @property
@@ -185,11 +192,32 @@ def body_of(flow: http.HTTPFlow) -> JsonBody:
 
 
 def shape_of(flow: http.HTTPFlow) -> Shape:
-    """The request's shape for matching, from its route and body as already parsed."""
+    """The request's shape for matching, from its route, headers and body as already parsed."""
     parsed = _parsed_of(flow)
+    request = flow.request
     if parsed.route is None:  # not ours: no route to reuse
-        return shape(flow.request.method, flow.request.pretty_url, parsed.body)
-    return route_shape(parsed.route, parsed.body.comparable)
+        return shape(request.method, request.pretty_url, parsed.body, headers=parsed.headers)
+    return route_shape(
+        parsed.route,
+        parsed.body.comparable,
+        scheme=parsed.scheme,
+        port=parsed.port,
+        headers=parsed.headers,
+    )
+
+
+def vcr_request_of(flow: http.HTTPFlow, uri: str | None = None) -> Request:
+    """The request as vcrpy's ``Request``, what a custom matcher (a vcrpy one) is called
+    with: the URL as sent (``uri``: as the client sent it, where the recorder has since sent
+    it elsewhere), the body as it came (compressed if the client compressed it, as vcrpy
+    records it), each header once, repeated ones folded."""
+    request = flow.request
+    return Request(
+        request.method,
+        uri or request.pretty_url,
+        request.raw_content or None,
+        request_headers(flow),
+    )
 
 
 def add_problems(flow: http.HTTPFlow, problems: Iterable[Problem]) -> None:
@@ -250,6 +278,28 @@ def answer(flow: http.HTTPFlow, reply: Reply | None, *, by: AnsweredBy) -> None:
     response = to_response(reply)
     response.http_version = flow.request.http_version
     flow.response = response
+
+
+def add_fault_headers(flow: http.HTTPFlow, headers: Iterable[tuple[str, str]]) -> None:
+    """Set these headers on the flow's answer, noted as a fault's (see FAULT_HEADERS)."""
+    assert flow.response is not None
+    added = flow.metadata.setdefault(FAULT_HEADERS, [])
+    for name, value in headers:
+        flow.response.headers[name] = value
+        if name not in added:
+            added.append(name)
+
+
+def upstream_response(flow: http.HTTPFlow) -> http.Response:
+    """The flow's response as its giver sent it: without the headers a fault added."""
+    assert flow.response is not None
+    added = flow.metadata.get(FAULT_HEADERS)
+    if not added:
+        return flow.response
+    response = flow.response.copy()
+    for name in added:
+        response.headers.pop(name, None)
+    return response
 
 
 def answered_by(flow: http.HTTPFlow) -> AnsweredBy | None:

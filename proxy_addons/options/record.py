@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from proxy_addons.cassette.record_mode import RECORDER_MODES, RecordMode
 from proxy_addons.common.option_table import Option
 from proxy_addons.graph.validate_mode import ValidateMode
-from proxy_addons.options.cassette import CASSETTE, ECHO, PLAYBACK_REPEATS
+from proxy_addons.options.cassette import CASSETTE, ECHO, MATCH_RULE, PLAYBACK_REPEATS
 
 RECORD_MODE = Option(
     "graph_record_mode",
@@ -95,6 +95,7 @@ RECORD = (
     *REDACTION,
     PLAYBACK_REPEATS,
     ECHO,
+    *MATCH_RULE,
     DECODE_COMPRESSED,
     FSYNC,
 )
