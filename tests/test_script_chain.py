@@ -34,6 +34,7 @@ SCRIPTS = Path(__file__).resolve().parent.parent / "proxy_addons"
 WANTS: dict[str, frozenset[Stage]] = {
     "gate.py": frozenset({Stage.GATE}),
     "control_endpoint.py": frozenset({Stage.CONTROL}),
+    "guidance.py": frozenset({Stage.GUIDANCE}),
     "fault_injection.py": frozenset({Stage.CONTROL, Stage.ETAGS, Stage.FAULTS}),
     "replay.py": frozenset({Stage.REPLAY, Stage.SEAL, Stage.UNREACHABLE}),
     "record.py": frozenset({Stage.VALIDATION, Stage.RECORD, Stage.UNREACHABLE}),

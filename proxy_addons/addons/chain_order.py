@@ -27,6 +27,7 @@ class Stage(enum.Enum):
     # Before the rules: the known ETag must be in the flow when they read it, and the real
     # answer learnt from before a malformed/empty fault spoils it.
     ETAGS = "proxy_addons.addons.etag_tracker:ETagTracker"
+    GUIDANCE = "proxy_addons.addons.guidance:Guidance"  # only reads: before any rewrite
     FAULTS = "proxy_addons.addons.fault_injection:FaultInjector"
     VALIDATION = "proxy_addons.addons.validation_report:Validation"
     BATCHING = "proxy_addons.addons.batching:Batching"

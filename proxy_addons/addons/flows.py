@@ -64,6 +64,7 @@ FAULT_HEADERS = "graph_vcr_proxy.fault_headers"
 # A request run from inside a JSON $batch: {"batch": the batch flow's id, "id": the request's
 # id in the batch, "path": its path}; on the batch call itself, {"requests": how many}.
 BATCH = "graph_vcr_proxy.batch"
+GUIDANCE = "graph_vcr_proxy.guidance"  # with --guidance: each guidance.Advice (a str) it earned
 
 logger = logging.getLogger(__name__)
 Hook = TypeVar("Hook", bound=Callable[..., Any])

@@ -58,6 +58,7 @@ class FlowFacts(NamedTuple):
     error: str = ""  # mitmproxy's error message, when the flow has one
     problems: int = 0  # validation errors (notes not counted)
     batch_id: str = ""  # the request's id inside the JSON $batch it came in, if it did
+    guidance: tuple[str, ...] = ()  # with --guidance: what Graph recommends it did not do
 
 
 class Tag(NamedTuple):
@@ -99,6 +100,8 @@ def tag_for(facts: FlowFacts) -> Tag:
         parts.append(f"{facts.problems} validation problem{'s' if facts.problems > 1 else ''}")
     if facts.batch_id:
         parts.append(f"via $batch, id '{facts.batch_id}'")
+    if facts.guidance:
+        parts.append(f"guidance: {', '.join(facts.guidance)}")
     recorded = by is AnsweredBy.UPSTREAM and facts.recorded
     return Tag(RECORDED_MARKER if recorded else MARKERS[by], "; ".join(parts))
 
@@ -115,6 +118,7 @@ def facts_of(flow: http.HTTPFlow) -> FlowFacts:
         error=flow.error.msg if flow.error else "",
         problems=len(errors_only(flows.problems(metadata))),
         batch_id=str((metadata.get(flows.BATCH) or {}).get("id") or ""),
+        guidance=tuple(str(kind) for kind in metadata.get(flows.GUIDANCE) or ()),
     )
 
 

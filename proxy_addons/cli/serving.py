@@ -115,6 +115,10 @@ def common_addons(args: argparse.Namespace) -> tuple[list[Any], list[Any], dict[
 
     settings = {**fault_settings(args), **option_settings(args, SUMMARY)}
     first = [Gate(), ControlEndpoint(), RequestChecks(), ETagTracker(), FaultInjector(), Batching()]
+    if args.guidance:  # only in the chain when asked: each addon costs every request a dispatch
+        from proxy_addons.addons.guidance import Guidance
+
+        first.append(Guidance())
     return first, [Summary()], settings
 
 

@@ -20,6 +20,7 @@ import base64
 import binascii
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from proxy_addons.graph.routes import Operation
@@ -31,23 +32,45 @@ FORBIDDEN_MESSAGE = ""
 # The tenant id every personal Microsoft account's token carries.
 PERSONAL_ACCOUNT_TENANT = "9188040d-6c67-4c5b-b112-36a304b66dad"
 
-_WRITE = ("OnlineMeetings.ReadWrite", "VirtualAppointment.ReadWrite")
-_READ = ("OnlineMeetings.Read", "VirtualAppointment.Read", *_WRITE)
-_NOTIFY = ("VirtualAppointmentNotification.Send",)
-# The delegated scopes each operation accepts, from its Graph docs page: the retired
-# create/update/delete take OnlineMeetings.ReadWrite and get OnlineMeetings.Read or
-# .ReadWrite, plus the VirtualAppointment.* scopes their pages' note announces;
-# getVirtualAppointmentJoinWebUrl takes VirtualAppointment.Read, OnlineMeetings.Read,
-# OnlineMeetings.ReadWrite or VirtualAppointment.ReadWrite; the two SMS actions take
-# VirtualAppointmentNotification.Send.
+
+@dataclass(frozen=True)
+class Documented:
+    """One row of an operation's permissions table, delegated work or school accounts: the
+    scope its page marks least privileged, then the higher privileged ones it also accepts."""
+
+    least: str
+    higher: tuple[str, ...] = ()
+
+    @property
+    def accepted(self) -> tuple[str, ...]:
+        return (self.least, *self.higher)
+
+
+# From each operation's Graph docs page. Create (seeds/create-virtualappointment.txt), update
+# and delete: least privileged OnlineMeetings.ReadWrite, no higher one; get: OnlineMeetings.Read,
+# or OnlineMeetings.ReadWrite; the VirtualAppointment.* scopes the retired pages' note announces
+# are accepted besides. getVirtualAppointmentJoinWebUrl: least privileged VirtualAppointment.Read,
+# higher OnlineMeetings.Read, OnlineMeetings.ReadWrite, VirtualAppointment.ReadWrite. The two SMS
+# actions: VirtualAppointmentNotification.Send, no higher one. Personal accounts and application
+# permissions: "Not supported" on every page.
+PERMISSIONS: Mapping[Operation, Documented] = {
+    Operation.CREATE: Documented("OnlineMeetings.ReadWrite", ("VirtualAppointment.ReadWrite",)),
+    Operation.UPDATE: Documented("OnlineMeetings.ReadWrite", ("VirtualAppointment.ReadWrite",)),
+    Operation.DELETE: Documented("OnlineMeetings.ReadWrite", ("VirtualAppointment.ReadWrite",)),
+    Operation.GET: Documented(
+        "OnlineMeetings.Read",
+        ("VirtualAppointment.Read", "OnlineMeetings.ReadWrite", "VirtualAppointment.ReadWrite"),
+    ),
+    Operation.JOIN_URL: Documented(
+        "VirtualAppointment.Read",
+        ("OnlineMeetings.Read", "OnlineMeetings.ReadWrite", "VirtualAppointment.ReadWrite"),
+    ),
+    Operation.SMS: Documented("VirtualAppointmentNotification.Send"),
+    Operation.REMINDER_SMS: Documented("VirtualAppointmentNotification.Send"),
+}
+# The delegated scopes each operation accepts: what the permission checks hold a token to.
 DOCUMENTED_SCOPES: Mapping[Operation, tuple[str, ...]] = {
-    Operation.CREATE: _WRITE,
-    Operation.UPDATE: _WRITE,
-    Operation.DELETE: _WRITE,
-    Operation.GET: _READ,
-    Operation.JOIN_URL: _READ,
-    Operation.SMS: _NOTIFY,
-    Operation.REMINDER_SMS: _NOTIFY,
+    operation: row.accepted for operation, row in PERMISSIONS.items()
 }
 
 

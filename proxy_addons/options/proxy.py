@@ -100,6 +100,50 @@ SUMMARY_TABLE = Option(
     flag_help="do not print the summary table at exit",
     inverted=True,
 )
-SUMMARY = (SUMMARY_JSON, SUMMARY_TABLE)  # the summary's
+# The run's reports (issue 20): a test's session can't ask for them, the pytest plugin can.
+RUN_REPORT = (
+    "the run's reports are the pytest plugin's: --graph-summary-markdown, "
+    "--graph-permissions-report, --graph-guidance"
+)
+SUMMARY_MARKDOWN = Option(
+    "graph_summary_markdown",
+    str,
+    "",
+    "Also write the exit summary as GitHub-flavoured Markdown to this file; '-' appends it to "
+    "the file $GITHUB_STEP_SUMMARY names (a CI job summary), or prints it when that is unset.",
+    flag="--summary-markdown",
+    flag_help="write the exit summary as GitHub-flavoured Markdown to FILE; '-' appends it to "
+    "the file $GITHUB_STEP_SUMMARY names (a CI job summary), or prints it when unset",
+    metavar="FILE",
+    path=True,
+    session_refusal=RUN_REPORT,
+)
+PERMISSIONS_REPORT = Option(
+    "graph_permissions_report",
+    bool,
+    False,
+    "Add the least-privilege report to the exit summary (table, JSON, Markdown): each "
+    "operation's least privileged scope, each token's scopes beyond what its calls needed.",
+    flag="--permissions-report",
+    flag_help="add the least-privilege report to the exit summary (table, JSON, Markdown): "
+    "each operation's least privileged scope, each token's scopes beyond its calls' needs",
+    session_refusal=RUN_REPORT,
+)
+SUMMARY = (SUMMARY_JSON, SUMMARY_MARKDOWN, PERMISSIONS_REPORT, SUMMARY_TABLE)  # the summary's
 
-EVERY_MODE = (*NETWORK_POLICY, *FAULTS, *SUMMARY)
+# A flag with no option: the guidance addon (addons/guidance.py) is on while it is loaded,
+# and the command line loads it only with --guidance (each addon in the chain costs every
+# request a dispatch).
+GUIDANCE_FLAG = Option(
+    None,
+    bool,
+    False,
+    "Load the guidance addon.",
+    flag="--guidance",
+    flag_help="log, per Graph request, what Graph recommends that it did not do "
+    "(client-request-id, v1.0 over beta, If-Match on writes, US phone numbers for SMS), "
+    "and count it in the exit summary",
+    session_refusal=RUN_REPORT,
+)
+
+EVERY_MODE = (*NETWORK_POLICY, *FAULTS, *SUMMARY, GUIDANCE_FLAG)

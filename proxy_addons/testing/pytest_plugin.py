@@ -17,7 +17,10 @@ mitmproxy nor anything that does, so a test run pays nothing for it until a test
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -101,6 +104,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="comma-separated hosts that tests may reach besides loopback, through the proxy "
         "and (with --graph-block-network) directly",
     )
+    # The run's reports (issue 20), kept together:
+    group.addoption(
+        "--graph-summary-markdown",
+        metavar="FILE",
+        default=None,
+        help="at the end of the run, write the summary of every Graph call the proxy served "
+        "(all xdist workers' together) as GitHub-flavoured Markdown to FILE; '-' appends it to "
+        "$GITHUB_STEP_SUMMARY's file, or prints it when that is unset",
+    )
+    group.addoption(
+        "--graph-permissions-report",
+        action="store_true",
+        default=False,
+        help="add the least-privilege report to --graph-summary-markdown's summary",
+    )
+    group.addoption(
+        "--graph-guidance",
+        action="store_true",
+        default=False,
+        help="add what Graph recommends that the calls did not do to --graph-summary-markdown's "
+        "summary",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -111,6 +136,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "test goes through "
         "graph-vcr-proxy, serving this",
     )
+    configure_run_summary(config)
 
 
 # --- fixtures a conftest may override ---------------------------------------------------
@@ -167,7 +193,9 @@ def graph_vcr_session_proxy(
 ) -> Iterator[SessionProxy]:
     """The run's (this xdist worker's) proxy child, started on first use, for files under the
     run's root folder."""
-    proxy = SessionProxy(graph_vcr_confdir, root=pytestconfig.rootpath)
+    proxy = SessionProxy(
+        graph_vcr_confdir, report_arguments(pytestconfig), root=pytestconfig.rootpath
+    )
     yield proxy
     proxy.stop()
 
@@ -207,7 +235,9 @@ def graph_vcr_proxy(
     if root != shared.root:  # cassettes outside the run's root folder: a child rooted there
         shared = rooted_proxy(request.config, graph_vcr_confdir, root)
     own = (
-        SessionProxy(graph_vcr_confdir, session.start_args, root=root)
+        SessionProxy(
+            graph_vcr_confdir, (*session.start_args, *report_arguments(request.config)), root=root
+        )
         if session.start_args
         else None
     )
@@ -237,7 +267,7 @@ def rooted_proxy(config: pytest.Config, confdir: Path, root: Path) -> SessionPro
     """The run's child for files under ``root``, started on first use, stopped with the run."""
     proxies = config.stash.setdefault(ROOTED, {})
     if root not in proxies:
-        proxies[root] = SessionProxy(confdir, root=root)
+        proxies[root] = SessionProxy(confdir, report_arguments(config), root=root)
         config.add_cleanup(proxies[root].stop)
     return proxies[root]
 
@@ -366,3 +396,88 @@ def blocked_message(item: pytest.Item) -> str | None:
 def fail(message: str) -> NoReturn:
     """Fail the current test: no traceback, no "during handling of..." echo."""
     raise pytest.fail.Exception(message, pytrace=False) from None
+
+
+# --- the run's summary (--graph-summary-markdown) ------------------------------------------
+#
+# Each proxy child of this process (the run's, one per root folder, one per test that needs
+# its own) counts every test it serves from its journal and, as it stops, writes that
+# summary as JSON into this process's folder (``session.RunSummary``). At the end of the
+# session each process merges its children's; a pytest-xdist worker hands its part to the
+# controller (``workeroutput``, xdist's channel for it), and the controller, or a run without
+# xdist, merges every part and writes the one Markdown file.
+
+SUMMARY_DIR = pytest.StashKey[Path]()
+SUMMARY_PARTS = pytest.StashKey[list[dict[str, Any]]]()
+WORKER_OUTPUT = "graph_vcr_summary"  # a worker's part, as JSON text
+RUN_TITLE = "graph-vcr-proxy summary (pytest run)"
+
+
+def configure_run_summary(config: pytest.Config) -> None:
+    target = config.getoption("--graph-summary-markdown", None)
+    if not target:
+        for flag in ("--graph-permissions-report", "--graph-guidance"):
+            if config.getoption(flag, False):
+                raise pytest.UsageError(f"{flag} adds to --graph-summary-markdown: give it too")
+        return
+    from proxy_addons.common.step_summary import destination
+
+    path = destination(target)
+    if path is not None and (path.is_dir() or not path.absolute().parent.is_dir()):
+        raise pytest.UsageError(
+            f"--graph-summary-markdown {target}: {path} is a folder, or in none that exists"
+        )
+    config.stash[SUMMARY_DIR] = Path(tempfile.mkdtemp(prefix="graph-vcr-summary-"))
+    config.stash[SUMMARY_PARTS] = []
+
+
+def report_arguments(config: pytest.Config) -> tuple[str, ...]:
+    """What a proxy child is started with so that it writes its part of the run's summary."""
+    folder = config.stash.get(SUMMARY_DIR, None)
+    if folder is None:
+        return ()
+    flags = [
+        option
+        for option, asked in (
+            ("--permissions-report", config.getoption("--graph-permissions-report")),
+            ("--guidance", config.getoption("--graph-guidance")),
+        )
+        if asked
+    ]
+    return ("--summary-dir", str(folder), *flags)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """pytest-xdist, in the controller: a worker is done; keep its part of the summary."""
+    part = getattr(node, "workeroutput", {}).get(WORKER_OUTPUT)
+    parts = node.config.stash.get(SUMMARY_PARTS, None)
+    if part is not None and parts is not None:
+        parts.append(json.loads(part))
+
+
+@pytest.hookimpl(trylast=True)  # after the runner's, which tears the session fixtures down
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    folder = config.stash.get(SUMMARY_DIR, None)
+    if folder is None:
+        return
+    from proxy_addons.common import step_summary
+    from proxy_addons.graph import run_summary, summary_markdown
+
+    for proxy in config.stash.get(ROOTED, {}).values():
+        proxy.stop()  # a child writes its part as it stops (the run's stopped with its fixture)
+    files = sorted(folder.glob("*.json"))
+    part = run_summary.merge(json.loads(path.read_text(encoding="utf-8")) for path in files)
+    shutil.rmtree(folder, ignore_errors=True)
+    workeroutput = getattr(config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller writes the file
+        workeroutput[WORKER_OUTPUT] = json.dumps(part)
+        return
+    summary = run_summary.merge(
+        [part, *config.stash[SUMMARY_PARTS]],
+        permissions=config.getoption("--graph-permissions-report"),
+        guidance=config.getoption("--graph-guidance"),
+    )
+    text = summary_markdown.markdown(summary, RUN_TITLE)
+    step_summary.write(config.getoption("--graph-summary-markdown"), text)

@@ -30,13 +30,15 @@ import argparse
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 import os
 import sys
+import uuid
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, NoReturn
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 from mitmproxy import ctx, exceptions, hooks, http
 from mitmproxy.addonmanager import Loader
@@ -59,6 +61,7 @@ from proxy_addons.cli import commands as cli
 from proxy_addons.cli import serving
 from proxy_addons.common.answered_by import AnsweredBy, answered
 from proxy_addons.common.control_address import CALLS_PATH, PLAYED_PATH, SESSION_PATH
+from proxy_addons.common.files import replace_atomically
 from proxy_addons.common.option_table import declared, flagged, path_argument
 from proxy_addons.common.usage import USAGE_ERROR, UsageError
 from proxy_addons.graph.replies import error_reply
@@ -67,7 +70,11 @@ from proxy_addons.options.replay import REPLAY
 from proxy_addons.testing.call_assertions import Recorded
 from proxy_addons.testing.journal import FAILING, Call, journal_headers, parsed_body
 
+if TYPE_CHECKING:  # imported when asked for: rich, for a child that never prints a table
+    from proxy_addons.addons.summary import Tally
+
 logger = logging.getLogger(__name__)
+SUMMARY_PREFIX = "graph-vcr-summary-"  # the files a child writes into --summary-dir
 
 
 class SessionError(ValueError):
@@ -249,8 +256,27 @@ def missing_cassette_ok(data: dict[str, Any], mode: str, cassette: str | None) -
     return Path(cassette)
 
 
+class RunSummary(NamedTuple):
+    """The summary of every test this child served, counted from the journal (which holds
+    each flow) as each test's session ends, and written as JSON when the child stops: the
+    pytest plugin merges its children's into one Markdown summary for the run."""
+
+    folder: Path
+    tally: Tally
+
+    def count(self, journal: Sequence[Sent]) -> None:
+        for sent in journal:
+            if sent.ours:
+                self.tally.add(sent.flow, has_response=sent.flow.response is not None)
+
+    def write(self) -> None:
+        text = json.dumps(self.tally.document()) + "\n"
+        name = f"{SUMMARY_PREFIX}{os.getpid()}-{uuid.uuid4().hex}.json"
+        replace_atomically(self.folder / name, text.encode())
+
+
 class Session:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, summary: RunSummary | None = None) -> None:
         # Graph's request checks, the ETag tracker and the fault injector stay for the whole
         # run (the injector serves /faults); mitmproxy runs them right after this addon, in
         # this order, and before the mode's addon, as every chain orders them (chain_order).
@@ -262,6 +288,7 @@ class Session:
         self.journal: list[Sent] = []
         self.declared: set[type] = set()
         self.option_names: set[str] = set(FAULT_OPTIONS)  # every option we set per session
+        self.summary = summary  # the run's, when the plugin asked for one
 
     @functools.cached_property
     def parsers(self) -> dict[str, SessionParser]:
@@ -305,6 +332,8 @@ class Session:
         for addon in reversed(self.active):
             ctx.master.addons.remove(addon)
         self.active = []
+        if self.summary is not None:
+            self.summary.count(self.journal)
         self.journal = []
 
     def _declare(self, addons: Sequence[Any]) -> None:
@@ -381,6 +410,12 @@ class Session:
         sent = Sent(flow, request.method, request.pretty_url, operation, body, headers=headers)
         self.journal.append(sent)
 
+    def done(self) -> None:
+        if self.summary is not None:
+            self.summary.count(self.journal)
+            self.journal = []
+            self.summary.write()
+
     def running(self) -> None:
         # The plugin holds the only write end of our stdin: EOF means it has gone (even by
         # kill -9), and a proxy that nobody can switch any more must not outlive it.
@@ -412,6 +447,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="DIR",
         help="the folder every path a session names (cassettes, state files...) must be in",
     )
+    parser.add_argument(
+        "--summary-dir",
+        type=path_argument,
+        metavar="DIR",
+        help="at exit, write the summary of every test served as JSON into DIR (the pytest "
+        "plugin's --graph-summary-markdown merges them)",
+    )
+    parser.add_argument(
+        "--permissions-report", action="store_true", help="with the least-privilege report"
+    )
+    parser.add_argument(
+        "--guidance", action="store_true", help="note and count what Graph recommends"
+    )
     try:
         args = parser.parse_args(argv)
         root = Path(args.session_root).expanduser()
@@ -422,7 +470,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             cli.logger.setLevel(logging.WARNING)
         # The gate first, as in every chain of ours; each session sets its options.
         # Batching after the session (whose fault injector sees a batch call first).
-        addons = [Gate(), ControlEndpoint(), Session(root), Batching()]
+        summary = None
+        if args.summary_dir:
+            from proxy_addons.addons.summary import Tally
+
+            folder = Path(args.summary_dir).expanduser()
+            if not folder.is_dir():
+                raise UsageError(f"--summary-dir {args.summary_dir}: not a folder")
+            tally = Tally(permissions=args.permissions_report, guidance=args.guidance)
+            summary = RunSummary(folder, tally)
+        addons = [Gate(), ControlEndpoint(), Session(root, summary), Batching()]
+        if args.guidance:  # it only reads flows: anywhere before the journal is counted
+            from proxy_addons.addons.guidance import Guidance
+
+            addons.insert(2, Guidance())
         return asyncio.run(serving.serve(addons, {}, args, mitmproxy_base))
     except UsageError as exc:
         print(f"graph-vcr-proxy: {exc}", file=sys.stderr)
