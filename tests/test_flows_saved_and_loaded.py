@@ -16,7 +16,9 @@ from proxy_addons.addons import flows
 from proxy_addons.addons.fault_injection import FaultInjector
 from proxy_addons.addons.record import Record
 from proxy_addons.addons.replay import Replay
+from proxy_addons.addons.request_checks import RequestChecks
 from proxy_addons.addons.summary import Summary
+from proxy_addons.addons.validation_report import Validation
 from proxy_addons.addons.web_tags import WebTags
 from proxy_addons.cassette import cassette, examples
 from proxy_addons.common.answered_by import AnsweredBy
@@ -67,14 +69,16 @@ def test_a_replayed_flow_with_faults_summary_and_web_tags_is_saved_and_read_back
 
 
 def test_a_recorded_flow_keeps_its_validation_problems_through_a_flow_file(tmp_path):
-    record = Record()
-    with taddons.context(record) as tctx:
+    validation, record = Validation(), Record()  # the recorder's chain validates before it
+    with taddons.context(validation, record) as tctx:
         tctx.configure(record, graph_cassette=str(tmp_path / "new.yaml"), graph_record_fsync=False)
         body = json.dumps({"settings": {"allowClientToJoinUsingBrowser": 3}})
         flow = graph_flow("PUT", ME, body, JSON)
+        validation.request(flow)
         record.request(flow)
         forwarded = saved_and_read_back(flow)  # the recorder holds what was sent, not the flow
         flow.response = http.Response.make(201, b'{"id": 5}', JSON)
+        validation.response(flow)
         asyncio.run(record.response(flow))
         read = saved_and_read_back(flow)
     assert flows.answered_by(forwarded) is None and forwarded.response is None
@@ -104,13 +108,14 @@ def test_a_flow_waiting_for_a_broken_body_fault_is_saved_and_still_gets_it():
 
 
 def test_a_miss_and_a_refused_request_are_saved_too():
-    replay = Replay()
-    with taddons.context(replay) as tctx:
+    checks, replay = RequestChecks(), Replay()  # every chain checks requests before replay
+    with taddons.context(checks, replay) as tctx:
         tctx.configure(replay, graph_cassette=str(cassette.bundled_cassettes()))
         miss = graph_flow("GET", ME)
         refused = graph_flow("PUT", ME, b"{not json", JSON)
-        replay.request(miss)
-        replay.request(refused)
+        for flow in (miss, refused):
+            checks.request(flow)
+            replay.request(flow)
     assert flows.answered_by(saved_and_read_back(miss)) == AnsweredBy.MISS
     assert flows.answered_by(saved_and_read_back(refused)) == AnsweredBy.CHECK
     assert saved_and_read_back(refused).response.status_code == 400
