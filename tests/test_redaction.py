@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import string
+from pathlib import Path
 from unittest import mock
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
@@ -188,7 +189,7 @@ def test_a_redacted_request_body_still_matches_the_real_values_on_replay():
     recorded = Interaction(
         Request("PUT", URI, req.body, {}),
         {"status": {"code": 201, "message": "Created"}, "headers": {}, "body": {"string": b""}},
-        source=None,  # type: ignore[arg-type]
+        source=Path("t.yaml"),
         position=0,
     )
     index = CassetteIndex([recorded])

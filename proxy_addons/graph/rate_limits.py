@@ -85,7 +85,8 @@ class Budget:
         allowed = self.used + cost <= policy.limit
         if allowed:
             self.used += cost
-        reset = max(1, math.ceil(self.start + policy.window - now))
+        # window - elapsed, not start + window - now: the latter rounds past the window itself
+        reset = max(1, math.ceil(policy.window - (now - self.start)))
         return Decision(allowed, policy.limit, max(policy.limit - self.used, 0), reset)
 
 
