@@ -12,6 +12,8 @@ import json
 import os
 import shutil
 import ssl
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -410,3 +412,35 @@ def test_the_plugins_switch_and_journal_open_no_connection_to_the_proxy(confdir,
         assert sockets(pid) == before  # a kept-alive HTTP connection would be one more
     finally:
         own.stop()
+
+
+PROBE = """
+import argparse, asyncio, gc, sys
+from mitmproxy import ctx
+from proxy_addons.cli import serving
+
+class Probe:
+    def running(self):
+        print("collector on:", gc.isenabled(), flush=True)
+        ctx.master.shutdown()
+
+gc.disable()  # as the child's start-up does (child.main)
+args = argparse.Namespace(
+    listen_host="127.0.0.1", listen_port=0, confdir=sys.argv[1], web=False, web_port=None,
+    verbose=False,
+)
+asyncio.run(serving.serve([Probe()], {}, args, lambda: serving.mitmproxy_base(onboarding=False)))
+"""
+
+
+def test_a_proxy_started_with_the_cyclic_collector_off_serves_with_it_on(confdir):
+    """The child holds the collector off while it imports and starts (a tenth of its
+    start-up); a proxy that served without it would never free a cycle."""
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, str(confdir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert "collector on: True" in result.stdout, result.stderr
