@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness
 import loading
 import lookup
+import memory
 import pytest_suite
 import record_cost
 import recording
@@ -82,6 +83,7 @@ ROWS: dict[str, Callable[[Setup], list[Row]]] = {
     "replay-vs-server-replay": lambda s: [replay_speed.vs_server_replay(s.folder, s.confdir)],
     "large-vs-small": lambda s: replay_speed.large_vs_small(s.folder, s.confdir, s.large[0]),
     "loading": lambda s: [loading.run(s.large[0])],
+    "memory": lambda s: [memory.run(s.confdir, s.large[0])],
     "recording": lambda s: recording.run(s.folder, s.confdir),
     "startup": lambda s: [replay_speed.startup(s.confdir, s.large[0])],
     "pytest": pytest_rows,

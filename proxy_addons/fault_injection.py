@@ -11,4 +11,5 @@ from proxy_addons.addons.script_chain import script_addons
 
 __all__ = ["FaultInjector", "addons"]
 
-addons = script_addons(__name__, Stage.CONTROL, Stage.FAULTS)
+# The rules, their control endpoint, and the ETag tracker their staleness condition reads.
+addons = script_addons(__name__, Stage.CONTROL, Stage.ETAGS, Stage.FAULTS)

@@ -11,5 +11,5 @@ from proxy_addons.addons.script_chain import script_addons
 
 __all__ = ["Record", "addons"]
 
-# Record, with the envelope for what it forwards.
-addons = script_addons(__name__, Stage.RECORD, Stage.UNREACHABLE)
+# Record, with validation (graph_validate, default warn) and the envelope for what it forwards.
+addons = script_addons(__name__, Stage.VALIDATION, Stage.RECORD, Stage.UNREACHABLE)

@@ -533,3 +533,22 @@ def test_a_request_the_upstream_batch_answer_leaves_out_is_a_502_inside_and_not_
     assert (found["c"]["status"], found["g"]["status"]) == (201, 502)
     interactions = yaml.safe_load(recorded.read_text())["interactions"]
     assert [i["request"]["method"] for i in interactions] == ["PUT"]
+
+
+def test_a_malformed_request_inside_a_batch_meets_graphs_request_checks_in_replay(
+    start_proxy, client_for
+):
+    """The checks are a step of every chain, and each request of a batch walks the chain:
+    replay would call the request a miss (501); Graph's checks refuse it first."""
+    proxy = start_proxy("replay")
+    entry = {
+        "id": "1",
+        "method": "PUT",
+        "url": "/me/onlineMeetings/m/virtualAppointment",
+        "headers": {"Content-Type": "text/plain"},
+        "body": "not declared JSON",
+    }
+    answer = client_for(proxy).post(f"{BETA}/$batch", json={"requests": [entry]})
+    (inside,) = answer.json()["responses"]
+    assert (answer.status_code, inside["status"]) == (200, 415)
+    assert inside["body"]["error"]["code"] == "UnsupportedMediaType"

@@ -17,8 +17,10 @@ from mitmproxy.test import taddons
 from proxy_addons.addons import flows
 from proxy_addons.addons.batching import Batching
 from proxy_addons.addons.emulator import Emulator
+from proxy_addons.addons.etag_tracker import ETagTracker
 from proxy_addons.addons.fault_injection import FaultInjector
 from proxy_addons.addons.gate import Gate, Seal
+from proxy_addons.addons.request_checks import RequestChecks
 
 BATCH_URL = "https://graph.microsoft.com/beta/$batch"
 OURS = "/me/onlineMeetings/m/virtualAppointment"
@@ -40,7 +42,16 @@ SEEN = Seen()
 
 @pytest.fixture(scope="module")
 def chain():
-    addons = [Gate(), FaultInjector(), Batching(), Emulator(), Seal(), SEEN]
+    addons = [
+        Gate(),
+        RequestChecks(),
+        ETagTracker(),
+        FaultInjector(),
+        Batching(),
+        Emulator(),
+        Seal(),
+        SEEN,
+    ]
     with taddons.context(*addons) as tctx:
         yield tctx
 

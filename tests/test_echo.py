@@ -237,6 +237,9 @@ class Recording:
     position: int
     response: dict[str, Any]
 
+    def response_value(self, key: str) -> Any:
+        return self.response.get(key)
+
     @property
     def reply(self) -> Reply:
         return Reply(200, (), self.response["body"]["string"].encode())

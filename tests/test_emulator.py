@@ -13,6 +13,7 @@ from mitmproxy.test import taddons
 
 from proxy_addons.addons import flows
 from proxy_addons.addons.emulator import Emulator
+from proxy_addons.addons.request_checks import RequestChecks
 from proxy_addons.cassette import examples
 from proxy_addons.graph import appointments
 from proxy_addons.graph.models import ErrorResponse
@@ -36,7 +37,9 @@ def emulator() -> Iterator[tuple[Emulator, taddons.context]]:
 
 
 def send(addon: Emulator, method: str, url: str = examples.ME_URL, body=None, **headers):
+    """The request through Graph's request checks and then the emulator, as in every chain."""
     flow = flow_for(method, url, body, **headers)
+    RequestChecks().request(flow)
     addon.request(flow)
     assert flow.response is not None, "the emulator should answer every request on our routes"
     return flow.response, flow

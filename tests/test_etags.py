@@ -3,17 +3,19 @@ disagreeing about any header (property tests over the If-Match / If-None-Match g
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
+from fault_chain import run_hook
 from helpers import graph_flow
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from mitmproxy.test import taddons
 
 from proxy_addons.addons.emulator import Emulator
+from proxy_addons.addons.etag_tracker import ETagTracker
 from proxy_addons.addons.fault_injection import FaultInjector
+from proxy_addons.addons.request_checks import RequestChecks
 from proxy_addons.cassette import examples
 from proxy_addons.graph.appointments import Appointment, State
 from proxy_addons.graph.etags import EntityTag, names, parse_list, parse_tag, precondition_fails
@@ -116,16 +118,16 @@ def verdicts(
 ) -> tuple[bool, bool]:
     """(simulate answers 412, etag-mismatch:when=stale answers 412) for one request, each
     addon on its own, on an appointment whose ETag is ``current``. The fault learns that ETag
-    the way it does in a proxy: from the emulator's answer to a GET passing through it."""
-    emulator, injector = Emulator(), FaultInjector()
-    with taddons.context(emulator, injector) as tctx:
+    the way it does in a proxy: the tracker learns it from the emulator's answer to a GET."""
+    emulator, tracker, injector = Emulator(), ETagTracker(), FaultInjector()
+    with taddons.context(emulator, tracker, injector) as tctx:
         tctx.configure(injector, graph_faults=["etag-mismatch:when=stale"])
         appointment = Appointment(json.dumps({"id": "a"}), current)
         key = ("me", examples.MEETING_ID)
         emulator.state = State(epoch="e").with_appointment(key, appointment)
         read = graph_flow("GET", URL, None, AUTH)
         emulator.request(read)
-        injector.response(read)
+        tracker.response(read)
         headers = dict(AUTH)
         if if_match is not None:
             headers["If-Match"] = if_match
@@ -134,9 +136,9 @@ def verdicts(
         url, body = (JOIN_URL, None) if method == "JOIN" else (URL, BODIES.get(method))
         verb = "GET" if method == "JOIN" else method
         simulated = graph_flow(verb, url, body, headers)
-        emulator.request(simulated)
+        run_hook([RequestChecks(), emulator], "request", simulated)
         faulted = graph_flow(verb, url, body, headers)
-        asyncio.run(injector.request(faulted))
+        run_hook([RequestChecks(), tracker, injector], "request", faulted)
     assert simulated.response is not None
     fault_answer = faulted.response.status_code if faulted.response else None
     return simulated.response.status_code == 412, fault_answer == 412

@@ -6,58 +6,21 @@ import asyncio
 import json
 
 import pytest
-from helpers import WORK_TENANT, graph_flow, jwt
-from mitmproxy import exceptions, http
+from fault_chain import FakeTime, answer_as_graph, fault_chain, make_flow, respond, send
+from helpers import WORK_TENANT, jwt
+from mitmproxy import exceptions
 from mitmproxy.test import taddons
 
 from proxy_addons import fault_injection as fault_injection_script
 from proxy_addons.addons import flows
 from proxy_addons.addons.fault_injection import FaultInjector
-from proxy_addons.addons.flows import to_response
 from proxy_addons.addons.replay import Replay
 from proxy_addons.addons.script_chain import chain_of
 from proxy_addons.cassette import cassette, examples
-from proxy_addons.graph.replies import json_reply
 
 ME = examples.ME_URL
 OTHER_MEETING = ME.replace(examples.MEETING_ID, "another-meeting")
 JOIN_URL = ME.replace("virtualAppointment", "getVirtualAppointmentJoinWebUrl")
-
-
-class FakeTime:
-    """A clock the test moves, and a sleep that only records how long it was asked to wait."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-
-
-def make_flow(
-    method: str = "PUT", url: str = ME, body: str = "", headers: dict[str, str] | None = None
-) -> http.HTTPFlow:
-    """A documented PUT by default; a body method gets the documented body unless given one,
-    and Content-Type: application/json unless ``headers`` replace it."""
-    if method in ("PUT", "PATCH", "POST"):
-        body = body or examples.REQUEST_BODY
-        headers = {"Content-Type": "application/json", **(headers or {})}
-    return graph_flow(method, url, body, headers)
-
-
-def answer_as_graph(flow: http.HTTPFlow, status: int, payload=None, **headers: str) -> None:
-    """What replay, the emulator or upstream would have answered, before the response hook."""
-    if flow.response is None and flow.error is None:
-        reply = json_reply(status, payload if payload is not None else {}, flow.request.headers)
-        flow.response = to_response(reply)
-        for name, value in headers.items():
-            flow.response.headers[name] = value
-        if payload is None:
-            flow.response.content = b""
 
 
 @pytest.fixture
@@ -67,21 +30,8 @@ def time_():
 
 @pytest.fixture
 def injector(time_):
-    addon = FaultInjector(clock=time_.clock, sleep=time_.sleep)
-    with taddons.context(addon) as tctx:
-
-        def configure(*specs: str, **options):
-            tctx.configure(addon, graph_faults=list(specs), **options)
-            return addon
-
-        addon.configure_with = configure  # type: ignore[attr-defined]
-        addon.tctx = tctx  # type: ignore[attr-defined]
+    with fault_chain(time_) as addon:
         yield addon
-
-
-def send(addon: FaultInjector, flow: http.HTTPFlow) -> http.HTTPFlow:
-    asyncio.run(addon.request(flow))
-    return flow
 
 
 def statuses(addon: FaultInjector, count: int, **kwargs) -> list[int | str | None]:
@@ -142,6 +92,7 @@ def test_latency_alone_lets_the_request_go_on(injector, time_):
 
 
 def test_other_hosts_and_malformed_requests_get_no_fault(injector):
+    """Graph's request checks stand before the rules: a malformed request is theirs."""
     injector.configure_with("throttle")
     other = send(injector, make_flow(url="https://example.com/beta/me"))
     refused = send(injector, make_flow(headers={"Content-Type": "text/plain"}))
@@ -213,57 +164,13 @@ def test_enforced_fractional_retry_after_counts_down_in_milliseconds(injector, t
     assert send(injector, make_flow()).response.headers["Retry-After"] == "1.3"
 
 
-# --- ETag knowledge -----------------------------------------------------------------------
-
-
-def seen_get(addon: FaultInjector, etag: str, url: str = ME) -> None:
-    flow = send(addon, make_flow("GET", url))
-    answer_as_graph(flow, 200, {"id": "x"}, ETag=etag)
-    addon.response(flow)
+# --- conditions (the ETag ones: test_etag_tracker.py) --------------------------------------
 
 
 def patch(addon: FaultInjector, if_match: str | None, url: str = ME) -> int | None:
     headers = {"If-Match": if_match} if if_match else {}
     flow = send(addon, make_flow("PATCH", url, '{"externalAppointmentId": "b"}', headers))
     return flow.response.status_code if flow.response else None
-
-
-def test_stale_if_match_gets_412_and_the_current_one_passes(injector):
-    injector.configure_with("etag-mismatch:when=stale")
-    seen_get(injector, 'W/"v2"')
-    assert patch(injector, 'W/"v2"') is None
-    assert patch(injector, '"v2"') is None  # the weak marker is not part of the tag
-    assert patch(injector, "*") is None
-    assert patch(injector, 'W/"v1"') == 412
-    assert patch(injector, None) is None
-
-
-def test_without_a_known_etag_a_conditional_request_passes(injector):
-    injector.configure_with("etag-mismatch:when=stale")
-    seen_get(injector, 'W/"v2"', url=OTHER_MEETING)
-    assert patch(injector, 'W/"anything"') is None
-    assert patch(injector, 'W/"v1"', url=OTHER_MEETING) == 412
-
-
-def test_a_delete_forgets_the_etag_and_an_update_teaches_the_new_one(injector):
-    injector.configure_with("etag-mismatch:when=stale")
-    seen_get(injector, 'W/"v1"')
-    update = send(injector, make_flow("PATCH", ME, "{}", {"If-Match": 'W/"v1"'}))
-    answer_as_graph(update, 204, ETag='W/"v2"')
-    injector.response(update)
-    assert patch(injector, 'W/"v1"') == 412
-    delete = send(injector, make_flow("DELETE"))
-    answer_as_graph(delete, 204)
-    injector.response(delete)
-    assert patch(injector, 'W/"v1"') is None
-
-
-def test_the_faults_own_errors_teach_no_etag(injector):
-    injector.configure_with("etag-mismatch:when=stale", "server-error:method=GET")
-    flow = send(injector, make_flow("GET"))
-    flow.response.headers["ETag"] = 'W/"bogus"'
-    injector.response(flow)
-    assert injector.etags.current(flows.route_of(flow)) is None
 
 
 def test_etag_mismatch_always_refuses_every_matching_request(injector):
@@ -297,7 +204,7 @@ def test_empty_keeps_a_2xx_and_drops_the_body(injector):
     injector.configure_with("empty")
     flow = send(injector, make_flow())
     answer_as_graph(flow, 201, {"id": "x"})
-    injector.response(flow)
+    respond(injector, flow)
     assert (flow.response.status_code, flow.response.content) == (201, b"")
     assert flow.response.headers["Content-Type"] == "application/json"
 
@@ -401,15 +308,14 @@ def test_permissions_fault_answers_graphs_forbidden_envelope_and_takes_its_own_s
     assert create_with(injector, "Bearer " + jwt(scp="custom.scope")) is None
 
 
-def test_reset_keeps_the_rules_but_forgets_their_counts_and_the_etags_learnt(injector):
-    injector.configure_with("etag-mismatch:when=stale", "throttle:times=1")
-    seen_get(injector, 'W/"v2"')  # the throttle took this one
-    seen_get(injector, 'W/"v2"')
-    assert patch(injector, 'W/"v1"') == 412
+def test_reset_keeps_the_rules_but_forgets_their_counts_and_throttle_windows(injector, time_):
+    injector.configure_with("throttle:times=1,retry-after=60,enforce=true", "forbidden:nth=2")
+    assert statuses(injector, 3) == [429, 429, 429]  # the window holds the client back
     injector.reset()
     assert [s["matched"] for s in injector.rule_table()] == [0, 0]
-    assert patch(injector, 'W/"v1"') == 429  # no ETag known any more; the throttle fires anew
-    assert patch(injector, 'W/"v1"') is None
+    assert statuses(injector, 3) == [429, 429, 429]
+    time_.now += 60
+    assert statuses(injector, 2) == [None, 403]  # the forbidden rule counts afresh
 
 
 # --- a JSON $batch call -------------------------------------------------------------------

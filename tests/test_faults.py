@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from proxy_addons.graph.fault_conditions import Stale, TokenRefused
 from proxy_addons.graph.faults import (
     ERROR_DEFAULTS,
     BrokenBody,
@@ -15,7 +16,6 @@ from proxy_addons.graph.faults import (
     FaultSpecError,
     GraphError,
     Kind,
-    PermissionCheck,
     Reset,
     Selector,
     load_rules_file,
@@ -66,7 +66,8 @@ def test_route_sms_selects_both_sms_actions_and_exact_names_select_one():
 def test_code_and_message_override_the_graph_defaults():
     rule = parse_spec("etag-mismatch:code=entityTagDoesNotMatch,message=stale etag,when=stale")
     assert rule.effect == GraphError(412, "entityTagDoesNotMatch", "stale etag")
-    assert rule.stale_only
+    assert rule.conditions == (Stale(),)
+    assert parse_spec("etag-mismatch:when=always").conditions == ()
 
 
 @pytest.mark.parametrize(
@@ -105,13 +106,13 @@ def test_kinds_graph_asks_to_retry_carry_retry_after_by_default(kind, retry_afte
 def test_permissions_fault_answers_graphs_403_and_checks_the_documented_or_given_scopes():
     rule = parse_spec("permissions")
     assert rule.effect.reply(REQUEST_HEADERS).json()["error"]["message"] == ""
-    assert rule.permission_check == PermissionCheck(None)
-    assert parse_spec("forbidden").permission_check is None
+    assert rule.conditions == (TokenRefused(None),)
+    assert parse_spec("forbidden").conditions == ()
     custom = parse_spec("permissions:scopes=Custom.A|Custom.B,code=AccessDenied,message=no")
-    assert custom.permission_check == PermissionCheck(frozenset({"Custom.A", "Custom.B"}))
+    assert custom.conditions == (TokenRefused(frozenset({"Custom.A", "Custom.B"})),)
     assert custom.effect == GraphError(403, "AccessDenied", "no")
     from_yaml = rule_from_item({"kind": "permissions", "scopes": ["Custom.A", "Custom.B"]})
-    assert from_yaml.permission_check == custom.permission_check
+    assert from_yaml.conditions == custom.conditions
 
 
 def test_unauthorized_says_how_to_authenticate():
@@ -130,7 +131,9 @@ def test_latency_without_ms_waits_one_second_and_other_kinds_have_their_effects(
     assert parse_spec("reset:nth=3").effect == Reset()
     assert parse_spec("malformed").effect == BrokenBody(truncate=True)
     assert parse_spec("empty").effect == BrokenBody(truncate=False)
-    assert set(ERROR_DEFAULTS) | {Kind.LATENCY, Kind.RESET, Kind.MALFORMED, Kind.EMPTY} == set(Kind)
+    others = {Kind.LATENCY, Kind.RESET, Kind.MALFORMED, Kind.EMPTY}
+    shapes = {Kind.RATELIMIT, Kind.HANG, Kind.SLOW_BODY}  # test_traffic_shapes.py
+    assert set(ERROR_DEFAULTS) | others | shapes == set(Kind)
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from mitmproxy.test import taddons
 from proxy_addons.addons import flows
 from proxy_addons.addons.fault_injection import FaultInjector
 from proxy_addons.addons.replay import Replay
+from proxy_addons.addons.request_checks import RequestChecks
 from proxy_addons.addons.summary import Summary
 from proxy_addons.cassette import cassette, examples
 from proxy_addons.common import json_body
@@ -148,8 +149,9 @@ def test_a_gzip_encoded_request_body_is_checked_and_matched_decoded():
 
 
 def test_a_flows_url_and_body_are_parsed_once_however_many_addons_read_them(monkeypatch):
-    faults, summary, replay = FaultInjector(), Summary(), Replay()
+    checks, faults, summary, replay = RequestChecks(), FaultInjector(), Summary(), Replay()
     with taddons.context(faults, summary, replay) as tctx:
+        tctx.configure(faults, graph_faults=["latency:ms=0"])
         tctx.configure(replay, graph_cassette=str(cassette.bundled_cassettes()))
         flow = graph_flow("PUT", examples.ME_URL, examples.REQUEST_BODY, examples.REQUEST_HEADERS)
         parsed_urls, parsed_bodies = [], []
@@ -161,7 +163,8 @@ def test_a_flows_url_and_body_are_parsed_once_however_many_addons_read_them(monk
             json_body.json, "loads", lambda *a: parsed_bodies.append(a) or real_loads(*a)
         )
         summary.requestheaders(flow)  # counts it, parsing nothing
-        asyncio.run(faults.request(flow))  # checks the request: route, body, JSON
+        checks.request(flow)  # checks the request: route, body, JSON
+        asyncio.run(faults.request(flow))  # judges it against a rule
         replay.request(flow)  # matches it: the same route and JSON
         faults.response(flow)
         summary.response(flow)

@@ -27,6 +27,7 @@ from proxy_addons.options.proxy import FAULTS, NETWORK_POLICY, SUMMARY
 from proxy_addons.options.record import RECORD
 from proxy_addons.options.replay import REPLAY
 from proxy_addons.options.simulate import SIMULATE
+from proxy_addons.options.validation import VALIDATION
 from proxy_addons.testing import session
 from proxy_addons.testing.vcr_settings import ProxyMode, Settings, plan
 
@@ -39,6 +40,7 @@ DECLARES = {
     Stage.GATE: NETWORK_POLICY,
     Stage.SEAL: NETWORK_POLICY,
     Stage.FAULTS: FAULTS,
+    Stage.VALIDATION: VALIDATION,
     Stage.REPLAY: REPLAY,
     Stage.RECORD: RECORD,
     Stage.EMULATOR: SIMULATE,

@@ -16,6 +16,7 @@ from vcr.request import Request
 from proxy_addons.addons import flows
 from proxy_addons.addons.playback import MISS_CODE, MISS_STATUS, answer_miss
 from proxy_addons.addons.replay import Replay
+from proxy_addons.addons.request_checks import RequestChecks
 from proxy_addons.addons.script_chain import chain_of
 from proxy_addons.addons.unreachable_upstream import UnreachableUpstream
 from proxy_addons.cassette import cassette, examples
@@ -240,12 +241,15 @@ def test_traffic_that_is_not_ours_is_untouched_and_not_logged(replay, url, caplo
     ],
 )
 def test_malformed_requests_get_graph_4xx_before_any_lookup(tmp_path, body, content_type, status):
-    addon = Replay()
+    """Graph's request checks stand before replay in every chain (chain_order.EVERY_CHAIN)."""
+    checks, addon = RequestChecks(), Replay()
     with taddons.context(addon) as tctx:
         tctx.configure(addon, graph_cassette=str(numbered_cassette(tmp_path, 2)))
         bad = graph_flow("PUT", ME, body, {"Content-Type": content_type})
+        checks.request(bad)
         addon.request(bad)
         good = graph_flow("PUT", ME, '{"v": 1}', {"Content-Type": "application/json"})
+        checks.request(good)
         addon.request(good)
     assert bad.response.status_code == status
     assert flows.answered_by(bad) == "check"
@@ -321,7 +325,7 @@ def test_loads_as_a_mitmdump_script_with_its_options():
     script = Path(__file__).resolve().parent.parent / "proxy_addons" / "replay.py"
     with taddons.context() as tctx:
         tctx.script(str(script))
-        _gate, _batching, addon, _seal, unreachable = chain_of(
+        _gate, _checks, _batching, addon, _seal, unreachable = chain_of(
             tctx.master.addons
         ).addons  # configured
         assert isinstance(unreachable, UnreachableUpstream)  # forwards get Graph's 502 too

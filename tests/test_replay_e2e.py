@@ -450,3 +450,45 @@ def test_the_documented_mitmdump_line_replays_the_bundled_cassettes(confdir, tmp
 
 def _ssl_context(cafile: str) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=cafile)
+
+
+# --- validation, asked of replay ----------------------------------------------------------
+
+INVALID = json.dumps({"settings": {"allowClientToJoinUsingBrowser": 3}})
+INVALID_LINE = "$.settings.allowClientToJoinUsingBrowser: expected a valid boolean"
+
+
+def test_replay_validate_enforce_refuses_an_invalid_request_with_graphs_400(
+    start_proxy, client_for
+):
+    proxy = start_proxy("replay", "--validate", "enforce")
+    client = client_for(proxy)
+    bad = client.put(ME, content=INVALID, headers=HEADERS)
+    good = client.put(ME, content=examples.REQUEST_BODY, headers=HEADERS)
+    assert bad.status_code == 400
+    error = bad.json()["error"]
+    assert error["code"] == "BadRequest" and INVALID_LINE in error["message"]
+    assert good.status_code == 201  # notes only: the documented create is replayed
+
+
+def test_replay_validate_warn_logs_the_problem_and_replay_still_decides(start_proxy):
+    proxy = start_proxy("replay", "--validate", "warn")
+    response = requests.put(
+        ME,
+        data=INVALID,
+        headers=HEADERS,
+        proxies={"https": proxy.url},
+        verify=str(proxy.ca),
+        timeout=30,
+    )
+    assert response.json()["error"]["code"] == "CassetteMiss"  # warned, not refused
+    assert proxy.stop() == 0
+    assert any(f"PUT {ME_PATH}: {INVALID_LINE}" in line for line in proxy.stderr)
+
+
+def test_replay_validates_nothing_unless_asked(start_proxy, client_for):
+    proxy = start_proxy("replay")
+    answer = client_for(proxy).put(ME, content=INVALID, headers=HEADERS)
+    assert answer.json()["error"]["code"] == "CassetteMiss"
+    assert proxy.stop() == 0
+    assert not [line for line in proxy.stderr if INVALID_LINE in line]

@@ -9,8 +9,10 @@ from bombs import bomb
 from helpers import graph_flow
 
 from proxy_addons.addons import flows
+from proxy_addons.addons.request_checks import RequestChecks
 from proxy_addons.cassette import examples
 from proxy_addons.graph.models import ErrorResponse
+from proxy_addons.graph.replies import error_reply
 from proxy_addons.graph.request_checks import MAX_BODY_BYTES, check_request
 from proxy_addons.graph.routes import parse
 
@@ -140,7 +142,7 @@ def test_a_percent_encoded_id_is_not_refused_whatever_it_decodes_to():
 def test_a_compressed_body_that_inflates_past_the_limit_is_413_once_decoded(coding):
     flow = graph_flow("PUT", examples.ME_URL, None, {**JSON_HEADERS, "Content-Encoding": coding})
     flow.request.raw_content = bomb(64, coding)
-    assert flows.claim(flow) is None  # answered by the checks
+    RequestChecks().request(flow)
     error = ErrorResponse.model_validate(flow.response.json()).error
     assert (flow.response.status_code, error.code) == (413, "RequestEntityTooLarge")
     assert error.message == (
@@ -152,5 +154,32 @@ def test_a_compressed_body_within_the_limit_is_read_decoded():
     headers = {**JSON_HEADERS, "Content-Encoding": "gzip"}
     flow = graph_flow("PUT", examples.ME_URL, None, headers)
     flow.request.raw_content = gzip.compress(examples.REQUEST_BODY.encode())
-    assert flows.claim(flow) is not None
+    RequestChecks().request(flow)
+    assert flow.response is None
     assert flows.body_of(flow).raw == examples.REQUEST_BODY.encode()
+
+
+# --- the addon: one step of its own, before anything claims a request ---------------------
+
+
+def test_the_checks_answer_a_malformed_request_of_ours_with_graphs_4xx_tagged_check():
+    flow = graph_flow("PUT", examples.ME_URL, "{not json", JSON_HEADERS)
+    RequestChecks().request(flow)
+    assert flow.response is not None and flow.response.status_code == 400
+    assert flows.answered_by(flow) == "check"
+
+
+def test_claiming_a_flow_checks_nothing_any_more():
+    """Which addon answers a malformed request no longer depends on which one claims first."""
+    flow = graph_flow("PUT", examples.ME_URL, "{not json", JSON_HEADERS)
+    assert flows.claim(flow) is not None
+    assert flow.response is None
+
+
+def test_the_checks_leave_other_hosts_and_answered_flows_alone():
+    other = graph_flow("PUT", "https://example.com/beta/me", "{not json", JSON_HEADERS)
+    answered = graph_flow("PUT", examples.ME_URL, "{not json", JSON_HEADERS)
+    answered.response = flows.to_response(error_reply(503, "x", "y", {}))
+    RequestChecks().request(other)
+    RequestChecks().request(answered)
+    assert other.response is None and answered.response.status_code == 503

@@ -20,9 +20,11 @@ from mitmproxy.test import taddons
 from proxy_addons.addons.batching import Batching
 from proxy_addons.addons.chain_order import EVERY_CHAIN, ORDER, Stage, in_chain_order
 from proxy_addons.addons.control_endpoint import ControlEndpoint
+from proxy_addons.addons.etag_tracker import ETagTracker
 from proxy_addons.addons.fault_injection import FaultInjector
 from proxy_addons.addons.gate import Gate
 from proxy_addons.addons.replay import Replay
+from proxy_addons.addons.request_checks import RequestChecks
 from proxy_addons.addons.script_chain import CHAIN_NAME, chain_of
 from proxy_addons.addons.summary import Summary
 from proxy_addons.addons.unreachable_upstream import UnreachableUpstream
@@ -32,9 +34,10 @@ SCRIPTS = Path(__file__).resolve().parent.parent / "proxy_addons"
 WANTS: dict[str, frozenset[Stage]] = {
     "gate.py": frozenset({Stage.GATE}),
     "control_endpoint.py": frozenset({Stage.CONTROL}),
-    "fault_injection.py": frozenset({Stage.CONTROL, Stage.FAULTS}),
+    "fault_injection.py": frozenset({Stage.CONTROL, Stage.ETAGS, Stage.FAULTS}),
     "replay.py": frozenset({Stage.REPLAY, Stage.SEAL, Stage.UNREACHABLE}),
-    "record.py": frozenset({Stage.RECORD, Stage.UNREACHABLE}),
+    "record.py": frozenset({Stage.VALIDATION, Stage.RECORD, Stage.UNREACHABLE}),
+    "validation.py": frozenset({Stage.VALIDATION}),
     "emulator.py": frozenset({Stage.EMULATOR, Stage.SEAL}),
     "unreachable_upstream.py": frozenset({Stage.UNREACHABLE}),
     "summary.py": frozenset({Stage.SUMMARY}),
@@ -98,7 +101,15 @@ def test_the_stages_are_the_package_classes_the_cli_uses():
     with taddons.context() as tctx:
         load("summary.py", "replay.py", "fault_injection.py")
         kinds = [type(a) for a in chain_of(tctx.master.addons).addons]
-    assert kinds[:5] == [Gate, ControlEndpoint, FaultInjector, Batching, Replay]
+    assert kinds[:7] == [
+        Gate,
+        ControlEndpoint,
+        RequestChecks,
+        ETagTracker,
+        FaultInjector,
+        Batching,
+        Replay,
+    ]
     assert kinds[-1] is Summary
 
 
@@ -118,12 +129,12 @@ def test_a_reloaded_script_gets_fresh_instances_of_the_stages_only_it_wants():
     with taddons.context() as tctx:
         (replay_script, _) = load("replay.py", "unreachable_upstream.py")
         chain = chain_of(tctx.master.addons)
-        gate, batching, replay, _seal, unreachable = chain.addons
+        gate, checks, batching, replay, _seal, unreachable = chain.addons
         replay_script.loadscript()
-        fresh = chain.addons[2]
+        fresh = chain.addons[3]
         assert fresh is not replay and isinstance(fresh, Replay)
-        assert chain.addons[0] is gate and chain.addons[1] is batching
-        assert chain.addons[4] is unreachable
+        assert chain.addons[:3] == [gate, checks, batching]
+        assert chain.addons[5] is unreachable
         assert tctx.master.addons.get("replay") is fresh  # registered in its stead
 
 

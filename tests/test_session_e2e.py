@@ -116,6 +116,18 @@ def test_fault_rules_and_their_counters_are_new_in_each_session(proxy, bundled_m
             ]
 
 
+def test_the_etags_learnt_in_a_session_are_forgotten_in_the_next(proxy):
+    stale = "etag-mismatch:when=stale,code=FaultSaysStale"
+    old = {**HEADERS, "If-Match": 'W/"old"'}
+    with switch(proxy, "simulate", "--fault", stale) as client:
+        assert client.put(ME, content=BODY, headers=HEADERS).status_code == 201  # learnt
+        refused = client.patch(ME, content="{}", headers=old)
+        assert refused.json()["error"]["code"] == "FaultSaysStale"
+    with switch(proxy, "simulate", "--fault", stale) as client:
+        answer = client.patch(ME, content="{}", headers=old)  # no ETag known: the emulator's
+        assert answer.json()["error"]["code"] != "FaultSaysStale"
+
+
 def test_faults_added_during_a_session_last_until_the_next_one(proxy):
     with switch(proxy, "simulate", "--allow-anonymous") as client:
         proxy.add_faults(["unavailable:method=GET"])

@@ -6,10 +6,11 @@ holds at least one of our operations, it reads the batch as Graph does (``batch.
 malformed one is refused whole with Graph's 400), then, in the order Graph answers them (as
 listed, each after what it depends on), makes each of our requests a flow of its own (the
 batch's URL host and version, the batch's headers under the request's own, the request's
-body) and runs mitmproxy's hooks on it over the whole chain: the gate, the fault injector,
-the request checks, replay, the emulator or the recorder, the seal, the summary, the journal
-and the web view treat it exactly as the same request sent alone. Each such flow carries
-``flows.BATCH`` in its metadata (the batch flow's id and the request's id).
+body) and runs mitmproxy's hooks on it over the whole chain: the gate, the request checks,
+the ETag tracker, the fault rules, validation, replay, the emulator or the recorder, the seal,
+the summary, the journal and the web view treat it exactly as the same request sent alone.
+Each such flow carries ``flows.BATCH`` in its metadata (the batch flow's id and the
+request's id).
 
 A request whose dependency failed is answered 424 and never run. What is left unanswered
 goes upstream in one batch (only where our operations may, the recorder's or

@@ -2,8 +2,9 @@
 pytest plugin's proxy (``session.py``) and any set of ``mitmdump -s`` scripts
 (``script_chain.py``).
 
-mitmproxy calls addons in chain order, and the first to answer a flow decides it: a fault
-must come before the addon that would answer, the unreachable-upstream envelope after the
+mitmproxy calls addons in chain order, and the first to answer a flow decides it: Graph's
+request checks come before anything that looks a request up, a fault before the addon that
+would answer, the unreachable-upstream envelope after the
 ones that answer or redirect, the summary and the web tags after everything they report on.
 So the order is not left to whoever lists the addons: every chain is sorted by this table.
 A new addon of ours is one line here, at its place.
@@ -22,7 +23,12 @@ class Stage(enum.Enum):
 
     GATE = "proxy_addons.addons.gate:Gate"
     CONTROL = "proxy_addons.addons.control_endpoint:ControlEndpoint"
+    CHECKS = "proxy_addons.addons.request_checks:RequestChecks"
+    # Before the rules: the known ETag must be in the flow when they read it, and the real
+    # answer learnt from before a malformed/empty fault spoils it.
+    ETAGS = "proxy_addons.addons.etag_tracker:ETagTracker"
     FAULTS = "proxy_addons.addons.fault_injection:FaultInjector"
+    VALIDATION = "proxy_addons.addons.validation_report:Validation"
     BATCHING = "proxy_addons.addons.batching:Batching"
     REPLAY = "proxy_addons.addons.replay:Replay"
     MISSING_CASSETTE = "proxy_addons.addons.missing_cassette:MissingCassette"
@@ -47,9 +53,10 @@ ORDER: tuple[Stage, ...] = tuple(Stage)
 # The addons that answer our Graph routes: one of them is a proxy's mode. More than one in a
 # chain is allowed (the first in ORDER that answers a flow decides it), and said at start.
 MODES = frozenset({Stage.REPLAY, Stage.MISSING_CASSETTE, Stage.RECORD, Stage.EMULATOR})
-# Stages every chain of scripts carries, whichever scripts were given: the gate, and the
-# batching that runs each request of a $batch as one of ours through the rest of the chain.
-EVERY_CHAIN: frozenset[Stage] = frozenset({Stage.GATE, Stage.BATCHING})
+# Stages every chain of scripts carries, whichever scripts were given: the gate, Graph's
+# request checks, and the batching that runs each request of a $batch as one of ours through
+# the rest of the chain.
+EVERY_CHAIN: frozenset[Stage] = frozenset({Stage.GATE, Stage.CHECKS, Stage.BATCHING})
 
 
 def stage_of(addon: Any) -> Stage:

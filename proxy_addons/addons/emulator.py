@@ -93,7 +93,7 @@ def outcome_reply(
 
 
 def appointment_request(route: Route, request: http.Request) -> AppointmentRequest:
-    assert route.operation is not None  # flows.claim answers unknown methods itself
+    assert route.operation is not None  # the request checks answer unknown methods
     return AppointmentRequest(
         operation=route.operation,
         owner=route.owner,

@@ -4,14 +4,21 @@ Load it alone with::
 
     mitmdump -s proxy_addons/fault_injection.py --set graph_faults=throttle:times=1
 
+One job: the fault rules. Each rule is a selector (which requests), its conditions (a stale
+ETag, a token Graph would refuse: ``fault_conditions.py``, judged from what the flow carries;
+the ETag tracker, ``etag_tracker.py``, puts the known ETag there) and an effect, applied in
+:meth:`FaultInjector._inject`. Graph's request checks (``request_checks.py``) have answered a
+malformed request before the rules see it.
+
 Rules are tried in the order given. Latency rules delay the request (in an async hook, so
 other flows keep moving) and evaluation goes on; the first other rule that fires decides the
 flow: an error answer or a reset right away in the ``request`` hook (so replay, the emulator
 and the recorder never see the flow), or, for ``malformed``/``empty``, a mark that the
-``response`` hook honours once the real answer is known. Rules can be changed while the proxy
-runs, by the ``graph.faults.*`` commands or the HTTP control endpoint (``control_rules.py``, served
-by ``control_endpoint.py``, which this addon offers ``/faults`` to); a rule that survives a
-change keeps its counters.
+``response`` hook honours once the real answer is known. An enforced throttle keeps a window
+(``throttle_window.py``) in which a client that comes back early is throttled again. Rules can
+be changed while the proxy runs, by the ``graph.faults.*`` commands or the HTTP control
+endpoint (``control_rules.py``, served by ``control_endpoint.py``, which this addon offers
+``/faults`` to); a rule that survives a change keeps its counters.
 """
 
 from __future__ import annotations
@@ -19,26 +26,27 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import math
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from random import Random
 from typing import Any
 
-from mitmproxy import command, ctx, exceptions, http
+from mitmproxy import command, connection, ctx, exceptions, http
 from mitmproxy.addonmanager import Loader
 
 from proxy_addons.addons import control_rules, flows
 from proxy_addons.addons.batching import holds_ours
 from proxy_addons.addons.connection_strategy import ensure_lazy_connections
 from proxy_addons.addons.declared_options import declare
+from proxy_addons.addons.rate_limiting import RateLimiting
+from proxy_addons.addons.stalls import Stalls
 from proxy_addons.common.answered_by import AnsweredBy
 from proxy_addons.common.option_table import declared
-from proxy_addons.graph import etags
+from proxy_addons.graph.fault_conditions import Facts, Stale, reasons
 from proxy_addons.graph.faults import (
+    DELAYS,
     BrokenBody,
-    Delay,
     FaultSpecError,
     GraphError,
     Reset,
@@ -47,8 +55,10 @@ from proxy_addons.graph.faults import (
     parse_spec,
     seeded_random,
 )
+from proxy_addons.graph.rate_limits import RateLimit
 from proxy_addons.graph.replies import Reply
-from proxy_addons.graph.routes import Route
+from proxy_addons.graph.stalls import Hang, SlowBody
+from proxy_addons.graph.throttle_window import ThrottleWindow
 from proxy_addons.options.proxy import FAULTS
 
 logger = logging.getLogger(__name__)
@@ -58,50 +68,12 @@ logger = logging.getLogger(__name__)
 # delay happened.
 
 OPTIONS = tuple(row.name for row in declared(FAULTS))
-
-
-class ETags:
-    """The current ETag of each appointment, as learned from every answer the proxy passes on.
-
-    Replay, the emulator and real Graph all teach it, so ``etag-mismatch:when=stale`` works
-    the same in every mode. The last ETag seen is the current one (a 204 update without an
-    ETag leaves it as it was); a successful DELETE forgets it. An appointment it has never
-    seen an ETag for is not stale: the proxy cannot know better than the service, so it lets
-    the request through. Staleness is the emulator's own rule (:mod:`proxy_addons.graph.etags`), so
-    the fault and ``simulate`` never disagree about a header.
-    """
-
-    def __init__(self) -> None:
-        self._known: dict[tuple[str, str, str], str] = {}
-
-    @staticmethod
-    def _key(route: Route) -> tuple[str, str, str]:
-        return (route.host, route.owner, route.meeting)
-
-    def learn(self, route: Route, status: int, etag: str | None) -> None:
-        """What an answer with ``status`` and this ``ETag`` header (None: none) teaches."""
-        if not 200 <= status < 300:
-            return
-        if route.method == "DELETE":
-            self._known.pop(self._key(route), None)
-        elif etag and route.method in ("GET", "PUT", "PATCH"):
-            self._known[self._key(route)] = etag
-
-    def current(self, route: Route) -> str | None:
-        return self._known.get(self._key(route))
-
-    def is_stale(self, route: Route, headers: Mapping[str, str]) -> bool:
-        """Whether this write's If-Match / If-None-Match fail against the known ETag."""
-        known = self.current(route)
-        if known is None or route.method not in etags.CONDITIONAL_METHODS:
-            return False
-        return etags.precondition_fails(
-            headers.get("If-Match"), headers.get("If-None-Match"), known
-        )
+TRACKER_NAME = "etagtracker"  # mitmproxy's name for the ETagTracker addon
 
 
 class RuleState:
-    """A rule with what it has seen: its counters, random stream and throttle window.
+    """A rule with what it has seen: its counters, random stream and, for an enforced
+    throttle, its window (``throttle_window.py``).
 
     (A plain class: ``mitmdump -s`` runs this file as a module that dataclasses can't see.)
     """
@@ -112,7 +84,18 @@ class RuleState:
         self.matched = 0
         self.injected = 0
         self.enforced = 0
-        self.blocked_until = -math.inf
+        self.window = (
+            ThrottleWindow(rule.effect)
+            if rule.enforce and isinstance(rule.effect, GraphError)
+            else None
+        )
+
+    def picks(self) -> bool:
+        """Count a request that reached the rule (selected, conditions met); whether it is in
+        the rule's window of counts and wins the rule's draw."""
+        self.matched += 1
+        select = self.rule.select
+        return select.in_window(self.matched) and select.draw(self.rng)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -121,13 +104,6 @@ class RuleState:
             "matched": self.matched,
             "injected": self.injected + self.enforced,
         }
-
-
-def _retry_after_left(rule: Rule, seconds: float) -> float:
-    """What is left of a throttle window, rounded up the way the rule wrote Retry-After."""
-    assert isinstance(rule.effect, GraphError)
-    whole = rule.effect.retry_after is None or float(rule.effect.retry_after).is_integer()
-    return float(math.ceil(seconds)) if whole else math.ceil(seconds * 1000) / 1000
 
 
 def _parse_named(spec: str) -> Rule:
@@ -152,12 +128,14 @@ class FaultInjector:
         self.clock = clock
         self.sleep = sleep
         self.states: list[RuleState] = []
-        self.etags = ETags()
         # The BrokenBody each flow's response must get, beside the flow (not in metadata,
         # which mitmproxy saves with the flow and which holds plain values only).
         self._breaks: weakref.WeakKeyDictionary[http.HTTPFlow, BrokenBody] = (
             weakref.WeakKeyDictionary()
         )
+        # traffic shapes: ratelimit budgets and headers, hang and slow-body
+        self.rate_limits = RateLimiting()
+        self.stalls = Stalls()
 
     # --- options and commands -------------------------------------------------------------
 
@@ -175,6 +153,13 @@ class FaultInjector:
         self._install(rules, keep_state=not fresh)
         if rules:
             logger.info("fault rules: %s", "; ".join(r.text for r in rules))
+        stale = [r.text for r in rules if Stale() in r.conditions]
+        if stale and ctx.master.addons.get(TRACKER_NAME) is None:
+            logger.warning(
+                "%s: no ETag tracker in this chain (proxy_addons/addons/etag_tracker.py, "
+                "before the fault rules), so no ETag is known and the rule never fires",
+                ", ".join(stale),
+            )
 
     def running(self) -> None:
         # It answers Graph calls itself: alone in mitmdump, an eager connection would dial
@@ -201,12 +186,16 @@ class FaultInjector:
 
     def reset(self) -> None:
         """Keep the rules but forget what they have seen (counters, random streams, throttle
-        windows) and every ETag learnt: how the pytest plugin's proxy starts each test."""
-        self.etags = ETags()
+        windows): how the pytest plugin's proxy starts each test (with the ETag tracker's
+        ``reset``)."""
         self._install([state.rule for state in self.states], keep_state=False)
 
     def rule_table(self) -> list[dict[str, Any]]:
-        return [state.as_dict() for state in self.states]
+        table = [state.as_dict() for state in self.states]
+        for row, state in zip(table, self.states, strict=True):
+            if isinstance(state.rule.effect, Hang):
+                row["held"] = self.stalls.held(state)  # flows a hang holds right now
+        return table
 
     @staticmethod
     def _checked(specs: Sequence[str]) -> list[str]:
@@ -264,103 +253,102 @@ class FaultInjector:
 
     @flows.guarded
     async def request(self, flow: http.HTTPFlow) -> None:
+        if not self.states:
+            return
         route = flows.claim(flow)
         if route is None:
             if flow.response is None and flow.error is None and holds_ours(flow) is not None:
                 await self._batch_call(flow)
             return
         headers = flow.request.headers
+        facts = Facts(route.method, route.operation, headers, flow.metadata.get(flows.KNOWN_ETAG))
         for state in self.states:
             rule = state.rule
             if not rule.select.matches(route.method, route.operation):
                 continue
             now = self.clock()
-            if rule.enforce and now < state.blocked_until:
-                assert isinstance(rule.effect, GraphError)
+            left = state.window.left(now) if state.window is not None else None
+            if state.window is not None and left is not None:
                 state.enforced += 1
-                left = _retry_after_left(rule, state.blocked_until - now)
                 _mark(flow, rule.kind)
-                flows.answer(
-                    flow, rule.effect.reply(headers, retry_after=left), by=AnsweredBy.FAULT
-                )
+                flows.answer(flow, state.window.reply(headers, left), by=AnsweredBy.FAULT)
                 return
-            if rule.stale_only and not self.etags.is_stale(route, headers):
+            why = reasons(rule.conditions, facts)
+            if why is None or not state.picks():
                 continue
-            refusal = self._token_refusal(rule, route, headers)
-            if rule.permission_check is not None and refusal is None:
-                continue
-            state.matched += 1
-            if not rule.select.in_window(state.matched) or not rule.select.draw(state.rng):
-                continue
-            state.injected += 1
-            if refusal is not None:
-                logger.info("%s %s refused: %s", route.method, flow.request.pretty_url, refusal)
-            _mark(flow, rule.kind)
-            effect = rule.effect
-            if isinstance(effect, Delay):
-                await self.sleep(effect.seconds(state.rng))
-                if flow.response is not None or flow.error is not None:
-                    return
-                continue
-            if isinstance(effect, Reset):
-                flows.answer(flow, None, by=AnsweredBy.FAULT)
-            elif isinstance(effect, BrokenBody):
-                self._breaks[flow] = effect
-            else:
-                reply = effect.reply(headers)
-                if rule.enforce and effect.retry_after is not None:
-                    state.blocked_until = now + effect.retry_after
-                flows.answer(flow, reply, by=AnsweredBy.FAULT)
-            return
+            for reason in why:
+                logger.info(
+                    "%s on %s %s: %s", rule.kind, route.method, flow.request.pretty_url, reason
+                )
+            if await self._inject(flow, state, now, route.operation):
+                return
 
     async def _batch_call(self, flow: http.HTTPFlow) -> None:
         """The rules for a ``$batch`` call itself (``route=batch``): the first that fires
         fails the whole call; the requests inside it meet the other rules one by one."""
         for state in self.states:
-            rule = state.rule
-            if not rule.select.matches_batch(flow.request.method):
+            if not state.rule.select.matches_batch(flow.request.method) or not state.picks():
                 continue
-            state.matched += 1
-            if not rule.select.in_window(state.matched) or not rule.select.draw(state.rng):
-                continue
-            state.injected += 1
-            _mark(flow, rule.kind)
-            effect = rule.effect
-            if isinstance(effect, Delay):
-                await self.sleep(effect.seconds(state.rng))
-                continue
-            if isinstance(effect, Reset):
-                flows.answer(flow, None, by=AnsweredBy.FAULT)
-            elif isinstance(effect, BrokenBody):
-                self._breaks[flow] = effect
-            else:
-                flows.answer(flow, effect.reply(flow.request.headers), by=AnsweredBy.FAULT)
-            return
+            # a batch call costs a ratelimit what an unnamed operation does
+            if await self._inject(flow, state, self.clock(), None):
+                return
 
-    @staticmethod
-    def _token_refusal(rule: Rule, route: Route, headers: Mapping[str, str]) -> str | None:
-        """Why Graph would refuse the token, for a ``permissions`` rule; else None."""
-        if rule.permission_check is None:
-            return None
-        return rule.permission_check.refusal(headers.get("Authorization"), route.operation)
+    async def _inject(
+        self, flow: http.HTTPFlow, state: RuleState, now: float, operation: str | None
+    ) -> bool:
+        """Apply the effect of a rule that picked the flow; whether the flow is decided
+        (answered, reset, or marked for its response to be broken) or goes on to the next
+        rule (after a delay). Each effect kind is applied here, and only here: a new kind is
+        one more branch (an effect with state keeps it beside the rule, in RuleState, as the
+        throttle's window; one that may still let the flow pass returns False before the
+        count below)."""
+        rule = state.rule
+        effect = rule.effect
+        over_budget = None
+        if isinstance(effect, RateLimit):  # within its budget, the flow goes on
+            over_budget = self.rate_limits.spend(state, effect, flow, operation, now)
+            if over_budget.allowed:
+                return False
+        state.injected += 1
+        _mark(flow, rule.kind)
+        if isinstance(effect, DELAYS):
+            await self.sleep(effect.seconds(state.rng))
+            return flow.response is not None or flow.error is not None
+        if isinstance(effect, Reset):
+            flows.answer(flow, None, by=AnsweredBy.FAULT)
+        elif isinstance(effect, BrokenBody):
+            self._breaks[flow] = effect
+        elif isinstance(effect, Hang):
+            await self.stalls.hang(flow, effect, state)
+        elif isinstance(effect, SlowBody):
+            self.stalls.slow_body(flow, effect)
+        elif isinstance(effect, RateLimit):
+            assert over_budget is not None
+            flows.answer(
+                flow, effect.refusal(over_budget, flow.request.headers), by=AnsweredBy.FAULT
+            )
+        else:
+            if state.window is not None:
+                state.window.open(now)
+            flows.answer(flow, effect.reply(flow.request.headers), by=AnsweredBy.FAULT)
+        return True
+
+    def client_disconnected(self, client: connection.Client) -> None:
+        self.stalls.client_disconnected(client)
+
+    def done(self) -> None:
+        self.stalls.done()
 
     @flows.guarded
     def response(self, flow: http.HTTPFlow) -> None:
-        route = flows.route_of(flow)
+        self.rate_limits.response(flow)
+        self.stalls.response(flow)
         breaker = self._breaks.pop(flow, None) if self._breaks else None
-        if flow.response is None or (route is None and breaker is None):
+        if breaker is None or flow.response is None:
             return
-        if breaker is None and flows.answered_by(flow) == AnsweredBy.FAULT:
-            return
-        if route is not None:
-            # get_all, not get: most answers carry no ETag, and get finds that out by an
-            # exception
-            sent = flow.response.headers.get_all("ETag")
-            self.etags.learn(route, flow.response.status_code, ", ".join(sent) if sent else None)
-        if breaker is not None:
-            real = Reply(
-                flow.response.status_code,
-                tuple(flow.response.headers.items()),
-                flow.response.get_content(strict=False) or b"",
-            )
-            flows.answer(flow, breaker.reply(real, flow.request.headers), by=AnsweredBy.FAULT)
+        real = Reply(
+            flow.response.status_code,
+            tuple(flow.response.headers.items()),
+            flow.response.get_content(strict=False) or b"",
+        )
+        flows.answer(flow, breaker.reply(real, flow.request.headers), by=AnsweredBy.FAULT)

@@ -2,9 +2,10 @@
 
 Several addons may be loaded together (faults before replay, replay inside record...). The
 rules that keep them from stepping on each other live here: a flow is ours only if its URL is
-one of our routes; the first addon to answer a flow wins and later ones leave it alone; a
-request Graph would refuse outright is refused before any addon looks anything up; and each
-answer is tagged with who gave it, which the recorder and the summary read.
+one of our routes; the first addon to answer a flow wins and later ones leave it alone; and
+each answer is tagged with who gave it, which the recorder and the summary read. (A request
+Graph would refuse outright is refused by a step of its own, ``request_checks.py``, before any
+addon that would look it up.)
 
 A flow's route is read from where the request really goes: the host mitmproxy dials (the
 ``CONNECT`` authority inside a tunnel, an absolute-form URL's host, a reverse proxy's target),
@@ -32,6 +33,7 @@ from typing import Any, TypeVar
 
 from mitmproxy import http
 from mitmproxy.proxy.mode_specs import ReverseMode
+from vcr.request import Request
 
 from proxy_addons.cassette.matching import Shape, route_shape, shape
 from proxy_addons.common import content_encoding
@@ -40,20 +42,25 @@ from proxy_addons.common.json_body import JsonBody
 from proxy_addons.graph import traffic
 from proxy_addons.graph.models import Problem
 from proxy_addons.graph.replies import GENERAL_EXCEPTION, FoldedHeaders, Reply, error_reply
-from proxy_addons.graph.request_checks import MAX_BODY_BYTES, check_request
+from proxy_addons.graph.request_checks import MAX_BODY_BYTES
 from proxy_addons.graph.routes import Route, graph_host, parse_parts
 from proxy_addons.graph.traffic import Target, Traffic
 
 # flow.metadata keys, each holding plain values only (see above). The summary and the web
 # tags read them; each addon writes only its own.
 ANSWERED_BY = "graph_vcr_proxy.answered_by"  # an AnsweredBy (a str); absent: upstream answered
-CHECKED = "graph_vcr_proxy.checked"  # Graph's request checks have passed
 RECORDED = "graph_vcr_proxy.recorded"  # True once the recorder has the interaction on disk
 PROBLEMS = "graph_vcr_proxy.problems"  # validation's findings: see add_problems, problems
 FAULT = "graph_vcr_proxy.fault"  # the kind of the fault injected into this flow
 FAULTS_INJECTED = "graph_vcr_proxy.faults_injected"  # every kind injected, in order
+# The ETag the proxy last saw for the appointment a conditional write addresses (a str), put
+# there by the ETag tracker for the fault rules' staleness condition.
+KNOWN_ETAG = "graph_vcr_proxy.known_etag"
 REPLAYED = "graph_vcr_proxy.replayed"  # (cassette path, interaction index) replay answered with
 TRAFFIC = "graph_vcr_proxy.traffic"  # a traffic.Traffic (a str): what the flow is to us
+# The response headers a fault added to an answer it did not give (the ratelimit fault's
+# RateLimit-*): the client sees them, the recorder leaves them out (upstream_response).
+FAULT_HEADERS = "graph_vcr_proxy.fault_headers"
 # A request run from inside a JSON $batch: {"batch": the batch flow's id, "id": the request's
 # id in the batch, "path": its path}; on the batch call itself, {"requests": how many}.
 BATCH = "graph_vcr_proxy.batch"
@@ -66,7 +73,7 @@ class _Parsed:
     """What is worked out once about one flow's request: its headers and route at once,
     its body when first asked for."""
 
-    __slots__ = ("_body", "_request", "headers", "route")
+    __slots__ = ("_body", "_request", "headers", "port", "route", "scheme")
 
     def __init__(self, request: http.Request) -> None:
         self._request = request
@@ -77,6 +84,9 @@ class _Parsed:
         headers = FoldedHeaders((name.lower(), value) for name, value in pairs)
         self.headers = headers if len(headers) == len(pairs) else FoldedHeaders.of(pairs)
         self.route = _route(request)
+        # Where the client sent it, kept as the route is: the recorder's --upstream rewrites
+        # the request's scheme and port before its response is matched to old recordings.
+        self.scheme, self.port = request.scheme, request.port
         self._body: JsonBody | None = None
 
     @property
@@ -184,11 +194,32 @@ def body_of(flow: http.HTTPFlow) -> JsonBody:
 
 
 def shape_of(flow: http.HTTPFlow) -> Shape:
-    """The request's shape for matching, from its route and body as already parsed."""
+    """The request's shape for matching, from its route, headers and body as already parsed."""
     parsed = _parsed_of(flow)
+    request = flow.request
     if parsed.route is None:  # not ours: no route to reuse
-        return shape(flow.request.method, flow.request.pretty_url, parsed.body)
-    return route_shape(parsed.route, parsed.body.comparable)
+        return shape(request.method, request.pretty_url, parsed.body, headers=parsed.headers)
+    return route_shape(
+        parsed.route,
+        parsed.body.comparable,
+        scheme=parsed.scheme,
+        port=parsed.port,
+        headers=parsed.headers,
+    )
+
+
+def vcr_request_of(flow: http.HTTPFlow, uri: str | None = None) -> Request:
+    """The request as vcrpy's ``Request``, what a custom matcher (a vcrpy one) is called
+    with: the URL as sent (``uri``: as the client sent it, where the recorder has since sent
+    it elsewhere), the body as it came (compressed if the client compressed it, as vcrpy
+    records it), each header once, repeated ones folded."""
+    request = flow.request
+    return Request(
+        request.method,
+        uri or request.pretty_url,
+        request.raw_content or None,
+        request_headers(flow),
+    )
 
 
 def add_problems(flow: http.HTTPFlow, problems: Iterable[Problem]) -> None:
@@ -203,23 +234,14 @@ def problems(metadata: Mapping[str, Any]) -> list[Problem]:
 
 
 def claim(flow: http.HTTPFlow) -> Route | None:
-    """The route of a flow that is ours and still unanswered, after Graph's request checks.
+    """The route of a flow that is ours and still unanswered.
 
-    A malformed request is answered here with Graph's 4xx, so callers never see it.
+    Graph's request checks (``request_checks.py``) stand before every addon that claims, so
+    a malformed request is answered with Graph's 4xx before anyone claims it.
     """
     if flow.response is not None or flow.error is not None:
         return None
-    parsed = _parsed_of(flow)
-    route = parsed.route
-    if route is None:
-        return None
-    if not flow.metadata.get(CHECKED):  # several addons claim one flow; check it once
-        flow.metadata[CHECKED] = True
-        refusal = check_request(route, parsed.headers, parsed.body)
-        if refusal is not None:
-            answer(flow, refusal, by=AnsweredBy.CHECK)
-            return None
-    return route
+    return _parsed_of(flow).route
 
 
 def to_response(reply: Reply) -> http.Response:
@@ -249,6 +271,28 @@ def answer(flow: http.HTTPFlow, reply: Reply | None, *, by: AnsweredBy) -> None:
     response = to_response(reply)
     response.http_version = flow.request.http_version
     flow.response = response
+
+
+def add_fault_headers(flow: http.HTTPFlow, headers: Iterable[tuple[str, str]]) -> None:
+    """Set these headers on the flow's answer, noted as a fault's (see FAULT_HEADERS)."""
+    assert flow.response is not None
+    added = flow.metadata.setdefault(FAULT_HEADERS, [])
+    for name, value in headers:
+        flow.response.headers[name] = value
+        if name not in added:
+            added.append(name)
+
+
+def upstream_response(flow: http.HTTPFlow) -> http.Response:
+    """The flow's response as its giver sent it: without the headers a fault added."""
+    assert flow.response is not None
+    added = flow.metadata.get(FAULT_HEADERS)
+    if not added:
+        return flow.response
+    response = flow.response.copy()
+    for name in added:
+        response.headers.pop(name, None)
+    return response
 
 
 def answered_by(flow: http.HTTPFlow) -> AnsweredBy | None:

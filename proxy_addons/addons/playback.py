@@ -11,6 +11,7 @@ recorded for the request was already played (each answers once, as in vcrpy).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Iterable, Mapping
 
@@ -19,7 +20,7 @@ from mitmproxy import ctx, exceptions, http
 from proxy_addons.addons import flows
 from proxy_addons.cassette import echo as echoing
 from proxy_addons.cassette.cassette import Interaction
-from proxy_addons.cassette.matching import CassetteIndex
+from proxy_addons.cassette.matching import CassetteIndex, SentRequest
 from proxy_addons.cassette.on_miss import MISS_CODE, MISS_STATUS
 from proxy_addons.common.answered_by import AnsweredBy
 from proxy_addons.common.json_body import JsonBody
@@ -63,9 +64,10 @@ def miss_reply(
     uri: str,
     body: JsonBody | bytes | None,
     request_headers: Mapping[str, str],
+    request: SentRequest | None = None,
 ) -> Reply:
     """Graph's error envelope for a request ``index`` has no recording of, saying why."""
-    miss = index.explain_miss(method, uri, body)
+    miss = index.explain_miss(method, uri, body, request)
     lead = "No recorded answer is left for" if miss.exhausted else "No recorded interaction matches"
     return error_reply(
         MISS_STATUS, MISS_CODE, f"{lead} {method} {uri}: {miss.explain()}.", request_headers
@@ -77,7 +79,8 @@ def answer_miss(flow: http.HTTPFlow, index: CassetteIndex) -> None:
     request = flow.request
     url = request.pretty_url
     headers = flows.request_headers(flow)
-    reply = miss_reply(index, request.method, url, flows.body_of(flow), headers)
+    sent = functools.partial(flows.vcr_request_of, flow)
+    reply = miss_reply(index, request.method, url, flows.body_of(flow), headers, sent)
     flows.answer(flow, reply, by=AnsweredBy.MISS)
     logger.warning("cassette miss: %s %s", request.method, url)
 
@@ -92,7 +95,8 @@ def play(
     """Answer ``flow`` with its next recording from ``index`` (echoing the request as
     ``echo`` says) or, with ``answer_misses``, with a miss; False when it was left
     unanswered (to be forwarded)."""
-    hit = index.play(flows.shape_of(flow), flows.body_of(flow).raw)
+    sent = functools.partial(flows.vcr_request_of, flow)
+    hit = index.play(flows.shape_of(flow), flows.body_of(flow).raw, sent)
     if hit is not None:
         reply = echoed(flow, hit, replayed_reply(hit, flows.request_headers(flow)), echo)
         flows.answer(flow, reply, by=AnsweredBy.REPLAY)

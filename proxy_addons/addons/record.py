@@ -1,4 +1,4 @@
-"""Addon: forward our Graph routes upstream, validate them, and record each one to a cassette.
+"""Addon: forward our Graph routes upstream and record each one to a cassette.
 
 Load it alone with::
 
@@ -10,8 +10,9 @@ redacted first (``interactions.py``), and reaches it durably before the client s
 response (``cassette/writer.py``): the ``response`` hook runs before mitmproxy sends the
 response on, and it returns only once the block is written. The addon only joins the parts:
 the cassette is opened or refused by ``opening.py``, modes ``new_episodes`` and
-``none`` answer through ``playback.py``, mode ``all``'s replacements are kept by
-``rerecording.py`` and validation is reported by ``validation_report.py``.
+``none`` answer through ``playback.py`` and mode ``all``'s replacements are kept by
+``rerecording.py``. Validation is a step of its own before it (``validation_report.py``,
+which the ``record`` command and ``record.py`` always load).
 """
 
 from __future__ import annotations
@@ -33,12 +34,12 @@ from proxy_addons.addons.interactions import (
     Sent,
     decoded,
     interaction_block,
-    readable,
     stored_response,
     stored_side,
 )
+from proxy_addons.addons.match_options import MATCH_OPTIONS, match_rule
 from proxy_addons.addons.upstream import Upstream
-from proxy_addons.addons.validation_report import validate_request, validate_response
+from proxy_addons.cassette.match_rule import MatchRule, MatchRuleError
 from proxy_addons.cassette.matching import CassetteIndex
 from proxy_addons.cassette.opening import CassetteRefused, OpenCassette, open_cassette
 from proxy_addons.cassette.record_mode import RecordMode
@@ -47,7 +48,6 @@ from proxy_addons.cassette.rerecording import Rerecording
 from proxy_addons.cassette.writer import CassetteWriteError
 from proxy_addons.common.answered_by import AnsweredBy
 from proxy_addons.graph.replies import error_reply
-from proxy_addons.graph.validate_mode import ValidateMode
 from proxy_addons.options.record import RECORD
 
 logger = logging.getLogger(__name__)
@@ -61,10 +61,9 @@ class Record:
         self.echo = playback.NO_ECHO  # what they echo of each request (graph_echo)
         self.rerecording = Rerecording()  # what mode all replaces
         self.upstream: Upstream | None = None
-        self.validate = ValidateMode.WARN
         self.rules = RedactionRules.of()
         self.decode_compressed = False  # vcrpy's decode_compressed_response
-        self._opened_with: tuple[str, RecordMode, bool] | None = None
+        self._opened_with: tuple[str, RecordMode, bool, MatchRule] | None = None
         # Each forwarded request as the client sent it, beside its flow (not in metadata,
         # which mitmproxy saves with the flow and which holds plain values only).
         self._sent: weakref.WeakKeyDictionary[http.HTTPFlow, Sent] = weakref.WeakKeyDictionary()
@@ -75,7 +74,6 @@ class Record:
     def configure(self, updated: set[str]) -> None:
         opts = ctx.options
         check_choices(updated, RECORD)
-        self.validate = ValidateMode(opts.graph_validate)
         if "graph_upstream" in updated:
             try:
                 self.upstream = Upstream.parse(opts.graph_upstream) if opts.graph_upstream else None
@@ -85,30 +83,42 @@ class Record:
             self.decode_compressed = opts.graph_record_decode_compressed
         if {"graph_redact_headers", "graph_redact_fields"} & updated:
             self.rules = RedactionRules.of(opts.graph_redact_headers, opts.graph_redact_fields)
-        if {"graph_cassette", "graph_record_mode", "graph_record_fsync"} & updated:
+        if {"graph_cassette", "graph_record_mode", "graph_record_fsync"} & updated or (
+            set(MATCH_OPTIONS) & updated
+        ):
             self._open(
-                opts.graph_cassette, RecordMode(opts.graph_record_mode), opts.graph_record_fsync
+                opts.graph_cassette,
+                RecordMode(opts.graph_record_mode),
+                opts.graph_record_fsync,
+                match_rule(),
             )
         self.index.allow_repeats = opts.graph_allow_playback_repeats  # vcrpy's, default off
         if {"graph_cassette", "graph_record_mode", "graph_echo"} & updated:
             self.echo = playback.echo_rules(self.index)
 
-    def _open(self, value: str, mode: RecordMode, fsync: bool) -> None:
-        if self._opened_with == (value, mode, fsync):
+    def _open(self, value: str, mode: RecordMode, fsync: bool, rule: MatchRule) -> None:
+        if self._opened_with == (value, mode, fsync, rule):
             return  # reconfigured with the same cassette: keep state (and our own new file)
         try:
             opened = open_cassette(Path(value), mode, fsync=fsync)
         except CassetteRefused as exc:
             raise exceptions.OptionsError(str(exc)) from None
+        held = opened.interactions if opened else []
+        try:
+            index = CassetteIndex(held if mode.replays else (), rule=rule)
+            rerecording = (
+                Rerecording(held, opened.blocks, rule)
+                if opened and mode.replaces_rerecorded
+                else Rerecording()
+            )
+        except MatchRuleError as exc:  # a cassette's own match file that can't be used
+            if opened:
+                opened.close()
+            raise exceptions.OptionsError(str(exc)) from None
         self.done()
         self.mode, self.cassette = mode, opened
-        self._opened_with = (value, mode, fsync) if opened else None
-        held = opened.interactions if opened else []
-        self.index = CassetteIndex(held if mode.replays else ())
-        if opened and mode.replaces_rerecorded:
-            self.rerecording = Rerecording(held, opened.blocks)
-        else:
-            self.rerecording = Rerecording()
+        self._opened_with = (value, mode, fsync, rule) if opened else None
+        self.index, self.rerecording = index, rerecording
         if opened:
             self.cassette = opened._replace(blocks=[])  # Rerecording keeps what it needs
 
@@ -130,7 +140,7 @@ class Record:
         if self.cassette is None and self.mode.records:
             return
         route = flows.claim(flow)
-        if route is None or not validate_request(flow, route, self.validate):
+        if route is None:
             return
         answer_misses = not self.mode.records  # new_episodes forwards a miss, to record it
         replays = self.mode.replays
@@ -149,13 +159,12 @@ class Record:
             return
         if cassette is None or cassette.writer is None or flows.answered_by(flow) is not None:
             return  # only what upstream said is recorded
-        status, reason, stored = stored_response(flow.response)
+        status, reason, stored = stored_response(flows.upstream_response(flow))
         if self.decode_compressed:
             stored = decoded(stored)
-        uri, content = sent.uri, readable(stored).body
-        validate_response(flow, route, self.validate, status, content, method=sent.method, uri=uri)
         block = interaction_block(sent, status, reason, stored, self.rules, cassette.placeholders)
-        replacing = self.rerecording.replacement(flows.shape_of(flow))
+        sent_request = functools.partial(flows.vcr_request_of, flow, sent.uri)
+        replacing = self.rerecording.replacement(flows.shape_of(flow), sent_request)
         keep, committed = replacing or (None, None)
         append = functools.partial(cassette.writer.append, block, keep=keep, committed=committed)
         try:

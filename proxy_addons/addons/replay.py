@@ -19,7 +19,9 @@ from mitmproxy.addonmanager import Loader
 from proxy_addons.addons import flows, playback
 from proxy_addons.addons.connection_strategy import ensure_lazy_connections
 from proxy_addons.addons.declared_options import check_choices, declare
+from proxy_addons.addons.match_options import MATCH_OPTIONS, match_rule
 from proxy_addons.cassette import cassette
+from proxy_addons.cassette.match_rule import MatchRuleError
 from proxy_addons.cassette.matching import CassetteIndex
 from proxy_addons.cassette.on_miss import OnMiss
 from proxy_addons.options.replay import REPLAY
@@ -40,12 +42,13 @@ class Replay:
     def configure(self, updated: set[str]) -> None:
         check_choices(updated, REPLAY)
         self.answer_misses = ctx.options.graph_on_miss == OnMiss.ERROR
-        if {"graph_cassette", "graph_match_body"} & updated:
+        if {"graph_cassette", "graph_match_body", *MATCH_OPTIONS} & updated:
+            rule = match_rule(match_body=ctx.options.graph_match_body)
             try:
                 interactions = cassette.load(ctx.options.graph_cassette)
-            except cassette.CassetteError as exc:
+                self.index = CassetteIndex(interactions, rule=rule)
+            except (cassette.CassetteError, MatchRuleError) as exc:
                 raise exceptions.OptionsError(str(exc)) from None
-            self.index = CassetteIndex(interactions, match_body=ctx.options.graph_match_body)
             # Before start, mitmproxy may configure twice (a refused value is rolled back to
             # the default): say what is served once, when it is.
             if self.is_running:

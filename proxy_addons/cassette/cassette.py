@@ -13,14 +13,16 @@ import base64
 import gc
 import logging
 import mmap
+import os
 import re
+import weakref
+import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from functools import cached_property, partial
+from functools import partial
 from io import BytesIO
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, BinaryIO, NamedTuple
 from urllib.parse import urlsplit
 
 import yaml
@@ -65,6 +67,8 @@ BLOCK_START = "- request:"
 COMPLETE_TAIL = re.compile(rb"\n      code: \d+\n      message: [^\n]*\n\Z")
 _TAIL_PROBE = 512
 PAGE = mmap.PAGESIZE  # the kernel copies a write into a file page by page
+_SCAN_CHUNK = 64 * 1024
+_MARK = "\n" + BLOCK_START
 
 logger = logging.getLogger(__name__)
 
@@ -156,30 +160,145 @@ class CassetteError(Exception):
         super().__init__(f"{where}: {message}")
 
 
-@dataclass(frozen=True)
 class Interaction:
-    """One recorded request and its response, in vcrpy's own representation."""
+    """One recorded request and its response, in vcrpy's own representation: ``request`` a
+    vcrpy ``Request``, ``response`` vcrpy's dict (body as bytes).
 
-    request: Request
-    response: dict[str, Any]
+    An interaction loaded from a file (:func:`load_file`) is held small, since a worker holds
+    every interaction of its cassettes for as long as it replays them: a vcrpy ``Request``
+    and its dicts are a few kilobytes each, ten times the text they come from (a
+    10,000-interaction cassette of 21 MB was 45 MB of objects). It keeps the request's four
+    parts, a ``Request`` being rebuilt from them on each use (the index reads it once, a miss
+    or a listing now and then), and its block of the file, compressed with its neighbours
+    (:class:`_Chunk`), from which the response is parsed again when asked for: a replay asks
+    once, for :attr:`reply`, which is kept. Both give exactly what vcrpy's loader gives.
+    """
+
+    __slots__ = (
+        "_block",
+        "_extras",
+        "_parts",
+        "_reply",
+        "_request",
+        "_response",
+        "position",
+        "source",
+    )
+
     source: Path
     position: int
+    _request: Request | None
+    _parts: RequestParts | None
+    _response: dict[str, Any] | None
+    _block: BlockRef | None
+    _extras: dict[str, Any] | None
+    _reply: Reply | None
+
+    def __init__(
+        self, request: Request, response: dict[str, Any], source: Path, position: int
+    ) -> None:
+        self._set(source, position, request, None, response, None, None)
+
+    @classmethod
+    def stored(
+        cls,
+        parts: RequestParts,
+        block: BlockRef,
+        source: Path,
+        position: int,
+        extras: dict[str, Any] | None = None,
+    ) -> Interaction:
+        """An interaction held as its request's parts and its compressed block, and the
+        keys its response has beyond vcrpy's own (:meth:`response_value`), if any."""
+        interaction = cls.__new__(cls)
+        interaction._set(source, position, None, parts, None, block, extras)
+        return interaction
+
+    def _set(self, *values: Any) -> None:
+        for name, value in zip(_FIELDS, (*values, None), strict=True):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"an Interaction is frozen: cannot set {name!r}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Copied and pickled field by field (the kept reply is left to be made again): the
+        frozen ``__setattr__`` would refuse the default way, which sets each slot."""
+        return (_restored, tuple(getattr(self, name) for name in _FIELDS[:-1]))
+
+    @property
+    def request(self) -> Request:
+        if self._request is not None:
+            return self._request
+        assert self._parts is not None
+        return self._parts.request()
+
+    @property
+    def response(self) -> dict[str, Any]:
+        """vcrpy's response dict; a fresh one each time for a stored interaction."""
+        if self._response is not None:
+            return self._response
+        assert self._block is not None
+        return compat.convert_to_bytes(_block_item(self._block)["response"])
+
+    def response_value(self, key: str) -> Any:
+        """``response.get(key)`` for a key beside vcrpy's ``status``, ``headers`` and
+        ``body`` (an interaction's own settings, ``graph_vcr_proxy``), None when it has
+        none: read for every interaction when a cassette loads, so never parsing one."""
+        if self._response is not None:
+            return self._response.get(key)
+        return None if self._extras is None else self._extras.get(key)
+
+    @property
+    def method(self) -> str:
+        return self._parts.method if self._parts is not None else self.request.method
+
+    @property
+    def uri(self) -> str:
+        return self._parts.uri if self._parts is not None else self.request.uri
 
     @property
     def label(self) -> str:
-        return f"{self.request.method} {self.request.uri} ({self.source.name} #{self.position})"
+        return f"{self.method} {self.uri} ({self.source.name} #{self.position})"
 
-    @cached_property
+    @property
     def reply(self) -> Reply:
         """:func:`recorded_reply`, made on first use and kept: replay sends it again and
         again, and only its fresh headers change."""
-        return recorded_reply(self)
+        if self._reply is None:
+            object.__setattr__(self, "_reply", recorded_reply(self))
+        assert self._reply is not None
+        return self._reply
+
+    def __repr__(self) -> str:
+        return f"Interaction({self.label})"
+
+
+_FIELDS = ("source", "position", "_request", "_parts", "_response", "_block", "_extras", "_reply")
+
+
+def _restored(*values: Any) -> Interaction:
+    """An :class:`Interaction` of the fields :meth:`Interaction.__reduce__` gave."""
+    interaction = Interaction.__new__(Interaction)
+    interaction._set(*values)
+    return interaction
+
+
+# A cassette's match file (``match_rule.sidecar_of``) is YAML beside it, never a cassette.
+MATCH_FILE_SUFFIX = ".match.yaml"
 
 
 def cassette_files(path: Path) -> list[Path]:
-    """The cassette files a path names: the file itself, or every cassette below a folder."""
+    """The cassette files a path names: the file itself, or every cassette below a folder
+    (leaving out the match files beside them)."""
     if path.is_dir():
-        return sorted(p for p in path.rglob("*") if p.suffix in CASSETTE_SUFFIXES and p.is_file())
+        return sorted(
+            p
+            for p in path.rglob("*")
+            if p.suffix in CASSETTE_SUFFIXES
+            and not p.name.endswith(MATCH_FILE_SUFFIX)
+            and p.is_file()
+        )
     return [path]
 
 
@@ -240,13 +359,259 @@ class _KeepParsed:
         return self.data
 
 
+# --- holding a loaded cassette small ---------------------------------------------------------
+#
+# A file in our layout (or vcrpy's: ``interactions`` first, ``version: 1`` last) is one
+# ``- request:`` block per interaction. Such a file is read and parsed block by block: the
+# whole document's YAML nodes were eight times the file (170 MB for a 21 MB cassette), and
+# the objects built from them, interleaved with those kept, left the process that much
+# bigger for good. Every block is checked as the whole document would be; any file or block
+# this way can't read exactly as vcrpy would (another layout, an alias, a damaged block) is
+# read whole, as before, which also gives its errors their lines.
+
+_VCRPY_HEADER = "interactions:\n"
+_VCRPY_TRAILER = "version: 1\n"
+_READ = 1 << 20  # bytes read at a time
+_CHUNK = 1 << 16  # bytes of blocks compressed together
+_CHECK = 512  # interactions checked by the schema at a time
+_VCRPY_RESPONSE = frozenset(("status", "headers", "body"))
+# A line starting a new YAML document: the whole file would be refused as several.
+_DOCUMENT_MARKER = re.compile(r"\n(?:---|\.\.\.)(?:[ \t\r\n]|\Z)")
+
+
+class _NotBlocks(Exception):
+    """A file :func:`_load_blocks` leaves to the whole-document reader."""
+
+
+class RequestParts(NamedTuple):
+    """What vcrpy's ``Request(**recorded)`` is built from: the body as the ``Request`` keeps
+    it (text encoded), headers as (name, values) pairs, shared between the interactions
+    that recorded the same ones."""
+
+    method: str
+    uri: str
+    body: bytes | None
+    headers: tuple[tuple[str, Any], ...] | None
+
+    def request(self) -> Request:
+        headers = self.headers
+        return Request(
+            self.method,
+            self.uri,
+            self.body,
+            None if headers is None else {k: _as_given(v) for k, v in headers},
+        )
+
+
+def _as_given(value: Any) -> Any:
+    return list(value) if type(value) is tuple else value
+
+
+def _shared_parts(recorded: dict[str, Any], shared: dict[Any, Any]) -> RequestParts:
+    """``recorded`` (a checked ``request:`` mapping) as :class:`RequestParts`; equal header
+    names, values and sets are one object each (``shared``)."""
+    body = recorded["body"]
+    headers = recorded["headers"]
+    if headers is not None:
+        headers = tuple(
+            (shared.setdefault(k, k), _shared_value(v, shared)) for k, v in headers.items()
+        )
+        headers = shared.setdefault(headers, headers)
+    return RequestParts(
+        shared.setdefault(recorded["method"], recorded["method"]),
+        recorded["uri"],
+        body.encode("utf-8") if isinstance(body, str) else body,
+        headers,
+    )
+
+
+def _shared_value(value: Any, shared: dict[Any, Any]) -> Any:
+    if type(value) is list:
+        value = tuple(shared.setdefault(v, v) if type(v) is str else v for v in value)
+    try:
+        return shared.setdefault(value, value)
+    except TypeError:  # unhashable: a mapping where a header value was expected
+        return value
+
+
+class _Chunk:
+    """Consecutive blocks of a file, zlib-compressed together: the text of a cassette's
+    interactions in a tenth of its size, from which one is parsed again when asked for."""
+
+    __slots__ = ("__weakref__", "data")
+
+    def __init__(self, blocks: list[bytes]) -> None:
+        self.data = zlib.compress(b"".join(blocks), 1)
+
+
+class BlockRef(NamedTuple):
+    """Where an interaction's block is: its chunk, and its start and end in the chunk."""
+
+    chunk: _Chunk
+    start: int
+    end: int
+
+
+# The chunk decompressed last: a listing or a miss's scan reads the blocks in order.
+_last_chunk: tuple[weakref.ref[_Chunk] | None, bytes] = (None, b"")
+
+
+def _block_text(block: BlockRef) -> str:
+    global _last_chunk
+    ref, data = _last_chunk
+    if ref is None or ref() is not block.chunk:
+        data = zlib.decompress(block.chunk.data)
+        _last_chunk = (weakref.ref(block.chunk), data)
+    return data[block.start : block.end].decode("utf-8")
+
+
+def _block_item(block: BlockRef) -> dict[str, Any]:
+    """The interaction a block holds, as vcrpy's loader parses it (it did at load)."""
+    return load_plain(_block_text(block))[0]  # type: ignore[no-any-return]
+
+
+class _Stored:
+    """Builds a file's stored interactions as its blocks come, a chunk at a time: its
+    interactions checked by the schema together, then held as :class:`RequestParts` and
+    the chunk's compressed text."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.interactions: list[Interaction] = []
+        self._items: list[dict[str, Any]] = []
+        self._blocks: list[bytes] = []
+        self._size = 0
+        self._shared: dict[Any, Any] = {}
+
+    def add(self, block: bytes, text: str) -> None:
+        """One block: its bytes, and their text."""
+        if _DOCUMENT_MARKER.search(text):
+            raise _NotBlocks
+        try:
+            items = load_plain(text)
+        except (NotPlain, yaml.YAMLError, RecursionError):
+            raise _NotBlocks from None
+        if type(items) is not list or len(items) != 1 or type(items[0]) is not dict:
+            raise _NotBlocks
+        self._items.append(items[0])
+        self._blocks.append(block)
+        self._size += len(block)
+        if self._size >= _CHUNK or len(self._items) >= _CHECK:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._items:
+            return
+        if first_invalid_interaction(self._items) is not None:
+            raise _NotBlocks
+        chunk, start = _Chunk(self._blocks), 0
+        for item, block in zip(self._items, self._blocks, strict=True):
+            parts = _shared_parts(item["request"], self._shared)
+            ref = BlockRef(chunk, start, start + len(block))
+            extras = {k: v for k, v in item["response"].items() if k not in _VCRPY_RESPONSE}
+            self.interactions.append(
+                Interaction.stored(parts, ref, self.path, len(self.interactions), extras or None)
+            )
+            start += len(block)
+        self._items, self._blocks, self._size = [], [], 0
+
+    def done(self) -> list[Interaction]:
+        self._flush()
+        if not self.interactions:
+            raise _NotBlocks  # ``interactions:`` with no items: the whole reader says why
+        return self.interactions
+
+
+def _load_blocks(path: Path, text: str | None) -> list[Interaction]:
+    """``path``'s interactions, read block by block; :class:`_NotBlocks` if it is not in a
+    layout of blocks that each parse as one interaction of vcrpy's shape."""
+    stored = _Stored(path)
+    if text is not None:
+        for block in _text_blocks(text):
+            stored.add(block.encode("utf-8"), block)
+        return stored.done()
+    with path.open("rb") as file:
+        for block in _file_blocks(path, file):
+            try:
+                stored.add(block, block.decode("utf-8"))
+            except UnicodeDecodeError:
+                raise _NotBlocks from None
+    return stored.done()
+
+
+def _text_blocks(text: str) -> Iterator[str]:
+    """The blocks of a cassette's text."""
+    if text.startswith(HEADER):
+        body = text[len(HEADER) :]
+    elif text.startswith(_VCRPY_HEADER) and text.endswith("\n" + _VCRPY_TRAILER):
+        body = text[len(_VCRPY_HEADER) : -len(_VCRPY_TRAILER)]
+    else:
+        raise _NotBlocks
+    if not body.startswith(BLOCK_START):
+        raise _NotBlocks
+    start = 0
+    while start < len(body):
+        end = body.find(_MARK, start) + 1 or len(body)
+        yield body[start:end]
+        start = end
+
+
+def _file_blocks(path: Path, file: BinaryIO) -> Iterator[bytes]:
+    """The blocks of a cassette file, read a megabyte at a time; a torn last block (see
+    :func:`torn_tail`) is left out with a warning, as :func:`read_text` does."""
+    size = os.fstat(file.fileno()).st_size
+    head = file.read(len(HEADER))
+    if head == HEADER.encode():
+        begin, torn = len(HEADER), torn_length(file.fileno(), size)
+        end = size - torn
+    elif head.startswith(_VCRPY_HEADER.encode()):
+        trailer = ("\n" + _VCRPY_TRAILER).encode()
+        if os.pread(file.fileno(), len(trailer), size - len(trailer)) != trailer:
+            raise _NotBlocks
+        begin, end, torn = len(_VCRPY_HEADER), size - len(_VCRPY_TRAILER), 0
+    else:
+        raise _NotBlocks
+    file.seek(begin)
+    mark = _MARK.encode()
+    lines = HEADER.count("\n") if torn else 0
+    left, pending = end - begin, b""
+    while left > 0:
+        data = file.read(min(_READ, left))
+        if not data:
+            raise _NotBlocks  # shorter than it was a moment ago: read it whole
+        left -= len(data)
+        pending += data
+        if not pending.startswith(BLOCK_START.encode()):
+            raise _NotBlocks
+        start = 0
+        while (found := pending.find(mark, start + 1)) >= 0:
+            yield pending[start : found + 1]
+            start = found + 1
+        if torn:
+            lines += pending.count(b"\n", 0, start)
+        pending = pending[start:]
+    if pending:
+        yield pending
+    if torn:
+        line = lines + pending.count(b"\n") + 1
+        logger.warning("%s: %s", path, _torn_text(line, torn))
+
+
 def load_file(path: Path, text: str | None = None) -> list[Interaction]:
     """One cassette file, refused with its line unless every interaction has vcrpy's shape;
     ``text`` is the file's, when the caller has read it already (:func:`read_text`).
 
     vcrpy checks almost nothing: a response whose body is ``5`` loads fine and breaks the
     request that replays it. Checking the shape here turns that into a load-time error.
+    A cassette in our layout or vcrpy's is read block by block and held small (see
+    :class:`Interaction`); any other, or one that this way can't read, is read whole.
     """
+    try:
+        return _load_blocks(path, text)
+    except _NotBlocks:
+        pass
+    except OSError as exc:
+        raise CassetteError(path, None, exc.strerror or str(exc)) from None
     if text is None:
         text = read_text(path)
     parsed = _KeepParsed()
@@ -318,9 +683,42 @@ def torn_tail(data: bytes, *, offset: int = 0, size: int | None = None) -> int:
     return len(data) - start
 
 
+def torn_length(fd: int, size: int) -> int:
+    """:func:`torn_tail` of the open file ``fd`` of ``size`` bytes, reading only its end:
+    the last few hundred bytes decide the usual case, else its last block (found scanning
+    backwards) does."""
+    if os.pread(fd, len(HEADER), 0) != HEADER.encode():
+        return 0
+    tail = os.pread(fd, min(size, _TAIL_PROBE), max(0, size - _TAIL_PROBE))
+    if torn_tail(tail, offset=size - len(tail), size=size) == 0:
+        return 0
+    start = _last_block_start(fd, size)
+    if start is None:
+        return 0  # the first block is never appended (it is linked whole): not torn
+    return torn_tail(os.pread(fd, size - start, start), offset=start, size=size)
+
+
+def _last_block_start(fd: int, size: int) -> int | None:
+    """Offset of the last line starting a block, scanning backwards from the end."""
+    needle = _MARK.encode()
+    header = len(HEADER)
+    end = size
+    while end > header:
+        begin = max(header - 1, end - _SCAN_CHUNK)
+        chunk = os.pread(fd, end - begin + len(needle), begin)
+        found = chunk.rfind(needle)
+        if found >= 0:
+            return begin + found + 1
+        end = begin
+    return None
+
+
 def torn_message(data: bytes, torn: int) -> str:
     """What a reader says of a torn tail: where it starts, and why nothing answered is lost."""
-    line = data.count(b"\n", 0, len(data) - torn) + 1
+    return _torn_text(data.count(b"\n", 0, len(data) - torn) + 1, torn)
+
+
+def _torn_text(line: int, torn: int) -> str:
     return (
         f"an incomplete last interaction from line {line} ({torn} bytes) is left out: an "
         "append cut short by a kill, whose response was never sent; the next recorder to "

@@ -232,8 +232,7 @@ class Recorded(Protocol):
     def source(self) -> Path: ...
     @property
     def position(self) -> int: ...
-    @property
-    def response(self) -> dict[str, Any]: ...
+    def response_value(self, key: str) -> Any: ...
     @property
     def reply(self) -> Reply: ...
     @property
@@ -299,7 +298,7 @@ class EchoRules:
                 recorded[source] = Echo().under(read_sidecar(sidecar_of(source)))
                 by_cassette[source] = recorded[source].adding(fields)
             echo = by_cassette[source]
-            own = interaction.response.get(KEY)
+            own = interaction.response_value(KEY)
             if own is not None:
                 echo = recorded[source].under(_flags(interaction, own)).adding(fields)
                 by_interaction[(source, interaction.position)] = echo

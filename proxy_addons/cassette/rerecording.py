@@ -22,7 +22,8 @@ from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 from proxy_addons.cassette.cassette import Interaction
-from proxy_addons.cassette.matching import CassetteIndex, Group, Shape
+from proxy_addons.cassette.match_rule import DEFAULT_RULE, MatchRule
+from proxy_addons.cassette.matching import CassetteIndex, Group, SentRequest, Shape
 from proxy_addons.cassette.writer import Committed, Keep
 
 
@@ -39,21 +40,25 @@ class Rerecording:
     not yet re-recorded."""
 
     def __init__(
-        self, interactions: Iterable[Interaction] = (), blocks: Sequence[str] = ()
+        self,
+        interactions: Iterable[Interaction] = (),
+        blocks: Sequence[str] = (),
+        rule: MatchRule = DEFAULT_RULE,
     ) -> None:
         """``blocks``: each interaction's block as the file holds it (the writer's
-        :func:`~proxy_addons.cassette.writer.blocks_of`), in the same order."""
-        self._index = CassetteIndex(interactions)
+        :func:`~proxy_addons.cassette.writer.blocks_of`), in the same order. ``rule``: when
+        a new request is an old one (the rule replay matches by)."""
+        self._index = CassetteIndex(interactions, rule=rule)
         digests = map(_digest, blocks)
         self._old: list[tuple[bytes, Group]] = list(zip(digests, self._index.groups(), strict=True))
         self._stale = {group for _, group in self._old}
 
-    def replacement(self, sent: Shape) -> Replacement | None:
+    def replacement(self, sent: Shape, request: SentRequest | None = None) -> Replacement | None:
         """How to replace the old answers to a request of this shape, if any are still in
-        the file."""
+        the file; ``request``, the request as vcrpy's, for a rule's custom matchers."""
         if not self._stale:
             return None
-        group = self._index.group(sent)
+        group = self._index.group(sent, request)
         if group is None or group not in self._stale:
             return None
 

@@ -46,8 +46,6 @@ from proxy_addons.common.files import create_new, replace_atomically, write_all
 
 BLOCK_START = cassette.BLOCK_START
 _BLOCK_SPLIT = re.compile(r"(?m)^(?=- request:)")
-_TAIL_PROBE = 512
-_SCAN_CHUNK = 64 * 1024
 
 Keep = Callable[[list[str]], list[str]]
 Committed = Callable[[], None]
@@ -216,13 +214,7 @@ class CassetteWriter:
         apply); a message saying so, or None if the file ended whole. Only the end of the
         file is read: the last block, found by scanning backwards."""
         size = os.fstat(fd).st_size
-        tail = os.pread(fd, min(size, _TAIL_PROBE), max(0, size - _TAIL_PROBE))
-        if cassette.torn_tail(tail, offset=size - len(tail), size=size) == 0:
-            return None  # the usual case, decided on the last few hundred bytes
-        start = _last_block_start(fd, size)
-        if start is None:
-            return None  # the first block is never appended (it is linked whole): not torn
-        torn = cassette.torn_tail(os.pread(fd, size - start, start), offset=start, size=size)
+        torn = cassette.torn_length(fd, size)
         if not torn:
             return None
         os.ftruncate(fd, size - torn)
@@ -263,18 +255,3 @@ def _read_all(fd: int) -> bytes:
         chunks.append(chunk)
         offset += len(chunk)
     return b"".join(chunks)
-
-
-def _last_block_start(fd: int, size: int) -> int | None:
-    """Offset of the last line starting a block, scanning backwards from the end."""
-    needle = ("\n" + BLOCK_START).encode()
-    header = len(cassette.HEADER)
-    end = size
-    while end > header:
-        begin = max(header - 1, end - _SCAN_CHUNK)
-        chunk = os.pread(fd, end - begin + len(needle), begin)
-        found = chunk.rfind(needle)
-        if found >= 0:
-            return begin + found + 1
-        end = begin
-    return None

@@ -26,20 +26,25 @@ from mitmproxy import ctx, exceptions, master, options
 from proxy_addons.addons.batching import Batching
 from proxy_addons.addons.chain_order import in_chain_order
 from proxy_addons.addons.control_endpoint import ControlEndpoint
+from proxy_addons.addons.etag_tracker import ETagTracker
 from proxy_addons.addons.fault_injection import FaultInjector
 from proxy_addons.addons.gate import Gate, Seal
 from proxy_addons.addons.record import Record
 from proxy_addons.addons.replay import Replay
+from proxy_addons.addons.request_checks import RequestChecks
 from proxy_addons.addons.unreachable_upstream import UnreachableUpstream
+from proxy_addons.addons.validation_report import Validation
 from proxy_addons.cassette.on_miss import OnMiss
 from proxy_addons.cli import web_ui
 from proxy_addons.common.option_table import settings as option_settings
 from proxy_addons.common.usage import USAGE_ERROR, UsageError
+from proxy_addons.graph.validate_mode import ValidateMode
 from proxy_addons.options.listen import PROCESS
 from proxy_addons.options.proxy import FAULTS, FORWARD_OURS, NETWORK_POLICY, SUMMARY
 from proxy_addons.options.record import RECORD
 from proxy_addons.options.replay import REPLAY
 from proxy_addons.options.simulate import SIMULATE
+from proxy_addons.options.validation import VALIDATION
 
 ModeBuilder = Callable[[argparse.Namespace], tuple[list[Any], dict[str, Any]]]
 
@@ -52,13 +57,15 @@ def replay_mode(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
         **option_settings(args, REPLAY),
         **gate_settings(args, forward_ours=args.on_miss == OnMiss.FORWARD),
     }
-    return [Replay(), Seal(), UnreachableUpstream()], settings
+    validation, validate_settings = validation_step(args)
+    return [*validation, Replay(), Seal(), UnreachableUpstream()], {**settings, **validate_settings}
 
 
 def record_mode(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
     """``record``: forward, validate, redact and append each interaction to the cassette."""
     settings = {**option_settings(args, RECORD), **gate_settings(args, forward_ours=True)}
-    return [Record(), Seal(), UnreachableUpstream()], settings
+    validation, validate_settings = validation_step(args, always=True)
+    return [*validation, Record(), Seal(), UnreachableUpstream()], {**settings, **validate_settings}
 
 
 def simulate_mode(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
@@ -70,7 +77,19 @@ def simulate_mode(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
         # A plain-HTTP endpoint that parses every request as a graph.microsoft.com URL: what
         # the recorder's --upstream points at. The emulator answers; nothing goes upstream.
         settings["mode"] = ["reverse:https://graph.microsoft.com"]
-    return [Emulator(), Seal()], settings
+    validation, validate_settings = validation_step(args)
+    return [*validation, Emulator(), Seal()], {**settings, **validate_settings}
+
+
+def validation_step(
+    args: argparse.Namespace, *, always: bool = False
+) -> tuple[list[Any], dict[str, Any]]:
+    """Validation (``--validate``) as a step of the chain: record always carries it (off is
+    one of its settings, as a user may switch it at run time); replay and simulate only when
+    asked, since each addon in the chain costs every request a hook call."""
+    if not always and args.validate == str(ValidateMode.OFF):
+        return [], {}
+    return [Validation()], option_settings(args, VALIDATION)
 
 
 def gate_settings(args: argparse.Namespace, *, forward_ours: bool) -> dict[str, Any]:
@@ -82,11 +101,12 @@ def gate_settings(args: argparse.Namespace, *, forward_ours: bool) -> dict[str, 
 
 
 def common_addons(args: argparse.Namespace) -> tuple[list[Any], list[Any], dict[str, Any]]:
-    """Addons every proxy mode carries: the gate, then faults, before the mode's own; the
-    summary after.
+    """Addons every proxy mode carries: the gate, the control endpoint, Graph's request
+    checks, the ETag tracker and the fault rules, before the mode's own; the summary after.
 
     The gate first: it decides what each flow is (and refuses what must not leave) before any
-    other addon of ours sees it. Faults next: an answer given in its request hook is one the
+    other addon of ours sees it. The request checks next: a malformed request is Graph's 4xx
+    whichever addons are loaded. Faults then: an answer given in its request hook is one the
     mode's addons never see.
     Bad rules are refused by the addon's ``configure`` (exit status 2, one line). The summary
     last: it counts each flow once the others have done their work on it.
@@ -94,7 +114,8 @@ def common_addons(args: argparse.Namespace) -> tuple[list[Any], list[Any], dict[
     from proxy_addons.addons.summary import Summary  # rich: only for proxies that print a summary
 
     settings = {**fault_settings(args), **option_settings(args, SUMMARY)}
-    return [Gate(), ControlEndpoint(), FaultInjector(), Batching()], [Summary()], settings
+    first = [Gate(), ControlEndpoint(), RequestChecks(), ETagTracker(), FaultInjector(), Batching()]
+    return first, [Summary()], settings
 
 
 def fault_settings(args: argparse.Namespace) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Entity tags: how If-Match and If-None-Match are read and compared, for everyone.
 
 The emulator (``appointments``) and the ``etag-mismatch:when=stale`` fault both decide from
-:func:`precondition_fails`, so no header can pass one and fail the other. The rule:
+:func:`precondition_fails`, so no header can pass one and fail the other; the fault compares
+against what :class:`KnownETags` has learnt from the answers the proxy passed on. The rule:
 
 - A field is ``*`` alone, or a comma-separated list of entity-tags, ``"opaque"`` or
   ``W/"opaque"`` (RFC 9110 section 8.8.3). Several header lines are one list. An empty field
@@ -28,6 +29,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from proxy_addons.graph.routes import Route
 
 CONDITIONAL_METHODS = frozenset({"PUT", "PATCH", "DELETE"})
 ANY = "*"
@@ -108,3 +111,33 @@ def precondition_fails(
     if if_match is not None and not names(if_match, current):
         return True
     return if_none_match is not None and names(if_none_match, current)
+
+
+class KnownETags:
+    """The current ETag of each appointment, as learned from every answer the proxy passes on.
+
+    Replay, the emulator and real Graph all teach it, so ``etag-mismatch:when=stale`` works
+    the same in every mode. The last ETag seen is the current one (a 204 update without an
+    ETag leaves it as it was); a successful DELETE forgets it. An appointment it has never
+    seen an ETag for is not stale: the proxy cannot know better than the service, so it lets
+    the request through.
+    """
+
+    def __init__(self) -> None:
+        self._known: dict[tuple[str, str, str], str] = {}
+
+    @staticmethod
+    def _key(route: Route) -> tuple[str, str, str]:
+        return (route.host, route.owner, route.meeting)
+
+    def learn(self, route: Route, status: int, etag: str | None) -> None:
+        """What an answer with ``status`` and this ``ETag`` header (None: none) teaches."""
+        if not 200 <= status < 300:
+            return
+        if route.method == "DELETE":
+            self._known.pop(self._key(route), None)
+        elif etag and route.method in ("GET", "PUT", "PATCH"):
+            self._known[self._key(route)] = etag
+
+    def current(self, route: Route) -> str | None:
+        return self._known.get(self._key(route)) if self._known else None

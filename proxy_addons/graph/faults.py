@@ -2,13 +2,17 @@
 
 A rule is written as a SPEC, ``KIND[:key=value,...]`` (``throttle:times=1,retry-after=1``), or
 as a YAML mapping in a ``--faults`` file, and parsed here into a frozen :class:`Rule`: a
-:class:`Selector` (which requests) and an effect (what happens to them). The effects are small
+:class:`Selector` (which requests), its conditions (``fault_conditions.py``: a stale ETag, a
+token Graph would refuse) and an effect (what happens to them). The effects are small
 objects in the style of pytest-httpserver's hooks: :class:`GraphError` makes a Graph error
 reply, :class:`Delay` says how long to wait, :class:`Reset` drops the connection and
-:class:`BrokenBody` spoils a 2xx answer. Parsing is pure and refuses bad input with a
-:class:`FaultSpecError` that names the key and what it accepts, so the CLI can turn it into
-one line. Nothing here knows mitmproxy; the addon in ``fault_injection.py`` keeps the rules'
-counters, random streams and clocks.
+:class:`BrokenBody` spoils a 2xx answer; the traffic shapes have modules of their own (a
+budget per window in ``rate_limits.py``, delays drawn from a distribution in ``latency.py``,
+``hang`` and ``slow-body`` in ``stalls.py``), and only their keys are read here. Parsing is
+pure and refuses bad input with a :class:`FaultSpecError` that names the key and what it
+accepts, so the CLI can turn it into one line. Nothing here knows mitmproxy; the addon in
+``fault_injection.py`` keeps the rules' counters, random streams,
+clocks and throttle windows (``throttle_window.py``).
 """
 
 from __future__ import annotations
@@ -25,7 +29,10 @@ from typing import Any
 import yaml
 
 from proxy_addons.common.yaml_loading import SAFE_LOADER, error_location
-from proxy_addons.graph import permissions
+from proxy_addons.graph import latency, permissions
+from proxy_addons.graph.fault_conditions import Condition, Stale, TokenRefused
+from proxy_addons.graph.latency import DistributedDelay, Distribution
+from proxy_addons.graph.rate_limits import Policy, RateLimit
 from proxy_addons.graph.replies import (
     AUTH_CHALLENGE,
     CONFLICT_CODE,
@@ -40,6 +47,14 @@ from proxy_addons.graph.replies import (
     response_headers,
 )
 from proxy_addons.graph.routes import Operation
+from proxy_addons.graph.stalls import (
+    DEFAULT_CHUNKS,
+    DEFAULT_SLOW_BODY_MS,
+    MAX_CHUNKS,
+    MAX_HANG_SECONDS,
+    Hang,
+    SlowBody,
+)
 
 
 class FaultSpecError(ValueError):
@@ -62,6 +77,10 @@ class Kind(StrEnum):
     RESET = "reset"
     MALFORMED = "malformed"
     EMPTY = "empty"
+    # traffic shapes (rate_limits.py, latency.py, stalls.py)
+    RATELIMIT = "ratelimit"
+    HANG = "hang"
+    SLOW_BODY = "slow-body"
 
 
 # --- effects ------------------------------------------------------------------------------
@@ -141,19 +160,9 @@ class BrokenBody:
         return Reply(status, tuple(headers), body, reason_phrase(status))
 
 
-Effect = GraphError | Delay | Reset | BrokenBody
-
-
-@dataclass(frozen=True)
-class PermissionCheck:
-    """Let a ``permissions`` rule fire only where Graph would refuse the bearer token (see
-    :mod:`proxy_addons.graph.permissions`); ``accepted`` None: each operation's documented
-    scopes."""
-
-    accepted: frozenset[str] | None = None
-
-    def refusal(self, authorization: str | None, operation: Operation | None) -> str | None:
-        return permissions.refusal(authorization, operation, self.accepted)
+Effect = GraphError | Delay | Reset | BrokenBody | DistributedDelay | RateLimit | Hang | SlowBody
+# The effects that hold a request a while and let the next rules run.
+DELAYS = (Delay, DistributedDelay)
 
 
 # --- what each kind answers by default ---------------------------------------------------
@@ -256,9 +265,10 @@ class Rule:
     select: Selector
     effect: Effect
     text: str  # the rule as the user wrote it, for listings and messages
-    stale_only: bool = False  # etag-mismatch when=stale
+    # Each must hold for the rule to fire (fault_conditions.py): etag-mismatch when=stale's
+    # Stale, every permissions rule's TokenRefused.
+    conditions: tuple[Condition, ...] = ()
     enforce: bool = False  # throttle: a client back before Retry-After is throttled again
-    permission_check: PermissionCheck | None = None  # permissions: only refused tokens
 
 
 # --- parsing ------------------------------------------------------------------------------
@@ -278,7 +288,10 @@ KIND_KEYS: dict[Kind, tuple[str, ...]] = {
     Kind.ETAG_MISMATCH: (*ERROR_KEYS, "when"),
     Kind.THROTTLE: (*ERROR_KEYS, "enforce"),
     Kind.PERMISSIONS: (*ERROR_KEYS, "scopes"),
-    Kind.LATENCY: ("ms",),
+    Kind.LATENCY: ("ms", "dist", "median", "p99", "mean", "stddev"),
+    Kind.RATELIMIT: ("limit", "window", "cost", "code", "message"),
+    Kind.HANG: ("max",),
+    Kind.SLOW_BODY: ("ms", "chunks"),
     Kind.RESET: (),
     Kind.MALFORMED: (),
     Kind.EMPTY: (),
@@ -395,10 +408,8 @@ def _kind(name: str) -> Kind:
 
 
 def _effect(kind: Kind, settings: Mapping[str, str]) -> Effect:
-    if kind is Kind.LATENCY:
-        if "ms" in settings:
-            return _delay(settings["ms"])
-        return Delay(DEFAULT_LATENCY_MS, DEFAULT_LATENCY_MS)
+    if kind in SHAPE_PARSERS:
+        return SHAPE_PARSERS[kind](settings)
     if kind is Kind.RESET:
         return Reset()
     if kind in (Kind.MALFORMED, Kind.EMPTY):
@@ -415,6 +426,159 @@ def _effect(kind: Kind, settings: Mapping[str, str]) -> Effect:
         ),
         default.headers,
     )
+
+
+# --- traffic shapes: ratelimit, latency distributions, hang, slow-body --------------------
+# The effects live in rate_limits.py, latency.py and stalls.py; here only their keys.
+
+DEFAULT_RATE_LIMIT = 120  # per window: Dev Proxy's RateLimitingPlugin's default
+DEFAULT_RATE_WINDOW = 60.0
+
+
+def _positive_seconds(key: str, value: str, ceiling: float) -> float:
+    """Seconds above zero, fractions allowed, an ``s`` after the number too (``max=30s``)."""
+    number = value[:-1] if value.lower().endswith("s") else value
+    if not _NUMBER.fullmatch(number) or not 0 < float(number) <= ceiling:
+        raise FaultSpecError(
+            f"{key}: expected seconds above 0 and up to {ceiling:g} (e.g. 30 or 2.5), got {value!r}"
+        )
+    return float(number)
+
+
+def _milliseconds(key: str, value: str) -> float:
+    if not _NUMBER.fullmatch(value) or float(value) > MAX_LATENCY_MS:
+        raise FaultSpecError(
+            f"{key}: expected milliseconds from 0 to {MAX_LATENCY_MS}, got {value!r}"
+        )
+    return float(value)
+
+
+def _costs(value: str, limit: int) -> tuple[tuple[tuple[Operation, int], ...], int]:
+    """``create:5|get:1`` (each OP:N; unnamed operations cost 1) and a bare ``N`` (what the
+    unnamed ones cost)."""
+    costs: dict[Operation, int] = {}
+    default: int | None = None
+    for item in _alternatives("cost", value):
+        name, sep, amount = item.rpartition(":")
+        number = _positive_int("cost", amount.strip())
+        if number > limit:
+            raise FaultSpecError(
+                f"cost: {item!r} costs more than the whole limit ({limit}); nothing could pass"
+            )
+        if not sep:
+            if default is not None:
+                raise FaultSpecError(f"cost: two bare costs in {value!r}; give one at most")
+            default = number
+            continue
+        try:
+            operations = ROUTE_NAMES[name.strip().lower()]
+        except KeyError:
+            raise FaultSpecError(
+                f"cost: unknown route {name.strip()!r} in {item!r}; allowed: "
+                f"{_choices(op.value for op in Operation)} (OP:N joined with |, e.g. "
+                "create:5|get:1; a bare N for the others)"
+            ) from None
+        if operations & costs.keys():
+            raise FaultSpecError(f"cost: {name.strip()!r} is given a cost twice in {value!r}")
+        costs.update(dict.fromkeys(sorted(operations), number))
+    return tuple(costs.items()), 1 if default is None else default
+
+
+def _rate_limit(settings: Mapping[str, str]) -> RateLimit:
+    limit = _positive_int("limit", settings["limit"]) if "limit" in settings else DEFAULT_RATE_LIMIT
+    window = (
+        _positive_seconds("window", settings["window"], MAX_RETRY_AFTER)
+        if "window" in settings
+        else DEFAULT_RATE_WINDOW
+    )
+    costs, default_cost = _costs(settings["cost"], limit) if "cost" in settings else ((), 1)
+    throttle = ERROR_DEFAULTS[Kind.THROTTLE]
+    return RateLimit(
+        Policy(limit, window, costs, default_cost),
+        _text("code", settings["code"]) if "code" in settings else throttle.code,
+        _text("message", settings["message"]) if "message" in settings else throttle.message,
+    )
+
+
+_DISTRIBUTION_KEYS = {
+    Distribution.UNIFORM: ("ms",),
+    Distribution.LOGNORMAL: ("median", "p99"),
+    Distribution.NORMAL: ("mean", "stddev", "median", "p99"),
+}
+
+
+def _latency(settings: Mapping[str, str]) -> Delay | DistributedDelay:
+    name = settings.get("dist", Distribution.UNIFORM.value).lower()
+    try:
+        dist = Distribution(name)
+    except ValueError:
+        raise FaultSpecError(
+            f"dist: expected {_choices(d.value for d in Distribution)}, got {settings['dist']!r}"
+        ) from None
+    for key in ("ms", "median", "p99", "mean", "stddev"):
+        if key in settings and key not in _DISTRIBUTION_KEYS[dist]:
+            raise FaultSpecError(
+                f"{key}: not a key of dist={dist}; it takes {_choices(_DISTRIBUTION_KEYS[dist])}"
+            )
+    if dist is Distribution.UNIFORM:
+        if "ms" in settings:
+            return _delay(settings["ms"])
+        return Delay(DEFAULT_LATENCY_MS, DEFAULT_LATENCY_MS)
+    given = {
+        key: _milliseconds(key, settings[key])
+        for key in _DISTRIBUTION_KEYS[dist]
+        if key in settings
+    }
+    percentiles = "median" in given or "p99" in given
+    wanted = (
+        ("median", "p99") if percentiles or dist is Distribution.LOGNORMAL else ("mean", "stddev")
+    )
+    missing = [key for key in wanted if key not in given]
+    mixed = percentiles and ("mean" in given or "stddev" in given)
+    if missing or mixed:
+        forms = (
+            "median=MS,p99=MS"
+            if dist is Distribution.LOGNORMAL
+            else ("mean=MS,stddev=MS or median=MS,p99=MS")
+        )
+        raise FaultSpecError(f"dist={dist} takes {forms}")
+    try:
+        if dist is Distribution.LOGNORMAL:
+            return latency.lognormal(given["median"], given["p99"], MAX_LATENCY_MS)
+        if percentiles:
+            return latency.normal_from_percentiles(given["median"], given["p99"], MAX_LATENCY_MS)
+        return latency.normal(given["mean"], given["stddev"], MAX_LATENCY_MS)
+    except ValueError as exc:
+        raise FaultSpecError(f"dist={dist}: {exc}") from None
+
+
+def _hang(settings: Mapping[str, str]) -> Hang:
+    if "max" not in settings:
+        return Hang()
+    return Hang(_positive_seconds("max", settings["max"], MAX_HANG_SECONDS))
+
+
+def _slow_body(settings: Mapping[str, str]) -> SlowBody:
+    ms = DEFAULT_SLOW_BODY_MS
+    if "ms" in settings:
+        value = settings["ms"]
+        if not _INT.fullmatch(value) or not 0 < int(value) <= MAX_LATENCY_MS:
+            raise FaultSpecError(
+                f"ms: expected the whole body's milliseconds, 1 to {MAX_LATENCY_MS}, got {value!r}"
+            )
+        ms = int(value)
+    chunks = _positive_int("chunks", settings["chunks"]) if "chunks" in settings else DEFAULT_CHUNKS
+    if chunks > MAX_CHUNKS:
+        raise FaultSpecError(f"chunks: expected 1 to {MAX_CHUNKS}, got {chunks}")
+    return SlowBody(ms, chunks)
+
+
+SHAPE_PARSERS: dict[Kind, Callable[[Mapping[str, str]], Effect]] = {
+    Kind.LATENCY: _latency,
+    Kind.RATELIMIT: _rate_limit,
+    Kind.HANG: _hang,
+    Kind.SLOW_BODY: _slow_body,
+}
 
 
 def build_rule(kind_name: str, pairs: Iterable[tuple[str, str]], text: str) -> Rule:
@@ -440,16 +604,21 @@ def build_rule(kind_name: str, pairs: Iterable[tuple[str, str]], text: str) -> R
         select=_selector(settings),
         effect=effect,
         text=text,
-        stale_only=when == "stale",
+        conditions=_conditions(kind, settings, stale=when == "stale"),
         enforce=_bool("enforce", settings["enforce"]) if "enforce" in settings else False,
-        permission_check=_permission_check(settings) if kind is Kind.PERMISSIONS else None,
     )
 
 
-def _permission_check(settings: Mapping[str, str]) -> PermissionCheck:
-    if "scopes" not in settings:
-        return PermissionCheck()
-    return PermissionCheck(permissions.parse_scopes(_alternatives("scopes", settings["scopes"])))
+def _conditions(kind: Kind, settings: Mapping[str, str], *, stale: bool) -> tuple[Condition, ...]:
+    conditions: list[Condition] = [Stale()] if stale else []
+    if kind is Kind.PERMISSIONS:
+        accepted = (
+            permissions.parse_scopes(_alternatives("scopes", settings["scopes"]))
+            if "scopes" in settings
+            else None
+        )
+        conditions.append(TokenRefused(accepted))
+    return tuple(conditions)
 
 
 def parse_spec(spec: str) -> Rule:
@@ -476,6 +645,8 @@ def _scalar(key: str, value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float | str):
         return str(value)
+    if isinstance(value, Mapping) and value:  # cost: {create: 5, get: 1}
+        return "|".join(f"{_scalar(key, k)}:{_scalar(key, v)}" for k, v in value.items())
     if isinstance(value, list) and value and all(isinstance(v, str | int) for v in value):
         return "|".join(str(v) for v in value)
     raise FaultSpecError(f"{key}: expected a single value, got {type(value).__name__}")

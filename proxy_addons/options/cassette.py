@@ -1,10 +1,12 @@
-"""The options replay and record share: the cassette and how often a recording answers."""
+"""The options replay and record share: the cassette, how often a recording answers, and
+the rule a request matches a recording by."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from proxy_addons.cassette.bundled import bundled_cassettes
+from proxy_addons.cassette.match_rule import DEFAULT_MATCH_ON
 from proxy_addons.common.option_table import Option
 
 CASSETTE = Option(
@@ -41,3 +43,42 @@ ECHO = Option(
     "as recorded)",
     metavar="FIELD",
 )
+
+# How a request matches a recording (``cassette/match_rule.py``), in replay and in the record
+# modes that replay; the addons make the rule with ``addons/match_options.match_rule``.
+MATCH_ON = Option(
+    "graph_match_on",
+    str,
+    ",".join(DEFAULT_MATCH_ON),
+    "What a request must share with a recording, as vcrpy's match_on names, comma "
+    "separated: method, scheme, host, port, path (our routes' canonical path), query, "
+    "headers, body (as JSON), uri, and the names of graph_matchers.",
+    flag="--match-on",
+    flag_help="what a request must share with a recording, vcrpy's names comma separated: "
+    "method, scheme, host, port, path, query, headers, body, uri, and --matcher names "
+    "(default: %(default)s)",
+    metavar="NAMES",
+)
+IGNORE_JSON_PATHS = Option(
+    "graph_ignore_json_paths",
+    Sequence[str],
+    [],
+    "JSON paths left out when request bodies are compared, e.g. $.externalAppointmentId, "
+    "$.appointmentClients[*].smsCapablePhoneNumber (steps: .name, ['name'], [N], [*]).",
+    flag="--ignore-json-path",
+    flag_help="leave this place out when bodies are compared, e.g. $.externalAppointmentId "
+    "or $.appointmentClients[*].smsCapablePhoneNumber (repeatable)",
+    metavar="PATH",
+)
+MATCHERS = Option(
+    "graph_matchers",
+    Sequence[str],
+    [],
+    "Custom vcrpy matchers, each NAME=module:function (a function (r1, r2) that raises "
+    "AssertionError when the requests differ), for graph_match_on to name.",
+    flag="--matcher",
+    flag_help="register a vcrpy matcher (r1, r2) -> None, raising AssertionError on a "
+    "mismatch, for --match-on to name (repeatable)",
+    metavar="NAME=MODULE:FUNCTION",
+)
+MATCH_RULE = (MATCH_ON, IGNORE_JSON_PATHS, MATCHERS)

@@ -9,11 +9,14 @@ from proxy_addons.options.proxy import EVERY_MODE, FAULTS, NETWORK_POLICY, SUMMA
 from proxy_addons.options.record import RECORD
 from proxy_addons.options.replay import REPLAY
 from proxy_addons.options.simulate import SIMULATE
+from proxy_addons.options.validation import VALIDATE, VALIDATE_ASKED
 
+# Each mode's rows, and its --validate: record's sets graph_validate (default warn); replay's
+# and simulate's default to off, which leaves validation out of their chain (validation.py).
 MODE_TABLES: dict[str, tuple[Option, ...]] = {
-    "replay": REPLAY,
-    "record": RECORD,
-    "simulate": SIMULATE,
+    "replay": (*REPLAY, VALIDATE_ASKED),
+    "record": (*RECORD, VALIDATE),
+    "simulate": (*SIMULATE, VALIDATE_ASKED),
 }
 
 

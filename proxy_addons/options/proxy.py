@@ -73,9 +73,9 @@ FAULT_SEED = Option(
     "graph_fault_seed",
     typing.Optional[int],  # noqa: UP045 - the form mitmproxy's option parser knows
     None,
-    "Seed for rate= and ms=MIN-MAX, so random faults repeat run after run.",
+    "Seed for rate=, ms=MIN-MAX and latency dist=, so random faults repeat run after run.",
     flag="--seed",
-    flag_help="make rate= and ms=MIN-MAX faults repeatable",
+    flag_help="make rate=, ms=MIN-MAX and latency dist= faults repeatable",
     metavar="N",
 )
 FAULTS = (FAULT_SPECS, FAULTS_FILE, FAULT_SEED)  # the fault injector's

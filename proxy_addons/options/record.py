@@ -6,8 +6,7 @@ from collections.abc import Sequence
 
 from proxy_addons.cassette.record_mode import RECORDER_MODES, RecordMode
 from proxy_addons.common.option_table import Option
-from proxy_addons.graph.validate_mode import ValidateMode
-from proxy_addons.options.cassette import CASSETTE, ECHO, PLAYBACK_REPEATS
+from proxy_addons.options.cassette import CASSETTE, ECHO, MATCH_RULE, PLAYBACK_REPEATS
 
 RECORD_MODE = Option(
     "graph_record_mode",
@@ -30,17 +29,6 @@ UPSTREAM = Option(
     flag_help="send Graph calls to this base URL instead of the real host; the cassette keeps "
     "the real Graph URL",
     metavar="URL",
-)
-VALIDATE = Option(
-    "graph_validate",
-    str,
-    str(ValidateMode.WARN),
-    "Check requests and responses against the models: warn logs each problem, "
-    "enforce also answers an invalid request with Graph's 400 without sending it.",
-    flag="--validate",
-    flag_help="warn: log each problem; enforce: also refuse invalid requests with Graph's 400 "
-    "(default: %(default)s)",
-    choices=tuple(ValidateMode),
 )
 REDACT_HEADERS = Option(
     "graph_redact_headers",
@@ -91,10 +79,10 @@ RECORD = (
     CASSETTE.for_command(flag_help="cassette file to record into", required=True),
     RECORD_MODE,
     UPSTREAM,
-    VALIDATE,
     *REDACTION,
     PLAYBACK_REPEATS,
     ECHO,
+    *MATCH_RULE,
     DECODE_COMPRESSED,
     FSYNC,
 )

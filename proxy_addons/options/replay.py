@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from proxy_addons.cassette.on_miss import MISS_CODE, MISS_STATUS, OnMiss
 from proxy_addons.common.option_table import Option
-from proxy_addons.options.cassette import CASSETTE, ECHO, PLAYBACK_REPEATS
+from proxy_addons.options.cassette import CASSETTE, ECHO, MATCH_RULE, PLAYBACK_REPEATS
 
 ON_MISS = Option(
     "graph_on_miss",
@@ -20,9 +20,10 @@ MATCH_BODY = Option(
     "graph_match_body",
     bool,
     True,
-    "Match request bodies (compared as JSON) as well as method, URL and query.",
+    "Match request bodies (compared as JSON) as well as method, URL and query "
+    "(off: graph_match_on without body).",
     flag="--ignore-body",
-    flag_help="match on method, URL and query only",
+    flag_help="match_on without body (URL and method only)",
     inverted=True,
 )
 
@@ -32,4 +33,5 @@ REPLAY = (
     MATCH_BODY,
     PLAYBACK_REPEATS,
     ECHO,
+    *MATCH_RULE,
 )

@@ -17,11 +17,11 @@ outside ROOT; anything else is the endpoint's 400 with one line, and the child s
 Switching retires the previous test's mode addon (its ``done`` hook closes cassettes and
 releases state-file locks), puts every option back to its default and sets the new ones
 (only those that differ: most tests of a run look alike), resets the fault injector (which
-stays, and keeps serving ``/faults``: its rules start counting afresh and it forgets every
-ETag) and adds a *fresh* instance of the mode's addon. A fresh instance is what makes
-everything a test could leave behind new for the next one: replay positions, the emulator's
-appointments, the recorder's state. The journal (``GET /calls``, see ``journal.py``) starts
-empty with each session.
+stays, and keeps serving ``/faults``: its rules start counting afresh) and the ETag tracker
+(which forgets every ETag) and adds a *fresh* instance of the mode's addon. A fresh instance
+is what makes everything a test could leave behind new for the next one: replay positions,
+the emulator's appointments, the recorder's state. The journal (``GET /calls``, see
+``journal.py``) starts empty with each session.
 
 Until the first session, and after a refused one, Graph requests get a 503 of ours: with no
 addon to answer them they would otherwise go to the real Graph.
@@ -48,10 +48,12 @@ from proxy_addons.addons import control_endpoint, control_rules, flows
 from proxy_addons.addons.batching import Batching
 from proxy_addons.addons.chain_order import in_chain_order
 from proxy_addons.addons.control_endpoint import ControlEndpoint
+from proxy_addons.addons.etag_tracker import ETagTracker
 from proxy_addons.addons.fault_injection import OPTIONS as FAULT_OPTIONS
 from proxy_addons.addons.fault_injection import FaultInjector
 from proxy_addons.addons.gate import Gate
 from proxy_addons.addons.missing_cassette import MissingCassette
+from proxy_addons.addons.request_checks import RequestChecks
 from proxy_addons.addons.unreachable_upstream import UnreachableUpstream
 from proxy_addons.cassette.cassette import Interaction
 from proxy_addons.cassette.matching import CassetteIndex
@@ -253,11 +255,13 @@ def missing_cassette_ok(data: dict[str, Any], mode: str, cassette: str | None) -
 
 class Session:
     def __init__(self, root: Path) -> None:
-        # The fault injector stays for the whole run (and serves /faults); mitmproxy runs it
-        # right after this addon, and before the mode's addon, as every mode orders them.
+        # Graph's request checks, the ETag tracker and the fault injector stay for the whole
+        # run (the injector serves /faults); mitmproxy runs them right after this addon, in
+        # this order, and before the mode's addon, as every chain orders them (chain_order).
         self.root = root.resolve()
+        self.etags = ETagTracker()
         self.faults = FaultInjector()
-        self.addons = [self.faults]
+        self.addons = [RequestChecks(), self.etags, self.faults]
         self.active: list[Any] = []  # this test's mode addon
         self.journal: list[Sent] = []
         self.declared: set[type] = set()
@@ -296,6 +300,7 @@ class Session:
             if changed:
                 ctx.options.update(**changed)
             self.faults.reset()
+            self.etags.reset()
             self._start(addons)
         except (exceptions.OptionsError, TypeError) as exc:  # refused by an addon, or mistyped
             raise SessionError(str(exc)) from None

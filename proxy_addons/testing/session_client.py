@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import os
 import queue
+import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -141,7 +143,11 @@ class SessionProxy:
         try:
             with ca_lock(self.confdir):
                 self.running = launcher.start(
-                    self._argv(), timeout=self.timeout, tie_stdin=True, keep_lines=LOG_LINES
+                    self._argv(),
+                    timeout=self.timeout,
+                    tie_stdin=True,
+                    keep_lines=LOG_LINES,
+                    env=importable_here(),
                 )
         except launcher.ProxyFailedToStart as exc:
             self.failure = f"graph-vcr-proxy could not start: {exc.reason}"
@@ -189,6 +195,21 @@ class SessionProxy:
         if self.running is not None:
             self.running.stop()
             self.running = None
+
+
+def importable_here() -> dict[str, str]:
+    """``PYTHONPATH`` for the child, so that what imports here by name imports there: a
+    custom matcher in a conftest or test module (``graph_vcr`` key ``matchers``) is handed
+    over as ``module:qualname``, and pytest put that module's folder on this process's
+    ``sys.path`` at collection (its default "prepend" import mode), before any test started
+    the child. The interpreter's own folders come with the interpreter and are left out."""
+    own = tuple(str(Path(p).resolve()) for p in {sys.prefix, sys.base_prefix, sys.exec_prefix})
+    added = [
+        p for p in sys.path if p and Path(p).is_dir() and not str(Path(p).resolve()).startswith(own)
+    ]
+    given = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    paths = list(dict.fromkeys([*given, *added]))
+    return {"PYTHONPATH": os.pathsep.join(paths)} if paths else {}
 
 
 def session_root(rootdir: Path, cassette_dir: Path) -> Path:

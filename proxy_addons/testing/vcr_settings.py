@@ -20,9 +20,17 @@ from enum import StrEnum
 from pathlib import Path, PurePath
 from typing import Any
 
+from proxy_addons.cassette import match_rule
 from proxy_addons.cassette.record_mode import RecordMode
 from proxy_addons.common.files import MAX_REPLACED_NAME, cut_to_size, impossible_name, name_size
-from proxy_addons.options.cassette import CASSETTE, ECHO, PLAYBACK_REPEATS
+from proxy_addons.options.cassette import (
+    CASSETTE,
+    ECHO,
+    IGNORE_JSON_PATHS,
+    MATCH_ON,
+    MATCHERS,
+    PLAYBACK_REPEATS,
+)
 from proxy_addons.options.listen import PROCESS
 from proxy_addons.options.proxy import ALLOW_HOSTS, BLOCK_NETWORK, FAULT_SEED, FAULT_SPECS
 from proxy_addons.options.record import RECORD_MODE, REDACT_FIELDS, REDACT_HEADERS, UPSTREAM
@@ -72,6 +80,11 @@ class Settings:
     allow_playback_repeats: bool = False  # vcrpy's: the last answer to a request repeats
     assert_all_played: bool = False  # the test fails if a recorded interaction was not played
     echo: tuple[str, ...] = ()  # fields of a replayed JSON answer taken from the request
+    # The match rule (cassette/match_rule.py): vcrpy's match_on names (None: the default),
+    # JSON paths ignored in bodies, custom vcrpy matchers as (name, "module:qualname").
+    match_on: tuple[str, ...] | None = None
+    ignore_json_paths: tuple[str, ...] = ()
+    matchers: tuple[tuple[str, str], ...] = ()
     args: tuple[str, ...] = ()
 
 
@@ -120,7 +133,55 @@ def settings_of(merged: Mapping[str, Any]) -> Settings:
     seed = values.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise GraphVcrError(f"graph_vcr: seed must be an integer, not {seed!r}")
+    values.update(_match_settings(values))
     return Settings(**values)
+
+
+def _match_settings(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``match_on``, ``ignore_json_paths`` and ``matchers`` checked as the proxy will read
+    them: the rule is made here once, so a bad name, path or matcher fails the test with one
+    line before the proxy is asked. ``matchers`` maps names to functions (or
+    ``module:function`` strings), as vcrpy's ``register_matcher``; each function becomes
+    the ``module:qualname`` the proxy process imports it by."""
+    found: dict[str, Any] = {}
+    match_on = values.get("match_on")
+    if isinstance(match_on, str):  # "method,path", as --match-on takes it
+        match_on = [name.strip() for name in match_on.split(",")]
+    if match_on is not None:
+        found["match_on"] = _strings("match_on", match_on)
+    if "ignore_json_paths" in values:
+        found["ignore_json_paths"] = _strings("ignore_json_paths", values["ignore_json_paths"])
+    given = values.get("matchers") or {}
+    if not isinstance(given, Mapping):
+        raise GraphVcrError(
+            f"graph_vcr: matchers must map names to functions, as vcrpy's register_matcher, "
+            f"not {given!r}"
+        )
+    try:
+        registered = [match_rule.matcher(name, value) for name, value in given.items()]
+        match_rule.MatchRule.of(
+            found.get("match_on"), found.get("ignore_json_paths", ()), registered
+        )
+    except match_rule.MatchRuleError as exc:
+        raise GraphVcrError(f"graph_vcr: {exc}") from None
+    found["matchers"] = tuple((m.name, m.spec) for m in registered)
+    return found
+
+
+def match_arguments(settings: Settings, *, replay: bool = True) -> tuple[str, ...]:
+    """The proxy's command-line arguments for the test's match rule (``record`` has no
+    ``--ignore-body``: ``match_body=False`` is then match_on without body)."""
+    names, body = settings.match_on, ()
+    if replay:
+        body = MATCH_BODY.arguments(settings.match_body)
+    elif not settings.match_body:
+        names = tuple(n for n in names or match_rule.DEFAULT_MATCH_ON if n != "body")
+    return (
+        *body,
+        *MATCH_ON.arguments(None if names is None else ",".join(names)),
+        *IGNORE_JSON_PATHS.arguments(settings.ignore_json_paths),
+        *MATCHERS.arguments([f"{name}={spec}" for name, spec in settings.matchers]),
+    )
 
 
 def _strings(key: str, value: Any) -> tuple[str, ...]:
@@ -245,7 +306,7 @@ def plan(
         *ECHO.arguments(settings.echo),
     )
     if replay:
-        extra = (*playing, *MATCH_BODY.arguments(settings.match_body))
+        extra = (*playing, *match_arguments(settings))
         args = (*cassette, *faults, *extra, *user_args)
         missing_ok = mode is RecordMode.NONE
         return Plan(
@@ -255,6 +316,7 @@ def plan(
     extra = (
         *UPSTREAM.arguments(settings.upstream or upstream or None),
         *playing,
+        *match_arguments(settings, replay=False),
         *REDACT_HEADERS.arguments(settings.redact_headers),
         *REDACT_FIELDS.arguments(settings.redact_fields),
     )
