@@ -94,6 +94,7 @@ def _cpu_sets() -> tuple[set[int], set[int]] | None:
 
 
 _SETS = _cpu_sets()
+_EVERY = set(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
 
 
 def pinning_note() -> str:
@@ -106,6 +107,22 @@ def pinning_note() -> str:
 def pin_client() -> None:
     if _SETS is not None:
         os.sched_setaffinity(0, _SETS[0])
+
+
+@contextlib.contextmanager
+def every_cpu() -> Iterator[None]:
+    """Processes started inside run on every CPU the benchmark was given, as a developer's
+    run does: for a row whose measured proxy is a child the measured tool starts itself
+    (the pytest plugin's), which pinning to the client's CPU would make fight the client."""
+    if _EVERY is None:
+        yield
+        return
+    pinned = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, _EVERY)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, pinned)
 
 
 def pin_proxy(pid: int) -> None:

@@ -12,6 +12,8 @@ import json
 import os
 import shutil
 import ssl
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +23,7 @@ import pytest
 from helpers import documented_graph
 
 from proxy_addons.cassette import cassette, examples
+from proxy_addons.common import control_pipe
 from proxy_addons.common.answered_by import AnsweredBy
 from proxy_addons.common.control_address import HOST
 from proxy_addons.testing.journal import Call
@@ -363,3 +366,93 @@ def test_a_missing_cassette_the_plugin_lets_through_is_a_miss_naming_the_file(pr
         proxy, dataclasses.replace(plan, args=plan.args[:2], missing_cassette_ok=True)
     ) as client:
         assert client.put(ME, content=BODY, headers=HEADERS).status_code == 201
+
+
+# --- the plugin's pipe (control_pipe.py): the endpoint's answers, without HTTP -------------
+
+
+def pipe_reply(proxy: SessionProxy, line: str) -> tuple[int, int, dict]:
+    """Write ``line`` to the child's stdin; its reply line, read as the plugin reads it."""
+    running = proxy.ensure_started()
+    assert running.process.stdin is not None
+    running.process.stdin.write(line)
+    running.process.stdin.flush()
+    reply = running.replies.get(timeout=30)
+    assert reply is not None, "the child ended"
+    request_id, status, body = control_pipe.parse_reply(reply)
+    return request_id, status, json.loads(body)
+
+
+def test_a_control_request_on_the_childs_stdin_gets_the_endpoints_answer_on_its_stdout(proxy):
+    line = control_pipe.request_line(7, "PUT", "/session", {"mode": "replay", "args": ["--x"]})
+    request_id, status, piped = pipe_reply(proxy, line)
+    with switch(proxy, "simulate") as client:  # the same request through the proxy
+        over_http = client.put(f"http://{HOST}/session", json={"mode": "replay", "args": ["--x"]})
+    assert (request_id, status, piped["error"]["message"]) == (
+        7,
+        over_http.status_code,
+        over_http.json()["error"]["message"],
+    )
+
+
+def test_a_line_the_child_cannot_read_is_a_400_and_the_pipe_serves_on(proxy):
+    _, status, answer = pipe_reply(proxy, '{"id": 3, "method": "GET"}\n')
+    assert (status, answer["error"]["code"]) == (400, "BadRequest")
+    assert "expected id" in answer["error"]["message"]
+    with switch(proxy, "simulate"):
+        pass
+    assert pipe_reply(proxy, control_pipe.request_line(4, "GET", "/calls"))[1:] == (
+        200,
+        {"calls": []},
+    )
+
+
+def sockets(pid: int) -> int:
+    """How many sockets the process holds: its listening ones, asyncio's own, connections."""
+    fds = Path(f"/proc/{pid}/fd")
+    return sum(1 for fd in fds.iterdir() if os.readlink(fd).startswith("socket:"))
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads /proc")
+def test_the_plugins_switch_and_journal_open_no_connection_to_the_proxy(confdir, tmp_path):
+    own = SessionProxy(confdir, root=tmp_path)
+    try:
+        pid = own.ensure_started().process.pid
+        before = sockets(pid)
+        own.switch(Plan("simulate", ("--allow-anonymous",)))
+        assert own.calls() == ()
+        assert sockets(pid) == before  # a kept-alive HTTP connection would be one more
+    finally:
+        own.stop()
+
+
+PROBE = """
+import argparse, asyncio, gc, sys
+from mitmproxy import ctx
+from proxy_addons.cli import serving
+
+class Probe:
+    def running(self):
+        print("collector on:", gc.isenabled(), flush=True)
+        ctx.master.shutdown()
+
+gc.disable()  # as the child's start-up does (child.main)
+args = argparse.Namespace(
+    listen_host="127.0.0.1", listen_port=0, confdir=sys.argv[1], web=False, web_port=None,
+    verbose=False,
+)
+asyncio.run(serving.serve([Probe()], {}, args, lambda: serving.mitmproxy_base(onboarding=False)))
+"""
+
+
+def test_a_proxy_started_with_the_cyclic_collector_off_serves_with_it_on(confdir):
+    """The child holds the collector off while it imports and starts (a tenth of its
+    start-up); a proxy that served without it would never free a cycle."""
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, str(confdir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert "collector on: True" in result.stdout, result.stderr

@@ -28,6 +28,7 @@ from typing import Any
 from mitmproxy import addonmanager, ctx, http
 
 from proxy_addons.addons import control_rules, flows
+from proxy_addons.graph.replies import Reply
 from proxy_addons.graph.traffic import Traffic
 
 logger = logging.getLogger(__name__)
@@ -66,6 +67,21 @@ def routes() -> dict[str, control_rules.Handler]:
     return found
 
 
+def answer_safely(incoming: control_rules.Incoming) -> Reply:
+    """The answer to a control request, whatever happens while answering: an exception of
+    any kind is a JSON 500 and the proxy serves on (for the endpoint, and for the pytest
+    plugin's pipe, ``testing/session.py``)."""
+    try:
+        return control_rules.answer(incoming, routes())
+    except asyncio.CancelledError:
+        raise
+    except BaseException as exc:  # SystemExit too: the proxy must live on
+        logger.error(
+            "control endpoint failed on %s %s", incoming.method, incoming.path, exc_info=exc
+        )
+        return control_rules.internal_error(exc, {})
+
+
 class ControlEndpoint:
     def request(self, flow: http.HTTPFlow) -> None:
         try:
@@ -75,10 +91,10 @@ class ControlEndpoint:
             logger.debug("not a control request: %s", flow.request.host, exc_info=True)
             return
         try:
-            reply = control_rules.answer(incoming(flow), routes())
+            reply = answer_safely(incoming(flow))
         except asyncio.CancelledError:
             raise
-        except BaseException as exc:  # SystemExit too: the proxy must live on
+        except BaseException as exc:  # reading the flow failed: still an answer
             logger.error(
                 "control endpoint failed on %s %s",
                 flow.request.method,

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from proxy_addons.common.control_pipe import REPLY
+
 READY = "proxy listening on "
 CA_LINE = "CA certificate: "
 LONGEST_KEPT_LINE = 4000  # characters of one line kept when the output is bounded
@@ -41,6 +43,9 @@ class RunningProxy:
     process: subprocess.Popen[str]
     stdout: deque[str] = field(default_factory=deque)
     stderr: deque[str] = field(default_factory=deque)
+    # The control pipe's reply lines (``control_pipe.py``), kept out of ``stdout``; None at
+    # the end of the child's output.
+    replies: queue.Queue[str | None] = field(default_factory=queue.Queue)
 
     @property
     def port(self) -> int:
@@ -73,10 +78,15 @@ def _drain(
     sink: deque[str],
     lines: queue.Queue[str | None] | None = None,
     ready: threading.Event | None = None,
+    replies: queue.Queue[str | None] | None = None,
 ) -> None:
-    """Keep what ``stream`` says in ``sink`` and, until ``ready``, hand it to ``lines``."""
+    """Keep what ``stream`` says in ``sink`` and, until ``ready``, hand it to ``lines``; the
+    control pipe's reply lines go to ``replies`` instead, whole."""
     bounded = sink.maxlen is not None
     for line in stream:
+        if replies is not None and line.startswith(REPLY):
+            replies.put(line[len(REPLY) :])
+            continue
         if bounded and len(line) > LONGEST_KEPT_LINE:
             line = line[:LONGEST_KEPT_LINE] + " [...]\n"
         sink.append(line)
@@ -84,6 +94,8 @@ def _drain(
             lines.put(line)
     if lines is not None:
         lines.put(None)
+    if replies is not None:
+        replies.put(None)
 
 
 def listen_arguments(confdir: Path) -> list[str]:
@@ -109,6 +121,7 @@ class Starting:
     stderr: deque[str]
     lines: queue.Queue[str | None]
     started: threading.Event = field(default_factory=threading.Event)
+    replies: queue.Queue[str | None] = field(default_factory=queue.Queue)
 
     def ready(self, timeout: float = 60) -> RunningProxy:
         """Wait for the two start-up lines; a child that fails (or is too slow) is stopped."""
@@ -139,7 +152,7 @@ class Starting:
         with contextlib.suppress(queue.Empty):  # and let go of what came in meanwhile
             while True:
                 self.lines.get_nowait()
-        return RunningProxy(url, ca, self.process, self.stdout, self.stderr)
+        return RunningProxy(url, ca, self.process, self.stdout, self.stderr, self.replies)
 
 
 def spawn(
@@ -170,7 +183,7 @@ def spawn(
     starting = Starting(process, deque(maxlen=keep_lines), deque(maxlen=keep_lines), queue.Queue())
     threading.Thread(
         target=_drain,
-        args=(process.stdout, starting.stdout, starting.lines, starting.started),
+        args=(process.stdout, starting.stdout, starting.lines, starting.started, starting.replies),
         daemon=True,
     ).start()
     threading.Thread(target=_drain, args=(process.stderr, starting.stderr), daemon=True).start()

@@ -259,8 +259,10 @@ async def serve(
         raise UsageError(str(exc)) from None
     # Everything built so far (modules, the cassettes just loaded: a 10,000-interaction one
     # is a million objects) lives until the proxy stops. Out of the cyclic collector's sight,
-    # it is never scanned again: no collection pause grows with the cassette.
+    # it is never scanned again: no collection pause grows with the cassette. A process that
+    # held the collector off while it started (the pytest plugin's child) gets it back now.
     gc.freeze()
+    gc.enable()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, proxy.shutdown)

@@ -5,6 +5,9 @@ The plugin starts it once (``python -m proxy_addons.testing.child --listen-port 
 
     PUT http://graph-vcr-proxy.control/session   {"mode": "replay", "args": ["--cassette", ...]}
 
+(the plugin sends it, and ``GET /calls``, over the child's stdin, to the same handlers: see
+``common/control_pipe.py``; any client may send them to the endpoint through the proxy).
+
 ``mode`` is ``replay``, ``record`` or ``simulate`` and ``args`` are that mode's command-line
 arguments, parsed by the CLI's own parser and turned into addons and options by the CLI's
 own mode functions, so a test's proxy behaves exactly like ``graph-vcr-proxy MODE ARGS``.
@@ -59,12 +62,13 @@ from proxy_addons.cassette.matching import CassetteIndex
 from proxy_addons.cassette.redaction import CREDENTIAL_HEADERS
 from proxy_addons.cli import commands as cli
 from proxy_addons.cli import serving
+from proxy_addons.common import control_pipe
 from proxy_addons.common.answered_by import AnsweredBy, answered
 from proxy_addons.common.control_address import CALLS_PATH, PLAYED_PATH, SESSION_PATH
 from proxy_addons.common.files import replace_atomically
 from proxy_addons.common.option_table import declared, flagged, path_argument
 from proxy_addons.common.usage import USAGE_ERROR, UsageError
-from proxy_addons.graph.replies import error_reply
+from proxy_addons.graph.replies import BAD_REQUEST, error_reply
 from proxy_addons.options.commands import command_options
 from proxy_addons.options.replay import REPLAY
 from proxy_addons.testing.call_assertions import Recorded
@@ -289,6 +293,7 @@ class Session:
         self.declared: set[type] = set()
         self.option_names: set[str] = set(FAULT_OPTIONS)  # every option we set per session
         self.summary = summary  # the run's, when the plugin asked for one
+        self._pending = b""  # the start of a control line not ended yet (control_pipe.py)
 
     @functools.cached_property
     def parsers(self) -> dict[str, SessionParser]:
@@ -417,15 +422,44 @@ class Session:
             self.summary.write()
 
     def running(self) -> None:
-        # The plugin holds the only write end of our stdin: EOF means it has gone (even by
-        # kill -9), and a proxy that nobody can switch any more must not outlive it.
+        # The plugin holds the only write end of our stdin: it sends its control requests
+        # there (``control_pipe.py``), and EOF means it has gone (even by kill -9): a proxy
+        # that nobody can switch any more must not outlive it.
         with contextlib.suppress(OSError, ValueError, AttributeError, NotImplementedError):
             asyncio.get_running_loop().add_reader(sys.stdin.fileno(), self._stdin_readable)
 
     def _stdin_readable(self) -> None:
-        if not os.read(sys.stdin.fileno(), 4096):
+        data = os.read(sys.stdin.fileno(), 1 << 16)
+        if not data:
             asyncio.get_running_loop().remove_reader(sys.stdin.fileno())
             ctx.master.shutdown()
+            return
+        *lines, self._pending = (self._pending + data).split(b"\n")
+        if len(self._pending) > control_rules.MAX_BODY * 2:  # no line end in sight: refuse
+            lines, self._pending = [self._pending], b""
+        for line in lines:
+            if line.strip():
+                print(answer_line(line), end="", flush=True)
+
+
+def answer_line(line: bytes) -> str:
+    """The reply line to one request line of the plugin's pipe: what the control endpoint
+    answers the same request (a loopback JSON request), or a 400 for a line it can't read."""
+    try:
+        request = control_pipe.parse_request(line)
+    except ValueError as exc:
+        reply = error_reply(400, BAD_REQUEST, f"control pipe: {exc}", {})
+        return control_pipe.reply_line(control_pipe.request_id_of(line), reply.status, reply.body)
+    incoming = control_rules.Incoming(
+        method=request.method,
+        path=request.path,
+        headers={},
+        loopback=True,  # our stdin: only the plugin that started us can write to it
+        content_type="application/json" if request.body else None,
+        body=request.body,
+    )
+    reply = control_endpoint.answer_safely(incoming)
+    return control_pipe.reply_line(request.id, reply.status, reply.body)
 
 
 def mitmproxy_base() -> list[Any]:

@@ -2,26 +2,28 @@
 
 Only the standard library: the pytest process never imports mitmproxy (half a second it
 would pay before the first test). The proxy child (``session.py``) starts on first use; a
-test then costs one ``PUT /session`` on a kept-alive loopback connection to switch it, and
-one ``GET /calls`` at its end for the journal.
+test then costs one ``PUT /session`` to switch it, and one ``GET /calls`` at its end for the
+journal, both sent over the child's stdin and answered on its stdout (``control_pipe.py``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import http.client
+import itertools
 import json
 import os
+import queue
 import sys
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from proxy_addons.cli import launcher
+from proxy_addons.common import control_pipe
 from proxy_addons.common.control_address import (
     CALLS_PATH,
     FAULTS_PATH,
-    HOST,
     PLAYED_PATH,
     SESSION_PATH,
 )
@@ -58,32 +60,26 @@ def ca_lock(confdir: Path) -> Iterator[None]:
         yield
 
 
-class ControlClient:
-    """Requests to the proxy's control endpoint, over one kept-alive connection."""
+class PipeControl:
+    """Requests to the child's control handlers over its stdin and stdout (``control_pipe``):
+    no HTTP, no mitmproxy flow, so about a millisecond less of the child's CPU each."""
 
-    def __init__(self, port: int, timeout: float = 60) -> None:
-        self.port = port
+    def __init__(self, running: launcher.RunningProxy, timeout: float = 60) -> None:
+        self.running = running
         self.timeout = timeout
-        self._connection: http.client.HTTPConnection | None = None
+        self._ids = itertools.count(1)
 
     def request(self, method: str, path: str, body: Any = None) -> Any:
         """The JSON answer; an error answer raises ProxyError with its message."""
-        payload = None if body is None else json.dumps(body).encode()
-        headers = {"Content-Type": "application/json"} if payload is not None else {}
-        for attempt in (1, 2):  # a kept-alive connection may have been closed meanwhile
-            connection = self._connection or http.client.HTTPConnection(
-                "127.0.0.1", self.port, timeout=self.timeout
-            )
-            self._connection = connection
-            try:
-                connection.request(method, f"http://{HOST}{path}", payload, headers)
-                response = connection.getresponse()
-                status, data = response.status, response.read()
-                break
-            except (OSError, http.client.HTTPException) as exc:
-                self.close()
-                if attempt == 2:
-                    raise ProxyError(f"graph-vcr-proxy: no answer from the proxy: {exc}") from None
+        request_id = next(self._ids)
+        stdin = self.running.process.stdin
+        try:
+            assert stdin is not None
+            stdin.write(control_pipe.request_line(request_id, method, path, body))
+            stdin.flush()
+        except (OSError, ValueError, AssertionError) as exc:  # the child is gone
+            raise ProxyError(f"graph-vcr-proxy: no answer from the proxy: {exc}") from None
+        status, data = self._reply(request_id)
         try:
             answer = json.loads(data)
         except ValueError:
@@ -93,10 +89,26 @@ class ControlClient:
             raise ProxyError(f"graph-vcr-proxy: {message}")
         return answer
 
-    def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+    def _reply(self, request_id: int) -> tuple[int, str]:
+        """The reply to ``request_id``; replies to earlier requests that timed out are
+        dropped on the way."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                line = self.running.replies.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise ProxyError(
+                    f"graph-vcr-proxy: no answer from the proxy within {self.timeout}s"
+                ) from None
+            if line is None:
+                self.running.replies.put(None)  # every later request fails at once too
+                raise ProxyError("graph-vcr-proxy: no answer from the proxy: it has exited")
+            try:
+                answered, status, data = control_pipe.parse_reply(line)
+            except ValueError:
+                continue
+            if answered == request_id:
+                return status, data
 
 
 class SessionProxy:
@@ -114,7 +126,7 @@ class SessionProxy:
         self.root = root  # the only folder the child reads and writes files in
         self.timeout = timeout
         self.running: launcher.RunningProxy | None = None
-        self.control: ControlClient | None = None
+        self.control: PipeControl | None = None
         self.failure: str | None = None
 
     def _argv(self) -> list[str]:
@@ -143,7 +155,7 @@ class SessionProxy:
         except OSError as exc:  # no Python to run, say
             self.failure = f"graph-vcr-proxy could not start: {exc}"
             raise ProxyError(self.failure) from None
-        self.control = ControlClient(self.running.port, self.timeout)
+        self.control = PipeControl(self.running, self.timeout)
         return self.running
 
     def switch(self, plan: Plan) -> launcher.RunningProxy:
@@ -173,15 +185,13 @@ class SessionProxy:
     def clear_faults(self) -> None:
         self._control().request("DELETE", FAULTS_PATH)
 
-    def _control(self) -> ControlClient:
+    def _control(self) -> PipeControl:
         if self.control is None or self.running is None or self.running.process.poll() is not None:
             raise ProxyError("graph-vcr-proxy: the proxy is not running (stopped or crashed)")
         return self.control
 
     def stop(self) -> None:
-        if self.control is not None:
-            self.control.close()
-            self.control = None
+        self.control = None
         if self.running is not None:
             self.running.stop()
             self.running = None
