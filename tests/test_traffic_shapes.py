@@ -19,7 +19,7 @@ from proxy_addons.addons.fault_injection import FaultInjector
 from proxy_addons.addons.flows import to_response
 from proxy_addons.addons.stalls import PacedWriter
 from proxy_addons.cassette import examples
-from proxy_addons.graph.faults import FaultSpecError, parse_rules_text, parse_spec
+from proxy_addons.graph.faults import FaultSpecError, Kind, parse_rules_text, parse_spec
 from proxy_addons.graph.latency import DistributedDelay, Distribution
 from proxy_addons.graph.rate_limits import Policy, RateLimit
 from proxy_addons.graph.replies import json_reply
@@ -384,3 +384,15 @@ def test_every_yaml_example_and_shape_spec_on_the_faults_page_parses():
     kinds = {str(rule.kind) for rule in rules}
     assert {"ratelimit", "latency", "hang", "slow-body"} <= kinds
     assert len(specs) >= 5
+
+
+README = Path(__file__).parent.parent / "README.md"
+
+
+def test_every_fault_spec_the_readme_lists_parses_and_every_kind_is_there():
+    text = README.read_text(encoding="utf-8")
+    block = text.split("<!-- not-run: fault specs, each given as --fault SPEC -->", 1)[1]
+    block = block.split("```text\n", 1)[1].split("```", 1)[0]
+    specs = [spec for line in block.splitlines() for spec in line.split("#")[0].split()]
+    kinds = {str(parse_spec(spec).kind) for spec in specs}
+    assert kinds == {str(kind) for kind in Kind}
