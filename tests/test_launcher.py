@@ -6,6 +6,8 @@ import sys
 import time
 
 from proxy_addons.cli import launcher
+from proxy_addons.common import control_pipe
+from proxy_addons.common.control_pipe import REPLY
 
 CHATTY_CHILD = """
 import sys
@@ -32,5 +34,31 @@ def test_a_long_running_child_keeps_only_its_last_lines_each_of_bounded_length()
         assert running.stderr[0] == "log line 2952\n"
         assert len(running.stderr[-2]) < launcher.LONGEST_KEPT_LINE + 10
         assert starting.lines.qsize() < 10  # nobody reads start-up lines once it has started
+    finally:
+        running.stop()
+
+
+UNENDED_OUTPUT_CHILD = f"""
+import sys
+print("proxy listening on http://127.0.0.1:1")
+print("CA certificate: /ca.pem", flush=True)
+sys.stdin.readline()
+print("a matcher's debugging, unended", end="")
+print({REPLY!r} + '{{"id": 1, "status": 200, "body": "{{}}"}}', flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_reply_after_output_left_unended_still_reaches_the_plugin():
+    running = launcher.start(
+        [sys.executable, "-c", UNENDED_OUTPUT_CHILD], tie_stdin=True, keep_lines=50, timeout=30
+    )
+    try:
+        assert running.process.stdin is not None
+        running.process.stdin.write("go\n")
+        running.process.stdin.flush()
+        reply = running.replies.get(timeout=30)
+        assert reply is not None and control_pipe.parse_reply(reply) == (1, 200, "{}")
+        assert running.stdout[-1] == "a matcher's debugging, unended\n"
     finally:
         running.stop()

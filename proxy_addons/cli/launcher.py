@@ -81,12 +81,19 @@ def _drain(
     replies: queue.Queue[str | None] | None = None,
 ) -> None:
     """Keep what ``stream`` says in ``sink`` and, until ``ready``, hand it to ``lines``; the
-    control pipe's reply lines go to ``replies`` instead, whole."""
+    control pipe's reply lines go to ``replies`` instead, whole.
+
+    A reply may come after the start of a line the child's other output left unended (a
+    custom matcher's ``print(..., end="")`` runs there): it is found wherever it starts, and
+    what came before it is kept as output."""
     bounded = sink.maxlen is not None
     for line in stream:
-        if replies is not None and line.startswith(REPLY):
-            replies.put(line[len(REPLY) :])
-            continue
+        if replies is not None and REPLY in line:
+            line, _, reply = line.partition(REPLY)
+            replies.put(reply)
+            if not line:
+                continue
+            line += "\n"
         if bounded and len(line) > LONGEST_KEPT_LINE:
             line = line[:LONGEST_KEPT_LINE] + " [...]\n"
         sink.append(line)

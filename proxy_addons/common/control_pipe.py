@@ -12,7 +12,8 @@ request), without the HTTP around them. The endpoint on the proxy stays for ever
 
 A request is ``{"id": N, "method": ..., "path": ..., "body": JSON or null}`` on one line;
 its answer, on stdout, is ``REPLY`` then ``{"id": N, "status": ..., "body": "..."}`` on one
-line (the proxy's other output never starts with ``REPLY``). Pure: no mitmproxy here.
+line (the proxy's other output never holds ``REPLY``; the launcher finds it wherever it
+starts, after output some code in the child left unended). Pure: no mitmproxy here.
 """
 
 from __future__ import annotations
