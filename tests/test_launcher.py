@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import sys
 import time
 
@@ -10,6 +11,7 @@ from proxy_addons.common import control_pipe
 from proxy_addons.common.control_pipe import REPLY
 
 CHATTY_CHILD = """
+import multiprocessing
 import sys
 print("proxy listening on http://127.0.0.1:1")
 print("CA certificate: /ca.pem", flush=True)
@@ -39,6 +41,7 @@ def test_a_long_running_child_keeps_only_its_last_lines_each_of_bounded_length()
 
 
 UNENDED_OUTPUT_CHILD = f"""
+import multiprocessing
 import sys
 print("proxy listening on http://127.0.0.1:1")
 print("CA certificate: /ca.pem", flush=True)
@@ -61,4 +64,28 @@ def test_a_reply_after_output_left_unended_still_reaches_the_plugin():
         assert reply is not None and control_pipe.parse_reply(reply) == (1, 200, "{}")
         assert running.stdout[-1] == "a matcher's debugging, unended\n"
     finally:
+        running.stop()
+
+
+READS_UNTIL_EOF = (
+    "import sys; print('proxy listening on http://127.0.0.1:1'); "
+    "print('CA certificate: /ca.pem', flush=True); sys.stdin.read()"
+)
+
+
+def linger() -> None:
+    time.sleep(30)
+
+
+def test_a_tied_child_reads_eof_when_this_process_ends_though_a_fork_of_it_lives_on():
+    running = launcher.start([sys.executable, "-c", READS_UNTIL_EOF], tie_stdin=True, timeout=30)
+    helper = multiprocessing.get_context("fork").Process(target=linger, daemon=True)
+    helper.start()  # as a test's multiprocessing helper would, after the proxy started
+    try:
+        assert running.process.stdin is not None
+        running.process.stdin.close()  # what kill -9 of this process does to its end
+        assert running.process.wait(10) == 0
+    finally:
+        helper.kill()
+        helper.join(10)
         running.stop()

@@ -10,12 +10,14 @@ lines of its output (``keep_lines``): enough to show why a test failed, bounded 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import queue
 import subprocess
 import sys
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -162,6 +164,31 @@ class Starting:
         return RunningProxy(url, ca, self.process, self.stdout, self.stderr, self.replies)
 
 
+# The children whose stdin only this process may hold (``spawn(tie_stdin=True)``).
+_TIED: weakref.WeakSet[subprocess.Popen[str]] = weakref.WeakSet()
+
+
+def _let_go_of_tied_stdins() -> None:
+    """In a child forked from this process: point its copies of the tied pipes at
+    /dev/null. A fork (a test's ``multiprocessing`` helper, say) inherits every descriptor,
+    and one that outlived a test run killed with -9 would hold the pipe open: the proxy
+    would never read its EOF and would serve on with nobody to stop it. The descriptor
+    numbers stay valid, so the file objects that name them still close cleanly."""
+    for process in list(_TIED):
+        if process.stdin is None:
+            continue
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, process.stdin.fileno())
+            os.close(devnull)
+
+
+@functools.cache
+def _watch_forks() -> None:
+    if hasattr(os, "register_at_fork"):  # POSIX
+        os.register_at_fork(after_in_child=_let_go_of_tied_stdins)
+
+
 def spawn(
     argv: Sequence[str],
     *,
@@ -176,7 +203,7 @@ def spawn(
 
     ``tie_stdin`` gives the child a pipe as stdin whose write end only this process holds:
     when this process ends, however it ends, the child reads EOF (the session proxy then
-    stops itself).
+    stops itself); a process forked from this one lets go of its copy at once.
     """
     process = subprocess.Popen(
         list(argv),
@@ -187,6 +214,9 @@ def spawn(
         env={**os.environ, **(env or {})},
     )
     assert process.stdout is not None and process.stderr is not None
+    if tie_stdin:
+        _watch_forks()
+        _TIED.add(process)
     starting = Starting(process, deque(maxlen=keep_lines), deque(maxlen=keep_lines), queue.Queue())
     threading.Thread(
         target=_drain,
