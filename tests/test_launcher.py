@@ -89,3 +89,30 @@ def test_a_tied_child_reads_eof_when_this_process_ends_though_a_fork_of_it_lives
         helper.kill()
         helper.join(10)
         running.stop()
+
+
+UNDECODABLE_OUTPUT_CHILD = f"""
+import sys
+print("proxy listening on http://127.0.0.1:1")
+print("CA certificate: /ca.pem", flush=True)
+sys.stdin.readline()
+sys.stdout.buffer.write(b"bytes no encoding reads: \\xff\\xfe\\n")
+sys.stdout.flush()
+print({REPLY!r} + '{{"id": 1, "status": 200, "body": "{{}}"}}', flush=True)
+sys.stdin.read()
+"""
+
+
+def test_output_no_encoding_can_read_neither_stops_the_replies_nor_the_log():
+    running = launcher.start(
+        [sys.executable, "-c", UNDECODABLE_OUTPUT_CHILD], tie_stdin=True, timeout=30
+    )
+    try:
+        assert running.process.stdin is not None
+        running.process.stdin.write("go\n")
+        running.process.stdin.flush()
+        reply = running.replies.get(timeout=30)
+        assert reply is not None and control_pipe.parse_reply(reply) == (1, 200, "{}")
+        assert running.stdout[-1].startswith("bytes no encoding reads: ")
+    finally:
+        running.stop()

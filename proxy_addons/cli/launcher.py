@@ -211,6 +211,9 @@ def spawn(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # Whatever bytes the child writes (a custom matcher runs there), the threads that
+        # read its output must read on: one that stopped would lose every reply after.
+        errors="backslashreplace",
         env={**os.environ, **(env or {})},
     )
     assert process.stdout is not None and process.stderr is not None
