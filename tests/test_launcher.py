@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import signal
 import sys
 import time
 
@@ -11,7 +13,9 @@ from proxy_addons.common import control_pipe
 from proxy_addons.common.control_pipe import REPLY
 
 CHATTY_CHILD = """
+import contextlib
 import multiprocessing
+import signal
 import sys
 print("proxy listening on http://127.0.0.1:1")
 print("CA certificate: /ca.pem", flush=True)
@@ -41,7 +45,9 @@ def test_a_long_running_child_keeps_only_its_last_lines_each_of_bounded_length()
 
 
 UNENDED_OUTPUT_CHILD = f"""
+import contextlib
 import multiprocessing
+import signal
 import sys
 print("proxy listening on http://127.0.0.1:1")
 print("CA certificate: /ca.pem", flush=True)
@@ -116,3 +122,14 @@ def test_output_no_encoding_can_read_neither_stops_the_replies_nor_the_log():
         assert running.stdout[-1].startswith("bytes no encoding reads: ")
     finally:
         running.stop()
+
+
+def test_a_child_that_died_with_a_request_unread_is_stopped_without_an_error():
+    running = launcher.start([sys.executable, "-c", READS_UNTIL_EOF], tie_stdin=True, timeout=30)
+    running.process.kill()
+    running.process.wait(10)
+    assert running.process.stdin is not None
+    with contextlib.suppress(BrokenPipeError):  # what the plugin's request then meets
+        running.process.stdin.write("a request line\n")
+        running.process.stdin.flush()
+    assert running.stop() == -signal.SIGKILL

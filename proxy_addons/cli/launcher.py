@@ -65,7 +65,10 @@ class RunningProxy:
 def stop(process: subprocess.Popen[str], timeout: float = 15) -> int:
     """SIGTERM, as a user's Ctrl-C would, then the exit status (killed if it hangs)."""
     if process.stdin is not None:
-        process.stdin.close()
+        # A line the child died before reading stays buffered, and closing would try to
+        # flush it into the broken pipe: the stop must go on all the same.
+        with contextlib.suppress(OSError):
+            process.stdin.close()
     if process.poll() is None:
         process.terminate()
     try:
