@@ -481,3 +481,13 @@ def test_control_requests_from_several_threads_each_get_their_own_answer(confdir
     finally:
         own.stop()
     assert failures == []
+
+
+def test_a_line_too_long_is_refused_to_its_sender_and_the_pipe_serves_on(proxy):
+    with switch(proxy, "simulate"):
+        pass
+    line = control_pipe.request_line(9, "POST", "/faults", ["x" * (3 << 20)])
+    request_id, status, answer = pipe_reply(proxy, line)
+    assert (request_id, status) == (9, 400)
+    assert "a line longer than" in answer["error"]["message"]
+    assert pipe_reply(proxy, control_pipe.request_line(10, "GET", "/calls"))[:2] == (10, 200)

@@ -19,10 +19,14 @@ starts, after output some code in the child left unended). Pure: no mitmproxy he
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
 REPLY = "graph-vcr-proxy control reply: "
+# How every request line starts (``request_line``): its id can be read from a line that
+# can't be read whole, or is too long to be.
+_LEADING_ID = re.compile(rb'\s*\{\s*"id"\s*:\s*(\d+)\s*[,}]')
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,8 @@ def request_id_of(line: bytes | str) -> int:
     try:
         request_id = json.loads(line).get("id")
     except (ValueError, AttributeError, RecursionError):
-        return -1
+        start = _LEADING_ID.match(line.encode() if isinstance(line, str) else line)
+        return int(start.group(1)) if start else -1
     return request_id if isinstance(request_id, int) else -1
 
 
