@@ -101,3 +101,13 @@ def test_a_run_report_flag_without_the_markdown_file_is_a_usage_error(pytester):
     result = run(pytester, "--graph-permissions-report")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--graph-permissions-report adds to --graph-summary-markdown*"])
+
+
+def test_dash_without_a_ci_job_summary_prints_the_runs_summary_on_lines_of_its_own(
+    pytester, monkeypatch
+):
+    suite(pytester)
+    monkeypatch.delenv(STEP_SUMMARY, raising=False)
+    result = run(pytester, "-n", "0", "--graph-summary-markdown", "-", "-k", "throttled")
+    result.assert_outcomes(passed=1)
+    assert "## graph-vcr-proxy summary (pytest run)" in result.outlines

@@ -87,6 +87,7 @@ def test_replay_reports_least_privilege_and_guidance_as_markdown_json_and_log(
     advice = summary["guidance"]["advice"]
     assert advice[Advice.BETA_URL] == 1 and advice[Advice.WRITE_WITHOUT_IF_MATCH] == 1
     assert advice[Advice.SMS_PHONE_NUMBER] == 1
+    assert Advice.NO_CLIENT_REQUEST_ID not in advice  # msgraph-core's telemetry sends one
 
     html = GFM.render(markdown_file.read_text())
     assert html.count("<table>") == 4  # routes, operations, tokens, guidance

@@ -456,3 +456,38 @@ def test_a_proxy_started_with_the_cyclic_collector_off_serves_with_it_on(confdir
         check=False,
     )
     assert "collector on: True" in result.stdout, result.stderr
+
+
+def test_control_requests_from_several_threads_each_get_their_own_answer(confdir, tmp_path):
+    """A test's threads may read the journal at once; each reply reaches its own reader."""
+    own = SessionProxy(confdir, root=tmp_path, timeout=10)
+    failures: list[str] = []
+
+    def read_the_journal() -> None:
+        for _ in range(30):
+            try:
+                own.calls()
+            except ProxyError as exc:
+                failures.append(str(exc))
+                return
+
+    try:
+        own.switch(Plan("simulate", ("--allow-anonymous",)))
+        threads = [threading.Thread(target=read_the_journal) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        own.stop()
+    assert failures == []
+
+
+def test_a_line_too_long_is_refused_to_its_sender_and_the_pipe_serves_on(proxy):
+    with switch(proxy, "simulate"):
+        pass
+    line = control_pipe.request_line(9, "POST", "/faults", ["x" * (3 << 20)])
+    request_id, status, answer = pipe_reply(proxy, line)
+    assert (request_id, status) == (9, 400)
+    assert "a line longer than" in answer["error"]["message"]
+    assert pipe_reply(proxy, control_pipe.request_line(10, "GET", "/calls"))[:2] == (10, 200)

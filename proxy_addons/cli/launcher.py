@@ -10,12 +10,14 @@ lines of its output (``keep_lines``): enough to show why a test failed, bounded 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import queue
 import subprocess
 import sys
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -63,7 +65,10 @@ class RunningProxy:
 def stop(process: subprocess.Popen[str], timeout: float = 15) -> int:
     """SIGTERM, as a user's Ctrl-C would, then the exit status (killed if it hangs)."""
     if process.stdin is not None:
-        process.stdin.close()
+        # A line the child died before reading stays buffered, and closing would try to
+        # flush it into the broken pipe: the stop must go on all the same.
+        with contextlib.suppress(OSError):
+            process.stdin.close()
     if process.poll() is None:
         process.terminate()
     try:
@@ -81,12 +86,19 @@ def _drain(
     replies: queue.Queue[str | None] | None = None,
 ) -> None:
     """Keep what ``stream`` says in ``sink`` and, until ``ready``, hand it to ``lines``; the
-    control pipe's reply lines go to ``replies`` instead, whole."""
+    control pipe's reply lines go to ``replies`` instead, whole.
+
+    A reply may come after the start of a line the child's other output left unended (a
+    custom matcher's ``print(..., end="")`` runs there): it is found wherever it starts, and
+    what came before it is kept as output."""
     bounded = sink.maxlen is not None
     for line in stream:
-        if replies is not None and line.startswith(REPLY):
-            replies.put(line[len(REPLY) :])
-            continue
+        if replies is not None and REPLY in line:
+            line, _, reply = line.partition(REPLY)
+            replies.put(reply)
+            if not line:
+                continue
+            line += "\n"
         if bounded and len(line) > LONGEST_KEPT_LINE:
             line = line[:LONGEST_KEPT_LINE] + " [...]\n"
         sink.append(line)
@@ -155,6 +167,31 @@ class Starting:
         return RunningProxy(url, ca, self.process, self.stdout, self.stderr, self.replies)
 
 
+# The children whose stdin only this process may hold (``spawn(tie_stdin=True)``).
+_TIED: weakref.WeakSet[subprocess.Popen[str]] = weakref.WeakSet()
+
+
+def _let_go_of_tied_stdins() -> None:
+    """In a child forked from this process: point its copies of the tied pipes at
+    /dev/null. A fork (a test's ``multiprocessing`` helper, say) inherits every descriptor,
+    and one that outlived a test run killed with -9 would hold the pipe open: the proxy
+    would never read its EOF and would serve on with nobody to stop it. The descriptor
+    numbers stay valid, so the file objects that name them still close cleanly."""
+    for process in list(_TIED):
+        if process.stdin is None:
+            continue
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, process.stdin.fileno())
+            os.close(devnull)
+
+
+@functools.cache
+def _watch_forks() -> None:
+    if hasattr(os, "register_at_fork"):  # POSIX
+        os.register_at_fork(after_in_child=_let_go_of_tied_stdins)
+
+
 def spawn(
     argv: Sequence[str],
     *,
@@ -169,7 +206,7 @@ def spawn(
 
     ``tie_stdin`` gives the child a pipe as stdin whose write end only this process holds:
     when this process ends, however it ends, the child reads EOF (the session proxy then
-    stops itself).
+    stops itself); a process forked from this one lets go of its copy at once.
     """
     process = subprocess.Popen(
         list(argv),
@@ -177,9 +214,15 @@ def spawn(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # Whatever bytes the child writes (a custom matcher runs there), the threads that
+        # read its output must read on: one that stopped would lose every reply after.
+        errors="backslashreplace",
         env={**os.environ, **(env or {})},
     )
     assert process.stdout is not None and process.stderr is not None
+    if tie_stdin:
+        _watch_forks()
+        _TIED.add(process)
     starting = Starting(process, deque(maxlen=keep_lines), deque(maxlen=keep_lines), queue.Queue())
     threading.Thread(
         target=_drain,

@@ -12,16 +12,21 @@ request), without the HTTP around them. The endpoint on the proxy stays for ever
 
 A request is ``{"id": N, "method": ..., "path": ..., "body": JSON or null}`` on one line;
 its answer, on stdout, is ``REPLY`` then ``{"id": N, "status": ..., "body": "..."}`` on one
-line (the proxy's other output never starts with ``REPLY``). Pure: no mitmproxy here.
+line (the proxy's other output never holds ``REPLY``; the launcher finds it wherever it
+starts, after output some code in the child left unended). Pure: no mitmproxy here.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
 REPLY = "graph-vcr-proxy control reply: "
+# How every request line starts (``request_line``): its id can be read from a line that
+# can't be read whole, or is too long to be.
+_LEADING_ID = re.compile(rb'\s*\{\s*"id"\s*:\s*(\d+)\s*[,}]')
 
 
 @dataclass(frozen=True)
@@ -59,7 +64,8 @@ def request_id_of(line: bytes | str) -> int:
     try:
         request_id = json.loads(line).get("id")
     except (ValueError, AttributeError, RecursionError):
-        return -1
+        start = _LEADING_ID.match(line.encode() if isinstance(line, str) else line)
+        return int(start.group(1)) if start else -1
     return request_id if isinstance(request_id, int) else -1
 
 

@@ -480,4 +480,12 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         guidance=config.getoption("--graph-guidance"),
     )
     text = summary_markdown.markdown(summary, RUN_TITLE)
-    step_summary.write(config.getoption("--graph-summary-markdown"), text)
+    target = config.getoption("--graph-summary-markdown")
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if step_summary.destination(target) is None and reporter is not None:
+        # Printed among pytest's own lines, whose progress line is left unended: the
+        # heading must start a line of its own to be one.
+        reporter.ensure_newline()
+        reporter.write(text, flush=True)
+        return
+    step_summary.write(target, text)

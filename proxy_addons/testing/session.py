@@ -294,6 +294,7 @@ class Session:
         self.option_names: set[str] = set(FAULT_OPTIONS)  # every option we set per session
         self.summary = summary  # the run's, when the plugin asked for one
         self._pending = b""  # the start of a control line not ended yet (control_pipe.py)
+        self._skipping = False  # in the rest of a line refused as too long
 
     @functools.cached_property
     def parsers(self) -> dict[str, SessionParser]:
@@ -434,12 +435,28 @@ class Session:
             asyncio.get_running_loop().remove_reader(sys.stdin.fileno())
             ctx.master.shutdown()
             return
+        if self._skipping:
+            end = data.find(b"\n")
+            if end < 0:
+                return
+            data, self._skipping = data[end + 1 :], False
         *lines, self._pending = (self._pending + data).split(b"\n")
-        if len(self._pending) > control_rules.MAX_BODY * 2:  # no line end in sight: refuse
-            lines, self._pending = [self._pending], b""
-        for line in lines:
-            if line.strip():
-                print(answer_line(line), end="", flush=True)
+        replies = [answer_line(line) for line in lines if line.strip()]
+        if len(self._pending) > LONGEST_LINE:  # no line end in sight: refuse, skip the rest
+            replies.append(refusal_line(self._pending, f"a line longer than {LONGEST_LINE} bytes"))
+            self._pending, self._skipping = b"", True
+        for reply in replies:
+            print(reply, end="", flush=True)
+
+
+# The longest request line the pipe reads: a body as long as the endpoint's, JSON-encoded.
+LONGEST_LINE = control_rules.MAX_BODY * 2
+
+
+def refusal_line(line: bytes, why: str) -> str:
+    """A 400 for a request line the pipe can't read, to its sender (the id its start names)."""
+    reply = error_reply(400, BAD_REQUEST, f"control pipe: {why}", {})
+    return control_pipe.reply_line(control_pipe.request_id_of(line), reply.status, reply.body)
 
 
 def answer_line(line: bytes) -> str:
@@ -448,8 +465,7 @@ def answer_line(line: bytes) -> str:
     try:
         request = control_pipe.parse_request(line)
     except ValueError as exc:
-        reply = error_reply(400, BAD_REQUEST, f"control pipe: {exc}", {})
-        return control_pipe.reply_line(control_pipe.request_id_of(line), reply.status, reply.body)
+        return refusal_line(line, str(exc))
     incoming = control_rules.Incoming(
         method=request.method,
         path=request.path,

@@ -14,6 +14,7 @@ import json
 import os
 import queue
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -62,24 +63,22 @@ def ca_lock(confdir: Path) -> Iterator[None]:
 
 class PipeControl:
     """Requests to the child's control handlers over its stdin and stdout (``control_pipe``):
-    no HTTP, no mitmproxy flow, so about a millisecond less of the child's CPU each."""
+    no HTTP, no mitmproxy flow, so about a millisecond less of the child's CPU each.
+
+    One request at a time: the replies come on one queue, and a thread waiting for its own
+    would drop another's (a test's threads reading ``calls`` at once each waited out the
+    timeout). Over HTTP each had its own connection; here the lock is what they share."""
 
     def __init__(self, running: launcher.RunningProxy, timeout: float = 60) -> None:
         self.running = running
         self.timeout = timeout
         self._ids = itertools.count(1)
+        self._one_at_a_time = threading.Lock()
 
     def request(self, method: str, path: str, body: Any = None) -> Any:
         """The JSON answer; an error answer raises ProxyError with its message."""
-        request_id = next(self._ids)
-        stdin = self.running.process.stdin
-        try:
-            assert stdin is not None
-            stdin.write(control_pipe.request_line(request_id, method, path, body))
-            stdin.flush()
-        except (OSError, ValueError, AssertionError) as exc:  # the child is gone
-            raise ProxyError(f"graph-vcr-proxy: no answer from the proxy: {exc}") from None
-        status, data = self._reply(request_id)
+        with self._one_at_a_time:
+            status, data = self._exchange(method, path, body)
         try:
             answer = json.loads(data)
         except ValueError:
@@ -88,6 +87,17 @@ class PipeControl:
             message = answer.get("error", {}).get("message", status)
             raise ProxyError(f"graph-vcr-proxy: {message}")
         return answer
+
+    def _exchange(self, method: str, path: str, body: Any) -> tuple[int, str]:
+        request_id = next(self._ids)
+        stdin = self.running.process.stdin
+        try:
+            assert stdin is not None
+            stdin.write(control_pipe.request_line(request_id, method, path, body))
+            stdin.flush()
+        except (OSError, ValueError, AssertionError) as exc:  # the child is gone
+            raise ProxyError(f"graph-vcr-proxy: no answer from the proxy: {exc}") from None
+        return self._reply(request_id)
 
     def _reply(self, request_id: int) -> tuple[int, str]:
         """The reply to ``request_id``; replies to earlier requests that timed out are
