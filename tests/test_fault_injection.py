@@ -218,6 +218,20 @@ def test_a_cassette_miss_is_never_spoilt_into_a_200(kind, tmp_path):
     assert flows.FAULT not in flow.metadata
 
 
+def test_a_broken_body_still_carries_the_ratelimit_headers(injector):
+    """A request a ratelimit rule lets through and a malformed rule breaks: the broken
+    answer is the one that gets RateLimit-*, as every answer while the limit applies."""
+    injector.configure_with("ratelimit:limit=5", "malformed")
+    flow = send(injector, make_flow())
+    answer_as_graph(flow, 201, {"id": "x", "displayName": "a name long enough to cut"})
+    respond(injector, flow)
+    assert flow.metadata[flows.FAULT] == "malformed"
+    assert (flow.response.status_code, flow.response.headers.get("RateLimit-Remaining")) == (
+        201,
+        "4",
+    )
+
+
 def test_empty_keeps_a_2xx_and_drops_the_body(injector):
     injector.configure_with("empty")
     flow = send(injector, make_flow())

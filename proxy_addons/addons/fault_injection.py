@@ -343,8 +343,13 @@ class FaultInjector:
 
     @flows.guarded
     def response(self, flow: http.HTTPFlow) -> None:
+        # The body is broken first: the broken answer is a new one, which must still get the
+        # RateLimit-* headers and be the one paced.
+        self._break_body(flow)
         self.rate_limits.response(flow)
         self.stalls.response(flow)
+
+    def _break_body(self, flow: http.HTTPFlow) -> None:
         pending = self._breaks.pop(flow, None) if self._breaks else None
         if pending is None or flow.response is None:
             return
