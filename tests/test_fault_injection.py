@@ -200,6 +200,38 @@ def test_malformed_cuts_the_body_the_mode_answered_with():
     assert (flows.answered_by(flow), flow.metadata[flows.FAULT]) == ("fault", "malformed")
 
 
+@pytest.mark.parametrize("kind", ["malformed", "empty"])
+def test_a_cassette_miss_is_never_spoilt_into_a_200(kind, tmp_path):
+    """Replay's 501 CassetteMiss is the proxy's own answer, the loud one a test must read:
+    a malformed or empty rule leaves it as it is, and counts nothing injected."""
+    faults, replay = FaultInjector(), Replay()
+    with taddons.context(faults, replay) as tctx:
+        tctx.configure(faults, graph_faults=[kind])
+        tctx.configure(replay, graph_cassette=str(cassette.bundled_cassettes()))
+        flow = make_flow("GET", OTHER_MEETING)
+        asyncio.run(faults.request(flow))
+        replay.request(flow)
+        faults.response(flow)
+        injected = faults.rule_table()[0]["injected"]
+    assert flow.response.json()["error"]["code"] == "CassetteMiss"
+    assert (flow.response.status_code, flows.answered_by(flow), injected) == (501, "miss", 0)
+    assert flows.FAULT not in flow.metadata
+
+
+def test_a_broken_body_still_carries_the_ratelimit_headers(injector):
+    """A request a ratelimit rule lets through and a malformed rule breaks: the broken
+    answer is the one that gets RateLimit-*, as every answer while the limit applies."""
+    injector.configure_with("ratelimit:limit=5", "malformed")
+    flow = send(injector, make_flow())
+    answer_as_graph(flow, 201, {"id": "x", "displayName": "a name long enough to cut"})
+    respond(injector, flow)
+    assert flow.metadata[flows.FAULT] == "malformed"
+    assert (flow.response.status_code, flow.response.headers.get("RateLimit-Remaining")) == (
+        201,
+        "4",
+    )
+
+
 def test_empty_keeps_a_2xx_and_drops_the_body(injector):
     injector.configure_with("empty")
     flow = send(injector, make_flow())

@@ -341,6 +341,13 @@ def test_faults_file_takes_spec_strings_and_mappings(tmp_path):
     assert rules[2].select.operations == {Operation.CREATE, Operation.SMS, Operation.REMINDER_SMS}
 
 
+def test_faults_file_numbers_are_read_as_written_not_as_python_spells_them():
+    """YAML reads 0.00001 as a float whose repr is 1e-05: a small rate or a fraction of a
+    millisecond is taken, not refused as a value the user never wrote."""
+    (rule,) = parse_rules_text("- {kind: throttle, rate: 0.00001}\n", "f.yaml")
+    assert rule.select.rate == 0.00001
+
+
 def test_faults_file_errors_name_the_file_and_line(tmp_path):
     path = tmp_path / "faults.yaml"
     path.write_text("- reset\n- throttle\n- kind: throttle\n  tims: 1\n")

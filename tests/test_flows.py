@@ -8,6 +8,7 @@ import json
 
 import pytest
 from helpers import graph_flow
+from mitmproxy import http
 from mitmproxy.test import taddons
 
 from proxy_addons.addons import flows
@@ -180,3 +181,18 @@ def test_the_headers_read_once_per_flow_answer_as_mitmproxys_own_do():
     for name in ("client-request-id", "x-a", "host", "content-type"):
         assert headers.get(name) == flow.request.headers.get(name)
     assert headers["x-a"] == "1, 2"
+
+
+def test_a_faults_headers_give_way_to_the_givers_own_in_what_is_recorded():
+    """Real Graph sends RateLimit-* headers too: the ratelimit fault's replace them for the
+    client, and the recorder still gets Graph's (not none)."""
+    flow = graph_flow("GET", examples.ME_URL)
+    flow.response = http.Response.make(200, b"{}", {"RateLimit-Limit": "10000", "ETag": "x"})
+    flows.add_fault_headers(flow, [("RateLimit-Limit", "5"), ("RateLimit-Remaining", "4")])
+    flows.add_fault_headers(flow, [("RateLimit-Limit", "3")])  # a second rule, tighter
+    recorded = flows.upstream_response(flow).headers
+    assert (flow.response.headers["RateLimit-Limit"], recorded.get_all("RateLimit-Limit")) == (
+        "3",
+        ["10000"],
+    )
+    assert "RateLimit-Remaining" not in recorded and recorded["ETag"] == "x"

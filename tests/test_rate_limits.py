@@ -88,9 +88,19 @@ def test_many_callers_forget_those_whose_window_has_turned(monkeypatch):
     budgets = Budgets(Policy(limit=1, window=10))
     for who in ("a", "b", "c"):
         budgets.spend(who, None, 0.0)
-    budgets.spend("d", None, 5.0)  # a, b, c still in their window: all kept
-    budgets.spend("e", None, 12.0)  # now a, b, c have turned and are forgotten
+    budgets.spend("d", None, 5.0)  # a, b, c still in their window: the first to start goes
+    budgets.spend("e", None, 12.0)  # now b and c have turned and are forgotten
     assert sorted(budgets.callers()) == ["d", "e"]
+
+
+def test_callers_past_the_cap_in_one_window_do_not_grow_the_budgets(monkeypatch):
+    """A client forging a new appid per request within one window: the proxy keeps at most
+    MAX_CALLERS budgets, forgetting the one whose window started first."""
+    monkeypatch.setattr(rate_limits, "MAX_CALLERS", 3)
+    budgets = Budgets(Policy(limit=1, window=60))
+    for second, who in enumerate(f"forged-{n}" for n in range(50)):
+        budgets.spend(who, None, float(second))
+    assert sorted(budgets.callers()) == ["forged-47", "forged-48", "forged-49"]
 
 
 @given(

@@ -14,7 +14,8 @@ Rules are tried in the order given. Latency rules delay the request (in an async
 other flows keep moving) and evaluation goes on; the first other rule that fires decides the
 flow: an error answer or a reset right away in the ``request`` hook (so replay, the emulator
 and the recorder never see the flow), or, for ``malformed``/``empty``, a mark that the
-``response`` hook honours once the real answer is known. An enforced throttle keeps a window
+``response`` hook honours once the real answer is known (Graph's, not one the proxy gives
+as itself: a cassette miss stays a miss). An enforced throttle keeps a window
 (``throttle_window.py``) in which a client that comes back early is throttled again. Rules can
 be changed while the proxy runs, by the ``graph.faults.*`` commands or the HTTP control
 endpoint (``control_rules.py``, served by ``control_endpoint.py``, which this addon offers
@@ -41,7 +42,7 @@ from proxy_addons.addons.connection_strategy import ensure_lazy_connections
 from proxy_addons.addons.declared_options import declare
 from proxy_addons.addons.rate_limiting import RateLimiting
 from proxy_addons.addons.stalls import Stalls
-from proxy_addons.common.answered_by import AnsweredBy
+from proxy_addons.common.answered_by import GRAPHS, AnsweredBy, answered
 from proxy_addons.common.option_table import declared
 from proxy_addons.graph.fault_conditions import Facts, Stale, reasons
 from proxy_addons.graph.faults import (
@@ -128,9 +129,9 @@ class FaultInjector:
         self.clock = clock
         self.sleep = sleep
         self.states: list[RuleState] = []
-        # The BrokenBody each flow's response must get, beside the flow (not in metadata,
-        # which mitmproxy saves with the flow and which holds plain values only).
-        self._breaks: weakref.WeakKeyDictionary[http.HTTPFlow, BrokenBody] = (
+        # The BrokenBody each flow's response must get, and its rule, beside the flow (not in
+        # metadata, which mitmproxy saves with the flow and which holds plain values only).
+        self._breaks: weakref.WeakKeyDictionary[http.HTTPFlow, tuple[RuleState, BrokenBody]] = (
             weakref.WeakKeyDictionary()
         )
         # traffic shapes: ratelimit budgets and headers, hang and slow-body
@@ -301,7 +302,7 @@ class FaultInjector:
         rule (after a delay). Each effect kind is applied here, and only here: a new kind is
         one more branch (an effect with state keeps it beside the rule, in RuleState, as the
         throttle's window; one that may still let the flow pass returns False before the
-        count below)."""
+        count below; one applied to the answer is counted when it is, in ``response``)."""
         rule = state.rule
         effect = rule.effect
         over_budget = None
@@ -309,6 +310,9 @@ class FaultInjector:
             over_budget = self.rate_limits.spend(state, effect, flow, operation, now)
             if over_budget.allowed:
                 return False
+        if isinstance(effect, BrokenBody):
+            self._breaks[flow] = (state, effect)
+            return True
         state.injected += 1
         _mark(flow, rule.kind)
         if isinstance(effect, DELAYS):
@@ -316,8 +320,6 @@ class FaultInjector:
             return flow.response is not None or flow.error is not None
         if isinstance(effect, Reset):
             flows.answer(flow, None, by=AnsweredBy.FAULT)
-        elif isinstance(effect, BrokenBody):
-            self._breaks[flow] = effect
         elif isinstance(effect, Hang):
             await self.stalls.hang(flow, effect, state)
         elif isinstance(effect, SlowBody):
@@ -341,11 +343,29 @@ class FaultInjector:
 
     @flows.guarded
     def response(self, flow: http.HTTPFlow) -> None:
+        # The body is broken first: the broken answer is a new one, which must still get the
+        # RateLimit-* headers and be the one paced.
+        self._break_body(flow)
         self.rate_limits.response(flow)
         self.stalls.response(flow)
-        breaker = self._breaks.pop(flow, None) if self._breaks else None
-        if breaker is None or flow.response is None:
+
+    def _break_body(self, flow: http.HTTPFlow) -> None:
+        pending = self._breaks.pop(flow, None) if self._breaks else None
+        if pending is None or flow.response is None:
             return
+        state, breaker = pending
+        by = answered(flows.answered_by(flow), has_response=True)
+        if by not in GRAPHS:  # a miss, an unreachable upstream...: said as the proxy said it
+            logger.info(
+                "%s not applied to %s %s: answered by %s",
+                state.rule.kind,
+                flow.request.method,
+                flow.request.pretty_url,
+                by,
+            )
+            return
+        state.injected += 1
+        _mark(flow, state.rule.kind)
         real = Reply(
             flow.response.status_code,
             tuple(flow.response.headers.items()),

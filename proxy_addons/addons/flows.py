@@ -58,8 +58,9 @@ FAULTS_INJECTED = "graph_vcr_proxy.faults_injected"  # every kind injected, in o
 KNOWN_ETAG = "graph_vcr_proxy.known_etag"
 REPLAYED = "graph_vcr_proxy.replayed"  # (cassette path, interaction index) replay answered with
 TRAFFIC = "graph_vcr_proxy.traffic"  # a traffic.Traffic (a str): what the flow is to us
-# The response headers a fault added to an answer it did not give (the ratelimit fault's
-# RateLimit-*): the client sees them, the recorder leaves them out (upstream_response).
+# The response headers a fault set on an answer it did not give (the ratelimit fault's
+# RateLimit-*), each with the values the answer had before (a dict of name to list of str):
+# the client sees the fault's, the recorder the giver's (upstream_response).
 FAULT_HEADERS = "graph_vcr_proxy.fault_headers"
 # A request run from inside a JSON $batch: {"batch": the batch flow's id, "id": the request's
 # id in the batch, "path": its path}; on the batch call itself, {"requests": how many}.
@@ -275,24 +276,25 @@ def answer(flow: http.HTTPFlow, reply: Reply | None, *, by: AnsweredBy) -> None:
 
 
 def add_fault_headers(flow: http.HTTPFlow, headers: Iterable[tuple[str, str]]) -> None:
-    """Set these headers on the flow's answer, noted as a fault's (see FAULT_HEADERS)."""
+    """Set these headers on the flow's answer, noted as a fault's with the values they
+    replace (see FAULT_HEADERS): real Graph sends RateLimit-* headers of its own."""
     assert flow.response is not None
-    added = flow.metadata.setdefault(FAULT_HEADERS, [])
+    replaced: dict[str, list[str]] = flow.metadata.setdefault(FAULT_HEADERS, {})
     for name, value in headers:
+        if name not in replaced:
+            replaced[name] = flow.response.headers.get_all(name)
         flow.response.headers[name] = value
-        if name not in added:
-            added.append(name)
 
 
 def upstream_response(flow: http.HTTPFlow) -> http.Response:
-    """The flow's response as its giver sent it: without the headers a fault added."""
+    """The flow's response as its giver sent it: a fault's headers give way to the giver's."""
     assert flow.response is not None
-    added = flow.metadata.get(FAULT_HEADERS)
-    if not added:
+    replaced = flow.metadata.get(FAULT_HEADERS)
+    if not replaced:
         return flow.response
     response = flow.response.copy()
-    for name in added:
-        response.headers.pop(name, None)
+    for name, values in replaced.items():
+        response.headers.set_all(name, values)
     return response
 
 

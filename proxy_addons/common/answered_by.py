@@ -24,6 +24,12 @@ class AnsweredBy(StrEnum):
     NETWORK_POLICY = "network-policy"  # blocked by the network policy (or the mode): never sent
 
 
+# The answers that stand for Graph's own: what a ``malformed`` or ``empty`` fault may spoil.
+# The rest are the proxy's (a cassette miss, an unreachable upstream, a bug, a refusal of the
+# network policy): spoilt, a test would read a 200 where the proxy says what went wrong.
+GRAPHS = frozenset({AnsweredBy.REPLAY, AnsweredBy.EMULATOR, AnsweredBy.UPSTREAM, AnsweredBy.CHECK})
+
+
 def answered(by: AnsweredBy | str | None, has_response: bool) -> AnsweredBy:
     """Who answered, from a flow's tag: untagged means upstream, or nobody if no response."""
     if by:

@@ -22,6 +22,7 @@ import random
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -643,7 +644,10 @@ def _scalar(key: str, value: Any) -> str:
     """A YAML value as the text a SPEC would carry: true/false, numbers, lists joined by |."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int | float | str):
+    if isinstance(value, float):
+        # as written, not as repr spells it: YAML's 0.00001 is repr's 1e-05, which no key reads
+        return format(Decimal(repr(value)), "f")
+    if isinstance(value, int | str):
         return str(value)
     if isinstance(value, Mapping) and value:  # cost: {create: 5, get: 1}
         return "|".join(f"{_scalar(key, k)}:{_scalar(key, v)}" for k, v in value.items())

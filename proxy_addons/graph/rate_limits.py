@@ -103,8 +103,9 @@ def caller(authorization: str | None, client_address: str) -> str:
     return f"client {client_address}"
 
 
-# Callers kept before windows that have turned are forgotten (a new caller's request then
-# costs one pass over them): a proxy that meets many client addresses stays small.
+# Callers kept at most: past it, windows that have turned are forgotten (a new caller's
+# request then costs one pass over them) and, if none has, the one that started first; so a
+# proxy that meets many client addresses or forged tokens in one window stays small.
 MAX_CALLERS = 1024
 
 
@@ -119,17 +120,28 @@ class Budgets:
         budget = self._by_caller.get(who)
         if budget is None:
             if len(self._by_caller) >= MAX_CALLERS:
-                self._forget_turned(now)
+                self._make_room(now)
             budget = self._by_caller[who] = Budget()
         return budget.spend(self.policy, self.policy.cost(operation), now)
 
-    def _forget_turned(self, now: float) -> None:
+    def _make_room(self, now: float) -> None:
+        """Forget the callers whose window has turned; when every one is still in its window
+        (more callers in one window than MAX_CALLERS: a crowd of addresses, forged tokens),
+        forget the one nearest its turn, whose next request starts a window afresh. Keeping
+        them all would let a client grow the proxy without bound, one made-up appid a request.
+        """
         window = self.policy.window
         self._by_caller = {
             who: budget
             for who, budget in self._by_caller.items()
             if budget.start is not None and now < budget.start + window
         }
+        if len(self._by_caller) >= MAX_CALLERS:
+            del self._by_caller[min(self._by_caller, key=self._started)]
+
+    def _started(self, who: str) -> float:
+        start = self._by_caller[who].start
+        return -math.inf if start is None else start
 
     def callers(self) -> Mapping[str, Budget]:
         return self._by_caller
