@@ -142,6 +142,35 @@ def test_headers_ignore_framing_and_case_and_a_redacted_value_matches_any():
     assert matches(MatchRule.of(["method", "headers"]), old, new)
 
 
+def redacted(n: int) -> dict[str, str]:
+    return {"Authorization": f"<redacted:authorization:{n}>"}
+
+
+def test_recordings_made_with_several_tokens_each_answer_under_headers():
+    rule = MatchRule.of("method,path,headers,body")
+    a = recorded(body={"x": 1}, headers=redacted(1), n=0)
+    b = recorded(body={"x": 2}, headers=redacted(2), n=1)
+    index = CassetteIndex([a, b], rule=rule)
+    token = {"Authorization": "Bearer new"}
+    sent = [recorded(body={"x": x}, headers=token) for x in (2, 1)]
+    assert [play(index, s) for s in sent] == [b, a]
+
+
+def test_a_swept_query_token_matches_every_recording_that_holds_one():
+    a = recorded("GET", ME + "?code=<redacted:code:1>", n=0)
+    b = recorded("GET", ME + "?code=<redacted:code:2>", n=1)
+    index = CassetteIndex([a, b])
+    assert [play(index, recorded("GET", ME + "?code=new")) for _ in range(2)] == [a, b]
+
+
+def test_a_miss_never_names_a_redacted_value_as_a_difference():
+    rule = MatchRule.of("method,path,headers,body")
+    old = recorded(body={"x": 1}, headers={**redacted(1), "X-Tenant": "a"})
+    new = recorded(body={"x": 3}, headers={"Authorization": "Bearer new", "X-Tenant": "b"})
+    said = miss(rule, old, new)
+    assert "differs in headers (x-tenant differ); body at $.x;" in said
+
+
 def test_an_unknown_name_is_one_error_listing_the_known_ones():
     with pytest.raises(MatchRuleError, match=r"unknown name 'bdy'; known: method, scheme"):
         MatchRule.of("method,bdy")

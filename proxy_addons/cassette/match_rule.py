@@ -97,6 +97,7 @@ class Shape(NamedTuple):
 
 
 _FIELD = {name: i for i, name in enumerate(Shape._fields)}
+VALUED = (Part.QUERY, Part.HEADERS)  # the key parts of (name, value) pairs
 _KEY_ORDER = (Part.METHOD, Part.SCHEME, Part.HOST, Part.PORT, Part.PATH, Part.QUERY, Part.HEADERS)
 
 Key = tuple[Any, ...]
@@ -116,6 +117,22 @@ def comparable_headers(headers: Any) -> tuple[tuple[str, str], ...]:
             value = value.decode("latin-1")
         found.append((lower, str(value)))
     return tuple(sorted(found))
+
+
+def placeholder(value: str) -> bool:
+    """Whether a recorded value is a redaction placeholder, which matches any value."""
+    return value.startswith(PLACEHOLDER_PREFIX)
+
+
+def values_match(recorded: Any, sent: Any) -> bool:
+    """Whether a recorded query's or headers' pairs match the sent ones: the same names,
+    each recorded value the sent one or a redaction placeholder (a swept token, a redacted
+    Authorization), which matches any value there as it does in a body. The index finds
+    recordings by this, and a miss names a part only when this says it differs."""
+    return len(recorded) == len(sent) and all(
+        r_name == s_name and (r_value == s_value or placeholder(r_value))
+        for (r_name, r_value), (s_name, s_value) in zip(recorded, sent, strict=True)
+    )
 
 
 @dataclass(frozen=True)
@@ -278,7 +295,7 @@ class MatchRule:
         for part, have, want in zip(
             self._key_parts, self.key(recorded), self.key(sent), strict=True
         ):
-            if have == want:
+            if have == want or (part in VALUED and values_match(have, want)):
                 continue
             if part is Part.HEADERS:
                 named.append(f"headers ({_header_names(have, want)} differ)")
@@ -329,8 +346,15 @@ def _show(part: Any) -> str:
 
 
 def _header_names(recorded: tuple[tuple[str, str], ...], sent: tuple[tuple[str, str], ...]) -> str:
-    """The names of the headers in which two comparable header lists differ."""
-    differing = sorted({name for name, _ in set(recorded) ^ set(sent)})
+    """The names of the headers in which two comparable header lists differ (a redacted
+    recorded value differs from no value)."""
+    sides = (recorded, sent)
+    names = {name for name, _ in (*recorded, *sent)}
+    differing = [
+        name
+        for name in sorted(names)
+        if not values_match(*([pair for pair in side if pair[0] == name] for side in sides))
+    ]
     return ", ".join(differing)
 
 
