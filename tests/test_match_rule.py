@@ -367,6 +367,33 @@ def test_a_matcher_returning_false_is_a_mismatch_as_in_vcrpy():
     assert not matches(rule, recorded(), recorded())
 
 
+def broken(r1: Request, r2: Request) -> bool:
+    """A matcher with a bug: a GET has no body to decode."""
+    return bool(r1.body.decode() == r2.body.decode())
+
+
+BROKEN = {"graph_matchers": [f"b={__name__}:broken"], "graph_match_on": "method,path,b"}
+
+
+def test_a_matcher_that_raises_as_a_cassette_loads_is_one_option_error(tmp_path):
+    addon = Replay()  # two alike recordings: the index asks the matcher whether they differ
+    with taddons.context(addon) as tctx, pytest.raises(exceptions.OptionsError) as refused:
+        tctx.configure(addon, graph_cassette=str(seeded_gets(tmp_path, "a", "a")), **BROKEN)
+    assert str(refused.value).startswith(
+        f"matcher b ({__name__}:broken) raised AttributeError: 'NoneType' object"
+    )
+
+
+def test_a_matcher_that_raises_on_a_request_answers_it_with_a_500_naming_it(tmp_path):
+    addon = Replay()
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, graph_cassette=str(seeded_gets(tmp_path, "a")), **BROKEN)
+        flow = graph_flow("GET", ME.replace(examples.MEETING_ID, "a"))
+        addon.request(flow)
+    assert (flow.response.status_code, flows.answered_by(flow)) == (500, "internal-error")
+    assert "MatchRuleError: matcher b (" in flow.response.text
+
+
 def test_a_function_becomes_the_module_and_qualname_the_proxy_imports():
     assert matcher("tenant", same_tenant).spec == f"{__name__}:same_tenant"
     assert matcher("m", vcr.matchers.method).function is vcr.matchers.method

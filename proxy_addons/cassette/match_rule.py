@@ -146,12 +146,20 @@ class Matcher:
     def failure(self, sent: Any, recorded: Any) -> str | None:
         """Why ``sent`` is not ``recorded`` for this matcher, or None when it matches: vcrpy's
         reading (``_evaluate_matcher``): None or a true value passes, False or an
-        AssertionError fails; anything else it raises is a bug and goes on up."""
+        AssertionError fails. Anything else it raises is a bug in it, which vcrpy would let
+        fail the test: MatchRuleError naming the matcher, never a match and never silence
+        (the index calls matchers as a cassette loads, where any other exception is one
+        mitmproxy logs and carries on from, serving no recordings)."""
         try:
             result = self.function(sent, recorded)
         except AssertionError as exc:
             said = " ".join(str(exc).split())  # one line: a miss is one line (vcrpy's diffs)
             return f"matcher {self.name} ({said})" if said else f"matcher {self.name}"
+        except Exception as exc:
+            said = " ".join(str(exc).split())
+            raise MatchRuleError(
+                f"matcher {self.name} ({self.spec}) raised {type(exc).__name__}: {said}"
+            ) from exc
         return None if result is None or result else f"matcher {self.name}"
 
 
