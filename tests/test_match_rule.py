@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import vcr.matchers
+from bombs import alias_bomb
 from helpers import graph_flow
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
@@ -443,6 +444,22 @@ def test_a_match_file_that_cannot_be_used_is_one_error_naming_it(tmp_path):
         MatchRuleError, match=r"c\.match\.yaml: unknown key matchers; .* never imports"
     ):
         CassetteIndex(cassette.load(tmp_path / "c.yaml"))
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("match_on: " + "[" * 5000 + "]" * 5000, "cannot be read: nested too deep"),
+        (alias_bomb(6).replace("- &a0", "match_on:\n- &a0"), "must be a list of strings, not [["),
+    ],
+    ids=["nested", "alias-bomb"],
+)
+def test_a_hostile_match_file_is_one_short_error(tmp_path, text, says):
+    shutil.copy(BUNDLED_ME, tmp_path / "c.yaml")
+    (tmp_path / "c.match.yaml").write_text(text)
+    with pytest.raises(MatchRuleError) as refused:
+        CassetteIndex(cassette.load(tmp_path))
+    assert says in str(refused.value) and len(str(refused.value)) < 300
 
 
 def test_plain_vcrpy_still_plays_a_cassette_that_has_a_match_file(tmp_path):

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from proxy_addons.cassette.json_paths import JsonPath, JsonPathError, parse_all, without
+from proxy_addons.common.brief import brief
 
 PLACEHOLDER_PREFIX = "<redacted"  # cassette.PLACEHOLDER_PREFIX, without importing vcrpy
 SIDECAR_SUFFIX = ".match.yaml"  # cassette.MATCH_FILE_SUFFIX: folders of cassettes skip it
@@ -395,6 +396,8 @@ def read_sidecar(path: Path) -> dict[str, Any]:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise MatchRuleError(f"{path}: cannot be read: {' '.join(str(exc).split())}") from None
+    except RecursionError:  # PyYAML composes nested collections by recursion
+        raise MatchRuleError(f"{path}: cannot be read: nested too deep") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -410,7 +413,7 @@ def read_sidecar(path: Path) -> dict[str, Any]:
         if key == "match_on" and isinstance(value, str):
             continue
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise MatchRuleError(f"{path}: {key} must be a list of strings, not {value!r}")
+            raise MatchRuleError(f"{path}: {key} must be a list of strings, not {brief(value)}")
     return data
 
 
