@@ -565,6 +565,27 @@ def test_record_all_replaces_what_the_rule_calls_the_same_request(tmp_path, matc
     assert [json.loads(b) for b in bodies] == [*kept, "new"]
 
 
+def test_record_all_replaces_every_recording_a_placeholder_lets_answer(tmp_path):
+    path = tmp_path / "tokens.yaml"
+    path.write_text(
+        cassette.cassette_text(
+            (
+                Request("GET", f"{ME}?code=<redacted:code:{n}>", None, {}),
+                {"status": {"code": 200, "message": "OK"}, "body": {"string": json.dumps(n)}},
+            )
+            for n in (1, 2)
+        )
+    )
+    addon = Record()
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, graph_cassette=str(path), graph_record_mode="all")
+        flow = graph_flow("GET", f"{ME}?code=new")
+        addon.request(flow)
+        flow.response = http.Response.make(200, b'"new"', {"Content-Type": "application/json"})
+        asyncio.run(addon.response(flow))
+    assert [json.loads(i.response["body"]["string"]) for i in cassette.load(path)] == ["new"]
+
+
 # --- the plugin's keys become the proxy's arguments ----------------------------------------
 
 

@@ -487,10 +487,10 @@ class CassetteIndex:
             first = first or slot
         return first.next() if first is not None and self.allow_repeats else None
 
-    def group(self, sent: Shape, request: SentRequest | None = None) -> Group | None:
-        """Which recorded request this one is, without playing an answer; None if none."""
-        slot = next(self._candidates(sent, None, request), None)
-        return slot.group if slot else None
+    def matched(self, sent: Shape, request: SentRequest | None = None) -> set[Group]:
+        """Every recorded request this one is (each whose answers :meth:`play` may give
+        it: several, where recordings hold placeholders), without playing an answer."""
+        return {slot.group for slot in self._candidates(sent, None, request)}
 
     def groups(self) -> list[Group]:
         """The group of each interaction, in the order they were added."""
