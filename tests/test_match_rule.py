@@ -529,6 +529,24 @@ def test_a_custom_matcher_in_the_proxy_gets_the_flows_request_as_vcrpys():
     assert f"differs in matcher ct ({UTF8} != application/json)" in other_type.response.text
 
 
+def test_in_the_proxy_a_miss_under_headers_explains_the_headers_sent(tmp_path):
+    headers = {"Content-Type": "application/json", "X-Tenant": "a"}
+    path = tmp_path / "h.yaml"
+    created = {"status": {"code": 201, "message": "Created"}, "body": {"string": "{}"}}
+    path.write_text(cassette.cassette_text([(Request("PUT", ME, '{"a": 1}', headers), created)]))
+    addon = Replay()
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, graph_cassette=str(path), graph_match_on="method,path,headers,body")
+        sent = [graph_flow("PUT", ME, body, headers) for body in ('{"a": 2}', '{"a": 1}') * 2]
+        for flow in sent:
+            addon.request(flow)
+    said = [json.loads(f.response.content)["error"]["message"] for f in sent[2:]]
+    assert ("differs in body at $.a; ignored:" in said[0], "already played" in said[1]) == (
+        True,
+        True,
+    )
+
+
 def same_content_type(r1: Request, r2: Request) -> None:
     assert isinstance(r1, Request) and isinstance(r2, Request)
     have, want = r1.headers.get("Content-Type"), r2.headers.get("Content-Type")
