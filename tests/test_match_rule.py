@@ -327,6 +327,42 @@ def test_ignoring_paths_never_makes_another_url_or_method_match(body, paths, uri
     assert not matches(rule, recorded("PUT", ME, body), recorded("PUT", uri, body))
 
 
+VALUES = st.sampled_from(["1", "2", "<redacted:t:1>", "<redacted:t:2>"])  # placeholders too
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    parts=PARTS,
+    paths=PATHS,
+    queries=st.lists(
+        st.dictionaries(st.sampled_from(["a", "code"]), VALUES), min_size=2, max_size=2
+    ),
+    headers=st.lists(
+        st.dictionaries(st.sampled_from(["X-A", "Authorization"]), VALUES), min_size=2, max_size=2
+    ),
+    bodies=st.lists(
+        st.none() | st.dictionaries(KEYS, VALUES | JSON, max_size=3), min_size=2, max_size=2
+    ),
+)
+def test_a_miss_names_exactly_the_parts_the_index_finds_different(
+    parts, paths, queries, headers, bodies
+):
+    """Each part a miss names is one the index, comparing that part alone, finds different,
+    and each it leaves unnamed one it finds equal: placeholders in a query, headers or a
+    body count the same in both."""
+    old, new = (
+        recorded("PUT", ME + ("?" + "&".join(f"{k}={v}" for k, v in q.items()) if q else ""), b, h)
+        for q, h, b in zip(queries, headers, bodies, strict=True)
+    )
+    rule = MatchRule.of(parts, paths)
+    request = new.request
+    sent = shape(request.method, request.uri, request.body, headers=request.headers)
+    explained = CassetteIndex([old], rule=rule).explain(sent, sent_request(new))
+    named = {difference.split(" ")[0] for difference in explained.differences}
+    alone = {str(p) for p in rule.parts if not matches(MatchRule.of([p], paths), old, new)}
+    assert named == alone
+
+
 # --- custom matchers ----------------------------------------------------------------------
 
 
