@@ -1,4 +1,5 @@
-"""Decompression bombs: bodies of a few KB or MB that decode to many MB or a GB of zeros.
+"""Decompression bombs: bodies of a few KB or MB that decode to many MB or a GB of zeros;
+and YAML alias bombs (:func:`alias_bomb`), a few hundred bytes that are 10**N items.
 
 Built without compressing the whole content (a GB at zlib level 9 takes long): the deflate
 stream of 1 MB of zeros is made once and, cut after a full flush, repeated, which leaves a
@@ -45,3 +46,10 @@ def bomb(megabytes: int, coding: str) -> bytes:
         writer = zstandard.ZstdCompressor(level=3).compressobj()
         return b"".join(writer.compress(_ZEROS) for _ in range(megabytes)) + writer.flush()
     raise ValueError(f"no bomb in {coding!r}")
+
+
+def alias_bomb(levels: int, indent: str = "") -> str:
+    """YAML lists of ten aliases of the list before: a few hundred bytes, 10**levels items."""
+    lines = [f"{indent}- &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [f"{indent}- &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"

@@ -14,6 +14,7 @@ from unittest import mock
 
 import pytest
 import yaml
+from bombs import alias_bomb
 from helpers import pre_commit_whitespace_problems
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -547,7 +548,7 @@ def test_locating_a_structure_error_never_raises_whatever_the_text(text):
             ":3: cannot be loaded safely: found unhashable key",
         ),
         # a list that contains itself
-        ("interactions: &a [*a]\n", ":1: interaction 0: must be a mapping, got [[...]]"),
+        ("interactions: &a [*a]\n", ":1: interaction 0: must be a mapping, got [[[[...]]]]"),
         # a mapping that contains itself
         (
             "interactions:\n- &i {request: *i, response: *i}\n",
@@ -565,6 +566,17 @@ def test_self_referencing_and_complex_key_documents_are_one_line_errors(tmp_path
         cassette.load(path)
     assert str(caught.value).startswith(f"{path}{error}")
     assert "\n" not in str(caught.value)
+
+
+def test_an_alias_bomb_in_a_cassette_is_one_short_line_not_its_whole_repr(tmp_path):
+    status = "  response:\n    status: {code: 200, message: *a5}\n    headers: {}\n"
+    request = "- request: {method: GET, uri: 'https://x.test/', body: null, headers: {}}\n"
+    path = write(tmp_path, f"bomb:\n{alias_bomb(6, '  ')}interactions:\n{request}{status}")
+    with pytest.raises(CassetteError) as caught:
+        cassette.load(path)
+    said = str(caught.value)
+    assert "response.status.message: must be text, got [[[[...], [...]," in said
+    assert len(said) < len(str(path)) + 200
 
 
 # --- matching -----------------------------------------------------------------------------

@@ -287,6 +287,7 @@ def test_a_cassette_without_settings_echoes_nothing_unless_the_run_asks():
         ('{"templates": "yes"}', "templates: Input should be a valid boolean"),
         ('{"echoes": ["x"]}', "echoes: Extra inputs are not permitted"),
         ('{"echo": [""]}', "echo.0: String should have at least 1 character"),
+        ('{"echo": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested too deep"),
     ],
 )
 def test_a_bad_sidecar_is_refused_in_one_line_naming_it(tmp_path, sidecar, message):

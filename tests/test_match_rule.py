@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import vcr.matchers
+from bombs import alias_bomb
 from helpers import graph_flow
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
@@ -140,6 +141,35 @@ def test_headers_ignore_framing_and_case_and_a_redacted_value_matches_any():
     old = recorded(headers={"Authorization": "<redacted:authorization:1>", "Content-Length": "9"})
     new = recorded(headers={"authorization": "Bearer other", "content-length": "12"})
     assert matches(MatchRule.of(["method", "headers"]), old, new)
+
+
+def redacted(n: int) -> dict[str, str]:
+    return {"Authorization": f"<redacted:authorization:{n}>"}
+
+
+def test_recordings_made_with_several_tokens_each_answer_under_headers():
+    rule = MatchRule.of("method,path,headers,body")
+    a = recorded(body={"x": 1}, headers=redacted(1), n=0)
+    b = recorded(body={"x": 2}, headers=redacted(2), n=1)
+    index = CassetteIndex([a, b], rule=rule)
+    token = {"Authorization": "Bearer new"}
+    sent = [recorded(body={"x": x}, headers=token) for x in (2, 1)]
+    assert [play(index, s) for s in sent] == [b, a]
+
+
+def test_a_swept_query_token_matches_every_recording_that_holds_one():
+    a = recorded("GET", ME + "?code=<redacted:code:1>", n=0)
+    b = recorded("GET", ME + "?code=<redacted:code:2>", n=1)
+    index = CassetteIndex([a, b])
+    assert [play(index, recorded("GET", ME + "?code=new")) for _ in range(2)] == [a, b]
+
+
+def test_a_miss_never_names_a_redacted_value_as_a_difference():
+    rule = MatchRule.of("method,path,headers,body")
+    old = recorded(body={"x": 1}, headers={**redacted(1), "X-Tenant": "a"})
+    new = recorded(body={"x": 3}, headers={"Authorization": "Bearer new", "X-Tenant": "b"})
+    said = miss(rule, old, new)
+    assert "differs in headers (x-tenant differ); body at $.x;" in said
 
 
 def test_an_unknown_name_is_one_error_listing_the_known_ones():
@@ -297,6 +327,42 @@ def test_ignoring_paths_never_makes_another_url_or_method_match(body, paths, uri
     assert not matches(rule, recorded("PUT", ME, body), recorded("PUT", uri, body))
 
 
+VALUES = st.sampled_from(["1", "2", "<redacted:t:1>", "<redacted:t:2>"])  # placeholders too
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    parts=PARTS,
+    paths=PATHS,
+    queries=st.lists(
+        st.dictionaries(st.sampled_from(["a", "code"]), VALUES), min_size=2, max_size=2
+    ),
+    headers=st.lists(
+        st.dictionaries(st.sampled_from(["X-A", "Authorization"]), VALUES), min_size=2, max_size=2
+    ),
+    bodies=st.lists(
+        st.none() | st.dictionaries(KEYS, VALUES | JSON, max_size=3), min_size=2, max_size=2
+    ),
+)
+def test_a_miss_names_exactly_the_parts_the_index_finds_different(
+    parts, paths, queries, headers, bodies
+):
+    """Each part a miss names is one the index, comparing that part alone, finds different,
+    and each it leaves unnamed one it finds equal: placeholders in a query, headers or a
+    body count the same in both."""
+    old, new = (
+        recorded("PUT", ME + ("?" + "&".join(f"{k}={v}" for k, v in q.items()) if q else ""), b, h)
+        for q, h, b in zip(queries, headers, bodies, strict=True)
+    )
+    rule = MatchRule.of(parts, paths)
+    request = new.request
+    sent = shape(request.method, request.uri, request.body, headers=request.headers)
+    explained = CassetteIndex([old], rule=rule).explain(sent, sent_request(new))
+    named = {difference.split(" ")[0] for difference in explained.differences}
+    alone = {str(p) for p in rule.parts if not matches(MatchRule.of([p], paths), old, new)}
+    assert named == alone
+
+
 # --- custom matchers ----------------------------------------------------------------------
 
 
@@ -336,6 +402,33 @@ def test_vcrpys_own_matchers_work_unchanged_named_by_module_and_function():
 def test_a_matcher_returning_false_is_a_mismatch_as_in_vcrpy():
     rule = MatchRule.of("path,no", matchers={"no": never})
     assert not matches(rule, recorded(), recorded())
+
+
+def broken(r1: Request, r2: Request) -> bool:
+    """A matcher with a bug: a GET has no body to decode."""
+    return bool(r1.body.decode() == r2.body.decode())
+
+
+BROKEN = {"graph_matchers": [f"b={__name__}:broken"], "graph_match_on": "method,path,b"}
+
+
+def test_a_matcher_that_raises_as_a_cassette_loads_is_one_option_error(tmp_path):
+    addon = Replay()  # two alike recordings: the index asks the matcher whether they differ
+    with taddons.context(addon) as tctx, pytest.raises(exceptions.OptionsError) as refused:
+        tctx.configure(addon, graph_cassette=str(seeded_gets(tmp_path, "a", "a")), **BROKEN)
+    assert str(refused.value).startswith(
+        f"matcher b ({__name__}:broken) raised AttributeError: 'NoneType' object"
+    )
+
+
+def test_a_matcher_that_raises_on_a_request_answers_it_with_a_500_naming_it(tmp_path):
+    addon = Replay()
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, graph_cassette=str(seeded_gets(tmp_path, "a")), **BROKEN)
+        flow = graph_flow("GET", ME.replace(examples.MEETING_ID, "a"))
+        addon.request(flow)
+    assert (flow.response.status_code, flows.answered_by(flow)) == (500, "internal-error")
+    assert "MatchRuleError: matcher b (" in flow.response.text
 
 
 def test_a_function_becomes_the_module_and_qualname_the_proxy_imports():
@@ -387,6 +480,22 @@ def test_a_match_file_that_cannot_be_used_is_one_error_naming_it(tmp_path):
         MatchRuleError, match=r"c\.match\.yaml: unknown key matchers; .* never imports"
     ):
         CassetteIndex(cassette.load(tmp_path / "c.yaml"))
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("match_on: " + "[" * 5000 + "]" * 5000, "cannot be read: nested too deep"),
+        (alias_bomb(6).replace("- &a0", "match_on:\n- &a0"), "must be a list of strings, not [["),
+    ],
+    ids=["nested", "alias-bomb"],
+)
+def test_a_hostile_match_file_is_one_short_error(tmp_path, text, says):
+    shutil.copy(BUNDLED_ME, tmp_path / "c.yaml")
+    (tmp_path / "c.match.yaml").write_text(text)
+    with pytest.raises(MatchRuleError) as refused:
+        CassetteIndex(cassette.load(tmp_path))
+    assert says in str(refused.value) and len(str(refused.value)) < 300
 
 
 def test_plain_vcrpy_still_plays_a_cassette_that_has_a_match_file(tmp_path):
@@ -456,6 +565,24 @@ def test_a_custom_matcher_in_the_proxy_gets_the_flows_request_as_vcrpys():
     assert f"differs in matcher ct ({UTF8} != application/json)" in other_type.response.text
 
 
+def test_in_the_proxy_a_miss_under_headers_explains_the_headers_sent(tmp_path):
+    headers = {"Content-Type": "application/json", "X-Tenant": "a"}
+    path = tmp_path / "h.yaml"
+    created = {"status": {"code": 201, "message": "Created"}, "body": {"string": "{}"}}
+    path.write_text(cassette.cassette_text([(Request("PUT", ME, '{"a": 1}', headers), created)]))
+    addon = Replay()
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, graph_cassette=str(path), graph_match_on="method,path,headers,body")
+        sent = [graph_flow("PUT", ME, body, headers) for body in ('{"a": 2}', '{"a": 1}') * 2]
+        for flow in sent:
+            addon.request(flow)
+    said = [json.loads(f.response.content)["error"]["message"] for f in sent[2:]]
+    assert ("differs in body at $.a; ignored:" in said[0], "already played" in said[1]) == (
+        True,
+        True,
+    )
+
+
 def same_content_type(r1: Request, r2: Request) -> None:
     assert isinstance(r1, Request) and isinstance(r2, Request)
     have, want = r1.headers.get("Content-Type"), r2.headers.get("Content-Type")
@@ -490,6 +617,27 @@ def test_record_all_replaces_what_the_rule_calls_the_same_request(tmp_path, matc
         asyncio.run(addon.response(flow))
     bodies = [i.response["body"]["string"] for i in cassette.load(path)]
     assert [json.loads(b) for b in bodies] == [*kept, "new"]
+
+
+def test_record_all_replaces_every_recording_a_placeholder_lets_answer(tmp_path):
+    path = tmp_path / "tokens.yaml"
+    path.write_text(
+        cassette.cassette_text(
+            (
+                Request("GET", f"{ME}?code=<redacted:code:{n}>", None, {}),
+                {"status": {"code": 200, "message": "OK"}, "body": {"string": json.dumps(n)}},
+            )
+            for n in (1, 2)
+        )
+    )
+    addon = Record()
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, graph_cassette=str(path), graph_record_mode="all")
+        flow = graph_flow("GET", f"{ME}?code=new")
+        addon.request(flow)
+        flow.response = http.Response.make(200, b'"new"', {"Content-Type": "application/json"})
+        asyncio.run(addon.response(flow))
+    assert [json.loads(i.response["body"]["string"]) for i in cassette.load(path)] == ["new"]
 
 
 # --- the plugin's keys become the proxy's arguments ----------------------------------------

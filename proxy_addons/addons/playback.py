@@ -20,10 +20,9 @@ from mitmproxy import ctx, exceptions, http
 from proxy_addons.addons import flows
 from proxy_addons.cassette import echo as echoing
 from proxy_addons.cassette.cassette import Interaction
-from proxy_addons.cassette.matching import CassetteIndex, SentRequest
+from proxy_addons.cassette.matching import CassetteIndex, SentRequest, Shape
 from proxy_addons.cassette.on_miss import MISS_CODE, MISS_STATUS
 from proxy_addons.common.answered_by import AnsweredBy
-from proxy_addons.common.json_body import JsonBody
 from proxy_addons.graph.replies import Reply, error_reply, refresh_headers
 
 logger = logging.getLogger(__name__)
@@ -62,12 +61,14 @@ def miss_reply(
     index: CassetteIndex,
     method: str,
     uri: str,
-    body: JsonBody | bytes | None,
+    sent: Shape,
     request_headers: Mapping[str, str],
     request: SentRequest | None = None,
 ) -> Reply:
-    """Graph's error envelope for a request ``index`` has no recording of, saying why."""
-    miss = index.explain_miss(method, uri, body, request)
+    """Graph's error envelope for a request ``index`` has no recording of, saying why:
+    ``sent`` is the shape the lookup was given (headers included), so the miss explains
+    the very comparison that failed."""
+    miss = index.explain(sent, request)
     lead = "No recorded answer is left for" if miss.exhausted else "No recorded interaction matches"
     return error_reply(
         MISS_STATUS, MISS_CODE, f"{lead} {method} {uri}: {miss.explain()}.", request_headers
@@ -80,7 +81,7 @@ def answer_miss(flow: http.HTTPFlow, index: CassetteIndex) -> None:
     url = request.pretty_url
     headers = flows.request_headers(flow)
     sent = functools.partial(flows.vcr_request_of, flow)
-    reply = miss_reply(index, request.method, url, flows.body_of(flow), headers, sent)
+    reply = miss_reply(index, request.method, url, flows.shape_of(flow), headers, sent)
     flows.answer(flow, reply, by=AnsweredBy.MISS)
     logger.warning("cassette miss: %s %s", request.method, url)
 

@@ -43,6 +43,7 @@ from vcr.serializers import compat, yamlserializer
 
 from proxy_addons.cassette.bundled import bundled_cassettes  # noqa: F401 - its old address
 from proxy_addons.common import content_encoding
+from proxy_addons.common.brief import brief
 from proxy_addons.common.yaml_loading import (
     SAFE_LOADER,
     NotPlain,
@@ -810,11 +811,6 @@ ONE_LINE = r"^[^\r\n\x00]*$"
 LATIN_1_LINE = r"^[^\r\n\x00\u0100-\U0010ffff]*$"
 
 
-def _brief(value: Any) -> str:
-    shown = repr(value)
-    return shown if len(shown) <= 60 else shown[:57] + "..."
-
-
 def _as_list(value: Any) -> Any:
     """vcrpy writes a list per header; its reader takes a single value too."""
     return value if isinstance(value, list) else [value]
@@ -827,12 +823,12 @@ def _as_text_list(value: Any) -> Any:
 
 def _body(value: Any, *, kinds: tuple[type, ...]) -> Any:
     if value is not None and not isinstance(value, kinds):
-        raise ValueError(f"must be text, binary or null, got {_brief(value)}")
+        raise ValueError(f"must be text, binary or null, got {brief(value)}")
     if isinstance(value, str):
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
-            raise ValueError(f"must be UTF-8 text, got {_brief(value)}") from None
+            raise ValueError(f"must be UTF-8 text, got {brief(value)}") from None
     return value
 
 
@@ -846,7 +842,7 @@ def _absolute_url(value: str) -> str:
         except ValueError:
             absolute = False
     if not absolute:
-        raise ValueError(f"must be an absolute http(s) URL, got {_brief(value)}")
+        raise ValueError(f"must be an absolute http(s) URL, got {brief(value)}")
     return value
 
 
@@ -955,7 +951,7 @@ def _describe(error: ErrorDetails) -> str:
         expected = _PATTERN_MEANS.get(context.get("pattern"), error["msg"])
     else:
         expected = _EXPECTED.get(kind, error["msg"])
-    return expected if kind in _WITHOUT_INPUT else f"{expected}, got {_brief(error['input'])}"
+    return expected if kind in _WITHOUT_INPUT else f"{expected}, got {brief(error['input'])}"
 
 
 def _field_path(loc: list[int | str]) -> str:

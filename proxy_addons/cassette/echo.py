@@ -255,6 +255,8 @@ def read_sidecar(path: Path) -> Flags | None:
         return Flags.model_validate(json.loads(text))
     except ValueError as exc:  # JSONDecodeError and pydantic's ValidationError alike
         raise EchoError(f"{path}: {_problem(exc)}") from None
+    except RecursionError:  # Python's json reads nested arrays and objects by recursion
+        raise EchoError(f"{path}: not JSON this proxy reads: nested too deep") from None
 
 
 def _problem(exc: ValueError) -> str:

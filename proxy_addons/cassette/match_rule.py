@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from proxy_addons.cassette.json_paths import JsonPath, JsonPathError, parse_all, without
+from proxy_addons.common.brief import brief
 
 PLACEHOLDER_PREFIX = "<redacted"  # cassette.PLACEHOLDER_PREFIX, without importing vcrpy
 SIDECAR_SUFFIX = ".match.yaml"  # cassette.MATCH_FILE_SUFFIX: folders of cassettes skip it
@@ -97,6 +98,7 @@ class Shape(NamedTuple):
 
 
 _FIELD = {name: i for i, name in enumerate(Shape._fields)}
+VALUED = (Part.QUERY, Part.HEADERS)  # the key parts of (name, value) pairs
 _KEY_ORDER = (Part.METHOD, Part.SCHEME, Part.HOST, Part.PORT, Part.PATH, Part.QUERY, Part.HEADERS)
 
 Key = tuple[Any, ...]
@@ -118,6 +120,22 @@ def comparable_headers(headers: Any) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(found))
 
 
+def placeholder(value: str) -> bool:
+    """Whether a recorded value is a redaction placeholder, which matches any value."""
+    return value.startswith(PLACEHOLDER_PREFIX)
+
+
+def values_match(recorded: Any, sent: Any) -> bool:
+    """Whether a recorded query's or headers' pairs match the sent ones: the same names,
+    each recorded value the sent one or a redaction placeholder (a swept token, a redacted
+    Authorization), which matches any value there as it does in a body. The index finds
+    recordings by this, and a miss names a part only when this says it differs."""
+    return len(recorded) == len(sent) and all(
+        r_name == s_name and (r_value == s_value or placeholder(r_value))
+        for (r_name, r_value), (s_name, s_value) in zip(recorded, sent, strict=True)
+    )
+
+
 @dataclass(frozen=True)
 class Matcher:
     """A custom matcher: the name ``match_on`` gives it, the function, and where it lives."""
@@ -129,12 +147,20 @@ class Matcher:
     def failure(self, sent: Any, recorded: Any) -> str | None:
         """Why ``sent`` is not ``recorded`` for this matcher, or None when it matches: vcrpy's
         reading (``_evaluate_matcher``): None or a true value passes, False or an
-        AssertionError fails; anything else it raises is a bug and goes on up."""
+        AssertionError fails. Anything else it raises is a bug in it, which vcrpy would let
+        fail the test: MatchRuleError naming the matcher, never a match and never silence
+        (the index calls matchers as a cassette loads, where any other exception is one
+        mitmproxy logs and carries on from, serving no recordings)."""
         try:
             result = self.function(sent, recorded)
         except AssertionError as exc:
             said = " ".join(str(exc).split())  # one line: a miss is one line (vcrpy's diffs)
             return f"matcher {self.name} ({said})" if said else f"matcher {self.name}"
+        except Exception as exc:
+            said = " ".join(str(exc).split())
+            raise MatchRuleError(
+                f"matcher {self.name} ({self.spec}) raised {type(exc).__name__}: {said}"
+            ) from exc
         return None if result is None or result else f"matcher {self.name}"
 
 
@@ -278,7 +304,7 @@ class MatchRule:
         for part, have, want in zip(
             self._key_parts, self.key(recorded), self.key(sent), strict=True
         ):
-            if have == want:
+            if have == want or (part in VALUED and values_match(have, want)):
                 continue
             if part is Part.HEADERS:
                 named.append(f"headers ({_header_names(have, want)} differ)")
@@ -329,8 +355,15 @@ def _show(part: Any) -> str:
 
 
 def _header_names(recorded: tuple[tuple[str, str], ...], sent: tuple[tuple[str, str], ...]) -> str:
-    """The names of the headers in which two comparable header lists differ."""
-    differing = sorted({name for name, _ in set(recorded) ^ set(sent)})
+    """The names of the headers in which two comparable header lists differ (a redacted
+    recorded value differs from no value)."""
+    sides = (recorded, sent)
+    names = {name for name, _ in (*recorded, *sent)}
+    differing = [
+        name
+        for name in sorted(names)
+        if not values_match(*([pair for pair in side if pair[0] == name] for side in sides))
+    ]
     return ", ".join(differing)
 
 
@@ -363,6 +396,8 @@ def read_sidecar(path: Path) -> dict[str, Any]:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise MatchRuleError(f"{path}: cannot be read: {' '.join(str(exc).split())}") from None
+    except RecursionError:  # PyYAML composes nested collections by recursion
+        raise MatchRuleError(f"{path}: cannot be read: nested too deep") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -378,7 +413,7 @@ def read_sidecar(path: Path) -> dict[str, Any]:
         if key == "match_on" and isinstance(value, str):
             continue
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise MatchRuleError(f"{path}: {key} must be a list of strings, not {value!r}")
+            raise MatchRuleError(f"{path}: {key} must be a list of strings, not {brief(value)}")
     return data
 
 

@@ -27,7 +27,15 @@ from urllib.parse import urlsplit
 from vcr.request import Request
 
 from proxy_addons.cassette.cassette import PLACEHOLDER_PREFIX, Interaction, no_cyclic_gc
-from proxy_addons.cassette.match_rule import DEFAULT_RULE, Key, MatchRule, Part, Shape
+from proxy_addons.cassette.match_rule import (
+    DEFAULT_RULE,
+    VALUED,
+    Key,
+    MatchRule,
+    Shape,
+    placeholder,
+    values_match,
+)
 from proxy_addons.common import content_encoding
 from proxy_addons.common.json_body import JsonBody
 from proxy_addons.graph.routes import Route, normalise_query, parse
@@ -273,23 +281,17 @@ class Miss:
         return said
 
 
-def _placeholder(value: str) -> bool:
-    return value.startswith(PLACEHOLDER_PREFIX)
-
-
 class _Table:
     """One rule's hash table: buckets by the rule's key. Keys whose query or headers hold a
     redaction placeholder (a swept token, a redacted Authorization) are also found by
     everything but those values (``wild``): a placeholder there matches any value, as it
-    does in a body."""
+    does in a body (:func:`match_rule.values_match`)."""
 
     def __init__(self, rule: MatchRule) -> None:
         self.rule = rule
         self.buckets: dict[Key, _Bucket] = {}
         self.wild: dict[Key, list[Key]] = {}
-        self.valued = tuple(
-            at for at in (rule.position(Part.QUERY), rule.position(Part.HEADERS)) if at is not None
-        )
+        self.valued = tuple(at for at in map(rule.position, VALUED) if at is not None)
         # The same bytes are the same body under any ignored paths; not so for a matcher.
         self.verbatim = rule.compares_body and not rule.matchers
 
@@ -300,17 +302,18 @@ class _Table:
         )
 
     def is_wild(self, key: Key) -> bool:
-        return any(_placeholder(value) for at in self.valued for _, value in key[at])
+        return any(placeholder(value) for at in self.valued for _, value in key[at])
 
-    def wild_bucket(self, key: Key) -> _Bucket | None:
+    def found(self, key: Key) -> Iterator[_Bucket]:
+        """The buckets whose recorded key matches ``key``: its own, then every one whose
+        placeholders match its values, in recorded order (recordings made with several
+        tokens hold several placeholders: each is a candidate)."""
+        own = self.buckets.get(key)
+        if own is not None:
+            yield own
         for recorded in self.wild.get(self.without_values(key), ()) if self.wild else ():
-            if all(
-                r == s or _placeholder(r)
-                for at in self.valued
-                for (_, r), (_, s) in zip(recorded[at], key[at], strict=True)
-            ):
-                return self.buckets[recorded]
-        return None
+            if recorded != key and all(values_match(recorded[at], key[at]) for at in self.valued):
+                yield self.buckets[recorded]
 
 
 class CassetteIndex:
@@ -439,10 +442,15 @@ class CassetteIndex:
     ) -> Iterator[_Slot]:
         rule = table.rule
         key = rule.key(sent)
-        bucket = table.buckets.get(key) or (table.wild_bucket(key) if table.wild else None)
-        if bucket is None:
-            return
         body = rule.body(sent)
+        for bucket in table.found(key):
+            yield from self._bucket_candidates(table, bucket, body, raw, request)
+
+    @staticmethod
+    def _bucket_candidates(
+        table: _Table, bucket: _Bucket, body: Any, raw: bytes | None, request: SentRequest | None
+    ) -> Iterator[_Slot]:
+        rule = table.rule
         exact = bucket.verbatim.get(raw) if raw and table.verbatim else None
         if exact is None:
             exact = bucket.exact.get(None if body is None else canonical(body))
@@ -479,10 +487,10 @@ class CassetteIndex:
             first = first or slot
         return first.next() if first is not None and self.allow_repeats else None
 
-    def group(self, sent: Shape, request: SentRequest | None = None) -> Group | None:
-        """Which recorded request this one is, without playing an answer; None if none."""
-        slot = next(self._candidates(sent, None, request), None)
-        return slot.group if slot else None
+    def matched(self, sent: Shape, request: SentRequest | None = None) -> set[Group]:
+        """Every recorded request this one is (each whose answers :meth:`play` may give
+        it: several, where recordings hold placeholders), without playing an answer."""
+        return {slot.group for slot in self._candidates(sent, None, request)}
 
     def groups(self) -> list[Group]:
         """The group of each interaction, in the order they were added."""

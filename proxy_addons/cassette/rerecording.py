@@ -2,7 +2,7 @@
 
 The interactions a cassette held at start stay in the file until their request is recorded
 again; the first time it is, the rewrite that appends the new answer drops every old answer
-to the same request (the same request as replay matches it: one
+to the same request (every recording replay would answer it from: one
 :class:`~proxy_addons.cassette.matching.CassetteIndex` decides both), and nothing else.
 
 Which blocks are old is decided by identity, not position: other recorders (any number, in
@@ -58,17 +58,19 @@ class Rerecording:
         the file; ``request``, the request as vcrpy's, for a rule's custom matchers."""
         if not self._stale:
             return None
-        group = self._index.group(sent, request)
-        if group is None or group not in self._stale:
+        groups = self._index.matched(sent, request) & self._stale
+        if not groups:
             return None
 
         def keep(blocks: list[str]) -> list[str]:
             return [
-                b for b, old in zip(blocks, self._old_groups(blocks), strict=True) if old != group
+                b
+                for b, old in zip(blocks, self._old_groups(blocks), strict=True)
+                if old not in groups
             ]
 
         def committed() -> None:
-            self._stale.discard(group)
+            self._stale -= groups
 
         return Replacement(keep, committed)
 
