@@ -38,3 +38,23 @@ def test_record_always_carries_validation_with_its_mode(validate, setting):
     addons, settings = serving.assemble(args)
     assert Stage.VALIDATION in [stage_of(addon) for addon in addons]
     assert settings["graph_validate"] == setting
+
+
+class FailsToConfigure:
+    """An addon whose configure raises what mitmproxy logs and swallows (not OptionsError)."""
+
+    def configure(self, updated: set[str]) -> None:
+        raise RuntimeError("the cassette index could not be built")
+
+
+def test_an_addon_failing_while_the_proxy_is_set_up_stops_it_with_one_line(tmp_path):
+    import asyncio
+
+    from proxy_addons.common.usage import UsageError
+
+    args = commands.build_parser().parse_args(
+        ["replay", "--listen-port", "0", "--confdir", str(tmp_path), "--no-summary"]
+    )
+    addons, settings = serving.assemble(args)
+    with pytest.raises(UsageError, match=r"^cannot start: Addon error: the cassette index could"):
+        asyncio.run(serving.serve([*addons, FailsToConfigure()], settings, args))

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
+import logging
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -253,8 +255,9 @@ async def serve(
         proxy.addons.add(*(base_addons or mitmproxy_base)())
     announce = Announce(f"{args.listen_host}:{args.listen_port}", web=args.web)
     try:
-        proxy.addons.add(*addons, announce)
-        opts.update(connection_strategy="lazy", **settings)
+        with addon_errors_refused():
+            proxy.addons.add(*addons, announce)
+            opts.update(connection_strategy="lazy", **settings)
     except exceptions.OptionsError as exc:
         raise UsageError(str(exc)) from None
     # Everything built so far (modules, the cassettes just loaded: a 10,000-interaction one
@@ -278,6 +281,36 @@ async def serve(
             "use or not available; --web-port 0 takes a free port)"
         ) from None
     return announce.exit_code
+
+
+class _AddonErrors(logging.Handler):
+    """What mitmproxy's addon manager logs, and swallows, when an addon raises anything but
+    an ``OptionsError``: kept to be refused."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextlib.contextmanager
+def addon_errors_refused() -> Iterator[None]:
+    """Refuse to start (exit status 2, one line) when an addon failed while the proxy was set
+    up: mitmproxy logs such an error (unseen without ``--verbose``) and goes on, and a proxy
+    serving with an addon half-configured (a cassette not loaded, rules not read) would
+    answer as if nothing were wrong."""
+    handler = _AddonErrors()
+    log = logging.getLogger("mitmproxy.addonmanager")
+    log.addHandler(handler)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+    if handler.messages:
+        first = handler.messages[0].splitlines()[0] if handler.messages[0] else "addon error"
+        raise UsageError(f"cannot start: {first}")
 
 
 def _quiet_cancelled(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
