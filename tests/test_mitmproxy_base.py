@@ -37,6 +37,14 @@ LEFT_OUT: dict[str, tuple[str, ...]] = {
     "StickyCookie": ("stickycookie",),
     "Save": ("save_stream_file",),
     "SaveHar": ("hardump",),
+    "UpstreamAuth": ("upstream_auth",),
+}
+# Each default addon that acts only in a proxy mode our proxies never run (a command's mode is
+# regular, or reverse for ``simulate --reverse``, which keeps Alt-Svc rewriting).
+LEFT_OUT_OUTSIDE_THEIR_MODE = {
+    "DnsResolver": "dns",
+    "StripDnsHttpsRecords": "dns",
+    "UpdateAltSvc": "reverse",
 }
 
 
@@ -59,7 +67,8 @@ def defaults_of(addon: Any) -> dict[str, Any]:
 def test_the_command_runs_every_default_addon_except_those_switched_off_by_default():
     default = names(addons.default_addons())
     ours = names(serving.mitmproxy_base())
-    assert [name for name in default if name not in LEFT_OUT] == ours  # same order, too
+    left_out = {*LEFT_OUT, *LEFT_OUT_OUTSIDE_THEIR_MODE}
+    assert [name for name in default if name not in left_out] == ours  # same order, too
     assert "Onboarding" in ours and "Block" in ours and "DisableH2C" in ours
 
 
@@ -86,3 +95,9 @@ def test_clients_still_get_the_ca_from_mitm_it_through_the_proxy(start_proxy, cl
     answer = client_for(proxy).get("http://mitm.it/cert/pem")
     assert answer.status_code == 200
     assert answer.content == proxy.ca.read_bytes()
+
+
+def test_only_a_reverse_proxy_rewrites_alt_svc_and_no_proxy_of_ours_runs_dns():
+    reverse = names(serving.mitmproxy_base(reverse=True))
+    assert "UpdateAltSvc" in reverse and "UpdateAltSvc" not in names(serving.mitmproxy_base())
+    assert not {"DnsResolver", "StripDnsHttpsRecords"} & set(reverse)

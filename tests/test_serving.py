@@ -58,3 +58,17 @@ def test_an_addon_failing_while_the_proxy_is_set_up_stops_it_with_one_line(tmp_p
     addons, settings = serving.assemble(args)
     with pytest.raises(UsageError, match=r"^cannot start: Addon error: the cassette index could"):
         asyncio.run(serving.serve([*addons, FailsToConfigure()], settings, args))
+
+
+@pytest.mark.parametrize(
+    ("extra", "summarised"),
+    [
+        ((), True),
+        (("--no-summary",), False),
+        (("--no-summary", "--summary-json", "s.json"), True),
+        (("--no-summary", "--summary-markdown", "s.md"), True),
+        (("--no-summary", "--permissions-report"), True),
+    ],
+)
+def test_the_summary_is_in_the_chain_only_when_something_of_it_is_asked(extra, summarised):
+    assert (Stage.SUMMARY in stages("replay", *extra)) is summarised

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import signal
@@ -38,6 +39,7 @@ from proxy_addons.addons.unreachable_upstream import UnreachableUpstream
 from proxy_addons.addons.validation_report import Validation
 from proxy_addons.cassette.on_miss import OnMiss
 from proxy_addons.cli import web_ui
+from proxy_addons.common.option_table import declared
 from proxy_addons.common.option_table import settings as option_settings
 from proxy_addons.common.usage import USAGE_ERROR, UsageError
 from proxy_addons.graph.validate_mode import ValidateMode
@@ -113,15 +115,26 @@ def common_addons(args: argparse.Namespace) -> tuple[list[Any], list[Any], dict[
     Bad rules are refused by the addon's ``configure`` (exit status 2, one line). The summary
     last: it counts each flow once the others have done their work on it.
     """
-    from proxy_addons.addons.summary import Summary  # rich: only for proxies that print a summary
-
-    settings = {**fault_settings(args), **option_settings(args, SUMMARY)}
+    settings = fault_settings(args)
     first = [Gate(), ControlEndpoint(), RequestChecks(), ETagTracker(), FaultInjector(), Batching()]
     if args.guidance:  # only in the chain when asked: each addon costs every request a dispatch
         from proxy_addons.addons.guidance import Guidance
 
         first.append(Guidance())
-    return first, [Summary()], settings
+    last: list[Any] = []
+    summary = option_settings(args, SUMMARY)
+    if summary_wanted(summary):  # likewise: --no-summary and no report asked, no summary
+        from proxy_addons.addons.summary import Summary  # rich: only where a summary is made
+
+        last.append(Summary())
+        settings |= summary
+    return first, last, settings
+
+
+def summary_wanted(settings: dict[str, Any]) -> bool:
+    """Whether the summary's settings ask for anything: the table (on unless --no-summary),
+    its JSON or Markdown, or the permissions report."""
+    return any(settings.get(row.name, row.default) for row in declared(SUMMARY))
 
 
 def fault_settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -139,50 +152,43 @@ MODES: dict[str, ModeBuilder] = {
 # --- running a proxy ----------------------------------------------------------------------
 
 
-def mitmproxy_base(*, onboarding: bool = True) -> list[Any]:
+def mitmproxy_base(*, onboarding: bool = True, reverse: bool = False) -> list[Any]:
     """mitmproxy's own addons that our proxies use, in mitmproxy's order.
 
     mitmproxy calls every addon of its chain for every hook of every flow (eight per
     request), and each costs about as much as a small hook does, whatever it does: about a
     third of mitmdump's own CPU per request goes to handing hooks out. mitmproxy's user
     features (scripts, saving, replaying and rewriting flows, cookies, anti-cache, proxy
-    auth, the export and cut commands) are off unless one of their options is set, and no
-    command of ours sets them, so they are left out. What a proxy does with its default
-    options stays: the proxy server, TLS, DNS, ``block_global``, h2c refusal, Alt-Svc in
-    reverse mode, ``upstream_auth``, and (for the command, not the pytest plugin's proxy)
-    the ``mitm.it`` page that hands clients the CA. The web view keeps all of mitmweb's,
-    whose options a user can set in it.
+    auth, upstream proxy auth, the export and cut commands) are off unless one of their
+    options is set, and no command of ours sets them, so they are left out; so are those that
+    act only in a mode our proxies never run: DNS (the resolver, HTTPS records stripped) and,
+    but for ``simulate --reverse``, Alt-Svc rewriting in reverse mode. What a proxy does in
+    its modes with its default options stays: the proxy server, TLS, ``block_global``, h2c
+    refusal, and (for the command, not the pytest plugin's proxy) the ``mitm.it`` page that
+    hands clients the CA. The web view keeps all of mitmweb's, whose options a user can set
+    in it.
     """
-    from mitmproxy.addons import (
-        block,
-        core,
-        disable_h2c,
-        dns_resolver,
-        next_layer,
-        proxyserver,
-        strip_dns_https_records,
-        tlsconfig,
-        update_alt_svc,
-        upstream_auth,
-    )
+    from mitmproxy.addons import block, core, disable_h2c, next_layer, proxyserver, tlsconfig
 
     welcome = []
     if onboarding:  # flask: only where it is served
         from mitmproxy.addons.onboarding import Onboarding
 
         welcome = [Onboarding()]
+    alt_svc = []
+    if reverse:
+        from mitmproxy.addons.update_alt_svc import UpdateAltSvc
+
+        alt_svc = [UpdateAltSvc()]
     return [
         core.Core(),
         block.Block(),
-        strip_dns_https_records.StripDnsHttpsRecords(),
         disable_h2c.DisableH2C(),
         *welcome,
         proxyserver.Proxyserver(),
-        dns_resolver.DnsResolver(),
         next_layer.NextLayer(),
         tlsconfig.TlsConfig(),
-        upstream_auth.UpstreamAuth(),
-        update_alt_svc.UpdateAltSvc(),
+        *alt_svc,
     ]
 
 
@@ -252,7 +258,8 @@ async def serve(
         addons = [*addons, WebTags()]  # last: it reports what the others did to each flow
     else:
         proxy = master.Master(opts, with_termlog=args.verbose)
-        proxy.addons.add(*(base_addons or mitmproxy_base)())
+        reverse = any(str(mode).startswith("reverse:") for mode in settings.get("mode", ()))
+        proxy.addons.add(*(base_addons or functools.partial(mitmproxy_base, reverse=reverse))())
     announce = Announce(f"{args.listen_host}:{args.listen_port}", web=args.web)
     try:
         with addon_errors_refused():
