@@ -70,6 +70,7 @@ from proxy_addons.common.option_table import declared, flagged, path_argument
 from proxy_addons.common.usage import USAGE_ERROR, UsageError
 from proxy_addons.graph.replies import BAD_REQUEST, error_reply
 from proxy_addons.options.commands import command_options
+from proxy_addons.options.proxy import GUIDANCE_FLAG, PERMISSIONS_REPORT
 from proxy_addons.options.replay import REPLAY
 from proxy_addons.testing.call_assertions import Recorded
 from proxy_addons.testing.journal import FAILING, Call, journal_headers, parsed_body
@@ -504,12 +505,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="at exit, write the summary of every test served as JSON into DIR (the pytest "
         "plugin's --graph-summary-markdown merges them)",
     )
-    parser.add_argument(
-        "--permissions-report", action="store_true", help="with the least-privilege report"
-    )
-    parser.add_argument(
-        "--guidance", action="store_true", help="note and count what Graph recommends"
-    )
+    # The run's reports, as the command takes them (a test's session may not ask for them).
+    cli.add_option_arguments(parser, (PERMISSIONS_REPORT, GUIDANCE_FLAG))
     try:
         args = parser.parse_args(argv)
         root = Path(args.session_root).expanduser()
