@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from fault_chain import FakeTime
 from helpers import WORK_TENANT, graph_flow, jwt
 from mitmproxy import http
 from mitmproxy.test import taddons
@@ -121,26 +122,14 @@ def test_slow_body_cuts_a_body_into_near_equal_pieces_none_empty():
 # --- the injector carrying them out -------------------------------------------------------
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeTime:
+    return FakeTime()
 
 
 @pytest.fixture
 def injector(clock):
-    addon = FaultInjector(clock=clock, sleep=clock.sleep)
+    addon = FaultInjector(clock=clock.clock, sleep=clock.sleep)
     with taddons.context(addon) as tctx:
 
         def configure(*specs: str, **options):
@@ -207,7 +196,7 @@ def test_ratelimit_lets_later_rules_run_on_what_it_lets_through(injector):
 
 def test_ratelimit_draws_repeat_under_a_seed(clock):
     def run(seed: int) -> list[int]:
-        addon = FaultInjector(clock=clock, sleep=clock.sleep)
+        addon = FaultInjector(clock=clock.clock, sleep=clock.sleep)
         with taddons.context(addon) as tctx:
             tctx.configure(
                 addon, graph_faults=["ratelimit:limit=2,window=5,rate=0.5"], graph_fault_seed=seed
@@ -225,7 +214,7 @@ def test_ratelimit_draws_repeat_under_a_seed(clock):
 def test_latency_distributions_sleep_what_the_seeded_stream_draws(clock):
     def slept(seed: int) -> list[float]:
         clock.slept.clear()
-        addon = FaultInjector(clock=clock, sleep=clock.sleep)
+        addon = FaultInjector(clock=clock.clock, sleep=clock.sleep)
         with taddons.context(addon) as tctx:
             spec = "latency:dist=lognormal,median=100,p99=1000"
             tctx.configure(addon, graph_faults=[spec], graph_fault_seed=seed)
