@@ -110,6 +110,13 @@ def run_cli(
     )
 
 
+def recorder_over_emulator(start_proxy: Any, cassette: Path, *args: str) -> RunningProxy:
+    """A ``record`` proxy into ``cassette`` whose upstream is ``simulate --reverse`` (the
+    emulator as Graph itself), started with the ``start_proxy`` fixture; ``args`` its own."""
+    upstream = start_proxy("simulate", "--reverse")
+    return start_proxy("record", "--cassette", str(cassette), "--upstream", upstream.url, *args)
+
+
 def assert_one_line_error(result: subprocess.CompletedProcess[str], starts: str) -> str:
     """Exit status 2 with exactly one stderr line starting with ``starts``, no traceback and
     no proxy started; returns that line for further checks."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import assert_one_line_error, jwt, run_cli
+from helpers import assert_one_line_error, jwt, recorder_over_emulator, run_cli
 from msgraph_core import GraphClientFactory
 from vcr.request import Request
 
@@ -316,14 +316,10 @@ def test_faults_apply_in_simulate_mode_and_learn_the_emulators_etags(
 
 
 def test_faults_apply_in_record_mode_and_are_never_recorded(start_proxy, client_for, tmp_path):
-    upstream = start_proxy("simulate", "--reverse")
     recorded, summary = tmp_path / "recorded.yaml", tmp_path / "summary.json"
-    proxy = start_proxy(
-        "record",
-        "--cassette",
-        str(recorded),
-        "--upstream",
-        upstream.url,
+    proxy = recorder_over_emulator(
+        start_proxy,
+        recorded,
         "--fault",
         "throttle:times=1",
         "--summary-json",

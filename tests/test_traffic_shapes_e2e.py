@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 import requests
-from helpers import WORK_TENANT, jwt
+from helpers import WORK_TENANT, jwt, recorder_over_emulator
 from msgraph_core import GraphClientFactory
 
 from proxy_addons.addons import control_rules
@@ -130,14 +130,10 @@ def test_msgraph_core_retry_handler_waits_out_the_window_and_succeeds(start_prox
 def test_record_mode_answers_carry_the_headers_and_the_cassette_keeps_none(
     start_proxy, client_for, tmp_path
 ):
-    upstream = start_proxy("simulate", "--reverse")
     recorded = tmp_path / "recorded.yaml"
-    proxy = start_proxy(
-        "record",
-        "--cassette",
-        str(recorded),
-        "--upstream",
-        upstream.url,
+    proxy = recorder_over_emulator(
+        start_proxy,
+        recorded,
         "--fault",
         "ratelimit:limit=10,cost=create:4",
     )
@@ -266,14 +262,10 @@ def test_over_plain_http_the_body_arrives_piece_by_piece(start_proxy):
 
 
 def test_slow_body_paces_an_upstream_answer_in_record_mode(start_proxy, client_for, tmp_path):
-    upstream = start_proxy("simulate", "--reverse")
     recorded = tmp_path / "recorded.yaml"
-    proxy = start_proxy(
-        "record",
-        "--cassette",
-        str(recorded),
-        "--upstream",
-        upstream.url,
+    proxy = recorder_over_emulator(
+        start_proxy,
+        recorded,
         "--fault",
         "slow-body:ms=1000,chunks=2",
     )
