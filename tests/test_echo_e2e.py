@@ -316,3 +316,32 @@ def test_plain_vcrpy_keeps_an_interactions_echo_settings_when_it_writes_the_cass
     )
     (interaction,) = yaml.safe_load(written)["interactions"]
     assert interaction["response"][KEY] == {"templates": True}
+
+
+@pytest.mark.e2e
+def test_an_echoed_answer_in_record_mode_new_episodes_leaves_the_cassette_byte_for_byte(
+    start_proxy, tmp_path
+):
+    """An adversary's try: the client's own values echoed by a recorder that replays must
+    never reach the cassette, nor make it record the create again (nothing goes upstream)."""
+    copy = tmp_path / "create.yaml"
+    copy.write_bytes((BUNDLED / "create-virtualappointment-users.yaml").read_bytes())
+    before = copy.read_bytes()
+    proxy = start_proxy(
+        "record",
+        "--cassette",
+        str(copy),
+        "--record-mode",
+        "new_episodes",
+        "--upstream",
+        "http://127.0.0.1:9",  # nothing listens: a forward would be a 502, not the 201
+        *(a for name in ECHOED for a in ("--ignore-json-path", f"$.{name}")),
+        *(a for name in ECHOED for a in ("--echo", name)),
+    )
+    verify = ssl.create_default_context(cafile=str(proxy.ca))
+    with httpx.Client(proxy=proxy.url, verify=verify, timeout=30) as client:
+        response = client.put(USERS, json=MINE)
+    assert proxy.stop() == 0
+    assert response.status_code == 201
+    assert response.json()["externalAppointmentId"] == MINE["externalAppointmentId"]
+    assert copy.read_bytes() == before
